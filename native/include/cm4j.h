@@ -1,0 +1,118 @@
+/*
+ * cm4j: the flat C API of the UNet executor.
+ *
+ * Opaque handles, create/destroy pairs, int status codes and a thread-local last-error
+ * string. No C++ type, exception, abort() or exit() crosses this boundary: every failure
+ * is a status code plus a message readable with cm4j_last_error().
+ *
+ * Life of an engine:
+ *   cm4j_unet_create(config_json, "cpu", CM4J_F32, &unet)
+ *   cm4j_unet_bind(...) once per named weight, or cm4j_unet_bind_synth(unet, seed)
+ *   cm4j_unet_finalize(unet)      checks missing/unexpected/mis-shaped keys, packs weights
+ *   cm4j_unet_forward(...)        any number of times, from any thread
+ *   cm4j_unet_destroy(unet)
+ */
+#ifndef CM4J_H
+#define CM4J_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Status codes. Keep in sync with io.cm4j.ErrorCode. */
+#define CM4J_OK 0
+#define CM4J_ERR_INVALID_ARGUMENT 1 /* a caller-supplied value is wrong (shape, label, ...) */
+#define CM4J_ERR_UNSUPPORTED 2      /* a config key/value outside the supported family */
+#define CM4J_ERR_WEIGHTS 3          /* missing, unexpected or mis-shaped weights */
+#define CM4J_ERR_OUT_OF_MEMORY 4
+#define CM4J_ERR_DEVICE 5           /* device unavailable or a device call failed */
+#define CM4J_ERR_STATE 6            /* call out of order (forward before finalize, ...) */
+#define CM4J_ERR_INTERNAL 7
+
+/* Element types of bound weights and of the compute mode. */
+#define CM4J_F32 0
+#define CM4J_F16 1
+#define CM4J_BF16 2
+
+#if defined(__GNUC__)
+#define CM4J_API __attribute__((visibility("default")))
+#else
+#define CM4J_API
+#endif
+
+typedef struct cm4j_unet cm4j_unet;
+
+/* Message of the last failed call on this thread ("" when none). */
+CM4J_API const char *cm4j_last_error(void);
+
+/* Library version string, e.g. "0.1.0". */
+CM4J_API const char *cm4j_version(void);
+
+/* Number of usable CUDA devices; 0 with a message in cm4j_last_error() when none
+ * (no driver, no device, or the library was built without CUDA). */
+CM4J_API int cm4j_cuda_device_count(void);
+
+/* Fills out[0..n) with synth-v1 weights for the named parameter (see golden README). */
+CM4J_API int cm4j_synth_v1(const char *name, const int64_t *shape, int ndim, uint64_t seed, float *out,
+                  int64_t n);
+
+/* Parses a diffusers UNet2DModel config.json text and builds the execution plan.
+ * device: "cpu", "cuda" or "cuda:N". dtype: compute/storage mode, CM4J_F32 on the CPU. */
+CM4J_API int cm4j_unet_create(const char *config_json, const char *device, int dtype, cm4j_unet **out);
+
+/* Idempotent on NULL. */
+CM4J_API void cm4j_unet_destroy(cm4j_unet *unet);
+
+/* Expected parameters of the model, in state-dict order. Shapes have at most 4 dims. */
+CM4J_API int cm4j_unet_param_count(const cm4j_unet *unet);
+CM4J_API const char *cm4j_unet_param_name(const cm4j_unet *unet, int index);
+CM4J_API int cm4j_unet_param_shape(const cm4j_unet *unet, int index, int64_t *shape_out /*[4]*/);
+
+/* Model facts the Java side validates inputs against. */
+CM4J_API int cm4j_unet_in_channels(const cm4j_unet *unet);
+CM4J_API int cm4j_unet_out_channels(const cm4j_unet *unet);
+CM4J_API int cm4j_unet_sample_size(const cm4j_unet *unet);
+CM4J_API int cm4j_unet_num_class_embeds(const cm4j_unet *unet); /* 0 for unconditional models */
+
+/* Binds one named tensor. data holds nbytes of little-endian dtype elements, row-major.
+ * The data is copied (converted to the engine's storage type); the caller may free it after.
+ * Name or shape problems are collected and reported together by cm4j_unet_finalize. */
+CM4J_API int cm4j_unet_bind(cm4j_unet *unet, const char *name, int dtype, const int64_t *shape, int ndim,
+                   const void *data, int64_t nbytes);
+
+/* Binds every parameter with synth-v1 weights for the given seed. */
+CM4J_API int cm4j_unet_bind_synth(cm4j_unet *unet, uint64_t seed);
+
+/* Checks that every parameter is bound exactly once with the right shape, reporting every
+ * missing, unexpected and mis-shaped key in one message; then packs weights for the backend. */
+CM4J_API int cm4j_unet_finalize(cm4j_unet *unet);
+
+/* One UNet forward pass.
+ *   sample       [batch, in_channels, sample_size, sample_size] f32
+ *   timestep     [batch] f32
+ *   class_labels [batch] i64, NULL for unconditional models
+ *   out          [batch, out_channels, sample_size, sample_size] f32
+ * Thread-safe: concurrent calls on one engine are serialized. */
+CM4J_API int cm4j_unet_forward(cm4j_unet *unet, int batch, const float *sample, const float *timestep,
+                      const int64_t *class_labels, float *out);
+
+/* Debug taps: when enabled, the next forward passes keep the intermediate outputs the golden
+ * files record (tap.time_embedding, tap.conv_in, tap.down_blocks.N, ...). */
+CM4J_API int cm4j_unet_set_capture_taps(cm4j_unet *unet, int enable);
+CM4J_API int cm4j_unet_tap_count(const cm4j_unet *unet);
+CM4J_API const char *cm4j_unet_tap_name(const cm4j_unet *unet, int index);
+/* Returns ndim (<= 4) and fills shape_out; -1 on error. */
+CM4J_API int cm4j_unet_tap_shape(const cm4j_unet *unet, int index, int64_t *shape_out /*[4]*/);
+CM4J_API int cm4j_unet_tap_copy(const cm4j_unet *unet, int index, float *dst, int64_t n);
+
+/* Bytes held by the engine: packed weights, and the activation arena of the last batch size. */
+CM4J_API int64_t cm4j_unet_weight_bytes(const cm4j_unet *unet);
+CM4J_API int64_t cm4j_unet_arena_bytes(const cm4j_unet *unet);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CM4J_H */

@@ -1,0 +1,150 @@
+// The operations a backend executes. The plan (plan.h) is a list of these calls with fixed
+// shapes; the CPU backend (cpu/) is the numerical reference, the CUDA backend (cuda/) the
+// fast path. All activations are float32 NCHW in this interface; a backend may store
+// weights however it likes (packed, converted) behind its Weight handle.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace cm4j {
+
+// Backend calls return this; ok() or an error message that already says what failed.
+struct Status {
+  int code = 0;  // a CM4J_* status code
+  std::string message;
+  bool ok() const { return code == 0; }
+  static Status Ok() { return {}; }
+};
+
+// A weight prepared for one backend (packed for GEMM, uploaded to the device, ...).
+struct Weight {
+  virtual ~Weight() = default;
+  virtual size_t bytes() const = 0;
+};
+
+// y = conv(cat(src1, src2)) + bias + bias_bc, then (+ residual) * out_scale.
+struct ConvParams {
+  int batch = 1;
+  int c_in1 = 0, c_in2 = 0;  // channels read from src1 and from src2 (0: no second source)
+  int h_in = 0, w_in = 0;    // spatial size of the sources
+  int c_out = 0;
+  int kernel = 3;            // 1 or 3 (square)
+  int stride = 1;            // 1 or 2
+  int pad = 1;               // zero padding on every side
+  bool upsample = false;     // nearest 2x of the sources before the conv (fused gather)
+  float out_scale = 1.0f;
+  int h_out() const { return ((upsample ? 2 * h_in : h_in) + 2 * pad - kernel) / stride + 1; }
+  int w_out() const { return ((upsample ? 2 * w_in : w_in) + 2 * pad - kernel) / stride + 1; }
+};
+
+struct ConvArgs {
+  const float* src1 = nullptr;     // [B, c_in1, h_in, w_in]
+  const float* src2 = nullptr;     // [B, c_in2, h_in, w_in] or null
+  const Weight* weight = nullptr;  // from prepare_conv
+  const float* bias = nullptr;     // [c_out] or null
+  const float* bias_bc = nullptr;  // [B, c_out] per-image bias (time embedding) or null
+  const float* residual = nullptr; // [B, c_out, h_out, w_out] or null; may not alias dst
+  float* dst = nullptr;            // [B, c_out, h_out, w_out]
+};
+
+// y = groupnorm(x) * gamma + beta; then y * (1 + scale) + shift when scale/shift are given;
+// then SiLU when silu. Statistics in float32 over (C/groups) * HW values per (b, group).
+struct GroupNormParams {
+  int batch = 1, channels = 0, hw = 0, groups = 32;
+  float eps = 1e-5f;
+  bool silu = false;
+};
+
+struct GroupNormArgs {
+  // [B, C, HW] channels 0..c1 come from x and c1..C from x2 when x2 is set: the up path's
+  // cat(h, skip) is normalized straight from its two halves, never copied.
+  const float* x = nullptr;      // [B, c1 or C, HW]
+  const float* x2 = nullptr;     // [B, C - c1, HW] or null
+  int c1 = 0;                    // channels read from x when x2 is set
+  const float* gamma = nullptr;  // [C]
+  const float* beta = nullptr;   // [C]
+  const float* scale = nullptr;  // [B, C] (row stride scale_stride) or null
+  const float* shift = nullptr;  // [B, C] (row stride scale_stride) or null
+  int scale_stride = 0;          // elements between batch rows of scale/shift
+  float* y = nullptr;            // [B, C, HW]; may alias x
+};
+
+// Multi-head softmax attention over the spatial positions, channels-first layout:
+// qkv [B, 3C, HW] holds q (channels 0..C), k (C..2C), v (2C..3C); head h uses channels
+// h*dim_head..(h+1)*dim_head of each. out[b, c, i] = sum_j softmax_j(q_i.k_j * scale) v[c, j].
+struct AttentionParams {
+  int batch = 1, channels = 0, hw = 0, heads = 1, dim_head = 0;
+  float scale = 1.0f;  // dim_head^-0.5
+};
+
+struct AttentionArgs {
+  const float* qkv = nullptr;  // [B, 3C, HW]
+  float* out = nullptr;        // [B, C, HW]
+};
+
+// y[m, n] = sum_k x[m, k] * w[n, k] + bias[n], with SiLU applied to x first when silu_input.
+// w is in torch nn.Linear layout [N, K]. Used by the small time-embedding path.
+struct LinearParams {
+  int m = 0, n = 0, k = 0;
+  bool silu_input = false;
+  bool silu_output = false;
+};
+
+struct LinearArgs {
+  const float* x = nullptr;  // [M, K]
+  const Weight* weight = nullptr;  // from prepare_linear
+  const float* bias = nullptr;     // [N] or null
+  float* y = nullptr;              // [M, N]
+  const float* add = nullptr;      // [M, N] added to y, or null (class embedding)
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+
+  // Device memory for activations and per-model constants (bias, norm affine, ...).
+  virtual Status alloc(size_t bytes, float** out) = 0;
+  virtual void free(float* p) = 0;
+  virtual Status upload(float* dst, const float* src, size_t count) = 0;
+  virtual Status download(float* dst, const float* src, size_t count) = 0;
+
+  // Weight preparation, once at load. Layouts are torch's.
+  //   conv:   [c_out, c_in, k, k]       linear: [n, k]
+  virtual Status prepare_conv(const float* w, int c_out, int c_in, int kernel,
+                              std::unique_ptr<Weight>* out) = 0;
+  virtual Status prepare_linear(const float* w, int n, int k, std::unique_ptr<Weight>* out) = 0;
+
+  virtual Status conv2d(const ConvParams& p, const ConvArgs& a) = 0;
+  virtual Status group_norm(const GroupNormParams& p, const GroupNormArgs& a) = 0;
+  virtual Status attention(const AttentionParams& p, const AttentionArgs& a) = 0;
+  virtual Status linear(const LinearParams& p, const LinearArgs& a) = 0;
+
+  // [B, C, H, W] -> [B, C, H/2, W/2], mean of each 2x2 window.
+  virtual Status avg_pool2(const float* x, float* y, int batch, int channels, int h, int w) = 0;
+  // [B, C, H, W] -> [B, C, 2H, 2W], nearest neighbour.
+  virtual Status upsample_nearest2(const float* x, float* y, int batch, int channels, int h,
+                                   int w) = 0;
+  // Sinusoidal timestep embedding as diffusers' get_timestep_embedding:
+  // t [B] -> emb [B, dim]; exponent = -ln(10000) * i / (dim/2 - freq_shift);
+  // [sin, cos] or [cos, sin] when flip_sin_to_cos.
+  virtual Status timestep_embedding(const float* t, float* emb, int batch, int dim,
+                                    bool flip_sin_to_cos, float freq_shift) = 0;
+  // rows[b, :] = table[labels[b], :]; labels already validated. labels is host memory.
+  virtual Status embedding_lookup(const float* table, const int64_t* labels, float* rows,
+                                  int batch, int dim) = 0;
+
+  // Waits for queued work (no-op on the CPU).
+  virtual Status synchronize() = 0;
+};
+
+std::unique_ptr<Backend> make_cpu_backend(int threads /* 0: all cores */);
+// Null with a message in *error when CUDA is unavailable or the library has no CUDA.
+std::unique_ptr<Backend> make_cuda_backend(int device, int dtype, std::string* error);
+// Usable CUDA devices; 0 with the reason in *error (no driver, no device, no CUDA build).
+int cuda_device_count(std::string* error);
+
+}  // namespace cm4j

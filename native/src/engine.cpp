@@ -1,0 +1,335 @@
+// The C API (cm4j.h): validates arguments, turns C++ failures into status codes plus a
+// thread-local message, and serializes forward passes per engine.
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "cm4j.h"
+#include "synth.h"
+#include "unet_config.h"
+#include "unet_graph.h"
+#include "weights.h"
+
+struct cm4j_unet {
+  cm4j::UNetConfig config;
+  std::unique_ptr<cm4j::Backend> backend;
+  std::unique_ptr<cm4j::WeightStore> weights;
+  std::mutex mutex;  // one forward pass at a time: they share the arena
+  // The plan of the last (batch, capture) used, and its arena.
+  std::unique_ptr<cm4j::Plan> plan;
+  int plan_batch = 0;
+  bool plan_capture = false;
+  float* arena = nullptr;
+  size_t arena_floats = 0;
+  bool capture_taps = false;
+  std::vector<cm4j::Tap> taps;
+};
+
+namespace {
+
+thread_local std::string last_error;
+
+int fail(int code, const std::string& message) {
+  last_error = message;
+  return code;
+}
+int fail(const cm4j::Status& s) { return fail(s.code, s.message); }
+
+// Runs fn, turning any escaping C++ exception into a status: nothing unwinds into the JVM.
+template <typename Fn>
+int guarded(Fn fn) {
+  try {
+    return fn();
+  } catch (const std::bad_alloc&) {
+    return fail(CM4J_ERR_OUT_OF_MEMORY, "out of host memory");
+  } catch (const std::exception& e) {
+    return fail(CM4J_ERR_INTERNAL, std::string("internal error: ") + e.what());
+  } catch (...) {
+    return fail(CM4J_ERR_INTERNAL, "internal error");
+  }
+}
+
+bool parse_device(const char* device, bool* cuda, int* index) {
+  std::string d = device ? device : "cpu";
+  *cuda = false;
+  *index = 0;
+  if (d == "cpu") return true;
+  if (d == "cuda") return *cuda = true;
+  if (d.rfind("cuda:", 0) != 0 || d.size() == 5 || d.size() > 8) return false;
+  for (size_t i = 5; i < d.size(); ++i)
+    if (d[i] < '0' || d[i] > '9') return false;
+  *cuda = true;
+  *index = std::stoi(d.substr(5));
+  return true;
+}
+
+int element_size(int dtype) { return dtype == CM4J_F32 ? 4 : 2; }
+
+std::vector<float> to_float(int dtype, const void* data, int64_t n) {
+  std::vector<float> out(static_cast<size_t>(n));
+  if (dtype == CM4J_F32) {
+    std::memcpy(out.data(), data, static_cast<size_t>(n) * 4);
+    return out;
+  }
+  const auto* h = static_cast<const uint16_t*>(data);
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = dtype == CM4J_F16 ? cm4j::half_to_float(h[i]) : cm4j::bfloat16_to_float(h[i]);
+  return out;
+}
+
+int check_ready(const cm4j_unet* u) {
+  if (!u) return fail(CM4J_ERR_INVALID_ARGUMENT, "engine handle is null");
+  if (!u->weights->finalized())
+    return fail(CM4J_ERR_STATE, "weights are not finalized: bind every weight, then finalize");
+  return CM4J_OK;
+}
+
+// Builds the plan for (batch, capture) unless it is the cached one, and sizes the arena.
+int prepare_plan(cm4j_unet* u, int batch) {
+  if (u->plan && u->plan_batch == batch && u->plan_capture == u->capture_taps) return CM4J_OK;
+  auto plan = std::make_unique<cm4j::Plan>();
+  std::vector<cm4j::ParamSpec> specs;
+  std::vector<cm4j::Tap> taps;
+  cm4j::GraphOptions opts{batch, u->capture_taps};
+  cm4j::Status s = cm4j::build_unet(u->config, u->weights.get(), opts, &specs, plan.get(), &taps);
+  if (!s.ok()) return fail(s);
+  if (plan->arena_floats() > u->arena_floats) {
+    if (u->arena) u->backend->free(u->arena);
+    u->arena = nullptr;
+    u->arena_floats = 0;
+    s = u->backend->alloc(plan->arena_floats() * sizeof(float), &u->arena);
+    if (!s.ok()) return fail(s);
+    u->arena_floats = plan->arena_floats();
+  }
+  u->plan = std::move(plan);
+  u->plan_batch = batch;
+  u->plan_capture = u->capture_taps;
+  u->taps = std::move(taps);
+  return CM4J_OK;
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* cm4j_last_error(void) { return last_error.c_str(); }
+
+const char* cm4j_version(void) { return "0.1.0"; }
+
+int cm4j_cuda_device_count(void) {
+  return guarded([] {
+    std::string error;
+    int n = cm4j::cuda_device_count(&error);
+    if (n == 0) last_error = error;
+    return n;
+  });
+}
+
+int cm4j_synth_v1(const char* name, const int64_t* shape, int ndim, uint64_t seed, float* out,
+                  int64_t n) {
+  if (!name || (!shape && ndim > 0) || !out || ndim < 0 || ndim > 8)
+    return fail(CM4J_ERR_INVALID_ARGUMENT, "synth_v1: invalid arguments");
+  std::vector<int64_t> dims(shape, shape + ndim);
+  int64_t numel = 1;
+  for (int64_t d : dims) numel *= d;
+  if (numel != n) return fail(CM4J_ERR_INVALID_ARGUMENT, "synth_v1: output size does not match shape");
+  cm4j::synth_v1_fill(name, dims, seed, out);
+  return CM4J_OK;
+}
+
+int cm4j_unet_create(const char* config_json, const char* device, int dtype, cm4j_unet** out) {
+  return guarded([&] {
+    if (!out) return fail(CM4J_ERR_INVALID_ARGUMENT, "output handle pointer is null");
+    *out = nullptr;
+    if (!config_json) return fail(CM4J_ERR_INVALID_ARGUMENT, "config text is null");
+    bool cuda;
+    int index;
+    if (!parse_device(device, &cuda, &index))
+      return fail(CM4J_ERR_INVALID_ARGUMENT, std::string("device: expected cpu, cuda or cuda:N, found ") +
+                                                 (device ? device : "null"));
+    if (dtype != CM4J_F32 && dtype != CM4J_F16 && dtype != CM4J_BF16)
+      return fail(CM4J_ERR_INVALID_ARGUMENT, "dtype: expected fp32, fp16 or bf16");
+    if (!cuda && dtype != CM4J_F32)
+      return fail(CM4J_ERR_UNSUPPORTED, "dtype: the cpu device computes in fp32 only");
+    auto u = std::make_unique<cm4j_unet>();
+    cm4j::Status s = cm4j::parse_unet_config(config_json, &u->config);
+    if (!s.ok()) return fail(s);
+    if (cuda) {
+      std::string error;
+      u->backend = cm4j::make_cuda_backend(index, dtype, &error);
+      if (!u->backend) return fail(CM4J_ERR_DEVICE, error);
+    } else {
+      u->backend = cm4j::make_cpu_backend(0);
+    }
+    std::vector<cm4j::ParamSpec> specs;
+    s = cm4j::build_unet(u->config, nullptr, {}, &specs, nullptr, nullptr);
+    if (!s.ok()) return fail(s);
+    u->weights = std::make_unique<cm4j::WeightStore>(u->backend.get(), std::move(specs));
+    *out = u.release();
+    return CM4J_OK;
+  });
+}
+
+void cm4j_unet_destroy(cm4j_unet* unet) {
+  if (!unet) return;
+  // Weights and the arena go back to the backend before it is destroyed.
+  unet->weights.reset();
+  if (unet->arena) unet->backend->free(unet->arena);
+  delete unet;
+}
+
+int cm4j_unet_param_count(const cm4j_unet* u) {
+  return u ? static_cast<int>(u->weights->specs().size()) : 0;
+}
+
+const char* cm4j_unet_param_name(const cm4j_unet* u, int index) {
+  if (!u || index < 0 || index >= cm4j_unet_param_count(u)) return nullptr;
+  return u->weights->specs()[index].name.c_str();
+}
+
+int cm4j_unet_param_shape(const cm4j_unet* u, int index, int64_t* shape_out) {
+  if (!u || !shape_out || index < 0 || index >= cm4j_unet_param_count(u))
+    return fail(CM4J_ERR_INVALID_ARGUMENT, "param_shape: index out of range");
+  const auto& shape = u->weights->specs()[index].shape;
+  for (size_t i = 0; i < shape.size(); ++i) shape_out[i] = shape[i];
+  return static_cast<int>(shape.size());
+}
+
+int cm4j_unet_in_channels(const cm4j_unet* u) { return u ? u->config.in_channels : 0; }
+int cm4j_unet_out_channels(const cm4j_unet* u) { return u ? u->config.out_channels : 0; }
+int cm4j_unet_sample_size(const cm4j_unet* u) { return u ? u->config.sample_size : 0; }
+int cm4j_unet_num_class_embeds(const cm4j_unet* u) { return u ? u->config.num_class_embeds : 0; }
+
+int cm4j_unet_bind(cm4j_unet* u, const char* name, int dtype, const int64_t* shape, int ndim,
+                   const void* data, int64_t nbytes) {
+  return guarded([&] {
+    if (!u || !name || (!shape && ndim > 0) || !data || ndim < 0 || ndim > 8)
+      return fail(CM4J_ERR_INVALID_ARGUMENT, "bind: invalid arguments");
+    if (dtype != CM4J_F32 && dtype != CM4J_F16 && dtype != CM4J_BF16)
+      return fail(CM4J_ERR_INVALID_ARGUMENT, std::string("bind ") + name + ": dtype must be f32, f16 or bf16");
+    std::vector<int64_t> dims(shape, shape + ndim);
+    int64_t numel = 1;
+    for (int64_t d : dims) {
+      if (d < 0 || (d > 0 && numel > INT64_MAX / d))
+        return fail(CM4J_ERR_INVALID_ARGUMENT, std::string("bind ") + name + ": invalid shape");
+      numel *= d;
+    }
+    if (numel * element_size(dtype) != nbytes)
+      return fail(CM4J_ERR_INVALID_ARGUMENT, std::string("bind ") + name + ": expected " +
+                                                 std::to_string(numel * element_size(dtype)) +
+                                                 " bytes for its shape, found " + std::to_string(nbytes));
+    std::lock_guard<std::mutex> lock(u->mutex);
+    std::vector<float> values = to_float(dtype, data, numel);
+    cm4j::Status s = u->weights->bind(name, dims, values.data());
+    return s.ok() ? CM4J_OK : fail(s);
+  });
+}
+
+int cm4j_unet_bind_synth(cm4j_unet* u, uint64_t seed) {
+  return guarded([&] {
+    if (!u) return fail(CM4J_ERR_INVALID_ARGUMENT, "engine handle is null");
+    std::lock_guard<std::mutex> lock(u->mutex);
+    std::vector<float> values;
+    for (const cm4j::ParamSpec& spec : std::vector<cm4j::ParamSpec>(u->weights->specs())) {
+      values.resize(static_cast<size_t>(spec.numel()));
+      cm4j::synth_v1_fill(spec.name, spec.shape, seed, values.data());
+      cm4j::Status s = u->weights->bind(spec.name, spec.shape, values.data());
+      if (!s.ok()) return fail(s);
+    }
+    return CM4J_OK;
+  });
+}
+
+int cm4j_unet_finalize(cm4j_unet* u) {
+  return guarded([&] {
+    if (!u) return fail(CM4J_ERR_INVALID_ARGUMENT, "engine handle is null");
+    std::lock_guard<std::mutex> lock(u->mutex);
+    if (u->weights->finalized()) return CM4J_OK;
+    cm4j::Status s = u->weights->finalize();
+    return s.ok() ? CM4J_OK : fail(s);
+  });
+}
+
+int cm4j_unet_forward(cm4j_unet* u, int batch, const float* sample, const float* timestep,
+                      const int64_t* class_labels, float* out) {
+  return guarded([&] {
+    int rc = check_ready(u);
+    if (rc != CM4J_OK) return rc;
+    if (batch <= 0) return fail(CM4J_ERR_INVALID_ARGUMENT, "batch: expected a positive size, found " + std::to_string(batch));
+    if (!sample || !timestep || !out) return fail(CM4J_ERR_INVALID_ARGUMENT, "forward: null buffer");
+    const cm4j::UNetConfig& c = u->config;
+    if (c.num_class_embeds > 0) {
+      if (!class_labels)
+        return fail(CM4J_ERR_INVALID_ARGUMENT, "class_labels: required by this class-conditional model");
+      for (int b = 0; b < batch; ++b)
+        if (class_labels[b] < 0 || class_labels[b] >= c.num_class_embeds)
+          return fail(CM4J_ERR_INVALID_ARGUMENT,
+                      "class_labels[" + std::to_string(b) + "]: expected 0.." +
+                          std::to_string(c.num_class_embeds - 1) + ", found " +
+                          std::to_string(class_labels[b]));
+    }
+    std::lock_guard<std::mutex> lock(u->mutex);
+    rc = prepare_plan(u, batch);
+    if (rc != CM4J_OK) return rc;
+    cm4j::ExecContext ctx;
+    ctx.backend = u->backend.get();
+    ctx.arena = u->arena;
+    ctx.offsets = &u->plan->offsets();
+    ctx.sample = sample;
+    ctx.timestep = timestep;
+    ctx.class_labels = class_labels;
+    ctx.output = out;
+    ctx.taps = &u->taps;
+    cm4j::Status s = u->plan->run(ctx);
+    return s.ok() ? CM4J_OK : fail(s);
+  });
+}
+
+int cm4j_unet_set_capture_taps(cm4j_unet* u, int enable) {
+  if (!u) return fail(CM4J_ERR_INVALID_ARGUMENT, "engine handle is null");
+  std::lock_guard<std::mutex> lock(u->mutex);
+  u->capture_taps = enable != 0;
+  return CM4J_OK;
+}
+
+int cm4j_unet_tap_count(const cm4j_unet* u) { return u ? static_cast<int>(u->taps.size()) : 0; }
+
+const char* cm4j_unet_tap_name(const cm4j_unet* u, int index) {
+  if (!u || index < 0 || index >= cm4j_unet_tap_count(u)) return nullptr;
+  return u->taps[index].name.c_str();
+}
+
+int cm4j_unet_tap_shape(const cm4j_unet* u, int index, int64_t* shape_out) {
+  if (!u || !shape_out || index < 0 || index >= cm4j_unet_tap_count(u)) {
+    fail(CM4J_ERR_INVALID_ARGUMENT, "tap_shape: index out of range");
+    return -1;
+  }
+  const auto& shape = u->taps[index].shape;
+  for (size_t i = 0; i < shape.size(); ++i) shape_out[i] = shape[i];
+  return static_cast<int>(shape.size());
+}
+
+int cm4j_unet_tap_copy(const cm4j_unet* u, int index, float* dst, int64_t n) {
+  if (!u || !dst || index < 0 || index >= cm4j_unet_tap_count(u))
+    return fail(CM4J_ERR_INVALID_ARGUMENT, "tap_copy: index out of range");
+  const auto& data = u->taps[index].data;
+  if (static_cast<int64_t>(data.size()) != n)
+    return fail(CM4J_ERR_INVALID_ARGUMENT, "tap_copy: expected " + std::to_string(data.size()) +
+                                               " elements, found " + std::to_string(n));
+  std::memcpy(dst, data.data(), data.size() * sizeof(float));
+  return CM4J_OK;
+}
+
+int64_t cm4j_unet_weight_bytes(const cm4j_unet* u) {
+  return u ? static_cast<int64_t>(u->weights->bytes()) : 0;
+}
+
+int64_t cm4j_unet_arena_bytes(const cm4j_unet* u) {
+  return u ? static_cast<int64_t>(u->arena_floats * sizeof(float)) : 0;
+}
+
+}  // extern "C"

@@ -1,0 +1,71 @@
+#include "plan.h"
+
+#include <algorithm>
+#include <numeric>
+
+namespace cm4j {
+
+namespace {
+// Offsets are kept 64-byte aligned for vector loads.
+constexpr size_t kAlignFloats = 16;
+size_t round_up(size_t n) { return (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats; }
+}  // namespace
+
+int Plan::buffer(size_t floats) {
+  lives_.push_back({round_up(std::max<size_t>(floats, 1))});
+  return static_cast<int>(lives_.size()) - 1;
+}
+
+void Plan::op(std::string name, std::vector<int> buffers, OpFn fn) {
+  int index = static_cast<int>(ops_.size());
+  for (int b : buffers) {
+    if (b < 0) continue;
+    Life& l = lives_[b];
+    if (l.first < 0) l.first = index;
+    l.last = index;
+  }
+  ops_.push_back({std::move(name), std::move(fn)});
+}
+
+void Plan::assign_offsets() {
+  // Greedy by size: place each buffer at the lowest offset that does not overlap a placed
+  // buffer whose lifetime intersects its own.
+  std::vector<int> order(lives_.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int a, int b) { return lives_[a].floats > lives_[b].floats; });
+  offsets_.assign(lives_.size(), 0);
+  std::vector<int> placed;
+  arena_floats_ = 0;
+  for (int b : order) {
+    const Life& lb = lives_[b];
+    std::vector<std::pair<size_t, size_t>> busy;  // [begin, end) of conflicting buffers
+    for (int p : placed) {
+      const Life& lp = lives_[p];
+      bool overlap = lb.first <= lp.last && lp.first <= lb.last;
+      if (overlap) busy.push_back({offsets_[p], offsets_[p] + lp.floats});
+    }
+    std::sort(busy.begin(), busy.end());
+    size_t at = 0;
+    for (const auto& r : busy) {
+      if (at + lb.floats <= r.first) break;
+      at = std::max(at, r.second);
+    }
+    offsets_[b] = at;
+    arena_floats_ = std::max(arena_floats_, at + lb.floats);
+    placed.push_back(b);
+  }
+}
+
+Status Plan::run(ExecContext& ctx) const {
+  for (const Op& op : ops_) {
+    Status s = op.fn(ctx);
+    if (!s.ok()) {
+      s.message = op.name + ": " + s.message;
+      return s;
+    }
+  }
+  return ctx.backend->synchronize();
+}
+
+}  // namespace cm4j

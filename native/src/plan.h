@@ -1,0 +1,67 @@
+// A plan is a flat list of backend calls with fixed shapes for one batch size, and the
+// activation buffers they use. Buffers get offsets in one arena from their liveness, so a
+// forward pass allocates nothing.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+
+namespace cm4j {
+
+struct Tap {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::vector<float> data;  // host copy, filled when the plan runs with capture on
+};
+
+// What an op sees when it runs: the backend, resolved buffer pointers and the call's inputs.
+struct ExecContext {
+  Backend* backend = nullptr;
+  float* arena = nullptr;
+  const std::vector<size_t>* offsets = nullptr;  // per buffer, in floats
+  // The call's host memory: inputs, class labels and where the output goes.
+  const float* sample = nullptr;
+  const float* timestep = nullptr;
+  const int64_t* class_labels = nullptr;
+  float* output = nullptr;
+  std::vector<Tap>* taps = nullptr;
+  float* ptr(int buffer) const { return arena + (*offsets)[buffer]; }
+};
+
+using OpFn = std::function<Status(ExecContext&)>;
+
+class Plan {
+ public:
+  // A new activation buffer of `floats` elements.
+  int buffer(size_t floats);
+  // Appends an op that touches `buffers` (their liveness is extended to this op).
+  void op(std::string name, std::vector<int> buffers, OpFn fn);
+  // Assigns arena offsets; buffers whose lifetimes do not overlap share memory.
+  void assign_offsets();
+
+  size_t arena_floats() const { return arena_floats_; }
+  // Runs every op in order; a failure names the op ("down_blocks.1.attentions.0: ...").
+  Status run(ExecContext& ctx) const;
+
+  const std::vector<size_t>& offsets() const { return offsets_; }
+
+ private:
+  struct Op {
+    std::string name;
+    OpFn fn;
+  };
+  struct Life {
+    size_t floats;
+    int first = -1, last = -1;
+  };
+  std::vector<Op> ops_;
+  std::vector<Life> lives_;
+  std::vector<size_t> offsets_;
+  size_t arena_floats_ = 0;
+};
+
+}  // namespace cm4j

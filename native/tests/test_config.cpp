@@ -1,0 +1,83 @@
+// Config parsing: the family is accepted, everything else refused with key and value named.
+#include <cstdio>
+#include <string>
+
+#include "cm4j.h"
+#include "test_util.h"
+#include "unet_config.h"
+
+using namespace cm4j_test;
+
+namespace {
+
+std::string tiny() { return read_text(golden_dir() + "/tiny/pipeline/unet/config.json"); }
+
+// Replaces the first occurrence of `from` in the tiny config.
+std::string edited(const std::string& from, const std::string& to) {
+  std::string s = tiny();
+  size_t at = s.find(from);
+  if (at == std::string::npos) return "";
+  return s.replace(at, from.size(), to);
+}
+
+void expect_error(const std::string& json, int code, const char* needle) {
+  cm4j::UNetConfig c;
+  cm4j::Status s = cm4j::parse_unet_config(json, &c);
+  CHECK(s.code == code, "expected code %d for '%s', got %d: %s", code, needle, s.code,
+        s.message.c_str());
+  CHECK(s.message.find(needle) != std::string::npos, "message '%s' lacks '%s'",
+        s.message.c_str(), needle);
+}
+
+}  // namespace
+
+int main() {
+  for (const char* model : {"imagenet64", "lsun_mini"}) {
+    cm4j::UNetConfig c;
+    cm4j::Status s = cm4j::parse_unet_config(read_text(golden_dir() + "/" + model + "/config.json"), &c);
+    CHECK(s.ok(), "%s: %s", model, s.message.c_str());
+  }
+  cm4j::UNetConfig c;
+  CHECK(cm4j::parse_unet_config(tiny(), &c).ok(), "tiny config");
+  CHECK(c.num_class_embeds == 1000 && c.scale_shift && c.attention_head_dim == 8, "tiny values");
+
+  expect_error(edited("\"AttnDownBlock2D\"", "\"CrossAttnDownBlock2D\""), CM4J_ERR_UNSUPPORTED,
+               "down_block_types[1] = \"CrossAttnDownBlock2D\"");
+  expect_error(edited("\"AttnUpBlock2D\"", "\"AttnDownBlock2D\""), CM4J_ERR_UNSUPPORTED,
+               "up_block_types[0]");
+  expect_error(edited("\"positional\"", "\"fourier\""), CM4J_ERR_UNSUPPORTED,
+               "time_embedding_type = \"fourier\"");
+  expect_error(edited("\"scale_shift\"", "\"spatial\""), CM4J_ERR_UNSUPPORTED,
+               "resnet_time_scale_shift = \"spatial\"");
+  expect_error(edited("\"class_embed_type\": null", "\"class_embed_type\": \"timestep\""),
+               CM4J_ERR_UNSUPPORTED, "class_embed_type = \"timestep\"");
+  expect_error(edited("\"act_fn\": \"silu\"", "\"act_fn\": \"gelu\""), CM4J_ERR_UNSUPPORTED,
+               "act_fn = \"gelu\"");
+  expect_error(edited("\"center_input_sample\": false", "\"center_input_sample\": true"),
+               CM4J_ERR_UNSUPPORTED, "center_input_sample");
+  expect_error(edited("\"act_fn\"", "\"cross_attention_dim\": 768, \"act_fn\""),
+               CM4J_ERR_UNSUPPORTED, "cross_attention_dim = 768");
+  expect_error(edited("\"norm_num_groups\": 32", "\"norm_num_groups\": 24"),
+               CM4J_ERR_UNSUPPORTED, "norm_num_groups = 24");
+  expect_error(edited("\"attention_head_dim\": 8", "\"attention_head_dim\": 7"),
+               CM4J_ERR_UNSUPPORTED, "attention_head_dim = 7");
+  expect_error(edited("\"layers_per_block\": 2", "\"layers_per_block\": \"two\""),
+               CM4J_ERR_INVALID_ARGUMENT, "layers_per_block must be an integer");
+  expect_error(edited("32,\n    64\n  ]", "32\n  ]"), CM4J_ERR_INVALID_ARGUMENT,
+               "block_out_channels has 1 entries");
+  expect_error("{\"sample_size\": 32,", CM4J_ERR_INVALID_ARGUMENT, "invalid JSON");
+  expect_error("{\"a\": 1, \"a\": 2}", CM4J_ERR_INVALID_ARGUMENT, "duplicate key");
+  expect_error("[1, 2]", CM4J_ERR_INVALID_ARGUMENT, "top level must be an object");
+
+  // Through the C API: the same errors, as status codes plus cm4j_last_error().
+  cm4j_unet* u = nullptr;
+  CHECK(cm4j_unet_create(edited("\"AttnDownBlock2D\"", "\"Foo\"").c_str(), "cpu", CM4J_F32, &u) ==
+            CM4J_ERR_UNSUPPORTED && u == nullptr, "create with unknown block: %s", cm4j_last_error());
+  CHECK(cm4j_unet_create(tiny().c_str(), "gpu", CM4J_F32, &u) == CM4J_ERR_INVALID_ARGUMENT,
+        "bad device: %s", cm4j_last_error());
+  CHECK(std::string(cm4j_last_error()).find("found gpu") != std::string::npos, "%s", cm4j_last_error());
+  CHECK(cm4j_unet_create(tiny().c_str(), "cpu", CM4J_F16, &u) == CM4J_ERR_UNSUPPORTED,
+        "fp16 on cpu: %s", cm4j_last_error());
+  std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "PASSED", failures);
+  return failures ? 1 : 0;
+}

@@ -1,0 +1,103 @@
+// The whole UNet on the CPU backend against diffusers' golden outputs: `sample` and every
+// tap.* within relative L2 1e-4, for tiny (stored weights), imagenet64 and lsun_mini
+// (synth-v1 seed 1). No JVM involved. CM4J_GOLDEN_MODELS=tiny,... picks a subset.
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cm4j.h"
+#include "test_util.h"
+
+using namespace cm4j_test;
+
+namespace {
+
+constexpr double kBound = 1e-4;  // CPU float32 bound of ../shared/golden/README.md
+
+bool selected(const char* model) {
+  const char* env = std::getenv("CM4J_GOLDEN_MODELS");
+  return !env || std::strstr(env, model) != nullptr;
+}
+
+int bind_file(cm4j_unet* u, const std::string& path) {
+  std::map<std::string, TensorF> weights;
+  std::string error;
+  if (!read_safetensors(path, &weights, &error)) {
+    std::fprintf(stderr, "%s\n", error.c_str());
+    return 1;
+  }
+  for (const auto& kv : weights) {
+    const TensorF& t = kv.second;
+    int rc = cm4j_unet_bind(u, kv.first.c_str(), CM4J_F32, t.shape.data(),
+                            static_cast<int>(t.shape.size()), t.raw.data(),
+                            static_cast<int64_t>(t.raw.size()));
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+void run_case(const char* model, const char* device, double bound) {
+  if (!selected(model)) return;
+  std::string dir = golden_dir() + "/" + model;
+  std::string config = std::string(model) == "tiny"
+                           ? read_text(golden_dir() + "/tiny/pipeline/unet/config.json")
+                           : read_text(dir + "/config.json");
+  cm4j_unet* u = nullptr;
+  int rc = cm4j_unet_create(config.c_str(), device, CM4J_F32, &u);
+  CHECK(rc == CM4J_OK, "%s: create: %s", model, cm4j_last_error());
+  if (rc) return;
+  rc = std::string(model) == "tiny"
+           ? bind_file(u, golden_dir() + "/tiny/pipeline/unet/diffusion_pytorch_model.safetensors")
+           : cm4j_unet_bind_synth(u, 1);
+  CHECK(rc == CM4J_OK, "%s: bind: %s", model, cm4j_last_error());
+  rc = cm4j_unet_finalize(u);
+  CHECK(rc == CM4J_OK, "%s: finalize: %s", model, cm4j_last_error());
+
+  std::map<std::string, TensorF> in, expected;
+  std::string error;
+  CHECK(read_safetensors(dir + "/unet_case.inputs.safetensors", &in, &error), "%s", error.c_str());
+  CHECK(read_safetensors(dir + "/unet_case.expected.safetensors", &expected, &error), "%s", error.c_str());
+  const TensorF& sample = in["sample"];
+  int batch = static_cast<int>(sample.shape[0]);
+  std::vector<float> out(expected["sample"].f32.size());
+  cm4j_unet_set_capture_taps(u, 1);
+  const int64_t* labels = in.count("class_labels") ? in["class_labels"].i64.data() : nullptr;
+  rc = cm4j_unet_forward(u, batch, sample.f32.data(), in["timestep"].f32.data(), labels, out.data());
+  CHECK(rc == CM4J_OK, "%s: forward: %s", model, cm4j_last_error());
+  if (rc == CM4J_OK) {
+    double err = rel_l2(out.data(), expected["sample"].f32.data(), out.size());
+    std::printf("%-10s %-6s %-28s rel_l2 %.3e\n", model, device, "sample", err);
+    CHECK(err <= bound, "%s sample rel_l2 %.3e > %.0e", model, err, bound);
+    int taps = cm4j_unet_tap_count(u);
+    int compared = 0;
+    for (int i = 0; i < taps; ++i) {
+      std::string name = std::string("tap.") + cm4j_unet_tap_name(u, i);
+      auto it = expected.find(name);
+      CHECK(it != expected.end(), "%s: tap %s not in the golden file", model, name.c_str());
+      if (it == expected.end()) continue;
+      std::vector<float> tap(it->second.f32.size());
+      CHECK(cm4j_unet_tap_copy(u, i, tap.data(), static_cast<int64_t>(tap.size())) == CM4J_OK,
+            "%s: %s", name.c_str(), cm4j_last_error());
+      double e = rel_l2(tap.data(), it->second.f32.data(), tap.size());
+      std::printf("%-10s %-6s %-28s rel_l2 %.3e\n", model, device, name.c_str(), e);
+      CHECK(e <= bound, "%s %s rel_l2 %.3e > %.0e", model, name.c_str(), e, bound);
+      ++compared;
+    }
+    int expected_taps = 0;
+    for (const auto& kv : expected) expected_taps += kv.first.rfind("tap.", 0) == 0;
+    CHECK(compared == expected_taps, "%s: compared %d taps of %d", model, compared, expected_taps);
+  }
+  cm4j_unet_destroy(u);
+}
+
+}  // namespace
+
+int main() {
+  run_case("tiny", "cpu", kBound);
+  run_case("lsun_mini", "cpu", kBound);
+  run_case("imagenet64", "cpu", kBound);
+  std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "PASSED", failures);
+  return failures ? 1 : 0;
+}

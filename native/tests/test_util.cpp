@@ -1,0 +1,95 @@
+#include "test_util.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "json.h"
+
+namespace cm4j_test {
+
+int failures = 0;
+
+int64_t TensorF::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool read_safetensors(const std::string& path, std::map<std::string, TensorF>* out,
+                      std::string* error) {
+  std::string bytes = read_text(path);
+  if (bytes.size() < 8) {
+    *error = path + ": too short";
+    return false;
+  }
+  uint64_t n;
+  std::memcpy(&n, bytes.data(), 8);
+  if (n > bytes.size() - 8) {
+    *error = path + ": header length past the end";
+    return false;
+  }
+  cm4j::JsonValue header;
+  if (!cm4j::parse_json(bytes.substr(8, n), &header, error)) return false;
+  const char* data = bytes.data() + 8 + n;
+  size_t data_len = bytes.size() - 8 - n;
+  for (const auto& kv : header.object) {
+    if (kv.first == "__metadata__") continue;
+    TensorF t;
+    t.dtype = kv.second.find("dtype")->string;
+    for (const auto& d : kv.second.find("shape")->array) t.shape.push_back(static_cast<int64_t>(d.number));
+    const auto& off = kv.second.find("data_offsets")->array;
+    size_t begin = static_cast<size_t>(off[0].number), end = static_cast<size_t>(off[1].number);
+    if (end < begin || end > data_len) {
+      *error = path + ": bad offsets for " + kv.first;
+      return false;
+    }
+    t.raw.assign(data + begin, data + end);
+    if (t.dtype == "F32") {
+      t.f32.resize((end - begin) / 4);
+      std::memcpy(t.f32.data(), t.raw.data(), end - begin);
+    } else if (t.dtype == "I64") {
+      t.i64.resize((end - begin) / 8);
+      std::memcpy(t.i64.data(), t.raw.data(), end - begin);
+    }
+    (*out)[kv.first] = std::move(t);
+  }
+  return true;
+}
+
+double rel_l2(const float* a, const float* b, size_t n) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; ++i) {
+    double d = static_cast<double>(a[i]) - b[i];
+    num += d * d;
+    den += static_cast<double>(b[i]) * b[i];
+  }
+  if (std::isnan(num)) return INFINITY;
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+double max_abs(const float* a, const float* b, size_t n) {
+  double m = 0;
+  for (size_t i = 0; i < n; ++i) {
+    double d = std::fabs(static_cast<double>(a[i]) - b[i]);
+    if (!(d <= m)) m = d;  // NaN propagates as the maximum
+  }
+  return m;
+}
+
+std::string golden_dir() {
+  const char* env = std::getenv("CM4J_GOLDEN");
+  return env ? env : CM4J_GOLDEN_DIR;
+}
+
+}  // namespace cm4j_test
