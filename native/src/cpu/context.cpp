@@ -1,0 +1,40 @@
+#include "cpu/context.h"
+
+#include "cm4j.h"
+
+namespace cm4j {
+namespace cpu {
+
+AlignedFloats alloc_floats(size_t count) {
+  const size_t bytes = (count * sizeof(float) + 63) / 64 * 64;
+  void* p = nullptr;
+  if (posix_memalign(&p, 64, bytes == 0 ? 64 : bytes) != 0) return nullptr;
+  return AlignedFloats(static_cast<float*>(p));
+}
+
+Status out_of_memory(const char* what, size_t bytes) {
+  return {CM4J_ERR_OUT_OF_MEMORY,
+          std::string("cpu: out of memory allocating ") + std::to_string(bytes) + " bytes for " + what};
+}
+
+Status invalid(const std::string& message) {
+  return {CM4J_ERR_INVALID_ARGUMENT, "cpu: " + message};
+}
+
+CpuContext::CpuContext(int threads)
+    : pool(threads), isa(choose_isa()), tile(tile_kernel(isa)), vec(&vec_kernels(isa)) {}
+
+Status CpuContext::reserve_scratch(size_t floats) {
+  if (floats <= scratch_floats_ && !scratch_.empty()) return Status::Ok();
+  std::vector<AlignedFloats> fresh;
+  for (int w = 0; w < pool.size(); ++w) {
+    fresh.push_back(alloc_floats(floats));
+    if (!fresh.back()) return out_of_memory("scratch", floats * sizeof(float));
+  }
+  scratch_ = std::move(fresh);
+  scratch_floats_ = floats;
+  return Status::Ok();
+}
+
+}  // namespace cpu
+}  // namespace cm4j

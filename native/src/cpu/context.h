@@ -1,0 +1,48 @@
+// What every CPU op needs: the thread pool, the ISA's kernels and per-thread scratch.
+// One context per CpuBackend; the backend serializes calls, so the scratch is never
+// shared between two ops.
+#pragma once
+
+#include <cstddef>
+#include <cstdlib>
+#include <memory>
+#include <vector>
+
+#include "backend.h"
+#include "cpu/gemm.h"
+#include "cpu/thread_pool.h"
+#include "cpu/vecmath.h"
+
+namespace cm4j {
+namespace cpu {
+
+// 64-byte aligned float storage (a cache line, and what aligned zmm loads need).
+struct FreeDeleter {
+  void operator()(float* p) const { std::free(p); }
+};
+using AlignedFloats = std::unique_ptr<float[], FreeDeleter>;
+// Null when the allocation fails.
+AlignedFloats alloc_floats(size_t count);
+
+Status out_of_memory(const char* what, size_t bytes);
+Status invalid(const std::string& message);
+
+struct CpuContext {
+  explicit CpuContext(int threads);
+
+  ThreadPool pool;
+  Isa isa;
+  TileKernel tile;
+  const VecKernels* vec;
+
+  // Makes every worker's scratch at least `floats` long (contents not kept).
+  Status reserve_scratch(size_t floats);
+  float* scratch(int worker) { return scratch_[worker].get(); }
+
+ private:
+  std::vector<AlignedFloats> scratch_;
+  size_t scratch_floats_ = 0;
+};
+
+}  // namespace cpu
+}  // namespace cm4j

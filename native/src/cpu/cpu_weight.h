@@ -1,0 +1,27 @@
+// The CPU backend's prepared weights: convolutions packed into GEMM panels once at load,
+// linear layers kept in torch's [n, k] layout (dot products along k).
+#pragma once
+
+#include "backend.h"
+#include "cpu/context.h"
+#include "cpu/gemm.h"
+
+namespace cm4j {
+namespace cpu {
+
+struct CpuWeight : Weight {
+  enum class Kind { kConv, kLinear };
+  Kind kind = Kind::kConv;
+  int rows = 0;    // c_out or n
+  int cols = 0;    // c_in * k * k or k
+  int c_in = 0;    // conv only
+  int kernel = 0;  // conv only
+  size_t floats = 0;
+  AlignedFloats data;
+
+  size_t bytes() const override { return floats * sizeof(float); }
+  PackedA packed() const { return PackedA{data.get(), rows, cols}; }
+};
+
+}  // namespace cpu
+}  // namespace cm4j

@@ -1,0 +1,26 @@
+// The CPU backend's ops, one file each; each checks its own arguments and returns a
+// Status. CpuBackend (cpu_backend.cpp) forwards the Backend calls here.
+#pragma once
+
+#include "backend.h"
+#include "cpu/context.h"
+#include "cpu/cpu_weight.h"
+
+namespace cm4j {
+namespace cpu {
+
+Status pack_conv_weight(const float* w, int c_out, int c_in, int kernel, std::unique_ptr<Weight>* out);
+Status conv2d(CpuContext& ctx, const ConvParams& p, const ConvArgs& a);
+Status group_norm(CpuContext& ctx, const GroupNormParams& p, const GroupNormArgs& a);
+Status attention(CpuContext& ctx, const AttentionParams& p, const AttentionArgs& a);
+Status pack_linear_weight(const float* w, int n, int k, std::unique_ptr<Weight>* out);
+Status linear(CpuContext& ctx, const LinearParams& p, const LinearArgs& a);
+Status avg_pool2(CpuContext& ctx, const float* x, float* y, int batch, int channels, int h, int w);
+Status upsample_nearest2(CpuContext& ctx, const float* x, float* y, int batch, int channels,
+                         int h, int w);
+Status timestep_embedding(const float* t, float* emb, int batch, int dim, bool flip_sin_to_cos,
+                          float freq_shift);
+Status embedding_lookup(const float* table, const int64_t* labels, float* rows, int batch, int dim);
+
+}  // namespace cpu
+}  // namespace cm4j

@@ -1,0 +1,51 @@
+#include "cpu/vecmath.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace cm4j {
+namespace cpu {
+
+namespace {
+
+void affine_act_generic(const float* x, float* y, size_t n, float center, float a, float b,
+                        bool silu) {
+  for (size_t i = 0; i < n; ++i) {
+    const float v = (x[i] - center) * a + b;
+    y[i] = silu ? v / (1.0f + std::exp(-v)) : v;
+  }
+}
+
+void softmax_columns_generic(float* s, int rows, int cols, int64_t ld, float* max,
+                             float* inv_sum) {
+  // Row by row so every pass streams through memory; max and inv_sum are per column.
+  std::copy(s, s + cols, max);
+  for (int j = 1; j < rows; ++j)
+    for (int i = 0; i < cols; ++i) max[i] = std::max(max[i], s[j * ld + i]);
+  std::fill(inv_sum, inv_sum + cols, 0.0f);
+  for (int j = 0; j < rows; ++j) {
+    float* row = s + j * ld;
+    for (int i = 0; i < cols; ++i) {
+      row[i] = std::exp(row[i] - max[i]);
+      inv_sum[i] += row[i];
+    }
+  }
+  for (int i = 0; i < cols; ++i) inv_sum[i] = 1.0f / inv_sum[i];
+}
+
+}  // namespace
+
+const VecKernels kVecGeneric = {affine_act_generic, softmax_columns_generic};
+
+const VecKernels& vec_kernels(Isa isa) {
+  switch (isa) {
+#if defined(__x86_64__) || defined(__i386__)
+    case Isa::kAvx512: return kVecAvx512;
+    case Isa::kAvx2: return kVecAvx2;
+#endif
+    default: return kVecGeneric;
+  }
+}
+
+}  // namespace cpu
+}  // namespace cm4j
