@@ -1,0 +1,216 @@
+package io.cm4j.cli;
+
+import io.cm4j.Cm4jException;
+import io.cm4j.Device;
+import io.cm4j.ErrorCode;
+import io.cm4j.FloatTensor;
+import io.cm4j.Precision;
+import io.cm4j.UNet;
+import io.cm4j.WeightSource;
+import io.cm4j.weights.CheckpointException;
+import io.cm4j.weights.DType;
+import io.cm4j.weights.SafetensorsFile;
+import io.cm4j.weights.SafetensorsWriter;
+import io.cm4j.weights.TensorEntry;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/** {@code cm4j unet}: one UNet forward pass from tensors in a file to tensors in a file. */
+@Command(
+    name = "unet",
+    mixinStandardHelpOptions = true,
+    sortOptions = false,
+    description = {
+        "Runs one UNet forward pass.",
+        "Inputs: sample [B,C,H,W] f32, timestep [B] f32, class_labels [B] i64 (class-conditional"
+            + " models only). Output: sample [B,C,H,W] f32, and with --taps every tap.*."})
+final class UnetCommand implements Callable<Integer> {
+  private static final Set<String> INPUT_NAMES = Set.of("sample", "timestep", "class_labels");
+
+  @Spec CommandSpec spec;
+
+  @Option(names = "--model", paramLabel = "DIR|FILE",
+      description = "A diffusers pipeline or unet folder, or a .safetensors file with "
+          + "config.json beside it.")
+  Path model;
+
+  @Option(names = "--config", paramLabel = "config.json",
+      description = "A diffusers UNet2DModel config (with --random-weights).")
+  Path config;
+
+  @Option(names = "--random-weights", paramLabel = "SEED",
+      description = "Use synth-v1 weights for this seed instead of a checkpoint.")
+  Long seed;
+
+  @Option(names = "--inputs", required = true, paramLabel = "IN.safetensors",
+      description = "The input tensors.")
+  Path inputs;
+
+  @Option(names = "--output", required = true, paramLabel = "OUT.safetensors",
+      description = "Where to write the output (atomically).")
+  Path output;
+
+  @Option(names = "--device", paramLabel = "cpu|cuda[:i]", defaultValue = "cpu",
+      converter = Converters.DeviceConverter.class,
+      description = "Where to run (default: ${DEFAULT-VALUE}).")
+  Device device;
+
+  @Option(names = "--dtype", paramLabel = "fp32|fp16|bf16", defaultValue = "fp32",
+      converter = Converters.PrecisionConverter.class,
+      description = "Storage/compute type (default: ${DEFAULT-VALUE}; the CPU runs fp32).")
+  Precision dtype;
+
+  @Option(names = "--taps", description = "Also write the intermediate outputs (tap.*).")
+  boolean taps;
+
+  @Override
+  public Integer call() throws Exception {
+    String modelOption = checkModelOptions();
+    checkOutput();
+    long start = System.nanoTime();
+    FloatTensor out;
+    Map<String, FloatTensor> tapValues = Map.of();
+    try (SafetensorsFile in = openInputs()) {
+      // the sample's rank and sizes are checked against the model by UNet.forward
+      FloatTensor sample = FloatTensor.of(input(in, "sample", DType.F32));
+      float[] timestep = in.floats(perItem(input(in, "timestep", DType.F32)));
+      long[] labels = in.contains("class_labels")
+          ? in.longs(perItem(input(in, "class_labels", DType.I64))) : null;
+      try (UNet unet = createUNet(modelOption)) {
+        unet.setCaptureTaps(taps);
+        try {
+          out = unet.forward(sample, timestep, labels);
+        } catch (Cm4jException e) {
+          if (e.code() == ErrorCode.INVALID_ARGUMENT) {
+            throw new UsageException("--inputs " + inputs + ": " + e.getMessage(), e);
+          }
+          throw e;
+        }
+        if (taps) {
+          tapValues = unet.taps();
+        }
+      }
+    } catch (CheckpointException e) {
+      if (e.file() != null && e.file().equals(inputs)) {
+        throw new UsageException("--inputs " + e.getMessage(), e);
+      }
+      throw new UsageException(modelOption + " " + e.getMessage(), e);
+    }
+    SafetensorsWriter writer = new SafetensorsWriter()
+        .metadata("cm4j.device", device.toString())
+        .metadata("cm4j.dtype", dtype.toString())
+        .addFloats("sample", out.shape(), out.buffer());
+    for (Map.Entry<String, FloatTensor> t : tapValues.entrySet()) {
+      writer.addFloats(t.getKey(), t.getValue().shape(), t.getValue().buffer());
+    }
+    try {
+      writer.write(output);
+    } catch (IOException e) {
+      throw new IOException("--output " + output + ": cannot write: " + e.getMessage(), e);
+    }
+    spec.commandLine().getOut().printf("wrote %s: sample %s%s (%s %s, %.2f s)%n", output,
+        Arrays.toString(out.shape()), taps ? " + " + tapValues.size() + " taps" : "", device,
+        dtype, (System.nanoTime() - start) / 1e9);
+    spec.commandLine().getOut().flush();
+    return 0;
+  }
+
+  /** Checks the weight options form one of the two accepted combinations; names the one used. */
+  private String checkModelOptions() throws UsageException {
+    if (model != null) {
+      if (config != null || seed != null) {
+        throw new UsageException("--model cannot be combined with --config or --random-weights");
+      }
+      return "--model";
+    }
+    if (config == null && seed == null) {
+      throw new UsageException("expected --model DIR|FILE, or --config config.json with "
+          + "--random-weights SEED");
+    }
+    if (seed == null) {
+      throw new UsageException("--config needs --random-weights SEED (for weights from a file, "
+          + "use --model)");
+    }
+    if (config == null) {
+      throw new UsageException("--random-weights needs --config config.json");
+    }
+    return "--config";
+  }
+
+  private void checkOutput() throws UsageException {
+    Path dir = output.toAbsolutePath().getParent();
+    if (Files.isDirectory(output)) {
+      throw new UsageException("--output " + output + ": is a folder, expected a file name");
+    }
+    if (dir == null || !Files.isDirectory(dir)) {
+      throw new UsageException("--output " + output + ": folder " + dir + " does not exist");
+    }
+  }
+
+  private SafetensorsFile openInputs() throws UsageException, CheckpointException {
+    SafetensorsFile in = SafetensorsFile.open(inputs);
+    for (String name : in.names()) {
+      if (!INPUT_NAMES.contains(name)) {
+        in.close();
+        throw new UsageException("--inputs " + inputs + ": unexpected tensor '" + name
+            + "', expected sample, timestep and (class-conditional models) class_labels");
+      }
+    }
+    return in;
+  }
+
+  /** The named input, checked for presence and dtype. */
+  private TensorEntry input(SafetensorsFile in, String name, DType dtype)
+      throws UsageException, CheckpointException {
+    if (!in.contains(name)) {
+      throw new UsageException("--inputs " + inputs + ": missing tensor '" + name + "'");
+    }
+    TensorEntry t = in.get(name);
+    if (t.dtype() != dtype) {
+      throw new UsageException("--inputs " + inputs + ": " + name + ": expected dtype " + dtype
+          + ", found " + t.dtype());
+    }
+    return t;
+  }
+
+  /** Checks a one-value-per-batch-item input is rank 1; returns its name. */
+  private String perItem(TensorEntry t) throws UsageException {
+    if (t.shape().length != 1) {
+      throw new UsageException("--inputs " + inputs + ": " + t.name() + ": expected rank 1 "
+          + "[batch], found rank " + t.shape().length + " " + Arrays.toString(t.shape()));
+    }
+    return t.name();
+  }
+
+  private UNet createUNet(String modelOption) throws IOException, Cm4jException,
+      UsageException {
+    try {
+      return model != null
+          ? UNet.open(model, device, dtype)
+          : UNet.create(config, WeightSource.synthV1(seed), device, dtype);
+    } catch (Cm4jException e) {
+      switch (e.code()) {
+        case DEVICE:
+          throw new UsageException("--device " + device + ": " + e.getMessage(), e);
+        case UNSUPPORTED:
+        case INVALID_ARGUMENT:
+        case WEIGHTS:
+          // messages start with the file they concern: "--config /x/config.json: ..."
+          throw new UsageException(e.getMessage().startsWith("dtype ")
+              ? "--dtype " + dtype + ": " + e.getMessage()
+              : modelOption + " " + e.getMessage(), e);
+        default:
+          throw e;
+      }
+    }
+  }
+}

@@ -1,0 +1,14 @@
+package io.cm4j.cli;
+
+/** Bad usage or bad input: exit code 2 with this message, which names the argument or file. */
+final class UsageException extends Exception {
+  private static final long serialVersionUID = 1L;
+
+  UsageException(String message) {
+    super(message);
+  }
+
+  UsageException(String message, Throwable cause) {
+    super(message, cause);
+  }
+}

@@ -1,0 +1,79 @@
+package io.cm4j;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.cm4j.weights.SafetensorsFile;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The CPU float32 engine against diffusers: the output and every intermediate tap of each
+ * golden UNet case, relative L2 error within 1e-4.
+ */
+class UNetGoldenTest {
+
+  @Test
+  void tinyWithStoredWeights() throws Exception {
+    Path model = Golden.file("tiny/pipeline");
+    try (UNet unet = UNet.open(model)) {
+      check("tiny", unet);
+    }
+  }
+
+  @Test
+  void imagenet64WithSynthWeights() throws Exception {
+    try (UNet unet = UNet.create(Golden.file("imagenet64/config.json"),
+        WeightSource.synthV1(1), Device.CPU, Precision.FP32)) {
+      assertEquals(1000, unet.numClassEmbeds());
+      check("imagenet64", unet);
+      // 295.9M float32 parameters, packed
+      assertTrue(unet.weightBytes() >= 295_000_000L * 4, "weightBytes " + unet.weightBytes());
+      assertTrue(unet.arenaBytes() > 0);
+    }
+  }
+
+  @Test
+  void lsunMiniWithSynthWeights() throws Exception {
+    try (UNet unet = UNet.create(Golden.file("lsun_mini/config.json"),
+        WeightSource.synthV1(1), Device.CPU, Precision.FP32)) {
+      assertFalse(unet.isClassConditional());
+      check("lsun_mini", unet);
+    }
+  }
+
+  private static void check(String model, UNet unet) throws Exception {
+    try (SafetensorsFile in =
+            SafetensorsFile.open(Golden.file(model + "/unet_case.inputs.safetensors"));
+        SafetensorsFile expected =
+            SafetensorsFile.open(Golden.file(model + "/unet_case.expected.safetensors"))) {
+      FloatTensor sample = FloatTensor.of(in.get("sample"));
+      float[] timestep = in.floats("timestep");
+      long[] labels = in.contains("class_labels") ? in.longs("class_labels") : null;
+      unet.setCaptureTaps(true);
+      FloatTensor out = unet.forward(sample, timestep, labels);
+      Map<String, FloatTensor> taps = unet.taps();
+
+      // every error first, so one run shows where a wrong engine starts to diverge
+      Map<String, Double> errors = new LinkedHashMap<>();
+      for (String name : expected.names()) {
+        FloatTensor actual = name.equals("sample") ? out : taps.get(name);
+        assertNotNull(actual, model + ": engine did not capture " + name + " (captured "
+            + taps.keySet() + ")");
+        errors.put(name, Golden.error(model, expected, name, actual));
+      }
+      assertTrue(errors.containsKey("sample") && errors.size() > 1, errors.toString());
+      Map<String, Double> tooLarge = errors.entrySet().stream()
+          .filter(e -> !(e.getValue() <= Golden.CPU_FP32_TOLERANCE))
+          .collect(Collectors.toMap(Map.Entry::getKey, Map.Entry::getValue, (a, b) -> a,
+              LinkedHashMap::new));
+      assertTrue(tooLarge.isEmpty(), model + ": relative L2 error above "
+          + Golden.CPU_FP32_TOLERANCE + " for " + tooLarge);
+    }
+  }
+}

@@ -1,0 +1,64 @@
+package io.cm4j.internal;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.List;
+import org.bytedeco.javacpp.Loader;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The loading order, each case in a fresh JVM (a JVM loads the library once). */
+class NativeLibraryTest {
+  @TempDir Path dir;
+
+  @Test
+  void loadsTheBundledLibraryByDefault() throws Exception {
+    NativeLibrary.load();
+    assertTrue(NativeLibrary.loadedFrom().endsWith("libcm4j.so"), NativeLibrary.loadedFrom());
+    assertTrue(Cm4jNative.cm4j_version().matches("\\d+\\.\\d+\\.\\d+.*"));
+  }
+
+  @Test
+  void cm4jLibraryPathFolderComesFirst() throws Exception {
+    Path copy = dir.resolve("libcm4j.so");
+    Files.copy(bundled(), copy, StandardCopyOption.REPLACE_EXISTING);
+    String out = probe(dir.toString());
+    assertTrue(out.startsWith("loaded " + copy + " version "), out);
+    out = probe(copy.toString()); // the file itself works too
+    assertTrue(out.startsWith("loaded " + copy + " version "), out);
+  }
+
+  @Test
+  void aMissingPathFallsBackToTheBundledLibrary() throws Exception {
+    String out = probe(dir.resolve("nowhere").toString());
+    assertTrue(out.startsWith("loaded ") && out.contains("libcm4j.so"), out);
+    assertTrue(!out.contains(dir.toString()), out);
+  }
+
+  private static Path bundled() throws Exception {
+    Path p = Path.of(Cm4jNative.class.getResource(
+        Loader.getPlatform() + "/libcm4j.so").toURI());
+    assertTrue(Files.isRegularFile(p), p.toString());
+    return p;
+  }
+
+  private static String probe(String libraryPath) throws IOException, InterruptedException {
+    List<String> cmd = new ArrayList<>();
+    cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+    cmd.add("-cp");
+    cmd.add(System.getProperty("java.class.path"));
+    cmd.add("-D" + NativeLibrary.PATH_PROPERTY + "=" + libraryPath);
+    cmd.add(LoadProbe.class.getName());
+    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+    assertEquals(0, p.waitFor(), out);
+    return out;
+  }
+}
