@@ -335,6 +335,15 @@ public final class UNet implements AutoCloseable {
     return Cm4jNative.cm4j_version();
   }
 
+  /**
+   * How many CUDA devices this library can use: 0 when none is (no driver or device, or a
+   * library built without CUDA; creating a UNet on {@code cuda} then says why).
+   */
+  public static int cudaDeviceCount() throws Cm4jException {
+    NativeLibrary.load();
+    return Math.max(0, Cm4jNative.cm4j_cuda_device_count());
+  }
+
   public Device device() {
     return device;
   }

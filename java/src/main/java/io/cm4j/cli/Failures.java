@@ -1,6 +1,7 @@
 package io.cm4j.cli;
 
 import io.cm4j.Cm4jException;
+import io.cm4j.hub.HubException;
 import io.cm4j.weights.CheckpointException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
@@ -10,8 +11,9 @@ import picocli.CommandLine.ParseResult;
 
 /**
  * The exit-code policy of every subcommand: 2 for bad usage or bad input (usage errors,
- * unusable files, inputs or configs the engine refuses), 1 for anything else. The message is
- * one line; the stack trace is printed only with {@code -Dcm4j.debug=true}.
+ * unusable files, inputs or configs the engine refuses, Hub failures that are the user's to fix:
+ * a wrong model ID, revision or token, offline mode without a cached copy), 1 for anything else.
+ * The message is one line; the stack trace is printed only with {@code -Dcm4j.debug=true}.
  */
 final class Failures {
   private Failures() {}
@@ -19,6 +21,10 @@ final class Failures {
   static int exitCode(Throwable t) {
     if (t instanceof UsageException || t instanceof CheckpointException) {
       return CommandLine.ExitCode.USAGE;
+    }
+    if (t instanceof HubException) { // a wrong model ID or revision, offline with no copy...
+      return ((HubException) t).isBadInput() ? CommandLine.ExitCode.USAGE
+          : CommandLine.ExitCode.SOFTWARE;
     }
     if (t instanceof Cm4jException) {
       switch (((Cm4jException) t).code()) {
@@ -37,7 +43,7 @@ final class Failures {
   static String describe(Throwable t) {
     String m = t.getMessage();
     boolean ours = t instanceof UsageException || t instanceof CheckpointException
-        || t instanceof Cm4jException;
+        || t instanceof Cm4jException || t instanceof HubException;
     if (m == null || m.isBlank()) {
       return t.getClass().getSimpleName();
     }

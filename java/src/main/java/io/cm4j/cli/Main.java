@@ -3,6 +3,7 @@ package io.cm4j.cli;
 import io.cm4j.Cm4jException;
 import io.cm4j.UNet;
 import java.io.PrintWriter;
+import java.util.Map;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -19,9 +20,21 @@ import picocli.CommandLine.Spec;
     mixinStandardHelpOptions = true,
     versionProvider = Main.Version.class,
     description = "Consistency-model image generation on a native UNet engine.",
-    subcommands = {UnetCommand.class, CommandLine.HelpCommand.class})
+    subcommands = {GenerateCommand.class, UnetCommand.class, NoiseCommand.class,
+        ScheduleCommand.class, DownloadCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
   @Spec CommandSpec spec;
+
+  /** The environment subcommands read (HF_HOME, HF_ENDPOINT, ...): the process's, or a test's. */
+  private final Map<String, String> env;
+
+  private Main(Map<String, String> env) {
+    this.env = Map.copyOf(env);
+  }
+
+  Map<String, String> env() {
+    return env;
+  }
 
   public static void main(String[] args) {
     int code;
@@ -36,7 +49,12 @@ public final class Main implements Runnable {
 
   /** The command line with cm4j's error handling; tests call execute on it in-process. */
   public static CommandLine commandLine() {
-    CommandLine cl = new CommandLine(new Main());
+    return commandLine(System.getenv());
+  }
+
+  /** Same, with {@code env} in place of the process's environment variables. */
+  public static CommandLine commandLine(Map<String, String> env) {
+    CommandLine cl = new CommandLine(new Main(env));
     cl.setExecutionExceptionHandler(Failures::handleExecution);
     cl.setParameterExceptionHandler(Failures::handleParameter);
     return cl;
@@ -44,7 +62,13 @@ public final class Main implements Runnable {
 
   /** Same, writing to the given streams. */
   public static CommandLine commandLine(PrintWriter out, PrintWriter err) {
-    CommandLine cl = commandLine();
+    return commandLine(out, err, System.getenv());
+  }
+
+  /** Same, writing to the given streams, with {@code env} as the environment variables. */
+  public static CommandLine commandLine(PrintWriter out, PrintWriter err,
+      Map<String, String> env) {
+    CommandLine cl = commandLine(env);
     cl.setOut(out);
     cl.setErr(err);
     return cl;

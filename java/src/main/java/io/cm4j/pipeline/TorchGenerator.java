@@ -51,6 +51,28 @@ public final class TorchGenerator {
     return out;
   }
 
+  /**
+   * {@code torch.randint(low, high, (n,), generator=this)} (int64): each value is
+   * {@code low + next_u32 % (high - low)}, one 32-bit draw per value, as ATen's
+   * {@code uniform_int_from_to_distribution} does for ranges below 2^28 (larger ranges switch to
+   * 64-bit draws there and are refused here).
+   */
+  public long[] randint(long low, long high, int n) {
+    long range = high - low;
+    if (range < 1 || range >= 1L << 28) {
+      throw new IllegalArgumentException("randint: expected 0 < high - low < 2^28, found low="
+          + low + ", high=" + high);
+    }
+    if (n < 0) {
+      throw new IllegalArgumentException("randint: negative count " + n);
+    }
+    long[] out = new long[n];
+    for (int i = 0; i < n; i++) {
+      out[i] = low + engine.nextU32() % range;
+    }
+    return out;
+  }
+
   private static int numel(long[] shape) {
     long n = 1;
     for (long d : shape) {

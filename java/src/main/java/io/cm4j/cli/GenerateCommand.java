@@ -1,0 +1,353 @@
+package io.cm4j.cli;
+
+import io.cm4j.Cm4jException;
+import io.cm4j.Device;
+import io.cm4j.ErrorCode;
+import io.cm4j.Precision;
+import io.cm4j.UNet;
+import io.cm4j.hub.ConsoleProgress;
+import io.cm4j.hub.HubClient;
+import io.cm4j.hub.ModelLocator;
+import io.cm4j.pipeline.CMStochasticIterativeScheduler;
+import io.cm4j.pipeline.ConsistencyModelPipeline;
+import io.cm4j.pipeline.GenerationRequest;
+import io.cm4j.pipeline.GenerationResult;
+import io.cm4j.pipeline.ImageOutput;
+import io.cm4j.pipeline.SchedulerConfig;
+import io.cm4j.weights.CheckpointException;
+import io.cm4j.weights.SafetensorsWriter;
+import java.awt.image.BufferedImage;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import java.util.stream.Collectors;
+import picocli.CommandLine.ArgGroup;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParentCommand;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code cm4j generate}: images from a consistency model, as diffusers'
+ * {@code ConsistencyModelPipeline(..., generator=torch.manual_seed(seed))} makes them.
+ *
+ * <p>Progress and choices (device, seed, labels) go to stderr; stdout gets one
+ * {@code wrote PATH} line per file written. Every argument is checked before the model runs,
+ * and the output files appear together, complete, or not at all.
+ */
+@Command(
+    name = "generate",
+    mixinStandardHelpOptions = true,
+    sortOptions = false,
+    description = {
+        "Generates images with a consistency model (diffusers' ConsistencyModelPipeline).",
+        "The same --seed and arguments give the same images as diffusers with "
+            + "generator=torch.manual_seed(SEED). Without --class, a class-conditional model "
+            + "gets labels drawn from the seed, separately from the latents and noise.",
+        "Output: --out FILE.png writes FILE.png for one image and FILE-0.png, FILE-1.png, ... "
+            + "for a batch; --out DIR (an existing folder, or a name without extension) writes "
+            + "DIR/0000.png, DIR/0001.png, ...; --out-tensor writes `image` [B,H,W,3] float32 "
+            + "in [0,1]. Without either, image.png (image-0.png, ...) in the current folder."})
+final class GenerateCommand implements Callable<Integer> {
+  static final String DEFAULT_PNG = "image.png";
+
+  @Spec CommandSpec spec;
+  @ParentCommand Main main;
+
+  @Option(names = "--model", paramLabel = "ID|DIR|FILE", defaultValue = HubClient.DEFAULT_MODEL_ID,
+      description = "A Hugging Face model ID (fetched once into the Hugging Face cache), a "
+          + "diffusers pipeline folder, or a UNet weights file (default: ${DEFAULT-VALUE}).")
+  String model;
+
+  @Option(names = "--revision", paramLabel = "REV",
+      description = "Branch, tag or commit of a Hub model (default: main).")
+  String revision;
+
+  @Option(names = "--class", paramLabel = "N", arity = "1..*", split = ",",
+      description = "Class label(s): one for every image, or one per image (then --batch "
+          + "defaults to their number).")
+  List<Long> classes;
+
+  @Option(names = "--batch", paramLabel = "B", description = "Number of images (default: 1).")
+  Integer batch;
+
+  @ArgGroup(exclusive = true, multiplicity = "0..1")
+  StepOptions steps;
+
+  @Option(names = "--seed", paramLabel = "S", defaultValue = "0",
+      description = "Seed of the torch-compatible generator (default: ${DEFAULT-VALUE}).")
+  long seed;
+
+  @Option(names = "--device", paramLabel = "cpu|cuda[:i]",
+      converter = Converters.DeviceConverter.class,
+      description = "Where to run (default: the GPU when one is usable, else the CPU).")
+  Device device;
+
+  @Option(names = "--dtype", paramLabel = "fp32|fp16|bf16", defaultValue = "fp32",
+      converter = Converters.PrecisionConverter.class,
+      description = "Storage/compute type (default: ${DEFAULT-VALUE}; the CPU runs fp32).")
+  Precision dtype;
+
+  @Option(names = "--out", paramLabel = "FILE.png|DIR", description = "Where to write PNGs.")
+  Path out;
+
+  @Option(names = "--out-tensor", paramLabel = "FILE.safetensors",
+      description = "Also (or only) write the float images as `image` [B,H,W,3].")
+  Path outTensor;
+
+  /** --out DIR when that folder does not exist yet: made when the images are written. */
+  private Path newFolder;
+
+  @Override
+  public Integer call() throws Exception {
+    PrintWriter err = spec.commandLine().getErr();
+    int images = batchSize();
+    List<Path> pngs = pngTargets(images);
+    if (outTensor != null) {
+      OutputFiles.checkWritableFile("--out-tensor", outTensor);
+    }
+
+    Path modelPath = ModelLocator.resolve(model, revision, new HubClient(main.env()),
+        ConsoleProgress.forStderr());
+    SchedulerConfig schedulerConfig = schedulerConfig(modelPath);
+    StepOptions.apply(steps, new CMStochasticIterativeScheduler(schedulerConfig));
+
+    long start = System.nanoTime();
+    GenerationResult result;
+    try (ConsistencyModelPipeline pipeline = openPipeline(modelPath, err)) {
+      GenerationRequest request = request(pipeline.unet(), images, err);
+      err.printf("generate: %s on %s %s: %d image%s, %s, %s, seed %d%n", modelPath,
+          pipeline.unet().device(), dtype, images, images == 1 ? "" : "s",
+          describeLabels(request.classLabels()), describeSteps(), seed);
+      err.flush();
+      result = pipeline.generate(request, (step, count, t, sample) -> {
+        err.printf(Locale.ROOT, "generate: step %d/%d (timestep %.4f) done at %.2f s%n",
+            step + 1, count, t, (System.nanoTime() - start) / 1e9);
+        err.flush();
+      });
+    }
+
+    PrintWriter stdout = spec.commandLine().getOut();
+    for (Path written : write(result, pngs, modelPath)) {
+      stdout.println("wrote " + written);
+    }
+    stdout.flush();
+    return 0;
+  }
+
+  /** --batch, else one image per --class label, else 1; checked against --class. */
+  private int batchSize() throws UsageException {
+    if (batch != null && batch < 1) {
+      throw new UsageException("--batch " + batch + ": expected at least 1");
+    }
+    if (classes == null) {
+      return batch == null ? 1 : batch;
+    }
+    if (batch == null) {
+      return classes.size();
+    }
+    if (classes.size() != 1 && classes.size() != batch) {
+      throw new UsageException("--class: expected one label, or " + batch + " (one per image of "
+          + "--batch " + batch + "), found " + classes.size());
+    }
+    return batch;
+  }
+
+  /** The PNG files to write, checked to be writable; empty with only --out-tensor. */
+  private List<Path> pngTargets(int images) throws UsageException {
+    if (out == null) {
+      if (outTensor != null) {
+        return List.of();
+      }
+      OutputFiles.checkWritableFile("--out (default)", Path.of(DEFAULT_PNG));
+      return pngFiles(Path.of(DEFAULT_PNG), images);
+    }
+    String name = out.getFileName() == null ? "" : out.getFileName().toString();
+    if (Files.isDirectory(out) || (!name.contains(".") && !Files.exists(out))) {
+      if (Files.isDirectory(out)) {
+        OutputFiles.checkWritableFolder("--out " + out, out);
+      } else {
+        OutputFiles.checkWritableFolder("--out " + out, out.toAbsolutePath().getParent());
+        newFolder = out;
+      }
+      List<Path> files = new ArrayList<>();
+      for (int i = 0; i < images; i++) {
+        files.add(out.resolve(String.format(Locale.ROOT, "%04d.png", i)));
+      }
+      return files;
+    }
+    if (!name.toLowerCase(Locale.ROOT).endsWith(".png")) {
+      throw new UsageException("--out " + out + ": expected a .png file name or a folder");
+    }
+    OutputFiles.checkWritableFile("--out", out);
+    return pngFiles(out, images);
+  }
+
+  /** FILE.png for one image; FILE-0.png, FILE-1.png, ... for a batch. */
+  private static List<Path> pngFiles(Path file, int images) {
+    if (images == 1) {
+      return List.of(file);
+    }
+    String name = file.getFileName().toString();
+    String stem = name.substring(0, name.length() - ".png".length());
+    List<Path> files = new ArrayList<>();
+    for (int i = 0; i < images; i++) {
+      files.add(file.resolveSibling(stem + "-" + i + name.substring(stem.length())));
+    }
+    return files;
+  }
+
+  private static SchedulerConfig schedulerConfig(Path modelPath) throws UsageException {
+    try {
+      return ConsistencyModelPipeline.readSchedulerConfig(modelPath);
+    } catch (CheckpointException e) {
+      throw new UsageException("--model " + e.getMessage(), e);
+    }
+  }
+
+  /**
+   * The pipeline on --device, or without it on the GPU when one is usable (falling back to
+   * the CPU when the GPU refuses), else on the CPU; says which on stderr.
+   */
+  private ConsistencyModelPipeline openPipeline(Path modelPath, PrintWriter err)
+      throws IOException, Cm4jException, UsageException {
+    if (ConsistencyModelPipeline.findSchedulerConfig(modelPath).isEmpty()) {
+      err.println("generate: no scheduler/scheduler_config.json beside " + modelPath
+          + ": using diffusers' defaults (" + SchedulerConfig.DEFAULT + ")");
+    }
+    if (device != null) {
+      return open(modelPath, device);
+    }
+    int gpus = UNet.cudaDeviceCount();
+    if (gpus > 0) {
+      try {
+        ConsistencyModelPipeline p = open(modelPath, Device.parse("cuda"));
+        err.println("generate: running on cuda (" + gpus + " CUDA device" + (gpus == 1 ? "" : "s")
+            + " usable; --device cpu for the CPU)");
+        return p;
+      } catch (UsageException e) {
+        if (!(e.getCause() instanceof Cm4jException c) || c.code() != ErrorCode.DEVICE) {
+          throw e;
+        }
+        err.println("generate: the GPU cannot run this model (" + c.getMessage()
+            + "); running on cpu");
+      }
+    } else {
+      err.println("generate: no usable CUDA device; running on cpu (--device cuda says why)");
+    }
+    err.flush();
+    return open(modelPath, Device.CPU);
+  }
+
+  private ConsistencyModelPipeline open(Path modelPath, Device on)
+      throws IOException, Cm4jException, UsageException {
+    try {
+      return ConsistencyModelPipeline.open(modelPath, on, dtype);
+    } catch (CheckpointException e) {
+      throw new UsageException("--model " + e.getMessage(), e);
+    } catch (Cm4jException e) {
+      switch (e.code()) {
+        case DEVICE:
+          throw new UsageException("--device " + on + ": " + e.getMessage(), e);
+        case UNSUPPORTED:
+        case INVALID_ARGUMENT:
+        case WEIGHTS:
+          throw new UsageException(e.getMessage().startsWith("dtype ")
+              ? "--dtype " + dtype + ": " + e.getMessage()
+              : "--model " + e.getMessage(), e);
+        default:
+          throw e;
+      }
+    }
+  }
+
+  /** The request, with --class checked against the model's classes. */
+  private GenerationRequest request(UNet unet, int images, PrintWriter err)
+      throws UsageException {
+    GenerationRequest.Builder b = GenerationRequest.builder().batchSize(images).seed(seed);
+    if (steps != null && steps.timesteps != null) {
+      b.timesteps(steps.timesteps);
+    } else {
+      b.numInferenceSteps(steps == null ? 1 : steps.steps);
+    }
+    if (!unet.isClassConditional()) {
+      if (classes != null) {
+        err.println("generate: the model is unconditional: --class is ignored");
+      }
+      return b.build();
+    }
+    int n = unet.numClassEmbeds();
+    if (classes == null) { // what the pipeline would draw, drawn here to be reported
+      return b.classLabels(ConsistencyModelPipeline.randomClassLabels(seed, images, n)).build();
+    }
+    for (long label : classes) {
+      if (label < 0 || label >= n) {
+        throw new UsageException("--class " + label + ": expected a label in [0, " + n
+            + ") (num_class_embeds of the model)");
+      }
+    }
+    return b.classLabels(classes.stream().mapToLong(Long::longValue).toArray()).build();
+  }
+
+  private String describeLabels(long[] labels) {
+    if (labels == null) {
+      return "unconditional";
+    }
+    String list = Arrays.stream(labels).mapToObj(Long::toString)
+        .collect(Collectors.joining(","));
+    return (labels.length == 1 ? "class " : "classes ") + list
+        + (classes == null ? " (drawn from the seed)" : "");
+  }
+
+  private String describeSteps() {
+    if (steps != null && steps.timesteps != null) {
+      return "timesteps " + Arrays.stream(steps.timesteps).mapToObj(Integer::toString)
+          .collect(Collectors.joining(","));
+    }
+    int n = steps == null ? 1 : steps.steps;
+    return n + (n == 1 ? " step" : " steps");
+  }
+
+  /** Writes every output, all or nothing; returns the files written. */
+  private List<Path> write(GenerationResult result, List<Path> pngs, Path modelPath)
+      throws IOException {
+    try (OutputFiles files = new OutputFiles()) {
+      if (newFolder != null) {
+        files.createFolder(newFolder);
+      }
+      List<BufferedImage> images = pngs.isEmpty() ? List.of() : result.toBufferedImages();
+      for (int i = 0; i < pngs.size(); i++) {
+        try {
+          ImageOutput.writePng(images.get(i), files.stage(pngs.get(i)));
+        } catch (IOException e) {
+          throw new IOException(pngs.get(i) + ": cannot write: " + e.getMessage(), e);
+        }
+      }
+      if (outTensor != null) {
+        SafetensorsWriter writer = new SafetensorsWriter()
+            .metadata("cm4j.model", modelPath.toString())
+            .metadata("cm4j.seed", Long.toString(result.seed()))
+            .metadata("cm4j.timesteps", Arrays.toString(result.timesteps()));
+        if (result.classLabels() != null) {
+          writer.metadata("cm4j.class_labels", Arrays.stream(result.classLabels())
+              .mapToObj(Long::toString).collect(Collectors.joining(",")));
+        }
+        try {
+          writer.addFloats("image", result.shape(), result.imageArray())
+              .write(files.stage(outTensor));
+        } catch (IOException e) {
+          throw new IOException("--out-tensor " + outTensor + ": cannot write: " + e.getMessage(),
+              e);
+        }
+      }
+      return files.commit();
+    }
+  }
+}

@@ -1,0 +1,83 @@
+package io.cm4j.cli;
+
+import io.cm4j.pipeline.TorchGenerator;
+import io.cm4j.weights.SafetensorsWriter;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.concurrent.Callable;
+import java.util.stream.Collectors;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code cm4j noise}: successive {@code torch.randn(shape)} draws of a generator seeded like
+ * {@code torch.manual_seed(seed)}, the latents and step noise {@code generate} uses.
+ */
+@Command(
+    name = "noise",
+    mixinStandardHelpOptions = true,
+    sortOptions = false,
+    description = {
+        "Writes seeded torch.randn draws (the latents and noise of generate).",
+        "K successive torch.randn(shape) draws from a generator seeded like "
+            + "torch.manual_seed(S), as float32 tensors named 0, 1, ... (the metadata records "
+            + "seed and shape)."})
+final class NoiseCommand implements Callable<Integer> {
+  @Spec CommandSpec spec;
+
+  @Option(names = "--seed", required = true, paramLabel = "S", description = "The seed.")
+  long seed;
+
+  @Option(names = "--shape", required = true, paramLabel = "D,...", split = ",",
+      description = "Shape of each draw, e.g. 1,3,64,64.")
+  long[] shape;
+
+  @Option(names = "--count", paramLabel = "K", defaultValue = "1",
+      description = "Number of draws (default: ${DEFAULT-VALUE}).")
+  int count;
+
+  @Option(names = "--output", required = true, paramLabel = "OUT.safetensors",
+      description = "Where to write the draws (atomically).")
+  Path output;
+
+  @Override
+  public Integer call() throws Exception {
+    String shapeText = Arrays.stream(shape).mapToObj(Long::toString)
+        .collect(Collectors.joining(","));
+    long numel = 1;
+    for (long d : shape) {
+      if (d < 0) {
+        throw new UsageException("--shape " + shapeText + ": negative dimension " + d);
+      }
+      numel = Math.multiplyExact(numel, d);
+    }
+    if (numel > Integer.MAX_VALUE - 8) {
+      throw new UsageException("--shape " + shapeText + ": " + numel + " elements, more than one "
+          + "draw can hold");
+    }
+    if (count < 1) {
+      throw new UsageException("--count " + count + ": expected at least 1");
+    }
+    OutputFiles.checkWritableFile("--output", output);
+
+    TorchGenerator generator = new TorchGenerator(seed);
+    SafetensorsWriter writer = new SafetensorsWriter()
+        .metadata("seed", Long.toString(seed))
+        .metadata("shape", shapeText);
+    for (int k = 0; k < count; k++) {
+      writer.addFloats(Integer.toString(k), shape, generator.randn(shape));
+    }
+    try {
+      writer.write(output);
+    } catch (IOException e) {
+      throw new IOException("--output " + output + ": cannot write: " + e.getMessage(), e);
+    }
+    spec.commandLine().getOut().printf("wrote %s: %d draw%s of [%s] from seed %d%n", output, count,
+        count == 1 ? "" : "s", shapeText, seed);
+    spec.commandLine().getOut().flush();
+    return 0;
+  }
+}

@@ -1,0 +1,99 @@
+package io.cm4j.cli;
+
+import java.io.IOException;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A command's output files, written all or nothing: each is first written to a hidden
+ * temporary file beside its target ({@link #stage}), and only when every one is complete are
+ * they renamed into place ({@link #commit}). {@link #close()} removes whatever was staged but
+ * not committed, and a folder {@link #createFolder} made, if it is still empty. Not
+ * thread-safe.
+ */
+final class OutputFiles implements AutoCloseable {
+  private final Map<Path, Path> staged = new LinkedHashMap<>(); // target -> temporary file
+  private final List<Path> createdFolders = new ArrayList<>();
+
+  /**
+   * Checks that {@code file} can be written: not a folder, in a folder that exists and is
+   * writable. The message names {@code option}.
+   */
+  static void checkWritableFile(String option, Path file) throws UsageException {
+    if (Files.isDirectory(file)) {
+      throw new UsageException(option + " " + file + ": is a folder, expected a file name");
+    }
+    checkWritableFolder(option + " " + file, file.toAbsolutePath().getParent());
+  }
+
+  /** Checks that {@code dir} is an existing writable folder; {@code what} starts the message. */
+  static void checkWritableFolder(String what, Path dir) throws UsageException {
+    if (dir == null || !Files.isDirectory(dir)) {
+      throw new UsageException(what + ": folder " + dir + " does not exist");
+    }
+    if (!Files.isWritable(dir)) {
+      throw new UsageException(what + ": folder " + dir + " is not writable");
+    }
+  }
+
+  /** Creates {@code dir} (one level) unless it exists; close() removes it again if unused. */
+  void createFolder(Path dir) throws IOException {
+    if (!Files.isDirectory(dir)) {
+      Files.createDirectory(dir);
+      createdFolders.add(dir);
+    }
+  }
+
+  /** A temporary path beside {@code target} to write the file to; nothing is created yet. */
+  Path stage(Path target) {
+    Path abs = target.toAbsolutePath();
+    Path tmp = abs.resolveSibling("." + abs.getFileName() + "." + ProcessHandle.current().pid()
+        + "." + staged.size() + ".partial");
+    staged.put(target, tmp);
+    return tmp;
+  }
+
+  /** Renames every staged file over its target, in staging order; returns the targets. */
+  List<Path> commit() throws IOException {
+    List<Path> done = new ArrayList<>();
+    for (Map.Entry<Path, Path> e : staged.entrySet()) {
+      try {
+        Files.move(e.getValue(), e.getKey(), StandardCopyOption.ATOMIC_MOVE,
+            StandardCopyOption.REPLACE_EXISTING);
+      } catch (AtomicMoveNotSupportedException notAtomic) {
+        Files.move(e.getValue(), e.getKey(), StandardCopyOption.REPLACE_EXISTING);
+      }
+      done.add(e.getKey());
+    }
+    staged.clear();
+    createdFolders.clear();
+    return done;
+  }
+
+  /** Removes staged files not committed, then folders this made that are still empty. */
+  @Override
+  public void close() {
+    for (Path tmp : staged.values()) {
+      try {
+        Files.deleteIfExists(tmp);
+      } catch (IOException ignored) {
+        // best effort: the original failure is what the user needs to see
+      }
+    }
+    staged.clear();
+    for (Path dir : createdFolders) {
+      try {
+        Files.deleteIfExists(dir); // fails, harmlessly, if something else was put there
+      } catch (IOException ignored) {
+        // left in place
+      }
+    }
+    createdFolders.clear();
+  }
+}

@@ -1,0 +1,269 @@
+package io.cm4j.cli;
+
+import static io.cm4j.cli.CliRun.assertBadInput;
+import static io.cm4j.cli.CliRun.list;
+import static io.cm4j.cli.CliRun.runOffline;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.cm4j.Golden;
+import io.cm4j.cli.CliRun.Result;
+import io.cm4j.pipeline.ConsistencyModelPipeline;
+import io.cm4j.pipeline.ImageOutput;
+import io.cm4j.weights.Json;
+import io.cm4j.weights.SafetensorsFile;
+import java.awt.image.BufferedImage;
+import java.awt.image.Raster;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
+import javax.imageio.ImageIO;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/** {@code cm4j generate} in-process on the tiny pipeline: golden images, files, bad input. */
+class GenerateCommandTest {
+  @TempDir Path tmp;
+
+  private static String tiny() {
+    return Golden.file("tiny/pipeline").toString();
+  }
+
+  /** {@code generate --model tiny ...}, offline with an empty cache. */
+  private Result generate(String... args) {
+    List<String> all = new ArrayList<>(List.of("--model", tiny()));
+    all.addAll(List.of(args));
+    return generateWith(all.toArray(String[]::new));
+  }
+
+  /** {@code generate ...}, offline with an empty cache under tmp/env. */
+  private Result generateWith(String... args) {
+    List<String> all = new ArrayList<>(List.of("generate"));
+    all.addAll(List.of(args));
+    return runOffline(tmp.resolve("env"), all.toArray(String[]::new));
+  }
+
+  @Test
+  void class145Seed12WritesAValidPng() throws Exception {
+    Path png = tmp.resolve("x.png");
+    Result r = generate("--class", "145", "--seed", "12", "--out", png.toString());
+    assertEquals(0, r.exit(), r.err());
+    assertEquals("wrote " + png, r.out().strip());
+    assertTrue(r.err().contains("running on cpu") || r.err().contains("running on cuda"),
+        "says which device: " + r.err());
+    assertTrue(r.err().contains("class 145, 1 step, seed 12"), r.err());
+    BufferedImage image = ImageIO.read(png.toFile());
+    assertEquals(32, image.getWidth());
+    assertEquals(32, image.getHeight());
+  }
+
+  @Test
+  void class145Seed12OnTheCpuIsDiffusersFirstOnestepImage() throws Exception {
+    // batch 1 draws the first half of the batch-2 latents (3072 is a multiple of 16)
+    Path png = tmp.resolve("x.png");
+    Result r = generate("--class", "145", "--seed", "12", "--device", "cpu", "--out",
+        png.toString());
+    assertEquals(0, r.exit(), r.err());
+    try (SafetensorsFile golden = SafetensorsFile.open(
+        Golden.file("tiny/pipeline_cases/onestep.safetensors"))) {
+      long[] expected = golden.longs("image_uint8"); // [2, 32, 32, 3]; image 0 is class 145
+      assertTrue(maxPixelDiff(png, expected, 0) <= 1);
+    }
+  }
+
+  static Stream<Path> pipelineCases() throws IOException {
+    try (Stream<Path> s = Files.list(Golden.file("tiny/pipeline_cases"))) {
+      return s.sorted().toList().stream();
+    }
+  }
+
+  /** Each golden call through the CLI: --out-tensor within 1e-4, every PNG within 1 level. */
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("pipelineCases")
+  void goldenCallsThroughTheCli(Path file) throws Exception {
+    try (SafetensorsFile golden = SafetensorsFile.open(file)) {
+      Map<String, Object> call = Json.parseObject(golden.metadata().get("call"));
+      List<String> args = new ArrayList<>(List.of("--device", "cpu",
+          "--seed", call.get("generator_seed").toString(),
+          "--batch", call.get("batch_size").toString(),
+          "--class", call.get("class_labels").toString().replaceAll("[\\[\\] ]", ""),
+          "--out", tmp.resolve("images").toString(),
+          "--out-tensor", tmp.resolve("image.safetensors").toString()));
+      if (call.get("timesteps") instanceof List<?> ts) {
+        args.addAll(List.of("--timesteps",
+            ts.stream().map(Object::toString).collect(Collectors.joining(","))));
+      } else {
+        args.addAll(List.of("--steps", call.get("num_inference_steps").toString()));
+      }
+      Result r = generate(args.toArray(String[]::new));
+      assertEquals(0, r.exit(), r.err());
+      try (SafetensorsFile got = SafetensorsFile.open(tmp.resolve("image.safetensors"))) {
+        assertEquals(List.of("image"), got.names());
+        float[] image = got.floats("image");
+        double err = maxAbsDiff(golden.floats("image"), image);
+        System.out.printf("cli pipeline case %s: image max abs error %.3e%n", file.getFileName(),
+            err);
+        assertTrue(err <= 1e-4, "image max abs error " + err);
+      }
+      long[] expected = golden.longs("image_uint8");
+      int batch = ((Number) call.get("batch_size")).intValue();
+      for (int b = 0; b < batch; b++) {
+        Path png = tmp.resolve("images").resolve(String.format("%04d.png", b));
+        assertTrue(maxPixelDiff(png, expected, b) <= 1, png.toString());
+      }
+    }
+  }
+
+  @Test
+  void aWeightsFileFindsItsPipelinesScheduler() throws Exception {
+    Path fromDir = tmp.resolve("dir.png");
+    Path fromFile = tmp.resolve("file.png");
+    assertEquals(0, generate("--class", "3", "--steps", "2", "--out", fromDir.toString()).exit());
+    Result r = generateWith("--model", Golden.file(
+        "tiny/pipeline/unet/diffusion_pytorch_model.safetensors").toString(), "--class", "3",
+        "--steps", "2", "--out", fromFile.toString());
+    assertEquals(0, r.exit(), r.err());
+    assertTrue(!r.err().contains("defaults"), r.err());
+    assertArrayEquals(Files.readAllBytes(fromDir), Files.readAllBytes(fromFile));
+  }
+
+  @Test
+  void batchesNameTheirFiles() throws Exception {
+    Result r = generate("--class", "1", "--batch", "2", "--out", tmp.resolve("x.png").toString());
+    assertEquals(0, r.exit(), r.err());
+    assertEquals(List.of("x-0.png", "x-1.png"), written());
+    r = generate("--class", "1,2,3", "--out", tmp.resolve("new").toString());
+    assertEquals(0, r.exit(), r.err());
+    assertEquals(List.of("0000.png", "0001.png", "0002.png"), list(tmp.resolve("new")));
+  }
+
+  @Test
+  void withoutClassTheLabelsComeFromTheSeed() throws Exception {
+    Result r = generate("--batch", "2", "--seed", "5", "--out-tensor",
+        tmp.resolve("t.safetensors").toString());
+    assertEquals(0, r.exit(), r.err());
+    assertTrue(r.err().contains("(drawn from the seed)"), r.err());
+    assertEquals(List.of("t.safetensors"), written(), "only the tensor was asked for");
+    try (SafetensorsFile got = SafetensorsFile.open(tmp.resolve("t.safetensors"))) {
+      long[] labels = ConsistencyModelPipeline.randomClassLabels(5, 2, 1000);
+      assertEquals(labels[0] + "," + labels[1], got.metadata().get("cm4j.class_labels"));
+    }
+  }
+
+  @Test
+  void timestepsOutOfOrder() throws Exception {
+    assertBadInput(generate("--timesteps", "0,22", "--out", png()), "--timesteps 0,22",
+        "descending");
+    assertNothingWritten();
+  }
+
+  @Test
+  void timestepsPastTraining() throws Exception {
+    assertBadInput(generate("--timesteps", "40,0", "--out", png()), "--timesteps 40,0",
+        "train_timesteps`: 40");
+    assertBadInput(generate("--steps", "41", "--out", png()), "--steps 41", "40");
+    assertNothingWritten();
+  }
+
+  @Test
+  void bothStepsAndTimesteps() throws Exception {
+    assertBadInput(generate("--steps", "2", "--timesteps", "22,0", "--out", png()),
+        "--steps", "--timesteps", "mutually exclusive");
+    assertNothingWritten();
+  }
+
+  @Test
+  void labelPastTheClasses() throws Exception {
+    assertBadInput(generate("--class", "1000", "--out", png()), "--class 1000", "[0, 1000)");
+    assertBadInput(generate("--class", "1,2", "--batch", "3", "--out", png()), "--class",
+        "--batch 3");
+    assertNothingWritten();
+  }
+
+  @Test
+  void unwritableOutputs() throws Exception {
+    assertBadInput(generate("--out", tmp.resolve("no/such/x.png").toString()), "--out",
+        "does not exist");
+    Files.writeString(tmp.resolve("file"), "x");
+    assertBadInput(generate("--out", tmp.resolve("file/x.png").toString()), "--out",
+        "does not exist");
+    assertBadInput(generate("--out", tmp.resolve("x.jpg").toString()), "--out", ".png");
+    assertBadInput(generate("--out-tensor", tmp.toString()), "--out-tensor", "is a folder");
+    Files.delete(tmp.resolve("file"));
+    assertNothingWritten();
+  }
+
+  @Test
+  void aModelIdOfflineWithAnEmptyCache() throws Exception {
+    assertBadInput(generateWith("--model", "org/model", "--out", png()), "org/model", "offline",
+        "HF_HUB_OFFLINE");
+    assertBadInput(generateWith("--out", png()), "openai/diffusers-cd_imagenet64_l2", "offline");
+    assertNothingWritten();
+  }
+
+  @Test
+  void neitherAPathNorAnId() throws Exception {
+    assertBadInput(generateWith("--model", tmp.resolve("nope").toString(), "--out", png()),
+        "nope", "no such file or directory");
+    assertNothingWritten();
+  }
+
+  private String png() {
+    return tmp.resolve("out.png").toString();
+  }
+
+  /** What the runs left in tmp, besides the environment's folder. */
+  private List<String> written() throws IOException {
+    return list(tmp).stream().filter(n -> !n.equals("env")).toList();
+  }
+
+  private void assertNothingWritten() throws IOException {
+    assertEquals(List.of(), written(), "no file, partial or complete");
+  }
+
+  private static double maxAbsDiff(float[] expected, float[] actual) {
+    assertEquals(expected.length, actual.length);
+    double max = 0;
+    for (int i = 0; i < expected.length; i++) {
+      max = Math.max(max, Math.abs((double) expected[i] - actual[i]));
+    }
+    return max;
+  }
+
+  /** Largest difference between a PNG and image {@code index} of golden uint8 [B, H, W, 3]. */
+  private static int maxPixelDiff(Path png, long[] expected, int index) throws IOException {
+    Raster raster = ImageIO.read(png.toFile()).getRaster();
+    int w = raster.getWidth();
+    int h = raster.getHeight();
+    int[] rgb = raster.getPixels(0, 0, w, h, (int[]) null); // [H, W, 3], R G B
+    int base = index * h * w * 3;
+    int max = 0;
+    for (int i = 0; i < rgb.length; i++) {
+      max = Math.max(max, Math.abs(rgb[i] - (int) expected[base + i]));
+    }
+    return max;
+  }
+
+  @Test
+  void pngPixelsAreTheTensorsRounded() throws Exception {
+    Result r = generate("--class", "7", "--steps", "2", "--out", png(), "--out-tensor",
+        tmp.resolve("t.safetensors").toString());
+    assertEquals(0, r.exit(), r.err());
+    try (SafetensorsFile got = SafetensorsFile.open(tmp.resolve("t.safetensors"))) {
+      byte[] bytes = ImageOutput.toUint8(got.floats("image"));
+      long[] asLongs = new long[bytes.length];
+      for (int i = 0; i < bytes.length; i++) {
+        asLongs[i] = bytes[i] & 0xff;
+      }
+      assertEquals(0, maxPixelDiff(tmp.resolve("out.png"), asLongs, 0));
+    }
+  }
+}

@@ -1,0 +1,74 @@
+package io.cm4j.cli;
+
+import static io.cm4j.cli.CliRun.assertBadInput;
+import static io.cm4j.cli.CliRun.list;
+import static io.cm4j.cli.CliRun.runOffline;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.cm4j.Golden;
+import io.cm4j.cli.CliRun.Result;
+import io.cm4j.weights.Json;
+import io.cm4j.weights.SafetensorsFile;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeSet;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code cm4j noise}: torch's randn draws for every golden RNG case; bad input exits 2. */
+class NoiseCommandTest {
+  @TempDir Path tmp;
+
+  @Test
+  void drawsMatchTorch() throws Exception {
+    try (SafetensorsFile golden = SafetensorsFile.open(
+        Golden.file("torch_randn_cases.safetensors"))) {
+      for (String index : new TreeSet<>(golden.metadata().keySet())) {
+        Map<String, Object> meta = Json.parseObject(golden.metadata().get(index));
+        String shape = ((List<?>) meta.get("shape")).stream().map(Object::toString)
+            .collect(Collectors.joining(","));
+        Path out = tmp.resolve(index + ".safetensors");
+        Result r = runOffline(tmp, "noise", "--seed", meta.get("seed").toString(), "--shape",
+            shape, "--count", "2", "--output", out.toString());
+        assertEquals(0, r.exit(), r.err());
+        try (SafetensorsFile got = SafetensorsFile.open(out)) {
+          assertEquals(List.of("0", "1"), got.names());
+          assertArrayEquals(golden.get(index + ".first").shape(), got.get("0").shape());
+          double err = Math.max(
+              maxAbsDiff(golden.floats(index + ".first"), got.floats("0")),
+              maxAbsDiff(golden.floats(index + ".second"), got.floats("1")));
+          System.out.printf("cli noise case %s %s: max abs error %.2e%n", index, meta, err);
+          assertTrue(err <= 1e-5, "max abs error " + err);
+        }
+      }
+    }
+  }
+
+  @Test
+  void badArguments() throws Exception {
+    String out = tmp.resolve("n.safetensors").toString();
+    assertBadInput(runOffline(tmp, "noise", "--seed", "1", "--shape", "2,-3", "--output", out),
+        "--shape 2,-3", "negative");
+    assertBadInput(runOffline(tmp, "noise", "--seed", "1", "--shape", "2,x", "--output", out),
+        "--shape");
+    assertBadInput(runOffline(tmp, "noise", "--seed", "1", "--shape", "4", "--count", "0",
+        "--output", out), "--count 0");
+    assertBadInput(runOffline(tmp, "noise", "--seed", "1", "--shape", "4", "--output",
+        tmp.resolve("no/n.safetensors").toString()), "--output", "does not exist");
+    assertBadInput(runOffline(tmp, "noise", "--shape", "4", "--output", out), "--seed");
+    assertEquals(List.of(), list(tmp));
+  }
+
+  private static double maxAbsDiff(float[] a, float[] b) {
+    assertEquals(a.length, b.length);
+    double max = 0;
+    for (int i = 0; i < a.length; i++) {
+      max = Math.max(max, Math.abs((double) a[i] - b[i]));
+    }
+    return max;
+  }
+}
