@@ -93,6 +93,33 @@ public final class SafetensorsWriter {
     return this;
   }
 
+  /** Produces a tensor's little-endian bytes when the file is written. */
+  @FunctionalInterface
+  public interface LazyBytes {
+    ByteBuffer get() throws IOException;
+  }
+
+  /**
+   * Adds a tensor whose bytes are produced only while the file is written, one tensor at a
+   * time, so a converter never holds a whole model in memory.
+   */
+  public SafetensorsWriter addLazy(String name, DType dtype, long[] shape, LazyBytes bytes) {
+    long numel = 1;
+    for (long d : shape) {
+      numel = Math.multiplyExact(numel, Math.max(d, 0));
+    }
+    long nbytes = checkedBytes(name, shape, dtype, numel * dtype.size());
+    tensors.put(name, new Pending(dtype, shape.clone(), nbytes, (out, scratch) -> {
+      ByteBuffer b = bytes.get().duplicate();
+      if (b.remaining() != nbytes) {
+        throw new IOException("tensor '" + name + "' produced " + b.remaining()
+            + " bytes, expected " + nbytes);
+      }
+      writeFully(out, b);
+    }));
+    return this;
+  }
+
   private long checkedBytes(String name, long[] shape, DType dtype, long given) {
     if (name.equals("__metadata__")) {
       throw new IllegalArgumentException("'__metadata__' is reserved, not a tensor name");
