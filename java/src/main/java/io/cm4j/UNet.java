@@ -2,9 +2,13 @@ package io.cm4j;
 
 import io.cm4j.internal.Cm4jNative;
 import io.cm4j.internal.NativeLibrary;
+import io.cm4j.weights.Checkpoint;
 import io.cm4j.weights.CheckpointException;
+import io.cm4j.weights.Checkpoints;
 import io.cm4j.weights.Json;
 import io.cm4j.weights.JsonException;
+import io.cm4j.weights.SafetensorsFile;
+import io.cm4j.weights.openai.OpenAIConfigs;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
@@ -39,7 +43,6 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * message.
  */
 public final class UNet implements AutoCloseable {
-  private static final String WEIGHTS_FILE = "diffusion_pytorch_model.safetensors";
   /** Taps carry the golden files' names; the engine may report them without the prefix. */
   private static final String TAP_PREFIX = "tap.";
 
@@ -67,44 +70,121 @@ public final class UNet implements AutoCloseable {
     return open(model, Device.CPU, Precision.FP32);
   }
 
+  /** {@link #open(Path, Path, Device, Precision)} with the model's own config. */
+  public static UNet open(Path model, Device device, Precision precision)
+      throws IOException, Cm4jException {
+    return open(model, null, device, precision);
+  }
+
   /**
-   * A UNet from a diffusers model on disk: a pipeline folder holding {@code unet/}, a UNet
-   * folder holding {@code config.json} and {@code diffusion_pytorch_model.safetensors}, or
-   * such a safetensors file with its {@code config.json} beside it.
+   * A UNet from a model on disk, in any format {@link Checkpoints#open} reads: a diffusers
+   * pipeline or UNet folder (weights as {@code diffusion_pytorch_model.safetensors}, a torch
+   * {@code diffusion_pytorch_model.bin} or Paddle's {@code model_state.pdparams}), one such
+   * weights file with its {@code config.json} beside it, or an original OpenAI {@code .pt}
+   * checkpoint (its config shipped for its published file name).
    *
+   * @param config a diffusers UNet config to use instead of the model's, or null; needed for
+   *     an OpenAI checkpoint of another file name, or a weights file with no config beside it
    * @throws CheckpointException when a file is missing or malformed (the message names it)
    * @throws Cm4jException when the engine refuses the config, the weights or the device
    */
-  public static UNet open(Path model, Device device, Precision precision)
+  public static UNet open(Path model, Path config, Device device, Precision precision)
       throws IOException, Cm4jException {
-    Path dir;
-    Path weights;
-    if (Files.isDirectory(model)) {
-      dir = Files.isRegularFile(model.resolve("unet").resolve("config.json"))
-          ? model.resolve("unet") : model;
-      weights = dir.resolve(WEIGHTS_FILE);
-      if (!Files.isRegularFile(dir.resolve("config.json"))) {
-        throw new CheckpointException(model, "not a diffusers model folder: found neither "
-            + "unet/config.json nor config.json");
-      }
-      if (!Files.isRegularFile(weights)) {
-        throw new CheckpointException(dir, "no " + WEIGHTS_FILE + " in the model folder");
-      }
-    } else if (Files.isRegularFile(model)) {
-      if (!model.getFileName().toString().endsWith(".safetensors")) {
-        throw new CheckpointException(model, "unsupported weights file: expected a "
-            + ".safetensors file");
-      }
-      weights = model;
-      dir = model.toAbsolutePath().getParent();
-      if (!Files.isRegularFile(dir.resolve("config.json"))) {
-        throw new CheckpointException(model, "no config.json beside the weights file");
-      }
-    } else {
+    Objects.requireNonNull(model, "model");
+    if (!Files.exists(model)) {
       throw new CheckpointException(model, "no such file or folder");
     }
-    return create(dir.resolve("config.json"), WeightSource.safetensors(weights), device,
-        precision);
+    if (Files.isDirectory(model) && config == null
+        && !Files.isRegularFile(model.resolve("unet").resolve("config.json"))
+        && !Files.isRegularFile(model.resolve("config.json"))) {
+      throw new CheckpointException(model, "not a diffusers model folder: found neither "
+          + "unet/config.json nor config.json");
+    }
+    try (Checkpoint weights = openCheckpoint(model, config)) {
+      return open(weights, config, device, precision);
+    }
+  }
+
+  /** {@link Checkpoints#open}, with the safetensors reader's own message for a bad .safetensors. */
+  private static Checkpoint openCheckpoint(Path model, Path config) throws CheckpointException {
+    try {
+      return Checkpoints.open(model, config);
+    } catch (CheckpointException e) {
+      Path file = e.file();
+      if (file != null && file.getFileName() != null
+          && file.getFileName().toString().endsWith(".safetensors") && Files.isRegularFile(file)) {
+        // its content was not recognised: the safetensors reader says what is wrong with it
+        SafetensorsFile.open(file).close();
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * A UNet from an open checkpoint, which stays the caller's to close (the engine copies the
+   * weights, so it may be closed as soon as this returns).
+   *
+   * @param config a diffusers UNet config file, or null for the checkpoint's
+   *     ({@link Checkpoint#matchingConfig})
+   */
+  public static UNet open(Checkpoint weights, Path config, Device device, Precision precision)
+      throws IOException, Cm4jException {
+    Objects.requireNonNull(weights, "weights");
+    if (config != null) {
+      return create(config, WeightSource.of(weights), device, precision);
+    }
+    String json = weights.matchingConfig().orElseThrow(() -> new CheckpointException(
+        weights.path(), "no UNet config for these weights: no config.json beside the file "
+        + "(give a config)"));
+    return create(json, configSource(weights), WeightSource.of(weights), device, precision);
+  }
+
+  /**
+   * The parameters a config's model expects, by state-dict name, with their shapes, in the
+   * engine's order; the engine's plan is built and dropped, no weights are bound.
+   */
+  public static Map<String, long[]> expectedParameters(Path config)
+      throws IOException, Cm4jException {
+    return expectedParameters(readConfig(config), config.toString());
+  }
+
+  /**
+   * {@link #expectedParameters(Path)} for config JSON text; {@code source} names it in
+   * messages (a file, or "config shipped for cd_imagenet64_l2").
+   */
+  public static Map<String, long[]> expectedParameters(String configJson, String source)
+      throws Cm4jException {
+    NativeLibrary.load();
+    Cm4jNative.cm4j_unet handle = createHandle(configJson, source, Device.CPU, Precision.FP32);
+    try {
+      int count = Cm4jNative.cm4j_unet_param_count(handle);
+      Map<String, long[]> params = new LinkedHashMap<>();
+      for (int i = 0; i < count; i++) {
+        long[] shape = new long[4];
+        int ndim = Cm4jNative.cm4j_unet_param_shape(handle, i, shape);
+        if (ndim < 0) {
+          NativeCalls.check(ndim, "cm4j_unet_param_shape", source);
+        }
+        params.put(Cm4jNative.cm4j_unet_param_name(handle, i), Arrays.copyOf(shape, ndim));
+      }
+      return Collections.unmodifiableMap(params);
+    } finally {
+      Cm4jNative.cm4j_unet_destroy(handle);
+    }
+  }
+
+  /**
+   * How messages name the config of a checkpoint: the {@code config.json} beside it, or the
+   * shipped config of an OpenAI checkpoint.
+   */
+  static String configSource(Checkpoint weights) {
+    if ("openai".equals(weights.format())) {
+      return weights.path() + " (config shipped for " + OpenAIConfigs.forFileName(
+          String.valueOf(weights.path().getFileName())).map(OpenAIConfigs.Known::checkpoint)
+          .orElse("it") + ")";
+    }
+    Path parent = weights.path().toAbsolutePath().getParent();
+    return parent == null ? weights.path().toString() : parent.resolve("config.json").toString();
   }
 
   /**
@@ -115,17 +195,18 @@ public final class UNet implements AutoCloseable {
    */
   public static UNet create(Path config, WeightSource weights, Device device, Precision precision)
       throws IOException, Cm4jException {
+    return create(readConfig(config), config.toString(), weights, device, precision);
+  }
+
+  /** {@code source} names the config JSON in messages. */
+  private static UNet create(String json, String source, WeightSource weights, Device device,
+      Precision precision) throws IOException, Cm4jException {
     Objects.requireNonNull(weights, "weights");
     Objects.requireNonNull(device, "device");
     Objects.requireNonNull(precision, "precision");
-    String json = readConfig(config);
     NativeLibrary.load();
     checkDevice(device, precision);
-    byte[] utf8 = json.getBytes(StandardCharsets.UTF_8);
-    ByteBuffer cText = ByteBuffer.allocateDirect(utf8.length + 1).put(utf8).put((byte) 0).flip();
-    Cm4jNative.cm4j_unet handle = new Cm4jNative.cm4j_unet();
-    NativeCalls.check(Cm4jNative.cm4j_unet_create(cText, device.toString(), precision.code(),
-        handle), "cm4j_unet_create", config.toString());
+    Cm4jNative.cm4j_unet handle = createHandle(json, source, device, precision);
     boolean ok = false;
     try {
       weights.bindTo(handle);
@@ -139,6 +220,16 @@ public final class UNet implements AutoCloseable {
         Cm4jNative.cm4j_unet_destroy(handle);
       }
     }
+  }
+
+  private static Cm4jNative.cm4j_unet createHandle(String json, String source, Device device,
+      Precision precision) throws Cm4jException {
+    byte[] utf8 = json.getBytes(StandardCharsets.UTF_8);
+    ByteBuffer cText = ByteBuffer.allocateDirect(utf8.length + 1).put(utf8).put((byte) 0).flip();
+    Cm4jNative.cm4j_unet handle = new Cm4jNative.cm4j_unet();
+    NativeCalls.check(Cm4jNative.cm4j_unet_create(cText, device.toString(), precision.code(),
+        handle), "cm4j_unet_create", source);
+    return handle;
   }
 
   private static String readConfig(Path config) throws CheckpointException {

@@ -63,8 +63,15 @@ final class GenerateCommand implements Callable<Integer> {
 
   @Option(names = "--model", paramLabel = "ID|DIR|FILE", defaultValue = HubClient.DEFAULT_MODEL_ID,
       description = "A Hugging Face model ID (fetched once into the Hugging Face cache), a "
-          + "diffusers pipeline folder, or a UNet weights file (default: ${DEFAULT-VALUE}).")
+          + "diffusers pipeline folder, or a UNet weights file: safetensors, torch .bin, Paddle "
+          + ".pdparams (config.json beside it), or an original OpenAI .pt checkpoint "
+          + "(default: ${DEFAULT-VALUE}).")
   String model;
+
+  @Option(names = "--config", paramLabel = "config.json",
+      description = "A diffusers UNet config to use instead of the model's (for an OpenAI .pt "
+          + "file of another name, or a weights file without config.json beside it).")
+  Path unetConfig;
 
   @Option(names = "--revision", paramLabel = "REV",
       description = "Branch, tag or commit of a Hub model (default: main).")
@@ -218,7 +225,9 @@ final class GenerateCommand implements Callable<Integer> {
    */
   private ConsistencyModelPipeline openPipeline(Path modelPath, PrintWriter err)
       throws IOException, Cm4jException, UsageException {
-    if (ConsistencyModelPipeline.findSchedulerConfig(modelPath).isEmpty()) {
+    if (ConsistencyModelPipeline.shippedSchedulerConfig(modelPath).isPresent()) {
+      err.println("generate: using the scheduler config shipped for " + modelPath.getFileName());
+    } else if (ConsistencyModelPipeline.findSchedulerConfig(modelPath).isEmpty()) {
       err.println("generate: no scheduler/scheduler_config.json beside " + modelPath
           + ": using diffusers' defaults (" + SchedulerConfig.DEFAULT + ")");
     }
@@ -249,9 +258,10 @@ final class GenerateCommand implements Callable<Integer> {
   private ConsistencyModelPipeline open(Path modelPath, Device on)
       throws IOException, Cm4jException, UsageException {
     try {
-      return ConsistencyModelPipeline.open(modelPath, on, dtype);
+      return ConsistencyModelPipeline.open(modelPath, unetConfig, on, dtype);
     } catch (CheckpointException e) {
-      throw new UsageException("--model " + e.getMessage(), e);
+      throw new UsageException((unetConfig != null && unetConfig.equals(e.file()) ? "--config "
+          : "--model ") + e.getMessage(), e);
     } catch (Cm4jException e) {
       switch (e.code()) {
         case DEVICE:

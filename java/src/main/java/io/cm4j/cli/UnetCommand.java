@@ -39,12 +39,14 @@ final class UnetCommand implements Callable<Integer> {
   @Spec CommandSpec spec;
 
   @Option(names = "--model", paramLabel = "DIR|FILE",
-      description = "A diffusers pipeline or unet folder, or a .safetensors file with "
-          + "config.json beside it.")
+      description = "A diffusers pipeline or unet folder, a weights file (safetensors, torch "
+          + ".bin, Paddle .pdparams) with config.json beside it, or an original OpenAI .pt "
+          + "checkpoint.")
   Path model;
 
   @Option(names = "--config", paramLabel = "config.json",
-      description = "A diffusers UNet2DModel config (with --random-weights).")
+      description = "A diffusers UNet2DModel config: for --random-weights, or instead of the "
+          + "--model's own.")
   Path config;
 
   @Option(names = "--random-weights", paramLabel = "SEED",
@@ -103,6 +105,9 @@ final class UnetCommand implements Callable<Integer> {
       if (e.file() != null && e.file().equals(inputs)) {
         throw new UsageException("--inputs " + e.getMessage(), e);
       }
+      if (config != null && config.equals(e.file())) {
+        throw new UsageException("--config " + e.getMessage(), e);
+      }
       throw new UsageException(modelOption + " " + e.getMessage(), e);
     }
     SafetensorsWriter writer = new SafetensorsWriter()
@@ -127,8 +132,8 @@ final class UnetCommand implements Callable<Integer> {
   /** Checks the weight options form one of the two accepted combinations; names the one used. */
   private String checkModelOptions() throws UsageException {
     if (model != null) {
-      if (config != null || seed != null) {
-        throw new UsageException("--model cannot be combined with --config or --random-weights");
+      if (seed != null) {
+        throw new UsageException("--model cannot be combined with --random-weights");
       }
       return "--model";
     }
@@ -195,7 +200,7 @@ final class UnetCommand implements Callable<Integer> {
       UsageException {
     try {
       return model != null
-          ? UNet.open(model, device, dtype)
+          ? UNet.open(model, config, device, dtype)
           : UNet.create(config, WeightSource.synthV1(seed), device, dtype);
     } catch (Cm4jException e) {
       switch (e.code()) {
