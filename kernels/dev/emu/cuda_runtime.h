@@ -1,0 +1,474 @@
+// A CPU stand-in for <cuda_runtime.h>, covering exactly what cm4j's kernels and CUDA
+// backend use, so that they build with g++ (-DCM4J_CUDA_EMULATION, this folder first on
+// the include path) and run against the CPU backend on a machine with no GPU.
+//
+// What it checks: index arithmetic, bounds (every cudaMalloc buffer ends at an unmapped
+// guard page, so a read or write past its end faults at once), barrier placement (a
+// __syncthreads or shuffle that not every live thread reaches is reported as a deadlock),
+// and the host code (errors, streams, copies). What it does not model: timing, the
+// memory model, concurrent blocks, or anything the kernels do not use.
+//
+// How: blocks run one after another; the threads of a block are fibers (ucontext) that
+// switch only at __syncthreads and warp shuffles. `__shared__` becomes `static`, which is
+// per-block storage because only one block is alive at a time.
+#pragma once
+
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
+
+using std::max;
+using std::min;
+
+struct dim3 {
+  unsigned x, y, z;
+  constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+
+enum cudaError_t {
+  cudaSuccess = 0,
+  cudaErrorInvalidValue = 1,
+  cudaErrorMemoryAllocation = 2,
+  cudaErrorInvalidConfiguration = 9,
+  cudaErrorNoDevice = 100,
+  cudaErrorLaunchFailure = 719,
+  cudaErrorUnknown = 999,
+};
+
+enum cudaMemcpyKind {
+  cudaMemcpyHostToHost = 0,
+  cudaMemcpyHostToDevice = 1,
+  cudaMemcpyDeviceToHost = 2,
+  cudaMemcpyDeviceToDevice = 3,
+  cudaMemcpyDefault = 4,
+};
+
+struct CUstream_st {
+  int unused;
+};
+typedef CUstream_st* cudaStream_t;
+struct CUevent_st {
+  double ms;
+};
+typedef CUevent_st* cudaEvent_t;
+constexpr unsigned cudaStreamNonBlocking = 1;
+
+struct cudaDeviceProp {
+  char name[256];
+  int major, minor, multiProcessorCount;
+  size_t totalGlobalMem;
+};
+
+namespace cm4j_emu {
+
+// ---- device state -------------------------------------------------------------------
+struct State {
+  cudaError_t last_error = cudaSuccess;    // cleared by cudaGetLastError
+  cudaError_t sticky_error = cudaSuccess;  // a faulting kernel poisons the context
+  std::map<void*, std::pair<void*, size_t>> allocations;  // user pointer -> mapping
+  long launches = 0;
+};
+inline State& state() {
+  static State s;
+  return s;
+}
+
+inline void fail(cudaError_t e, const char* why) {
+  std::fprintf(stderr, "cuda-emu: %s\n", why);
+  state().last_error = e;
+  if (e == cudaErrorLaunchFailure) state().sticky_error = e;
+}
+
+// ---- one block of fibers ------------------------------------------------------------
+constexpr size_t kStackBytes = 256 * 1024;
+
+struct Fiber {
+  ucontext_t ctx;
+  char* stack = nullptr;
+  dim3 tid;
+  bool done = false;
+  bool waiting = false;  // at a barrier that has not released yet
+};
+
+struct Block {
+  std::vector<Fiber> fibers;
+  ucontext_t scheduler;
+  int current = -1;
+  int live = 0;
+  // Block barrier: arrivals in this generation; a release bumps the generation.
+  int block_arrived = 0;
+  long block_generation = 0;
+  std::vector<int> warp_live, warp_arrived;
+  std::vector<long> warp_generation;
+  std::vector<uint64_t> slots;  // shuffle exchange, one per thread
+  long events = 0;              // progress counter for deadlock detection
+  bool deadlock = false;
+  void (*body)(void*) = nullptr;
+  void* body_arg = nullptr;
+};
+
+inline Block*& block() {
+  static Block* b = nullptr;
+  return b;
+}
+
+}  // namespace cm4j_emu
+
+// The builtin variables: set by the scheduler whenever it switches to a fiber.
+inline dim3 threadIdx, blockIdx, blockDim, gridDim;
+
+namespace cm4j_emu {
+
+inline int linear_tid(const dim3& t) {
+  return static_cast<int>(t.x + t.y * blockDim.x + t.z * blockDim.x * blockDim.y);
+}
+
+// The only two places that switch contexts; kept out of line so that no caller's locals
+// live across a returns-twice call.
+__attribute__((noinline)) inline void yield() {
+  Block& b = *block();
+  swapcontext(&b.fibers[b.current].ctx, &b.scheduler);
+}
+
+__attribute__((noinline)) inline void resume(Block& b, int i) {
+  b.current = i;
+  threadIdx = b.fibers[i].tid;
+  swapcontext(&b.scheduler, &b.fibers[i].ctx);
+}
+
+__attribute__((noinline)) inline void start_fiber(Fiber& f, ucontext_t* link, void (*entry)()) {
+  getcontext(&f.ctx);
+  f.ctx.uc_stack.ss_sp = f.stack;
+  f.ctx.uc_stack.ss_size = kStackBytes;
+  f.ctx.uc_link = link;
+  makecontext(&f.ctx, entry, 0);
+}
+
+inline void try_release_block(Block& b) {
+  if (b.block_arrived > 0 && b.block_arrived == b.live) {
+    b.block_arrived = 0;
+    ++b.block_generation;
+    ++b.events;
+  }
+}
+
+inline void try_release_warp(Block& b, int w) {
+  if (b.warp_arrived[w] > 0 && b.warp_arrived[w] == b.warp_live[w]) {
+    b.warp_arrived[w] = 0;
+    ++b.warp_generation[w];
+    ++b.events;
+  }
+}
+
+inline void block_barrier() {
+  Block& b = *block();
+  const long gen = b.block_generation;
+  ++b.block_arrived;
+  ++b.events;
+  try_release_block(b);
+  b.fibers[b.current].waiting = true;
+  while (b.block_generation == gen && !b.deadlock) yield();
+  b.fibers[b.current].waiting = false;
+}
+
+inline void warp_barrier() {
+  Block& b = *block();
+  const int w = b.current / 32;
+  const long gen = b.warp_generation[w];
+  ++b.warp_arrived[w];
+  ++b.events;
+  try_release_warp(b, w);
+  b.fibers[b.current].waiting = true;
+  while (b.warp_generation[w] == gen && !b.deadlock) yield();
+  b.fibers[b.current].waiting = false;
+}
+
+inline void fiber_entry() {
+  Block& b = *block();
+  b.body(b.body_arg);
+  Fiber& f = b.fibers[b.current];
+  f.done = true;
+  --b.live;
+  --b.warp_live[b.current / 32];
+  ++b.events;
+  try_release_block(b);
+  try_release_warp(b, b.current / 32);
+  // uc_link returns to the scheduler.
+}
+
+// A fault inside a kernel (the guard page behind every buffer) names the launch, block
+// and thread before the process dies.
+inline void on_fault(int sig) {
+  Block* b = block();
+  if (b && b->current >= 0)
+    std::fprintf(stderr,
+                 "cuda-emu: signal %d (out-of-bounds access?) in launch #%ld, block (%u,%u,%u), "
+                 "thread %d\n",
+                 sig, state().launches, blockIdx.x, blockIdx.y, blockIdx.z, b->current);
+  else
+    std::fprintf(stderr, "cuda-emu: signal %d outside a kernel\n", sig);
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
+inline void install_fault_handler() {
+  static bool done = false;
+  if (done) return;
+  done = true;
+  std::signal(SIGSEGV, on_fault);
+  std::signal(SIGBUS, on_fault);
+}
+
+inline bool valid_config(const dim3& g, const dim3& t) {
+  const unsigned threads = t.x * t.y * t.z;
+  return threads >= 1 && threads <= 1024 && t.z <= 64 && g.x >= 1 && g.y >= 1 && g.z >= 1 &&
+         g.y <= 65535 && g.z <= 65535;
+}
+
+// Runs body(arg) as every thread of every block, blocks in order.
+inline void run_grid(dim3 grid, dim3 threads, void (*body)(void*), void* arg) {
+  install_fault_handler();
+  ++state().launches;
+  if (!valid_config(grid, threads)) {
+    fail(cudaErrorInvalidConfiguration, "invalid launch configuration");
+    return;
+  }
+  if (state().sticky_error != cudaSuccess) return;
+  gridDim = grid;
+  blockDim = threads;
+  const int n = static_cast<int>(threads.x * threads.y * threads.z);
+  const int warps = (n + 31) / 32;
+  static std::vector<char*> stacks;  // reused between launches
+  while (static_cast<int>(stacks.size()) < n) {
+    char* s = static_cast<char*>(std::malloc(kStackBytes));
+    stacks.push_back(s);
+  }
+  Block b;
+  b.fibers.resize(n);
+  b.body = body;
+  b.body_arg = arg;
+  block() = &b;
+  for (unsigned bz = 0; bz < grid.z; ++bz)
+    for (unsigned by = 0; by < grid.y; ++by)
+      for (unsigned bx = 0; bx < grid.x; ++bx) {
+        blockIdx = dim3(bx, by, bz);
+        b.live = n;
+        b.block_arrived = 0;
+        b.warp_live.assign(warps, 0);
+        b.warp_arrived.assign(warps, 0);
+        b.warp_generation.assign(warps, 0);
+        b.slots.assign(n, 0);
+        for (int i = 0; i < n; ++i) {
+          Fiber& f = b.fibers[i];
+          f.tid = dim3(i % threads.x, (i / threads.x) % threads.y, i / (threads.x * threads.y));
+          f.done = false;
+          f.waiting = false;
+          f.stack = stacks[i];
+          ++b.warp_live[i / 32];
+          start_fiber(f, &b.scheduler, fiber_entry);
+        }
+        // Round-robin until every fiber is done; a full round with no arrival, release
+        // or exit means some thread waits at a barrier the others never reach.
+        while (b.live > 0) {
+          const long before = b.events;
+          for (int i = 0; i < n; ++i) {
+            if (!b.fibers[i].done) resume(b, i);
+          }
+          if (b.live > 0 && b.events == before) {
+            if (!b.deadlock) {
+              std::fprintf(stderr,
+                           "cuda-emu: deadlock in block (%u,%u,%u): %d live threads wait at "
+                           "barriers that not all of them reach\n",
+                           bx, by, bz, b.live);
+              b.deadlock = true;  // let the fibers run to completion to unwind them
+              continue;
+            }
+            // Still stuck after releasing everyone: give up on this launch.
+            break;
+          }
+        }
+        if (b.deadlock) {
+          fail(cudaErrorLaunchFailure, "kernel deadlocked");
+          block() = nullptr;
+          return;
+        }
+      }
+  block() = nullptr;
+}
+
+template <typename... Params, typename... Args>
+void launch(void (*kernel)(Params...), dim3 grid, dim3 threads, cudaStream_t /*stream*/,
+            Args&&... args) {
+  // Each thread gets its own copy of the arguments, as on the device.
+  std::tuple<std::decay_t<Params>...> packed(std::forward<Args>(args)...);
+  struct Call {
+    void (*kernel)(Params...);
+    std::tuple<std::decay_t<Params>...>* args;
+  } call{kernel, &packed};
+  run_grid(grid, threads,
+           [](void* p) {
+             Call* c = static_cast<Call*>(p);
+             auto copy = *c->args;
+             std::apply(c->kernel, copy);
+           },
+           &call);
+}
+
+}  // namespace cm4j_emu
+
+// ---- device builtins ----------------------------------------------------------------
+inline void __syncthreads() { cm4j_emu::block_barrier(); }
+
+template <typename T>
+T __shfl_xor_sync(unsigned /*mask*/, T v, int lane_mask) {
+  static_assert(sizeof(T) <= sizeof(uint64_t), "shuffle of a wide type");
+  cm4j_emu::Block& b = *cm4j_emu::block();
+  const int me = b.current;
+  std::memcpy(&b.slots[me], &v, sizeof(T));
+  cm4j_emu::warp_barrier();
+  const int partner = (me / 32) * 32 + ((me % 32) ^ lane_mask);
+  if (partner >= static_cast<int>(b.fibers.size()) || b.fibers[partner].done)
+    cm4j_emu::fail(cudaErrorLaunchFailure, "shuffle with an exited or missing lane");
+  T r = v;
+  if (partner < static_cast<int>(b.fibers.size())) std::memcpy(&r, &b.slots[partner], sizeof(T));
+  cm4j_emu::warp_barrier();  // nobody overwrites a slot before everyone has read
+  return r;
+}
+
+// ---- runtime API --------------------------------------------------------------------
+inline const char* cudaGetErrorString(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    case cudaErrorLaunchFailure: return "unspecified launch failure (emulated)";
+    default: return "unknown error";
+  }
+}
+
+inline cudaError_t cudaGetLastError() {
+  cudaError_t e = cm4j_emu::state().last_error;
+  cm4j_emu::state().last_error = cudaSuccess;
+  return e != cudaSuccess ? e : cm4j_emu::state().sticky_error;
+}
+inline cudaError_t cudaPeekAtLastError() {
+  cudaError_t e = cm4j_emu::state().last_error;
+  return e != cudaSuccess ? e : cm4j_emu::state().sticky_error;
+}
+
+inline cudaError_t cudaGetDeviceCount(int* n) {
+  *n = 1;
+  return cudaSuccess;
+}
+inline cudaError_t cudaSetDevice(int d) { return d == 0 ? cudaSuccess : cudaErrorInvalidValue; }
+inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int) {
+  std::memset(p, 0, sizeof *p);
+  std::snprintf(p->name, sizeof p->name, "cm4j CPU emulator");
+  p->major = 9;
+  p->minor = 0;
+  p->multiProcessorCount = 1;
+  p->totalGlobalMem = size_t(1) << 34;
+  return cudaSuccess;
+}
+
+// Every buffer ends at a PROT_NONE page, so an access past its end faults.
+inline cudaError_t cudaMalloc(void** out, size_t bytes) {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  if (bytes > (size_t(1) << 40)) {
+    *out = nullptr;
+    return cm4j_emu::state().last_error = cudaErrorMemoryAllocation;
+  }
+  const size_t body = (bytes + page - 1) / page * page;
+  void* base = mmap(nullptr, body + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (base == MAP_FAILED) {
+    *out = nullptr;
+    return cm4j_emu::state().last_error = cudaErrorMemoryAllocation;
+  }
+  mprotect(static_cast<char*>(base) + body, page, PROT_NONE);
+  // Ends at the guard page; 4-byte aligned (the kernels use no wider accesses).
+  char* user = static_cast<char*>(base) + body - ((bytes + 3) / 4 * 4);
+  std::memset(user, 0xff, bytes);  // NaN patterns, not zeros, in fresh memory
+  cm4j_emu::state().allocations[user] = {base, body + page};
+  *out = user;
+  return cudaSuccess;
+}
+template <typename T>
+cudaError_t cudaMalloc(T** out, size_t bytes) {
+  return cudaMalloc(reinterpret_cast<void**>(out), bytes);
+}
+inline cudaError_t cudaFree(void* p) {
+  if (!p) return cudaSuccess;
+  auto& a = cm4j_emu::state().allocations;
+  auto it = a.find(p);
+  if (it == a.end()) return cudaErrorInvalidValue;
+  munmap(it->second.first, it->second.second);
+  a.erase(it);
+  return cudaSuccess;
+}
+
+inline cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
+  if (cm4j_emu::state().sticky_error != cudaSuccess) return cm4j_emu::state().sticky_error;
+  std::memcpy(dst, src, bytes);
+  return cudaSuccess;
+}
+inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind k,
+                                   cudaStream_t = nullptr) {
+  return cudaMemcpy(dst, src, bytes, k);
+}
+
+inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) {
+  *s = new CUstream_st{0};
+  return cudaSuccess;
+}
+inline cudaError_t cudaStreamDestroy(cudaStream_t s) {
+  delete s;
+  return cudaSuccess;
+}
+inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cm4j_emu::state().sticky_error; }
+inline cudaError_t cudaDeviceSynchronize() { return cm4j_emu::state().sticky_error; }
+
+inline double cm4j_emu_now_ms() {
+  return std::chrono::duration<double, std::milli>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+inline cudaError_t cudaEventCreate(cudaEvent_t* e) {
+  *e = new CUevent_st{0};
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventDestroy(cudaEvent_t e) {
+  delete e;
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t = nullptr) {
+  e->ms = cm4j_emu_now_ms();
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {
+  *ms = static_cast<float>(b->ms - a->ms);
+  return cudaSuccess;
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds the CUDA backend (kernels/*.cu, native/src/cuda/) and its GPU tests with g++ for the
+# CPU emulator in this folder, links them with a CPU-only cm4j, and runs them: every op
+# against the CPU backend (small and odd shapes; the real sizes take minutes emulated) and
+# the tiny model's golden case through the engine on device "cuda".
+#   kernels/dev/emu/run.sh [BUILD_DIR]      (default /tmp/cm4j-emu)
+# CM4J_TEST_FILTER overrides the op cases (see test_cuda_ops.cpp), EMU_GOLDEN_DTYPES the
+# golden runs ("fp32 fp16 bf16"; empty: none), EMU_JOBS the parallelism. About 20 minutes
+# on 2 cores, most of it the three tiny-model golden runs.
+set -eu
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+B=${1:-/tmp/cm4j-emu}
+JOBS=${EMU_JOBS:-2}
+mkdir -p "$B/obj"
+
+cmake -S "$ROOT" -B "$B/cpu" -G Ninja -DCM4J_CUDA=OFF -DCMAKE_BUILD_TYPE=Release > "$B/cpu-configure.log"
+cmake --build "$B/cpu" -j"$JOBS" --target cm4j_static > "$B/cpu-build.log"
+
+FLAGS=(-std=c++17 -O2 -g -Wall -Wextra -Wno-unknown-pragmas -DCM4J_CUDA_EMULATION -DCM4J_HAVE_CUDA=1
+       -DCM4J_GOLDEN_DIR="\"$ROOT/../shared/golden\""
+       -I"$ROOT/kernels/dev/emu" -I"$ROOT/kernels" -I"$ROOT/native/src" -I"$ROOT/native/include")
+SOURCES=("$ROOT"/kernels/*.cu "$ROOT"/native/src/cuda/*.cu "$ROOT/native/src/cuda/cuda_backend.cpp"
+         "$ROOT/native/tests/test_util.cpp" "$ROOT/native/tests/test_cuda_ops.cpp"
+         "$ROOT/native/tests/test_cuda_golden.cpp")
+pids=()
+for src in "${SOURCES[@]}"; do
+  obj="$B/obj/$(basename "$src").o"
+  g++ -x c++ "${FLAGS[@]}" -c "$src" -o "$obj" &
+  pids+=($!)
+  if [ ${#pids[@]} -ge "$JOBS" ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
+done
+for p in "${pids[@]}"; do wait "$p"; done
+
+BACKEND=()
+for src in "$ROOT"/kernels/*.cu "$ROOT"/native/src/cuda/*.cu "$ROOT/native/src/cuda/cuda_backend.cpp"; do
+  BACKEND+=("$B/obj/$(basename "$src").o")
+done
+for t in test_cuda_ops test_cuda_golden; do
+  g++ -o "$B/$t" "$B/obj/$t.cpp.o" "$B/obj/test_util.cpp.o" "${BACKEND[@]}" "$B/cpu/libcm4j_static.a" -lpthread
+done
+
+rc=0
+CM4J_TEST_FILTER=${CM4J_TEST_FILTER:-odd,tiny,errors,timestep,embedding_lookup,linear,b3 c5} \
+  "$B/test_cuda_ops" || rc=1
+for dtype in ${EMU_GOLDEN_DTYPES-fp32 fp16 bf16}; do
+  "$B/test_cuda_golden" --models=tiny --dtype=$dtype || rc=1
+done
+exit $rc

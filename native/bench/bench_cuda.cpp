@@ -1,0 +1,337 @@
+// CUDA benchmark: imagenet64 (the real cd_imagenet64_l2 architecture, synth-v1 weights)
+// full forward latency at batch 1, 8 and 64 in fp32 (default kernels) and with the
+// tensor-core conv (fp16 / bf16 operands), then per-op times of the largest convs (fp32
+// tiled vs fp16/bf16 tensor cores), attention and group norms. Skips (77) without a GPU.
+//   forward: wall clock around cm4j_unet_forward, which is synchronous (input upload,
+//            every kernel, output download); the first call per batch size (plan and
+//            arena building) is a warm-up and not timed.
+//   ops:     CUDA events on the backend's stream, median of several launches.
+// Lines starting with "RESULT" are for scripts/device-check.sh's summary.
+//   --quick   fewer iterations, no batch 64
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "cm4j.h"
+#include "../tests/test_util.h"  // the bench targets are built with test_util.cpp
+#ifdef CM4J_HAVE_CUDA
+#include "cuda/cuda_backend.h"
+#endif
+
+namespace {
+
+constexpr double kGflopPerImage = 219.3;  // imagenet64 UNet forward, from the architecture doc
+
+bool g_quick = false;
+
+double now_ms() {
+  using clock = std::chrono::steady_clock;
+  return std::chrono::duration<double, std::milli>(clock::now().time_since_epoch()).count();
+}
+
+void bench_forward(int dtype, const char* dtype_name, const std::vector<int>& batches) {
+  const std::string config = cm4j_test::read_text(cm4j_test::golden_dir() + "/imagenet64/config.json");
+  if (config.empty()) {
+    std::printf("forward: no imagenet64 config under %s\n", cm4j_test::golden_dir().c_str());
+    return;
+  }
+  cm4j_unet* u = nullptr;
+  if (cm4j_unet_create(config.c_str(), "cuda", dtype, &u) != CM4J_OK ||
+      cm4j_unet_bind_synth(u, 1) != CM4J_OK || cm4j_unet_finalize(u) != CM4J_OK) {
+    std::printf("forward: engine setup failed: %s\n", cm4j_last_error());
+    cm4j_unet_destroy(u);
+    return;
+  }
+  std::printf("\nimagenet64 forward, %s, synth-v1 weights (%.1f MB of weights)\n", dtype_name,
+              cm4j_unet_weight_bytes(u) / 1e6);
+  std::printf("| batch | iters | ms / forward | ms / image | images / s | TFLOP/s | arena MB |\n");
+  std::printf("|------:|------:|-------------:|-----------:|-----------:|--------:|---------:|\n");
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<std::string> results;  // RESULT lines, printed after the table
+  for (int batch : batches) {
+    if (g_quick && batch > 8) continue;
+    const size_t n = static_cast<size_t>(batch) * 3 * 64 * 64;
+    std::vector<float> sample(n), out(n), t(batch);
+    std::vector<int64_t> labels(batch);
+    for (auto& v : sample) v = normal(rng);
+    for (int b = 0; b < batch; ++b) {
+      t[b] = 250.0f * std::log(0.002f + 80.0f * b / batch + 1.0f);
+      labels[b] = (b * 97) % 1000;
+    }
+    auto forward = [&] {
+      return cm4j_unet_forward(u, batch, sample.data(), t.data(), labels.data(), out.data());
+    };
+    if (forward() != CM4J_OK) {  // warm-up: builds the plan and arena for this batch
+      std::printf("| %5d | forward failed: %s\n", batch, cm4j_last_error());
+      continue;
+    }
+    const int max_iters = g_quick ? 3 : (batch == 64 ? 3 : 10);
+    const double budget_ms = g_quick ? 2000 : 6000;
+    std::vector<double> times;
+    const double start = now_ms();
+    bool failed = false;
+    while (static_cast<int>(times.size()) < max_iters && (times.empty() || now_ms() - start < budget_ms)) {
+      const double t0 = now_ms();
+      if (forward() != CM4J_OK) {
+        std::printf("| %5d | forward failed: %s\n", batch, cm4j_last_error());
+        failed = true;
+        break;
+      }
+      times.push_back(now_ms() - t0);
+    }
+    if (failed || times.empty()) continue;
+    std::sort(times.begin(), times.end());
+    const double ms = times[times.size() / 2];
+    const double tflops = kGflopPerImage * batch / ms / 1e3;
+    std::printf("| %5d | %5zu | %12.2f | %10.2f | %10.1f | %7.2f | %8.1f |\n", batch, times.size(),
+                ms, ms / batch, 1e3 * batch / ms, tflops, cm4j_unet_arena_bytes(u) / 1e6);
+    const char* tag = dtype == CM4J_F16 ? "fp16" : dtype == CM4J_BF16 ? "bf16" : "fp32";
+    char line[160];
+    std::snprintf(line, sizeof line, "RESULT forward %s batch=%d ms=%.2f img_per_s=%.1f tflops=%.2f",
+                  tag, batch, ms, 1e3 * batch / ms, tflops);
+    results.push_back(line);
+  }
+  std::printf("\n");
+  for (const std::string& r : results) std::printf("%s\n", r.c_str());
+  cm4j_unet_destroy(u);
+}
+
+#ifdef CM4J_HAVE_CUDA
+using cm4j::Backend;
+using cm4j::Status;
+
+struct DeviceBuf {
+  Backend* be;
+  float* p = nullptr;
+  DeviceBuf(Backend* b, size_t n, std::mt19937& rng) : be(b) {
+    if (!be->alloc(n * sizeof(float), &p).ok()) {
+      p = nullptr;
+      return;
+    }
+    std::normal_distribution<float> d(0.0f, 1.0f);
+    std::vector<float> h(n);
+    for (auto& v : h) v = d(rng);
+    be->upload(p, h.data(), n);
+  }
+  ~DeviceBuf() {
+    if (p) be->free(p);
+  }
+};
+
+// Median milliseconds of `fn` over `reps` launches, timed by events on the backend's stream.
+double time_op(Backend* be, const std::function<Status()>& fn, int reps, Status* status) {
+  cudaStream_t stream = cm4j::cuda_backend_stream(be);
+  *status = fn();  // warm-up
+  if (status->ok()) *status = be->synchronize();
+  if (!status->ok()) return -1;
+  cudaEvent_t a, b;
+  cudaEventCreate(&a);
+  cudaEventCreate(&b);
+  std::vector<double> ms;
+  for (int i = 0; i < reps && status->ok(); ++i) {
+    cudaEventRecord(a, stream);
+    *status = fn();
+    cudaEventRecord(b, stream);
+    cudaEventSynchronize(b);
+    float t = 0;
+    cudaEventElapsedTime(&t, a, b);
+    ms.push_back(t);
+  }
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  if (!status->ok() || ms.empty()) return -1;
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+struct ConvShape {
+  const char* name;
+  int batch, c1, c2, h, c_out, kernel;
+  bool up;
+};
+
+// Median ms of one conv on `be` (fresh random inputs, weights prepared by `be`); -1 and a
+// message on failure.
+double time_conv(Backend* be, const ConvShape& c, int reps, std::mt19937& rng, std::string* err) {
+  cm4j::ConvParams p;
+  p.batch = c.batch;
+  p.c_in1 = c.c1;
+  p.c_in2 = c.c2;
+  p.h_in = p.w_in = c.h;
+  p.c_out = c.c_out;
+  p.kernel = c.kernel;
+  p.pad = c.kernel / 2;
+  p.upsample = c.up;
+  const int ho = p.h_out();
+  const int cin = c.c1 + c.c2;
+  std::vector<float> w(static_cast<size_t>(c.c_out) * cin * c.kernel * c.kernel, 0.01f);
+  std::unique_ptr<cm4j::Weight> weight;
+  Status s = be->prepare_conv(w.data(), c.c_out, cin, c.kernel, &weight);
+  DeviceBuf s1(be, static_cast<size_t>(c.batch) * c.c1 * c.h * c.h, rng);
+  DeviceBuf s2(be, static_cast<size_t>(c.batch) * std::max(c.c2, 1) * c.h * c.h, rng);
+  DeviceBuf dst(be, static_cast<size_t>(c.batch) * c.c_out * ho * ho, rng);
+  cm4j::ConvArgs a;
+  a.src1 = s1.p;
+  a.src2 = c.c2 ? s2.p : nullptr;
+  a.weight = weight.get();
+  a.dst = dst.p;
+  double ms = -1;
+  if (s.ok()) ms = time_op(be, [&] { return be->conv2d(p, a); }, reps, &s);
+  if (!s.ok()) *err = s.message;
+  return s.ok() ? ms : -1;
+}
+
+void bench_ops() {
+  std::string err;
+  auto be = cm4j::make_cuda_backend_with(0, CM4J_F32, cm4j::CudaKernels::kDefault, &err);
+  if (!be) {
+    std::printf("ops: %s\n", err.c_str());
+    return;
+  }
+  std::string err16, errbf;
+  auto be16 = cm4j::make_cuda_backend_with(0, CM4J_F16, cm4j::CudaKernels::kDefault, &err16);
+  auto bebf = cm4j::make_cuda_backend_with(0, CM4J_BF16, cm4j::CudaKernels::kDefault, &errbf);
+  std::mt19937 rng(3);
+  const int reps = g_quick ? 3 : 10;
+  std::printf("\nconv2d, median of %d launches (CUDA events), ms and TFLOP/s\n", reps);
+  std::printf("| case | batch | fp32 tiled | fp16 tensor cores | bf16 tensor cores |\n");
+  std::printf("|---|---:|---:|---:|---:|\n");
+  const ConvShape convs[] = {
+      {"down0 conv 192>192 64x64", 1, 192, 0, 64, 192, 3, false},
+      {"down0 conv 192>192 64x64", 8, 192, 0, 64, 192, 3, false},
+      {"down1 conv 384>384 32x32", 8, 384, 0, 32, 384, 3, false},
+      {"down2 conv 576>576 16x16", 8, 576, 0, 16, 576, 3, false},
+      {"mid conv 768>768 8x8", 1, 768, 0, 8, 768, 3, false},
+      {"mid conv 768>768 8x8", 8, 768, 0, 8, 768, 3, false},
+      {"up0 cat 768+768>768 8x8", 8, 768, 768, 8, 768, 3, false},
+      {"up3 cat 384+192>192 64x64", 8, 384, 192, 64, 192, 3, false},
+      {"upsample conv 576 16>32", 8, 576, 0, 16, 576, 3, true},
+      {"to_qkv 1x1 384>1152 32x32", 8, 384, 0, 32, 1152, 1, false},
+  };
+  std::vector<std::string> results;
+  for (const ConvShape& c : convs) {
+    int ho = c.up ? 2 * c.h : c.h;
+    const double flop = 2.0 * c.batch * c.c_out * ho * ho * (c.c1 + c.c2) * c.kernel * c.kernel;
+    std::string cells[3];
+    Backend* backends[3] = {be.get(), be16.get(), bebf.get()};
+    const char* names[3] = {"fp32", "fp16", "bf16"};
+    for (int i = 0; i < 3; ++i) {
+      char cell[96];
+      std::string e;
+      double ms = backends[i] ? time_conv(backends[i], c, reps, rng, &e) : -1;
+      if (!backends[i]) e = i == 1 ? err16 : errbf;
+      if (ms > 0) {
+        std::snprintf(cell, sizeof cell, "%.3f ms, %.1f", ms, flop / ms / 1e9);
+        char line[160];
+        std::snprintf(line, sizeof line, "RESULT op conv2d %s \"%s\" batch=%d ms=%.3f tflops=%.2f",
+                      names[i], c.name, c.batch, ms, flop / ms / 1e9);
+        results.push_back(line);
+      } else {
+        std::snprintf(cell, sizeof cell, "failed: %.60s", e.c_str());
+      }
+      cells[i] = cell;
+    }
+    std::printf("| %s | %d | %s | %s | %s |\n", c.name, c.batch, cells[0].c_str(), cells[1].c_str(),
+                cells[2].c_str());
+  }
+  std::printf("\n");
+  for (const std::string& r : results) std::printf("%s\n", r.c_str());
+
+  std::printf("\nother ops (fp32), median of %d launches\n", reps);
+  std::printf("| op | case | batch | ms | rate |\n|---|---|---:|---:|---:|\n");
+  struct AttnShape {
+    const char* name;
+    int batch, c, hw;
+  } attns[] = {{"down1 384ch 32x32 dh64", 8, 384, 1024},
+               {"down2 576ch 16x16 dh64", 8, 576, 256},
+               {"mid 768ch 8x8 dh64", 8, 768, 64}};
+  for (const AttnShape& t : attns) {
+    cm4j::AttentionParams p;
+    p.batch = t.batch;
+    p.channels = t.c;
+    p.hw = t.hw;
+    p.dim_head = 64;
+    p.heads = t.c / 64;
+    p.scale = 0.125f;
+    DeviceBuf qkv(be.get(), static_cast<size_t>(t.batch) * 3 * t.c * t.hw, rng);
+    DeviceBuf out(be.get(), static_cast<size_t>(t.batch) * t.c * t.hw, rng);
+    cm4j::AttentionArgs a;
+    a.qkv = qkv.p;
+    a.out = out.p;
+    Status s;
+    double ms = time_op(be.get(), [&] { return be->attention(p, a); }, reps, &s);
+    const double flop = 4.0 * t.batch * t.c * static_cast<double>(t.hw) * t.hw;
+    if (ms > 0)
+      std::printf("| attention | %s | %d | %.3f | %.2f TFLOP/s |\n", t.name, t.batch, ms, flop / ms / 1e9);
+    else
+      std::printf("| attention | %s | %d | failed: %s | |\n", t.name, t.batch, s.message.c_str());
+  }
+  struct NormShape {
+    const char* name;
+    int batch, c, hw;
+  } norms[] = {{"192ch 64x64 silu", 8, 192, 4096}, {"768ch 8x8 silu", 8, 768, 64}};
+  for (const NormShape& t : norms) {
+    cm4j::GroupNormParams p;
+    p.batch = t.batch;
+    p.channels = t.c;
+    p.hw = t.hw;
+    p.silu = true;
+    const size_t n = static_cast<size_t>(t.batch) * t.c * t.hw;
+    DeviceBuf x(be.get(), n, rng), y(be.get(), n, rng), gb(be.get(), 2 * t.c, rng);
+    cm4j::GroupNormArgs a;
+    a.x = x.p;
+    a.gamma = gb.p;
+    a.beta = gb.p + t.c;
+    a.y = y.p;
+    Status s;
+    double ms = time_op(be.get(), [&] { return be->group_norm(p, a); }, reps, &s);
+    const double bytes = 3.0 * n * sizeof(float);  // two statistic passes and one write pass
+    if (ms > 0)
+      std::printf("| group_norm | %s | %d | %.3f | %.0f GB/s |\n", t.name, t.batch, ms, bytes / ms / 1e6);
+    else
+      std::printf("| group_norm | %s | %d | failed: %s | |\n", t.name, t.batch, s.message.c_str());
+  }
+}
+#endif
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--quick") == 0) {
+      g_quick = true;
+    } else {
+      std::fprintf(stderr, "usage: %s [--quick]\n", argv[0]);
+      return 2;
+    }
+  }
+  if (cm4j_cuda_device_count() == 0) {
+    std::printf("bench_cuda: skipped: %s\n", cm4j_last_error());
+    return 77;
+  }
+#ifdef CM4J_HAVE_CUDA
+  cudaDeviceProp prop;
+  if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
+    std::printf("bench_cuda: device 0: %s, sm_%d%d, %.1f GB, %d SMs\n", prop.name, prop.major,
+                prop.minor, prop.totalGlobalMem / 1e9, prop.multiProcessorCount);
+  const char* kernels = std::getenv("CM4J_CUDA_KERNELS");
+  std::printf("bench_cuda: CM4J_CUDA_KERNELS=%s\n", kernels ? kernels : "(unset: default)");
+  bench_forward(CM4J_F32, "fp32", {1, 8, 64});
+  bench_forward(CM4J_F16, "fp16 tensor-core conv", {1, 8, 64});
+  bench_forward(CM4J_BF16, "bf16 tensor-core conv", {8});
+  bench_ops();
+#else
+  bench_forward(CM4J_F32, "fp32", {1, 8, 64});
+#endif
+  return 0;
+}

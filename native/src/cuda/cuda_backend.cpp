@@ -1,0 +1,476 @@
+// The CUDA backend: fp32 NCHW activations in device memory, one stream per backend, every
+// op a launch of a kernel from kernels/. Failures come back as Status (never abort):
+// CM4J_ERR_DEVICE "CUDA error in <op>: <cudaGetErrorString>" for CUDA failures,
+// CM4J_ERR_INVALID_ARGUMENT for calls that do not match their weights.
+#include "cuda/cuda_backend.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "attention.cuh"
+#include "cm4j.h"
+#include "conv2d.cuh"
+#include "elementwise.cuh"
+#include "embedding.cuh"
+#include "group_norm.cuh"
+#include "linear.cuh"
+
+namespace cm4j {
+
+namespace {
+
+Status cuda_error(cudaError_t e, const std::string& op) {
+  if (e == cudaSuccess) return Status::Ok();
+  cudaGetLastError();  // clear a non-sticky error so the next call starts clean
+  int code = e == cudaErrorMemoryAllocation ? CM4J_ERR_OUT_OF_MEMORY : CM4J_ERR_DEVICE;
+  return {code, "CUDA error in " + op + ": " + cudaGetErrorString(e)};
+}
+
+Status invalid(const std::string& message) { return {CM4J_ERR_INVALID_ARGUMENT, message}; }
+
+// A device buffer owned by a prepared weight: fp32, or 2-byte fp16/bf16 for the
+// tensor-core conv.
+struct DeviceWeight : Weight {
+  int device = 0;
+  void* data = nullptr;
+  size_t count = 0;
+  size_t element_bytes = sizeof(float);
+  int rows = 0, cols = 0, kernel = 0;  // conv: c_out, c_in, k; linear: n, k, 0
+  bool is_conv = false;
+  ~DeviceWeight() override {
+    if (data) {
+      cudaSetDevice(device);
+      cudaFree(data);
+    }
+  }
+  size_t bytes() const override { return count * element_bytes; }
+};
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(int device, CudaKernels kernel_set, kernels::ConvOperand operand,
+              cudaStream_t stream, bool sync_each_op)
+      : device_(device),
+        kernels_(kernel_set),
+        operand_(operand),
+        stream_(stream),
+        sync_each_op_(sync_each_op) {}
+
+  ~CudaBackend() override {
+    cudaSetDevice(device_);
+    cudaStreamSynchronize(stream_);
+    for (auto& f : freq_tables_) cudaFree(f.second);
+    for (float* p : live_) cudaFree(p);
+    cudaStreamDestroy(stream_);
+  }
+
+  const char* name() const override { return "cuda"; }
+  cudaStream_t stream() const { return stream_; }
+
+  Status alloc(size_t bytes, float** out) override {
+    *out = nullptr;
+    cudaSetDevice(device_);
+    void* p = nullptr;
+    cudaError_t e = cudaMalloc(&p, bytes == 0 ? sizeof(float) : bytes);
+    if (e != cudaSuccess)
+      return cuda_error(e, "alloc (" + std::to_string(bytes) + " bytes)");
+    *out = static_cast<float*>(p);
+    std::lock_guard<std::mutex> lock(mu_);
+    live_.insert(*out);
+    return Status::Ok();
+  }
+
+  void free(float* p) override {
+    if (!p) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (live_.erase(p) == 0) return;  // not ours, or already freed
+    }
+    cudaSetDevice(device_);
+    cudaStreamSynchronize(stream_);  // queued work may still read it
+    cudaFree(p);
+  }
+
+  // Both copies wait for completion: the host buffer may be reused as soon as they return.
+  Status upload(float* dst, const float* src, size_t count) override {
+    cudaSetDevice(device_);
+    cudaError_t e =
+        cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyHostToDevice, stream_);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(stream_);
+    return cuda_error(e, "upload");
+  }
+
+  Status download(float* dst, const float* src, size_t count) override {
+    cudaSetDevice(device_);
+    cudaError_t e =
+        cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyDeviceToHost, stream_);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(stream_);
+    return cuda_error(e, "download");
+  }
+
+  Status prepare_conv(const float* w, int c_out, int c_in, int kernel,
+                      std::unique_ptr<Weight>* out) override {
+    if (c_out < 1 || c_in < 1 || kernel < 1) return invalid("prepare_conv: bad shape");
+    const size_t count = static_cast<size_t>(c_out) * c_in * kernel * kernel;
+    std::vector<float> packed(count);
+    kernels::conv2d_pack_weight(w, c_out, c_in, kernel, packed.data());
+    std::unique_ptr<DeviceWeight> dw;
+    Status s = upload_weight(packed.data(), count, "prepare_conv", &dw);
+    if (!s.ok()) return s;
+    if (operand_ != kernels::ConvOperand::kF32) {
+      s = convert_weight(dw.get());
+      if (!s.ok()) return s;
+    }
+    dw->rows = c_out;
+    dw->cols = c_in;
+    dw->kernel = kernel;
+    dw->is_conv = true;
+    *out = std::move(dw);
+    return Status::Ok();
+  }
+
+  Status prepare_linear(const float* w, int n, int k, std::unique_ptr<Weight>* out) override {
+    if (n < 1 || k < 1) return invalid("prepare_linear: bad shape");
+    std::unique_ptr<DeviceWeight> dw;
+    Status s = upload_weight(w, static_cast<size_t>(n) * k, "prepare_linear", &dw);
+    if (!s.ok()) return s;
+    dw->rows = n;
+    dw->cols = k;
+    *out = std::move(dw);
+    return Status::Ok();
+  }
+
+  Status conv2d(const ConvParams& p, const ConvArgs& a) override {
+    auto* w = dynamic_cast<const DeviceWeight*>(a.weight);
+    if (!w || !w->is_conv) return invalid("conv2d: weight was not prepared by prepare_conv");
+    if (w->rows != p.c_out || w->cols != p.c_in1 + p.c_in2 || w->kernel != p.kernel)
+      return invalid("conv2d: weight is [" + std::to_string(w->rows) + ", " +
+                     std::to_string(w->cols) + ", " + std::to_string(w->kernel) +
+                     "], call expects [" + std::to_string(p.c_out) + ", " +
+                     std::to_string(p.c_in1 + p.c_in2) + ", " + std::to_string(p.kernel) + "]");
+    kernels::Conv2dParams k;
+    k.batch = p.batch;
+    k.c_in1 = p.c_in1;
+    k.c_in2 = p.c_in2;
+    k.h_in = p.h_in;
+    k.w_in = p.w_in;
+    k.c_out = p.c_out;
+    k.kernel = p.kernel;
+    k.stride = p.stride;
+    k.pad = p.pad;
+    k.upsample = p.upsample;
+    k.out_scale = p.out_scale;
+    k.h_out = p.h_out();
+    k.w_out = p.w_out();
+    k.src1 = a.src1;
+    k.src2 = p.c_in2 > 0 ? a.src2 : nullptr;
+    k.operand = operand_;
+    if (operand_ == kernels::ConvOperand::kF32)
+      k.weight = static_cast<const float*>(w->data);
+    else
+      k.weight_lp = w->data;
+    k.bias = a.bias;
+    k.bias_bc = a.bias_bc;
+    k.residual = a.residual;
+    k.dst = a.dst;
+    const auto variant = kernels_ == CudaKernels::kReference ? kernels::Conv2dVariant::kDirect
+                                                             : kernels::Conv2dVariant::kTiled;
+    cudaSetDevice(device_);
+    return finish(kernels::conv2d_forward(k, variant, stream_), "conv2d");
+  }
+
+  Status group_norm(const GroupNormParams& p, const GroupNormArgs& a) override {
+    if (a.x2 && (a.c1 < 1 || a.c1 >= p.channels))
+      return invalid("group_norm: c1 " + std::to_string(a.c1) + " outside 1.." +
+                     std::to_string(p.channels - 1) + " with a second source");
+    kernels::GroupNormParams k;
+    k.batch = p.batch;
+    k.channels = p.channels;
+    k.hw = p.hw;
+    k.groups = p.groups;
+    k.eps = p.eps;
+    k.silu = p.silu;
+    k.x = a.x;
+    k.x2 = a.x2;
+    k.c1 = a.x2 ? a.c1 : 0;
+    k.gamma = a.gamma;
+    k.beta = a.beta;
+    k.scale = a.scale;
+    k.shift = a.shift;
+    k.scale_stride = a.scale_stride;
+    k.y = a.y;
+    cudaSetDevice(device_);
+    return finish(kernels::group_norm_forward(k, stream_), "group_norm");
+  }
+
+  Status attention(const AttentionParams& p, const AttentionArgs& a) override {
+    if (p.dim_head > kernels::kAttentionMaxDimHead)
+      return {CM4J_ERR_UNSUPPORTED, "attention: dim_head " + std::to_string(p.dim_head) +
+                                        " is above the CUDA kernel's limit of " +
+                                        std::to_string(kernels::kAttentionMaxDimHead)};
+    kernels::AttentionParams k;
+    k.batch = p.batch;
+    k.channels = p.channels;
+    k.hw = p.hw;
+    k.heads = p.heads;
+    k.dim_head = p.dim_head;
+    k.scale = p.scale;
+    k.qkv = a.qkv;
+    k.out = a.out;
+    cudaSetDevice(device_);
+    return finish(kernels::attention_forward(k, stream_), "attention");
+  }
+
+  Status linear(const LinearParams& p, const LinearArgs& a) override {
+    auto* w = dynamic_cast<const DeviceWeight*>(a.weight);
+    if (!w || w->is_conv) return invalid("linear: weight was not prepared by prepare_linear");
+    if (w->rows != p.n || w->cols != p.k)
+      return invalid("linear: weight is [" + std::to_string(w->rows) + ", " +
+                     std::to_string(w->cols) + "], call expects [" + std::to_string(p.n) +
+                     ", " + std::to_string(p.k) + "]");
+    kernels::LinearParams k;
+    k.m = p.m;
+    k.n = p.n;
+    k.k = p.k;
+    k.silu_input = p.silu_input;
+    k.silu_output = p.silu_output;
+    k.x = a.x;
+    k.w = static_cast<const float*>(w->data);
+    k.bias = a.bias;
+    k.add = a.add;
+    k.y = a.y;
+    cudaSetDevice(device_);
+    return finish(kernels::linear_forward(k, stream_), "linear");
+  }
+
+  Status avg_pool2(const float* x, float* y, int batch, int channels, int h, int w) override {
+    cudaSetDevice(device_);
+    return finish(kernels::avg_pool2_forward(x, y, batch, channels, h, w, stream_), "avg_pool2");
+  }
+
+  Status upsample_nearest2(const float* x, float* y, int batch, int channels, int h,
+                           int w) override {
+    cudaSetDevice(device_);
+    return finish(kernels::upsample_nearest2_forward(x, y, batch, channels, h, w, stream_),
+                  "upsample_nearest2");
+  }
+
+  Status timestep_embedding(const float* t, float* emb, int batch, int dim, bool flip_sin_to_cos,
+                            float freq_shift) override {
+    cudaSetDevice(device_);
+    const float* freq = nullptr;
+    if (dim >= 2) {
+      Status s = frequencies(dim / 2, freq_shift, &freq);
+      if (!s.ok()) return s;
+    }
+    kernels::TimestepEmbeddingParams k;
+    k.batch = batch;
+    k.dim = dim;
+    k.flip_sin_to_cos = flip_sin_to_cos;
+    k.t = t;
+    k.freq = freq;
+    k.emb = emb;
+    return finish(kernels::timestep_embedding_forward(k, stream_), "timestep_embedding");
+  }
+
+  Status embedding_lookup(const float* table, const int64_t* labels, float* rows, int batch,
+                          int dim) override {
+    cudaSetDevice(device_);
+    return finish(kernels::embedding_lookup_forward(table, labels, rows, batch, dim, stream_),
+                  "embedding_lookup");
+  }
+
+  Status synchronize() override {
+    cudaSetDevice(device_);
+    return cuda_error(cudaStreamSynchronize(stream_), "synchronize");
+  }
+
+ private:
+  // A launch's status; with CM4J_CUDA_SYNC=1 also waits so a fault names its op.
+  Status finish(cudaError_t e, const char* op) {
+    if (e == cudaSuccess && sync_each_op_) e = cudaStreamSynchronize(stream_);
+    return cuda_error(e, op);
+  }
+
+  // Replaces dw's fp32 data by its fp16/bf16 rounding (on the device, with the CUDA
+  // conversion intrinsics).
+  Status convert_weight(DeviceWeight* dw) {
+    void* lp = nullptr;
+    cudaError_t e = cudaMalloc(&lp, dw->count * 2);
+    if (e != cudaSuccess) return cuda_error(e, "prepare_conv (" + std::to_string(dw->count * 2) + " bytes)");
+    e = kernels::conv2d_convert_weight(static_cast<const float*>(dw->data), lp,
+                                       static_cast<int64_t>(dw->count), operand_, stream_);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(stream_);
+    if (e != cudaSuccess) {
+      cudaFree(lp);
+      return cuda_error(e, "prepare_conv");
+    }
+    cudaFree(dw->data);
+    dw->data = lp;
+    dw->element_bytes = 2;
+    return Status::Ok();
+  }
+
+  Status upload_weight(const float* host, size_t count, const char* op,
+                       std::unique_ptr<DeviceWeight>* out) {
+    cudaSetDevice(device_);
+    auto dw = std::make_unique<DeviceWeight>();
+    dw->device = device_;
+    dw->count = count;
+    cudaError_t e = cudaMalloc(&dw->data, count * sizeof(float));
+    if (e != cudaSuccess) {
+      dw->data = nullptr;
+      return cuda_error(e, std::string(op) + " (" + std::to_string(count * sizeof(float)) +
+                               " bytes)");
+    }
+    // On our stream (a legacy-stream cudaMemcpy from pageable memory may return before
+    // its DMA lands, and nothing would order it before our non-blocking stream's kernels).
+    e = cudaMemcpyAsync(dw->data, host, count * sizeof(float), cudaMemcpyHostToDevice, stream_);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(stream_);
+    if (e != cudaSuccess) return cuda_error(e, op);
+    *out = std::move(dw);
+    return Status::Ok();
+  }
+
+  // Device table of the sinusoidal frequencies for (half, shift), built once.
+  Status frequencies(int half, float shift, const float** out) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto key = std::make_pair(half, shift);
+    auto it = freq_tables_.find(key);
+    if (it != freq_tables_.end()) {
+      *out = it->second;
+      return Status::Ok();
+    }
+    std::vector<float> host(half);
+    kernels::timestep_frequencies(half, shift, host.data());
+    float* d = nullptr;
+    cudaError_t e = cudaMalloc(&d, half * sizeof(float));
+    if (e != cudaSuccess) return cuda_error(e, "timestep_embedding");
+    e = cudaMemcpyAsync(d, host.data(), half * sizeof(float), cudaMemcpyHostToDevice, stream_);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(stream_);
+    if (e != cudaSuccess) {
+      cudaFree(d);
+      return cuda_error(e, "timestep_embedding");
+    }
+    freq_tables_[key] = d;
+    *out = d;
+    return Status::Ok();
+  }
+
+  const int device_;
+  const CudaKernels kernels_;
+  const kernels::ConvOperand operand_;  // conv operands: fp32, or fp16/bf16 on tensor cores
+  cudaStream_t stream_;
+  const bool sync_each_op_;
+  std::mutex mu_;  // guards live_ and freq_tables_
+  std::unordered_set<float*> live_;
+  std::map<std::pair<int, float>, float*> freq_tables_;
+};
+
+const char* dtype_name(int dtype) {
+  switch (dtype) {
+    case CM4J_F32: return "fp32";
+    case CM4J_F16: return "fp16";
+    case CM4J_BF16: return "bf16";
+    default: return "unknown";
+  }
+}
+
+}  // namespace
+
+bool parse_cuda_kernels(const char* name, CudaKernels* out) {
+  if (!name || !*name || std::strcmp(name, "default") == 0) {
+    *out = CudaKernels::kDefault;
+    return true;
+  }
+  if (std::strcmp(name, "reference") == 0) {
+    *out = CudaKernels::kReference;
+    return true;
+  }
+  return false;
+}
+
+int cuda_device_count(std::string* error) {
+  int n = 0;
+  cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    if (error) *error = std::string("CUDA unavailable: ") + cudaGetErrorString(e);
+    return 0;
+  }
+  if (n == 0 && error) *error = "CUDA unavailable: no CUDA device found";
+  return n;
+}
+
+std::unique_ptr<Backend> make_cuda_backend_with(int device, int dtype, CudaKernels kernel_set,
+                                                std::string* error) {
+  std::string scratch;
+  if (!error) error = &scratch;
+  const int n = cuda_device_count(error);
+  if (n == 0) return nullptr;
+  if (device < 0 || device >= n) {
+    *error = "CUDA device " + std::to_string(device) + " does not exist (" +
+             std::to_string(n) + " device" + (n == 1 ? "" : "s") + " found)";
+    return nullptr;
+  }
+  kernels::ConvOperand operand;
+  switch (dtype) {
+    case CM4J_F32: operand = kernels::ConvOperand::kF32; break;
+    case CM4J_F16: operand = kernels::ConvOperand::kF16; break;
+    case CM4J_BF16: operand = kernels::ConvOperand::kBF16; break;
+    default:
+      *error = "CUDA backend: unknown dtype " + std::to_string(dtype);
+      return nullptr;
+  }
+  cudaError_t e = cudaSetDevice(device);
+  if (e == cudaSuccess && operand != kernels::ConvOperand::kF32) {
+    // The fp16/bf16 conv runs on sm_80+ tensor cores.
+    cudaDeviceProp prop;
+    e = cudaGetDeviceProperties(&prop, device);
+    if (e == cudaSuccess && prop.major < 8) {
+      *error = std::string("CUDA backend: ") + dtype_name(dtype) + " needs compute capability 8.0+, " +
+               prop.name + " is " + std::to_string(prop.major) + "." + std::to_string(prop.minor);
+      return nullptr;
+    }
+  }
+  cudaStream_t stream = nullptr;
+  if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  if (e == cudaSuccess) e = cuda_probe_kernels(stream);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    cudaDeviceProp prop;
+    std::string what = "CUDA device " + std::to_string(device);
+    if (cudaGetDeviceProperties(&prop, device) == cudaSuccess)
+      what += " (" + std::string(prop.name) + ", sm_" + std::to_string(prop.major) +
+              std::to_string(prop.minor) + ")";
+    *error = "CUDA unavailable: " + what + ": " + cudaGetErrorString(e);
+    if (stream) cudaStreamDestroy(stream);
+    return nullptr;
+  }
+  const char* sync = std::getenv("CM4J_CUDA_SYNC");
+  const bool sync_each_op = sync && std::strcmp(sync, "1") == 0;
+  return std::make_unique<CudaBackend>(device, kernel_set, operand, stream, sync_each_op);
+}
+
+std::unique_ptr<Backend> make_cuda_backend(int device, int dtype, std::string* error) {
+  const char* env = std::getenv("CM4J_CUDA_KERNELS");
+  CudaKernels kernel_set;
+  if (!parse_cuda_kernels(env, &kernel_set)) {
+    if (error)
+      *error = std::string("CM4J_CUDA_KERNELS=") + env + ": expected default or reference";
+    return nullptr;
+  }
+  return make_cuda_backend_with(device, dtype, kernel_set, error);
+}
+
+cudaStream_t cuda_backend_stream(Backend* backend) {
+  auto* b = dynamic_cast<CudaBackend*>(backend);
+  return b ? b->stream() : nullptr;
+}
+
+}  // namespace cm4j

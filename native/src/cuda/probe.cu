@@ -1,0 +1,24 @@
+#include "cuda/cuda_backend.h"
+#include "launch.cuh"
+
+namespace cm4j {
+
+namespace {
+__global__ void probe_kernel(int* out) { *out = 42; }
+}  // namespace
+
+cudaError_t cuda_probe_kernels(cudaStream_t stream) {
+  int* d = nullptr;
+  cudaError_t e = cudaMalloc(&d, sizeof(int));
+  if (e != cudaSuccess) return e;
+  CM4J_LAUNCH(probe_kernel, 1, 1, stream, d);
+  e = cudaGetLastError();
+  int h = 0;
+  if (e == cudaSuccess) e = cudaMemcpyAsync(&h, d, sizeof(int), cudaMemcpyDeviceToHost, stream);
+  if (e == cudaSuccess) e = cudaStreamSynchronize(stream);
+  cudaFree(d);
+  if (e == cudaSuccess && h != 42) e = cudaErrorUnknown;
+  return e;
+}
+
+}  // namespace cm4j

@@ -1,0 +1,181 @@
+// The whole UNet on the CUDA backend against diffusers' golden outputs
+// (../shared/golden): `sample` within relative L2 1e-3 (the CUDA float32 bound of the
+// golden README; 2e-2 for fp16, 6e-2 for bf16 — the README states those for imagenet64 and
+// they are applied to every model here) for tiny (stored weights), lsun_mini and
+// imagenet64 (synth-v1 seed 1).
+// Taps are printed for diagnosis. For tiny, two more checks: a second forward gives the
+// same bits, and a batch-1 forward of image 0 matches image 0 of the batch.
+// Exit 77 (skipped) when no CUDA device is usable.
+//   --models=tiny,lsun_mini   or CM4J_GOLDEN_MODELS=...   runs a subset
+//   --device=cuda:1           another device
+//   --dtype=fp16|bf16         tensor-core conv with fp16/bf16 operands (default fp32)
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "cm4j.h"
+#include "test_util.h"
+
+using namespace cm4j_test;
+
+namespace {
+
+std::string g_models;  // empty: all
+std::string g_device = "cuda";
+std::string g_dtype_name = "fp32";
+int g_dtype = CM4J_F32;
+double kBound = 1e-3;  // per dtype, from ../shared/golden/README.md
+
+bool selected(const char* model) {
+  return g_models.empty() || ("," + g_models + ",").find(std::string(",") + model + ",") !=
+                                 std::string::npos;
+}
+
+int bind_file(cm4j_unet* u, const std::string& path) {
+  std::map<std::string, TensorF> weights;
+  std::string error;
+  if (!read_safetensors(path, &weights, &error)) {
+    std::fprintf(stderr, "%s\n", error.c_str());
+    return CM4J_ERR_WEIGHTS;
+  }
+  for (const auto& kv : weights) {
+    const TensorF& t = kv.second;
+    int rc = cm4j_unet_bind(u, kv.first.c_str(), CM4J_F32, t.shape.data(),
+                            static_cast<int>(t.shape.size()), t.raw.data(),
+                            static_cast<int64_t>(t.raw.size()));
+    if (rc) return rc;
+  }
+  return CM4J_OK;
+}
+
+void run_case(const char* model) {
+  if (!selected(model)) return;
+  const bool tiny = std::string(model) == "tiny";
+  const std::string dir = golden_dir() + "/" + model;
+  const std::string config = read_text(tiny ? dir + "/pipeline/unet/config.json"
+                                            : dir + "/config.json");
+  CHECK(!config.empty(), "%s: no config under %s", model, dir.c_str());
+  if (config.empty()) return;
+
+  cm4j_unet* u = nullptr;
+  int rc = cm4j_unet_create(config.c_str(), g_device.c_str(), g_dtype, &u);
+  CHECK(rc == CM4J_OK, "%s: create: %s", model, cm4j_last_error());
+  if (rc) return;
+  rc = tiny ? bind_file(u, dir + "/pipeline/unet/diffusion_pytorch_model.safetensors")
+            : cm4j_unet_bind_synth(u, 1);
+  CHECK(rc == CM4J_OK, "%s: bind: %s", model, cm4j_last_error());
+  if (rc == CM4J_OK) {
+    rc = cm4j_unet_finalize(u);
+    CHECK(rc == CM4J_OK, "%s: finalize: %s", model, cm4j_last_error());
+  }
+  std::map<std::string, TensorF> in, expected;
+  std::string error;
+  bool read = rc == CM4J_OK &&
+              read_safetensors(dir + "/unet_case.inputs.safetensors", &in, &error) &&
+              read_safetensors(dir + "/unet_case.expected.safetensors", &expected, &error);
+  CHECK(rc != CM4J_OK || read, "%s: %s", model, error.c_str());
+  if (rc != CM4J_OK || !read) {
+    cm4j_unet_destroy(u);
+    return;
+  }
+
+  const TensorF& sample = in["sample"];
+  const TensorF& timestep = in["timestep"];
+  const int batch = static_cast<int>(sample.shape[0]);
+  const int64_t* labels = in.count("class_labels") ? in["class_labels"].i64.data() : nullptr;
+  const std::vector<float>& want = expected["sample"].f32;
+  std::vector<float> out(want.size());
+  cm4j_unet_set_capture_taps(u, 1);
+  rc = cm4j_unet_forward(u, batch, sample.f32.data(), timestep.f32.data(), labels, out.data());
+  CHECK(rc == CM4J_OK, "%s: forward: %s", model, cm4j_last_error());
+  if (rc == CM4J_OK) {
+    const double err = rel_l2(out.data(), want.data(), out.size());
+    std::printf("%-10s %-6s %-28s rel_l2 %.3e  max_abs %.3e  (bound %.0e)\n", model,
+                g_device.c_str(), "sample", err, max_abs(out.data(), want.data(), out.size()),
+                kBound);
+    CHECK(err <= kBound, "%s sample rel_l2 %.3e > %.0e", model, err, kBound);
+    // Taps locate a failure; only `sample` is held to the bound.
+    for (int i = 0; i < cm4j_unet_tap_count(u); ++i) {
+      const std::string name = std::string("tap.") + cm4j_unet_tap_name(u, i);
+      auto it = expected.find(name);
+      if (it == expected.end()) continue;
+      std::vector<float> tap(it->second.f32.size());
+      if (cm4j_unet_tap_copy(u, i, tap.data(), static_cast<int64_t>(tap.size())) != CM4J_OK) {
+        std::printf("%-10s %-6s %-28s copy failed: %s\n", model, g_device.c_str(), name.c_str(),
+                    cm4j_last_error());
+        continue;
+      }
+      const double e = rel_l2(tap.data(), it->second.f32.data(), tap.size());
+      std::printf("%-10s %-6s %-28s rel_l2 %.3e%s\n", model, g_device.c_str(), name.c_str(), e,
+                  e > kBound ? "  (above the sample bound)" : "");
+    }
+  }
+  cm4j_unet_set_capture_taps(u, 0);
+
+  if (tiny && rc == CM4J_OK) {
+    // Same inputs again: the kernels are deterministic, so the same bits.
+    std::vector<float> again(out.size());
+    rc = cm4j_unet_forward(u, batch, sample.f32.data(), timestep.f32.data(), labels,
+                           again.data());
+    CHECK(rc == CM4J_OK, "%s: second forward: %s", model, cm4j_last_error());
+    if (rc == CM4J_OK) {
+      const bool same = std::memcmp(out.data(), again.data(), out.size() * sizeof(float)) == 0;
+      std::printf("%-10s %-6s %-28s %s\n", model, g_device.c_str(), "repeat forward",
+                  same ? "identical" : "DIFFERENT");
+      CHECK(same, "%s: a repeated forward gave different bits", model);
+    }
+    // Image 0 alone (another plan and arena for batch 1) against image 0 of the batch.
+    const size_t per_image = out.size() / batch;
+    std::vector<float> one(per_image);
+    rc = cm4j_unet_forward(u, 1, sample.f32.data(), timestep.f32.data(), labels, one.data());
+    CHECK(rc == CM4J_OK, "%s: batch-1 forward: %s", model, cm4j_last_error());
+    if (rc == CM4J_OK) {
+      const double e = rel_l2(one.data(), out.data(), per_image);
+      std::printf("%-10s %-6s %-28s rel_l2 %.3e vs image 0 of the batch\n", model,
+                  g_device.c_str(), "batch-1 forward", e);
+      CHECK(e <= 1e-6, "%s: batch-1 output differs from the batch's image 0: %.3e", model, e);
+    }
+  }
+  cm4j_unet_destroy(u);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (const char* env = std::getenv("CM4J_GOLDEN_MODELS")) g_models = env;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--models=", 9) == 0) {
+      g_models = argv[i] + 9;
+    } else if (std::strncmp(argv[i], "--device=", 9) == 0) {
+      g_device = argv[i] + 9;
+    } else if (std::strcmp(argv[i], "--dtype=fp16") == 0) {
+      g_dtype = CM4J_F16;
+      g_dtype_name = "fp16";
+      kBound = 2e-2;
+    } else if (std::strcmp(argv[i], "--dtype=bf16") == 0) {
+      g_dtype = CM4J_BF16;
+      g_dtype_name = "bf16";
+      kBound = 6e-2;
+    } else if (std::strcmp(argv[i], "--dtype=fp32") != 0) {
+      std::fprintf(stderr,
+                   "usage: %s [--models=tiny,lsun_mini,imagenet64] [--device=cuda[:N]] "
+                   "[--dtype=fp32|fp16|bf16]\n",
+                   argv[0]);
+      return 2;
+    }
+  }
+  if (cm4j_cuda_device_count() == 0) {
+    std::printf("test_cuda_golden: skipped: %s\n", cm4j_last_error());
+    return 77;
+  }
+  std::printf("test_cuda_golden: device %s, dtype %s, bound %.0e\n", g_device.c_str(),
+              g_dtype_name.c_str(), kBound);
+  run_case("tiny");
+  run_case("lsun_mini");
+  run_case("imagenet64");
+  std::printf("test_cuda_golden: %s: %d failure(s)\n", failures ? "FAILED" : "PASSED", failures);
+  return failures ? 1 : 0;
+}

@@ -1,0 +1,611 @@
+// Every CUDA op against the CPU backend (the numerical reference) at the real models'
+// shapes: imagenet64 (channels 192/384/576/768, 64x64..8x8, head dim 64, up-path concats)
+// and tiny (head dim 8), plus odd sizes that cross tile edges. Inputs are fresh random
+// numbers every run (the seed is printed; CM4J_TEST_SEED=<n> repeats a run), outputs are
+// poisoned with NaN before each op, and each result must be within relative L2 error
+// ||gpu - cpu|| / ||cpu|| <= 1e-5 (fp32; exact for the copies) with no NaN.
+// Conv runs with every kernel set: default (tiled SIMT), reference (one thread per output),
+// and the tensor-core kernel with fp16 / bf16 operands (fp32 accumulation), whose bounds
+// are those of operand rounding: 2e-3 (fp16) and 1.5e-2 (bf16).
+// Exit 77 (skipped) when no CUDA device is usable. CM4J_TEST_FILTER=odd,tiny runs only the
+// cases whose name contains one of the comma-separated substrings.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "cm4j.h"
+#ifdef CM4J_HAVE_CUDA
+#include "cuda/cuda_backend.h"
+#endif
+
+using namespace cm4j;
+
+namespace {
+
+constexpr double kBoundF32 = 1e-5;
+
+std::mt19937_64 g_rng;
+int g_failures = 0;
+int g_cases = 0;
+const char* g_filter = nullptr;
+
+std::vector<float> randn(size_t n, float scale = 1.0f) {
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g_rng);
+  return v;
+}
+
+std::vector<float> uniform(size_t n, float lo, float hi) {
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g_rng);
+  return v;
+}
+
+// A buffer on one backend, freed with it.
+struct Buf {
+  Backend* be = nullptr;
+  float* p = nullptr;
+  size_t n = 0;
+  Buf() = default;
+  Buf(Backend* b, size_t count) : be(b), n(count) {
+    Status s = be->alloc(count * sizeof(float), &p);
+    if (!s.ok()) {
+      std::printf("alloc failed on %s: %s\n", be->name(), s.message.c_str());
+      p = nullptr;
+    }
+  }
+  Buf(Backend* b, const std::vector<float>& host) : Buf(b, host.size()) { set(host); }
+  Buf(const Buf&) = delete;
+  Buf& operator=(const Buf&) = delete;
+  ~Buf() {
+    if (p) be->free(p);
+  }
+  void set(const std::vector<float>& host) {
+    if (p) {
+      Status s = be->upload(p, host.data(), host.size());
+      if (!s.ok()) std::printf("upload failed on %s: %s\n", be->name(), s.message.c_str());
+    }
+  }
+  void poison() { set(std::vector<float>(n, std::numeric_limits<float>::quiet_NaN())); }
+  std::vector<float> get() const {
+    std::vector<float> h(n, std::numeric_limits<float>::quiet_NaN());
+    if (p) {
+      Status s = be->download(h.data(), p, n);
+      if (!s.ok()) std::printf("download failed on %s: %s\n", be->name(), s.message.c_str());
+    }
+    return h;
+  }
+};
+
+const float* ptr(const std::unique_ptr<Buf>& b) { return b ? b->p : nullptr; }
+
+struct Comparison {
+  double rel = 0, max_abs = 0;
+  size_t nan = 0;
+};
+
+Comparison compare(const std::vector<float>& got, const std::vector<float>& ref) {
+  Comparison c;
+  double num = 0, den = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    if (std::isnan(got[i]) || std::isinf(got[i])) {
+      ++c.nan;
+      continue;
+    }
+    double d = static_cast<double>(got[i]) - ref[i];
+    num += d * d;
+    den += static_cast<double>(ref[i]) * ref[i];
+    c.max_abs = std::fmax(c.max_abs, std::fabs(d));
+  }
+  c.rel = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+  return c;
+}
+
+// CM4J_TEST_FILTER is a comma-separated list of substrings; a case runs when its name
+// contains any of them.
+bool selected(const std::string& name) {
+  if (!g_filter || !*g_filter) return true;
+  std::string list = std::string(g_filter) + ",";
+  for (size_t at = 0, comma; (comma = list.find(',', at)) != std::string::npos; at = comma + 1) {
+    std::string part = list.substr(at, comma - at);
+    if (!part.empty() && name.find(part) != std::string::npos) return true;
+  }
+  return false;
+}
+
+void report(const std::string& op, const std::string& shape, const char* kernels,
+            const Status& cpu_status, const Status& gpu_status, const std::vector<float>& got,
+            const std::vector<float>& ref, double bound) {
+  ++g_cases;
+  Comparison c;
+  bool ok = cpu_status.ok() && gpu_status.ok();
+  if (ok) {
+    c = compare(got, ref);
+    ok = c.nan == 0 && c.rel <= bound;
+  }
+  if (!ok) ++g_failures;
+  std::printf("| %-18s | %-44s | %-9s | %10.3e | %10.3e | %7.1e | %-4s |\n", op.c_str(),
+              shape.c_str(), kernels, c.rel, c.max_abs, bound, ok ? "ok" : "FAIL");
+  if (!cpu_status.ok()) std::printf("    cpu: %s\n", cpu_status.message.c_str());
+  if (!gpu_status.ok()) std::printf("    cuda: %s\n", gpu_status.message.c_str());
+  if (c.nan) std::printf("    %zu NaN/Inf values in the CUDA output\n", c.nan);
+}
+
+struct Backends {
+  Backend* cpu;
+  Backend* gpu;
+  const char* kernels;
+  double conv_bound;
+};
+
+// ---- conv2d -----------------------------------------------------------------------------
+struct ConvCase {
+  int batch, c1, c2, h, w, c_out, kernel, stride, pad;
+  bool up, bias, bias_bc, residual;
+  float out_scale;
+};
+
+std::vector<float> run_conv(Backend* be, const ConvCase& k, const std::vector<float>& s1,
+                            const std::vector<float>& s2, const std::vector<float>& wt,
+                            const std::vector<float>& bias, const std::vector<float>& bias_bc,
+                            const std::vector<float>& res, Status* status) {
+  ConvParams p;
+  p.batch = k.batch;
+  p.c_in1 = k.c1;
+  p.c_in2 = k.c2;
+  p.h_in = k.h;
+  p.w_in = k.w;
+  p.c_out = k.c_out;
+  p.kernel = k.kernel;
+  p.stride = k.stride;
+  p.pad = k.pad;
+  p.upsample = k.up;
+  p.out_scale = k.out_scale;
+  const size_t out_n = static_cast<size_t>(k.batch) * k.c_out * p.h_out() * p.w_out();
+  std::unique_ptr<Weight> weight;
+  *status = be->prepare_conv(wt.data(), k.c_out, k.c1 + k.c2, k.kernel, &weight);
+  if (!status->ok()) return {};
+  Buf b1(be, s1), dst(be, out_n);
+  std::unique_ptr<Buf> b2, bb, bbc, br;
+  if (k.c2) b2 = std::make_unique<Buf>(be, s2);
+  if (k.bias) bb = std::make_unique<Buf>(be, bias);
+  if (k.bias_bc) bbc = std::make_unique<Buf>(be, bias_bc);
+  if (k.residual) br = std::make_unique<Buf>(be, res);
+  dst.poison();
+  ConvArgs a;
+  a.src1 = b1.p;
+  a.src2 = ptr(b2);
+  a.weight = weight.get();
+  a.bias = ptr(bb);
+  a.bias_bc = ptr(bbc);
+  a.residual = ptr(br);
+  a.dst = dst.p;
+  *status = be->conv2d(p, a);
+  if (status->ok()) *status = be->synchronize();
+  return dst.get();
+}
+
+void test_conv(const std::vector<Backends>& sets, const char* label, const ConvCase& k) {
+  char shape[128];
+  std::snprintf(shape, sizeof shape, "%s b%d %d+%d>%d %dx%d k%d s%d%s%s%s", label, k.batch, k.c1,
+                k.c2, k.c_out, k.h, k.w, k.kernel, k.stride, k.up ? " up" : "",
+                k.bias_bc ? " bbc" : "", k.residual ? " res" : "");
+  if (!selected(std::string("conv2d ") + shape)) return;
+  ConvParams p;
+  p.h_in = k.h;
+  p.w_in = k.w;
+  p.kernel = k.kernel;
+  p.stride = k.stride;
+  p.pad = k.pad;
+  p.upsample = k.up;
+  const size_t out_n = static_cast<size_t>(k.batch) * k.c_out * p.h_out() * p.w_out();
+  const int fan_in = (k.c1 + k.c2) * k.kernel * k.kernel;
+  auto s1 = randn(static_cast<size_t>(k.batch) * k.c1 * k.h * k.w);
+  auto s2 = randn(static_cast<size_t>(k.batch) * k.c2 * k.h * k.w);
+  auto wt = uniform(static_cast<size_t>(k.c_out) * fan_in, -1.0f / std::sqrt(fan_in),
+                    1.0f / std::sqrt(fan_in));
+  auto bias = randn(k.c_out, 0.1f);
+  auto bias_bc = randn(static_cast<size_t>(k.batch) * k.c_out, 0.5f);
+  auto res = randn(out_n);
+  Status cs;
+  auto ref = run_conv(sets[0].cpu, k, s1, s2, wt, bias, bias_bc, res, &cs);
+  for (const Backends& b : sets) {
+    Status gs;
+    auto got = run_conv(b.gpu, k, s1, s2, wt, bias, bias_bc, res, &gs);
+    report("conv2d", shape, b.kernels, cs, gs, got, ref, b.conv_bound);
+  }
+}
+
+// ---- group_norm -------------------------------------------------------------------------
+struct NormCase {
+  int batch, channels, hw, groups;
+  bool scale_shift, silu, in_place;
+  int c1;  // > 0: the input is cat(x[:, :c1], x2) read from two buffers
+};
+
+std::vector<float> run_norm(Backend* be, const NormCase& k, const std::vector<float>& x,
+                            const std::vector<float>& gamma, const std::vector<float>& beta,
+                            const std::vector<float>& ss, Status* status) {
+  GroupNormParams p;
+  p.batch = k.batch;
+  p.channels = k.channels;
+  p.hw = k.hw;
+  p.groups = k.groups;
+  p.silu = k.silu;
+  // With a second source, x is split into its two channel ranges per image.
+  std::vector<float> x1 = x, x2;
+  if (k.c1 > 0) {
+    x1.clear();
+    const size_t plane = static_cast<size_t>(k.hw);
+    for (int b = 0; b < k.batch; ++b) {
+      const float* img = x.data() + static_cast<size_t>(b) * k.channels * plane;
+      x1.insert(x1.end(), img, img + k.c1 * plane);
+      x2.insert(x2.end(), img + k.c1 * plane, img + k.channels * plane);
+    }
+  }
+  Buf bx(be, x1), bg(be, gamma), bb(be, beta);
+  std::unique_ptr<Buf> bx2, bss, by;
+  if (k.c1 > 0) bx2 = std::make_unique<Buf>(be, x2);
+  if (k.scale_shift) bss = std::make_unique<Buf>(be, ss);
+  if (!k.in_place) {
+    by = std::make_unique<Buf>(be, x.size());
+    by->poison();
+  }
+  GroupNormArgs a;
+  a.x = bx.p;
+  a.x2 = ptr(bx2);
+  a.c1 = k.c1;
+  a.gamma = bg.p;
+  a.beta = bb.p;
+  if (k.scale_shift) {  // one [B, 2C] tensor as the time path makes it: scale, then shift
+    a.scale = bss->p;
+    a.shift = bss->p + k.channels;
+    a.scale_stride = 2 * k.channels;
+  }
+  a.y = k.in_place ? bx.p : by->p;
+  *status = be->group_norm(p, a);
+  if (status->ok()) *status = be->synchronize();
+  return k.in_place ? bx.get() : by->get();
+}
+
+void test_norm(const Backends& b, const char* label, const NormCase& k) {
+  char shape[128];
+  char cat[40] = "";
+  if (k.c1 > 0) std::snprintf(cat, sizeof cat, " cat%d+%d", k.c1, k.channels - k.c1);
+  std::snprintf(shape, sizeof shape, "%s b%d c%d hw%d g%d%s%s%s%s", label, k.batch, k.channels,
+                k.hw, k.groups, cat, k.scale_shift ? " ss" : "", k.silu ? " silu" : "",
+                k.in_place ? " inplace" : "");
+  if (!selected(std::string("group_norm ") + shape)) return;
+  // A non-zero mean and a large spread, as activations have.
+  auto x = randn(static_cast<size_t>(k.batch) * k.channels * k.hw, 3.0f);
+  for (size_t i = 0; i < x.size(); ++i) x[i] += 1.5f;
+  auto gamma = uniform(k.channels, 0.5f, 1.5f);
+  auto beta = randn(k.channels, 0.2f);
+  auto ss = randn(static_cast<size_t>(k.batch) * 2 * k.channels, 0.5f);
+  Status cs, gs;
+  auto ref = run_norm(b.cpu, k, x, gamma, beta, ss, &cs);
+  auto got = run_norm(b.gpu, k, x, gamma, beta, ss, &gs);
+  report("group_norm", shape, b.kernels, cs, gs, got, ref, kBoundF32);
+}
+
+// ---- attention --------------------------------------------------------------------------
+struct AttnCase {
+  int batch, channels, hw, dim_head;
+};
+
+std::vector<float> run_attn(Backend* be, const AttnCase& k, const std::vector<float>& qkv,
+                            Status* status) {
+  AttentionParams p;
+  p.batch = k.batch;
+  p.channels = k.channels;
+  p.hw = k.hw;
+  p.dim_head = k.dim_head;
+  p.heads = k.channels / k.dim_head;
+  p.scale = 1.0f / std::sqrt(static_cast<float>(k.dim_head));
+  Buf bq(be, qkv), out(be, static_cast<size_t>(k.batch) * k.channels * k.hw);
+  out.poison();
+  AttentionArgs a;
+  a.qkv = bq.p;
+  a.out = out.p;
+  *status = be->attention(p, a);
+  if (status->ok()) *status = be->synchronize();
+  return out.get();
+}
+
+void test_attn(const Backends& b, const char* label, const AttnCase& k) {
+  char shape[128];
+  std::snprintf(shape, sizeof shape, "%s b%d c%d hw%d dh%d", label, k.batch, k.channels, k.hw,
+                k.dim_head);
+  if (!selected(std::string("attention ") + shape)) return;
+  // Scores of a few units: softmax neither uniform nor one-hot.
+  auto qkv = randn(static_cast<size_t>(k.batch) * 3 * k.channels * k.hw, 1.5f);
+  Status cs, gs;
+  auto ref = run_attn(b.cpu, k, qkv, &cs);
+  auto got = run_attn(b.gpu, k, qkv, &gs);
+  report("attention", shape, b.kernels, cs, gs, got, ref, kBoundF32);
+}
+
+// ---- linear -----------------------------------------------------------------------------
+struct LinearCase {
+  int m, n, k;
+  bool silu_in, silu_out, bias, add;
+};
+
+std::vector<float> run_linear(Backend* be, const LinearCase& c, const std::vector<float>& x,
+                              const std::vector<float>& w, const std::vector<float>& bias,
+                              const std::vector<float>& add, Status* status) {
+  LinearParams p;
+  p.m = c.m;
+  p.n = c.n;
+  p.k = c.k;
+  p.silu_input = c.silu_in;
+  p.silu_output = c.silu_out;
+  std::unique_ptr<Weight> weight;
+  *status = be->prepare_linear(w.data(), c.n, c.k, &weight);
+  if (!status->ok()) return {};
+  Buf bx(be, x), y(be, static_cast<size_t>(c.m) * c.n);
+  std::unique_ptr<Buf> bb, ba;
+  if (c.bias) bb = std::make_unique<Buf>(be, bias);
+  if (c.add) ba = std::make_unique<Buf>(be, add);
+  y.poison();
+  LinearArgs a;
+  a.x = bx.p;
+  a.weight = weight.get();
+  a.bias = ptr(bb);
+  a.add = ptr(ba);
+  a.y = y.p;
+  *status = be->linear(p, a);
+  if (status->ok()) *status = be->synchronize();
+  return y.get();
+}
+
+void test_linear(const Backends& b, const char* label, const LinearCase& c) {
+  char shape[128];
+  std::snprintf(shape, sizeof shape, "%s %dx%d<-%d%s%s%s", label, c.m, c.n, c.k,
+                c.silu_in ? " silu_in" : "", c.silu_out ? " silu_out" : "", c.add ? " add" : "");
+  if (!selected(std::string("linear ") + shape)) return;
+  auto x = randn(static_cast<size_t>(c.m) * c.k, 2.0f);
+  auto w = uniform(static_cast<size_t>(c.n) * c.k, -1.0f / std::sqrt(c.k), 1.0f / std::sqrt(c.k));
+  auto bias = randn(c.n, 0.1f);
+  auto add = randn(static_cast<size_t>(c.m) * c.n);
+  Status cs, gs;
+  auto ref = run_linear(b.cpu, c, x, w, bias, add, &cs);
+  auto got = run_linear(b.gpu, c, x, w, bias, add, &gs);
+  report("linear", shape, b.kernels, cs, gs, got, ref, kBoundF32);
+}
+
+// ---- resampling and embeddings ----------------------------------------------------------
+void test_resample(const Backends& b, bool pool, int batch, int channels, int h, int w) {
+  char shape[128];
+  std::snprintf(shape, sizeof shape, "b%d c%d %dx%d", batch, channels, h, w);
+  const char* op = pool ? "avg_pool2" : "upsample_nearest2";
+  if (!selected(std::string(op) + " " + shape)) return;
+  auto x = randn(static_cast<size_t>(batch) * channels * h * w);
+  const size_t out_n = pool ? static_cast<size_t>(batch) * channels * (h / 2) * (w / 2)
+                            : static_cast<size_t>(batch) * channels * (2 * h) * (2 * w);
+  auto run = [&](Backend* be, Status* s) {
+    Buf bx(be, x), y(be, out_n);
+    y.poison();
+    *s = pool ? be->avg_pool2(bx.p, y.p, batch, channels, h, w)
+              : be->upsample_nearest2(bx.p, y.p, batch, channels, h, w);
+    if (s->ok()) *s = be->synchronize();
+    return y.get();
+  };
+  Status cs, gs;
+  auto ref = run(b.cpu, &cs);
+  auto got = run(b.gpu, &gs);
+  // Pooling may sum the four values in another order; upsampling is a copy.
+  report(op, shape, b.kernels, cs, gs, got, ref, pool ? kBoundF32 : 0.0);
+}
+
+void test_timestep_embedding(const Backends& b, int batch, int dim, bool flip, float shift) {
+  char shape[128];
+  std::snprintf(shape, sizeof shape, "b%d dim%d flip%d shift%g", batch, dim, flip ? 1 : 0,
+                shift);
+  if (!selected(std::string("timestep_embedding ") + shape)) return;
+  // The timesteps consistency models use: 1000 * 0.25 * ln(sigma), sigma in [0.002, 80].
+  std::vector<float> t(batch);
+  std::uniform_real_distribution<double> u(std::log(0.002), std::log(80.0));
+  for (auto& v : t) v = static_cast<float>(250.0 * u(g_rng));
+  auto run = [&](Backend* be, Status* s) {
+    Buf bt(be, t), emb(be, static_cast<size_t>(batch) * dim);
+    emb.poison();
+    *s = be->timestep_embedding(bt.p, emb.p, batch, dim, flip, shift);
+    if (s->ok()) *s = be->synchronize();
+    return emb.get();
+  };
+  Status cs, gs;
+  auto ref = run(b.cpu, &cs);
+  auto got = run(b.gpu, &gs);
+  report("timestep_embedding", shape, b.kernels, cs, gs, got, ref, kBoundF32);
+}
+
+void test_embedding_lookup(const Backends& b, int batch, int classes, int dim) {
+  char shape[128];
+  std::snprintf(shape, sizeof shape, "b%d table %dx%d", batch, classes, dim);
+  if (!selected(std::string("embedding_lookup ") + shape)) return;
+  auto table = randn(static_cast<size_t>(classes) * dim);
+  std::vector<int64_t> labels(batch);
+  std::uniform_int_distribution<int64_t> u(0, classes - 1);
+  for (auto& l : labels) l = u(g_rng);
+  labels[0] = classes - 1;  // the last row too
+  auto run = [&](Backend* be, Status* s) {
+    Buf bt(be, table), rows(be, static_cast<size_t>(batch) * dim);
+    rows.poison();
+    *s = be->embedding_lookup(bt.p, labels.data(), rows.p, batch, dim);
+    if (s->ok()) *s = be->synchronize();
+    return rows.get();
+  };
+  Status cs, gs;
+  auto ref = run(b.cpu, &cs);
+  auto got = run(b.gpu, &gs);
+  report("embedding_lookup", shape, b.kernels, cs, gs, got, ref, 0.0);
+}
+
+#ifdef CM4J_HAVE_CUDA
+std::unique_ptr<Backend> make_gpu(bool reference, int dtype, std::string* error) {
+  return make_cuda_backend_with(0, dtype,
+                                reference ? CudaKernels::kReference : CudaKernels::kDefault, error);
+}
+#else
+std::unique_ptr<Backend> make_gpu(bool, int dtype, std::string* error) {
+  return make_cuda_backend(0, dtype, error);
+}
+#endif
+
+// ---- errors -----------------------------------------------------------------------------
+// A mismatched call comes back as a status with a message, and the backend keeps working.
+void test_error_paths(const Backends& b) {
+  if (!selected("errors")) return;
+  ++g_cases;
+  bool ok = true;
+  std::vector<float> w(8 * 4 * 9, 0.1f);
+  std::unique_ptr<Weight> weight;
+  Status s = b.gpu->prepare_conv(w.data(), 8, 4, 3, &weight);
+  ok = ok && s.ok();
+  ConvParams p;
+  p.c_in1 = 5;  // weight has 4 input channels
+  p.h_in = p.w_in = 4;
+  p.c_out = 8;
+  Buf src(b.gpu, 5 * 16), dst(b.gpu, 8 * 16);
+  ConvArgs a;
+  a.src1 = src.p;
+  a.weight = weight.get();
+  a.dst = dst.p;
+  s = b.gpu->conv2d(p, a);
+  std::printf("    mismatched conv: code %d, \"%s\"\n", s.code, s.message.c_str());
+  ok = ok && s.code == CM4J_ERR_INVALID_ARGUMENT && !s.message.empty();
+  float* huge = nullptr;
+  s = b.gpu->alloc(static_cast<size_t>(1) << 50, &huge);  // 1 PiB
+  std::printf("    1 PiB alloc: code %d, \"%s\"\n", s.code, s.message.c_str());
+  ok = ok && !s.ok() && huge == nullptr && s.message.find("CUDA error in alloc") == 0;
+  s = b.gpu->synchronize();
+  ok = ok && s.ok();
+  if (!ok) ++g_failures;
+  std::printf("| %-18s | %-44s | %-9s | %10s | %10s | %7s | %-4s |\n", "errors",
+              "bad conv call, 1 PiB alloc, then sync", b.kernels, "-", "-", "-",
+              ok ? "ok" : "FAIL");
+}
+
+}  // namespace
+
+int main() {
+  std::string why;
+  int devices = cuda_device_count(&why);
+  if (devices == 0) {
+    std::printf("test_cuda_ops: skipped: %s\n", why.c_str());
+    return 77;
+  }
+  g_filter = std::getenv("CM4J_TEST_FILTER");
+  uint64_t seed = std::random_device{}();
+  if (const char* s = std::getenv("CM4J_TEST_SEED")) seed = std::strtoull(s, nullptr, 10);
+  g_rng.seed(seed);
+  std::printf("test_cuda_ops: seed %llu (CM4J_TEST_SEED=%llu repeats this run)\n",
+              static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed));
+
+  auto cpu = make_cpu_backend(0);
+  std::string e1, e2, e3, e4;
+  auto gpu = make_gpu(false, CM4J_F32, &e1);
+  auto gpu_ref = make_gpu(true, CM4J_F32, &e2);
+  auto gpu_f16 = make_gpu(false, CM4J_F16, &e3);
+  auto gpu_bf16 = make_gpu(false, CM4J_BF16, &e4);
+  if (!cpu || !gpu || !gpu_ref || !gpu_f16 || !gpu_bf16) {
+    std::printf("test_cuda_ops: FAIL: cannot create backends: cpu %s; cuda: %s %s %s %s\n",
+                cpu ? "ok" : "missing", e1.c_str(), e2.c_str(), e3.c_str(), e4.c_str());
+    return 1;
+  }
+  const Backends def{cpu.get(), gpu.get(), "default", kBoundF32};
+  const Backends ref{cpu.get(), gpu_ref.get(), "reference", kBoundF32};
+  const Backends f16{cpu.get(), gpu_f16.get(), "fp16-tc", 2e-3};
+  const Backends bf16{cpu.get(), gpu_bf16.get(), "bf16-tc", 1.5e-2};
+  const std::vector<Backends> conv_sets{def, ref, f16, bf16};
+
+  std::printf("| %-18s | %-44s | %-9s | %10s | %10s | %7s | %-4s |\n", "op", "case", "kernels",
+              "rel L2", "max abs", "bound", "ok");
+  std::printf("|%s|%s|%s|%s|%s|%s|%s|\n", std::string(20, '-').c_str(),
+              std::string(46, '-').c_str(), std::string(11, '-').c_str(),
+              std::string(12, '-').c_str(), std::string(12, '-').c_str(),
+              std::string(9, '-').c_str(), std::string(6, '-').c_str());
+
+  // conv2d: imagenet64 (block_out_channels 192/384/576/768), then edge cases.
+  //                                 b  c1   c2   h   w   co   k  s  p  up     bias  bbc    res    scale
+  test_conv(conv_sets, "conv_in",        {2, 3,   0,   64, 64, 192, 3, 1, 1, false, true, false, false, 1.0f});
+  test_conv(conv_sets, "res0 conv",      {2, 192, 0,   64, 64, 192, 3, 1, 1, false, true, true,  true,  1.0f});
+  test_conv(conv_sets, "down1 conv1",    {2, 192, 0,   32, 32, 384, 3, 1, 1, false, true, false, false, 1.0f});
+  test_conv(conv_sets, "down1 short",    {2, 192, 0,   32, 32, 384, 1, 1, 0, false, true, false, true,  1.0f});
+  test_conv(conv_sets, "down2 conv1",    {2, 384, 0,   16, 16, 576, 3, 1, 1, false, true, false, false, 1.0f});
+  test_conv(conv_sets, "mid conv",       {2, 768, 0,   8,  8,  768, 3, 1, 1, false, true, true,  true,  0.5f});
+  test_conv(conv_sets, "up0 cat conv",   {2, 768, 768, 8,  8,  768, 3, 1, 1, false, true, false, false, 1.0f});
+  test_conv(conv_sets, "up0 cat short",  {2, 768, 768, 8,  8,  768, 1, 1, 0, false, true, false, true,  1.0f});
+  test_conv(conv_sets, "up cat+upsample",{1, 768, 384, 16, 16, 384, 3, 1, 1, true,  true, true,  false, 1.0f});
+  test_conv(conv_sets, "up3 cat conv",   {1, 384, 192, 64, 64, 192, 3, 1, 1, false, true, false, false, 1.0f});
+  test_conv(conv_sets, "upsample conv",  {2, 576, 0,   16, 16, 576, 3, 1, 1, true,  true, false, false, 1.0f});
+  test_conv(conv_sets, "stride2",        {2, 192, 0,   64, 64, 192, 3, 2, 1, false, true, false, false, 1.0f});
+  test_conv(conv_sets, "conv_out",       {2, 192, 0,   64, 64, 3,   3, 1, 1, false, true, false, false, 1.0f});
+  test_conv(conv_sets, "tiny up",        {3, 64,  32,  16, 16, 32,  3, 1, 1, true,  true, true,  true,  1.0f});
+  test_conv(conv_sets, "odd all",        {3, 5,   3,   9,  7,  7,   3, 1, 1, true,  true, true,  true,  0.7f});
+  test_conv(conv_sets, "odd s2 1x1",     {2, 6,   0,   9,  11, 70,  1, 2, 0, false, false, true, false, 1.0f});
+  test_conv(conv_sets, "odd s2 nopad",   {1, 4,   3,   5,  5,  65,  3, 2, 0, true,  true, false, true,  2.0f});
+
+  // group_norm: 32 groups everywhere; scale_shift + SiLU as in resnets' norm2.
+  // The up path normalizes cat(h, skip) from its two buffers; groups straddle the seam
+  // (1152 = 32 x 36 channels, seam at 768 inside group 21).
+  //                           b  C     HW    g   ss     silu   inplace c1
+  test_norm(def, "norm1",     {2, 192,  4096, 32, false, true,  false,  0});
+  test_norm(def, "norm2",     {2, 384,  1024, 32, true,  true,  false,  0});
+  test_norm(def, "attn norm", {2, 576,  256,  32, false, false, false,  0});
+  test_norm(def, "mid norm",  {2, 768,  64,   32, true,  true,  true,   0});
+  test_norm(def, "cat norm",  {1, 1152, 1024, 32, false, true,  false,  768});
+  test_norm(def, "cat norm",  {2, 1536, 64,   32, false, true,  false,  768});
+  test_norm(def, "cat norm",  {2, 576,  4096, 32, false, true,  false,  384});
+  test_norm(def, "tiny",      {3, 32,   1024, 32, true,  true,  false,  0});
+  test_norm(def, "tiny cat",  {3, 96,   256,  32, false, true,  false,  64});
+  test_norm(def, "odd",       {3, 12,   37,   4,  true,  false, false,  0});
+  test_norm(def, "odd cat",   {3, 12,   37,   4,  true,  true,  false,  5});
+
+  // attention: imagenet64 head dim 64 at 32x32, 16x16, 8x8; tiny head dim 8.
+  test_attn(def, "down1", {2, 384, 1024, 64});
+  test_attn(def, "down2", {2, 576, 256, 64});
+  test_attn(def, "mid", {2, 768, 64, 64});
+  test_attn(def, "tiny", {3, 64, 256, 8});
+  test_attn(def, "odd", {2, 48, 100, 16});
+  test_attn(def, "odd2", {1, 96, 200, 32});
+  test_attn(def, "odd dh64", {1, 128, 72, 64});
+
+  // linear: the time path (time_embedding.linear_1/2, class add, time_emb_proj).
+  test_linear(def, "linear_1", {2, 768, 192, false, true, true, false});
+  test_linear(def, "linear_2", {2, 768, 768, false, false, true, true});
+  test_linear(def, "emb_proj", {2, 1536, 768, true, false, true, false});
+  test_linear(def, "batch64", {64, 768, 768, true, false, true, false});
+  test_linear(def, "odd", {3, 37, 45, true, true, false, true});
+
+  test_resample(def, true, 2, 192, 64, 64);
+  test_resample(def, true, 2, 768, 16, 16);
+  test_resample(def, true, 3, 5, 7, 9);
+  test_resample(def, false, 2, 768, 8, 8);
+  test_resample(def, false, 2, 384, 32, 32);
+  test_resample(def, false, 3, 5, 7, 9);
+
+  test_timestep_embedding(def, 64, 192, true, 0.0f);
+  test_timestep_embedding(def, 3, 32, true, 0.0f);
+  test_timestep_embedding(def, 5, 33, false, 1.0f);
+  test_embedding_lookup(def, 64, 1000, 768);
+  test_embedding_lookup(def, 3, 1000, 128);
+
+  test_error_paths(def);
+
+  std::printf("test_cuda_ops: %d case(s), %d failed (seed %llu)\n", g_cases, g_failures,
+              static_cast<unsigned long long>(seed));
+  return g_failures ? 1 : 0;
+}

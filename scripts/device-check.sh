@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# Builds cm4j with the CUDA backend on a GPU machine and runs every GPU check, in one call:
+#   info -> configure -> build -> test_cuda_indexing -> test_cuda_ops -> test_cuda_golden
+#   (fp32, then fp16 and bf16 tensor-core conv) -> compute-sanitizer memcheck (tiny model)
+#   and racecheck (small ops) -> bench_cuda
+# Every step runs even when an earlier one failed (a step whose binary was not built is
+# reported as such); each has a timeout, and the whole run stays inside a time budget
+# (CM4J_CHECK_BUDGET_S, default 450 s) so the summary table, printed last, always comes.
+# Logs go to $OUT/device-check/ when $OUT is set (the device tool copies $OUT back), else
+# to build/device-logs/. Golden data: ../shared/golden, else ./shared/golden.
+# Options (environment): CM4J_CUDA_ARCH (default 90), CM4J_BUILD_DIR (build/device),
+# CM4J_CUDA_KERNELS (kernel set, passed through to the tests).
+set -u
+set -o pipefail
+
+T0=$(date +%s)
+BUDGET=${CM4J_CHECK_BUDGET_S:-450}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT" || exit 1
+BUILD=${CM4J_BUILD_DIR:-build/device}
+ARCH=${CM4J_CUDA_ARCH:-90}
+if [ -n "${OUT:-}" ]; then LOGS="$OUT/device-check"; else LOGS="$ROOT/build/device-logs"; fi
+mkdir -p "$LOGS"
+SUMMARY="$LOGS/summary.md"
+
+GOLDEN=""
+for g in "$ROOT/../shared/golden" "$ROOT/shared/golden"; do
+  if [ -d "$g" ]; then GOLDEN=$(cd "$g" && pwd); break; fi
+done
+[ -n "$GOLDEN" ] && export CM4J_GOLDEN="$GOLDEN"
+
+declare -a S_NAME S_RESULT S_SECS S_NOTE
+
+elapsed() { echo $(( $(date +%s) - T0 )); }
+
+# record NAME RESULT SECONDS NOTE
+record() {
+  S_NAME+=("$1"); S_RESULT+=("$2"); S_SECS+=("$3"); S_NOTE+=("$4")
+  printf '== %-22s %-14s %4ss  %s\n' "$1" "$2" "$3" "$4"
+}
+
+# step NAME MAX_SECONDS CMD... : runs CMD with its output in $LOGS/NAME.log (and on the
+# console, indented), under min(MAX_SECONDS, time left in the budget).
+step() {
+  local name=$1 max=$2; shift 2
+  local left=$(( BUDGET - $(elapsed) - 20 ))
+  if [ "$left" -lt 15 ]; then record "$name" "not run" 0 "time budget spent"; return 99; fi
+  local limit=$(( max < left ? max : left ))
+  local log="$LOGS/$name.log" t=$(date +%s)
+  echo "== $name (limit ${limit}s): $*"
+  if declare -F "$1" > /dev/null; then
+    "$@" > "$log" 2>&1  # a shell function: quick, no timeout
+  else
+    timeout --kill-after=10 "$limit" "$@" > "$log" 2>&1
+  fi
+  local rc=$?
+  tail -n 12 "$log" | sed 's/^/   | /'  # the full log is in $LOGS
+  local secs=$(( $(date +%s) - t )) result
+  case $rc in
+    0) result="ok" ;;
+    77) result="skipped(77)" ;;
+    124|137) result="TIMEOUT" ;;
+    *) result="FAIL(rc=$rc)" ;;
+  esac
+  LAST_RC=$rc
+  local note
+  if [ $rc -eq 77 ]; then note=$(tail -n 1 "$log"); else note=$(note_for "$name" "$log"); fi
+  record "$name" "$result" "$secs" "$note"
+  return $rc
+}
+
+# The numbers worth a line in the summary, per step.
+note_for() {
+  local name=$1 log=$2
+  case $name in
+    build) grep -cE 'warning' "$log" | sed 's/^/warnings: /' ;;
+    test_cuda_indexing) tail -n 1 "$log" ;;
+    test_cuda_ops)
+      # Worst relative L2 error per kernel set (column 4 of the table).
+      echo "$(grep -E '^test_cuda_ops: [0-9]+ case' "$log" | sed 's/test_cuda_ops: //');" \
+        "worst rel L2: $(awk -F'|' '/^\| [a-z_0-9]+ +\|/ && $6 ~ /e/ {k=$4; gsub(/ /,"",k); v=$5+0; if (!(k in m) || v > m[k]) m[k]=v} END {for (k in m) printf "%s %.1e, ", k, m[k]}' "$log")" ;;
+    test_cuda_golden*)
+      grep -E '^[a-z_0-9]+ +cuda[^ ]* +sample ' "$log" | awk '{printf "%s %s; ", $1, $5}'
+      grep -E ' repeat forward ' "$log" | awk '{printf "repeat %s; ", $5}'
+      grep -E ' batch-1 forward ' "$log" | awk '{printf "batch-1 vs batch %s", $6}' ;;
+    memcheck*|racecheck*) grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$log" | tail -n 1 | sed 's/^=* *//' ;;
+    bench_cuda) grep -E '^RESULT forward' "$log" | sed 's/ms=//; s/batch=/b/' | awk '{printf "%s %s %s ms; ", $3, $4, $5}' ;;
+    info) grep -E '^GPU:' "$log" | head -n 1 ;;
+    *) echo "" ;;
+  esac
+}
+
+gather_info() {
+  echo "repo: $ROOT"
+  echo "golden: ${GOLDEN:-MISSING (looked in ../shared/golden and ./shared/golden)}"
+  if command -v nvidia-smi > /dev/null; then
+    nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader |
+      sed 's/^/GPU: /'
+    nvidia-smi
+  else
+    echo "GPU: nvidia-smi not found"
+  fi
+  echo "java: $(command -v java || echo 'not found')"
+  echo "mvn: $(command -v mvn || echo 'not found')"
+  command -v nvcc > /dev/null && nvcc --version | tail -n 2 || echo "nvcc: not on PATH"
+  cmake --version | head -n 1
+  echo "ninja: $(ninja --version 2>/dev/null || echo 'not found')"
+  echo "compute-sanitizer: ${SANITIZER:-not found}"
+  nproc
+}
+
+# nvcc may be installed but not on PATH.
+if ! command -v nvcc > /dev/null; then
+  for d in /usr/local/cuda/bin /usr/local/cuda-*/bin; do
+    if [ -x "$d/nvcc" ]; then export PATH="$d:$PATH"; break; fi
+  done
+fi
+SANITIZER=$(command -v compute-sanitizer || true)
+if [ -z "$SANITIZER" ] && command -v nvcc > /dev/null; then
+  for s in "$(dirname "$(command -v nvcc)")/compute-sanitizer" /usr/local/cuda/compute-sanitizer/compute-sanitizer; do
+    if [ -x "$s" ]; then SANITIZER=$s; break; fi
+  done
+fi
+
+LAST_RC=0
+step info 30 gather_info
+
+GEN=()
+command -v ninja > /dev/null && GEN=(-G Ninja)
+CONFIG_ARGS=(-S "$ROOT" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DCM4J_CUDA=ON
+             -DCMAKE_CUDA_ARCHITECTURES="$ARCH")
+[ -n "$GOLDEN" ] && CONFIG_ARGS+=(-DCM4J_GOLDEN_DIR="$GOLDEN")
+if command -v nvcc > /dev/null && [ ! -f "$BUILD/CMakeCache.txt" ]; then
+  CONFIG_ARGS+=(-DCMAKE_CUDA_COMPILER="$(command -v nvcc)")
+fi
+step configure 90 cmake "${CONFIG_ARGS[@]}"
+if ! grep -q 'CM4J_HAVE_CUDA' "$BUILD/CMakeCache.txt" 2>/dev/null && \
+   ! grep -q 'CMAKE_CUDA_COMPILER:' "$BUILD/CMakeCache.txt" 2>/dev/null; then
+  echo "warning: the CUDA compiler was not found by CMake; GPU tests will skip" | tee -a "$LOGS/configure.log"
+fi
+# Only the GPU targets (and the library): a failure in an unrelated file cannot hold them
+# back, and the build stays short. CM4J_FULL_BUILD=1 also builds everything else after.
+TARGETS="test_cuda_indexing test_cuda_ops test_cuda_golden bench_cuda cm4j"
+if [ "${CM4J_FULL_BUILD:-0}" = 1 ]; then
+  KEEP_GOING="-k"
+  [ ${#GEN[@]} -gt 0 ] && KEEP_GOING="-k 0"
+  step build 300 bash -c "cmake --build '$BUILD' -j16 --target $TARGETS; rc=\$?; cmake --build '$BUILD' -j16 -- $KEEP_GOING > '$LOGS/build-all.log' 2>&1 || echo 'note: the full build had failures, see build-all.log'; exit \$rc"
+else
+  step build 300 cmake --build "$BUILD" -j16 --target $TARGETS
+fi
+
+run_bin() {  # run_bin STEP MAX BINARY ARGS...
+  local name=$1 max=$2 bin=$3; shift 3
+  if [ ! -x "$BUILD/$bin" ]; then record "$name" "NOT BUILT" 0 "$BUILD/$bin missing"; return; fi
+  step "$name" "$max" "$BUILD/$bin" "$@"
+}
+
+sanitize() {  # sanitize STEP MAX TOOL BINARY ARGS...
+  local name=$1 max=$2 tool=$3 bin=$4; shift 4
+  if [ -z "$SANITIZER" ]; then record "$name" "not run" 0 "compute-sanitizer not found"; return; fi
+  if [ ! -x "$BUILD/$bin" ]; then record "$name" "NOT BUILT" 0 "$BUILD/$bin missing"; return; fi
+  local extra=()
+  [ "$tool" = memcheck ] && extra=(--leak-check full)
+  step "$name" "$max" "$SANITIZER" --tool "$tool" "${extra[@]}" --error-exitcode 99 "$BUILD/$bin" "$@"
+}
+
+# Most important first: if the time budget runs out, the tail is what is skipped.
+run_bin test_cuda_indexing 30 test_cuda_indexing
+run_bin test_cuda_ops 150 test_cuda_ops
+run_bin test_cuda_golden 150 test_cuda_golden
+sanitize memcheck_tiny 120 memcheck test_cuda_golden --models=tiny
+# The tensor-core conv (fp16/bf16 operands): opt-in, first verified here.
+run_bin test_cuda_golden_fp16 100 test_cuda_golden --dtype=fp16
+run_bin test_cuda_golden_bf16 100 test_cuda_golden --dtype=bf16
+run_bin bench_cuda 150 bench_cuda
+# Shared-memory races in the tiled and tensor-core kernels, on the small odd-sized cases.
+export CM4J_TEST_FILTER="odd,tiny"
+sanitize racecheck_ops 90 racecheck test_cuda_ops
+unset CM4J_TEST_FILTER
+sanitize memcheck_tiny_fp16 90 memcheck test_cuda_golden --models=tiny --dtype=fp16
+
+# ---- summary, last -----------------------------------------------------------------------
+{
+  echo
+  echo "## device-check summary ($(date -u +%Y-%m-%dT%H:%M:%SZ), $(elapsed) s total)"
+  echo
+  echo "GPU: $(command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -n 1 || echo unknown)"
+  echo "golden: ${GOLDEN:-MISSING}   logs: $LOGS"
+  echo
+  echo "| step | result | s | key numbers |"
+  echo "|---|---|---:|---|"
+  for i in "${!S_NAME[@]}"; do
+    echo "| ${S_NAME[$i]} | ${S_RESULT[$i]} | ${S_SECS[$i]} | ${S_NOTE[$i]} |"
+  done
+  if [ -f "$LOGS/bench_cuda.log" ]; then
+    echo
+    sed -n -E '/^(imagenet64 forward|conv2d, median)/,/^$/p' "$LOGS/bench_cuda.log"
+  fi
+} | tee "$SUMMARY"
+
+for r in "${S_RESULT[@]}"; do
+  case $r in ok|skipped*) ;; *) exit 1 ;; esac
+done
+exit 0
