@@ -23,9 +23,11 @@ if [ -n "${OUT:-}" ]; then LOGS="$OUT/device-check"; else LOGS="$ROOT/build/devi
 mkdir -p "$LOGS"
 SUMMARY="$LOGS/summary.md"
 
+# CM4J_GOLDEN (set by the caller, e.g. a copy carried to the GPU machine) wins.
 GOLDEN=""
+[ -n "${CM4J_GOLDEN:-}" ] && [ -d "$CM4J_GOLDEN" ] && GOLDEN=$(cd "$CM4J_GOLDEN" && pwd)
 for g in "$ROOT/../shared/golden" "$ROOT/shared/golden"; do
-  if [ -d "$g" ]; then GOLDEN=$(cd "$g" && pwd); break; fi
+  if [ -z "$GOLDEN" ] && [ -d "$g" ]; then GOLDEN=$(cd "$g" && pwd); fi
 done
 [ -n "$GOLDEN" ] && export CM4J_GOLDEN="$GOLDEN"
 

@@ -92,7 +92,7 @@ void bench_forward(int dtype, const char* dtype_name, const std::vector<int>& ba
     if (failed || times.empty()) continue;
     std::sort(times.begin(), times.end());
     const double ms = times[times.size() / 2];
-    const double tflops = kGflopPerImage * batch / ms / 1e3;
+    const double tflops = kGflopPerImage * batch / ms;  // GFLOP per ms is TFLOP per s
     std::printf("| %5d | %5zu | %12.2f | %10.2f | %10.1f | %7.2f | %8.1f |\n", batch, times.size(),
                 ms, ms / batch, 1e3 * batch / ms, tflops, cm4j_unet_arena_bytes(u) / 1e6);
     const char* tag = dtype == CM4J_F16 ? "fp16" : dtype == CM4J_BF16 ? "bf16" : "fp32";

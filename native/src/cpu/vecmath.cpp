@@ -22,7 +22,8 @@ void softmax_columns_generic(float* s, int rows, int cols, int64_t ld, float* ma
   std::copy(s, s + cols, max);
   for (int j = 1; j < rows; ++j)
     for (int i = 0; i < cols; ++i) max[i] = std::max(max[i], s[j * ld + i]);
-  std::fill(inv_sum, inv_sum + cols, 0.0f);
+  // A loop rather than std::fill: GCC 13 warns about the fill's size with a signed count.
+  for (int i = 0; i < cols; ++i) inv_sum[i] = 0.0f;
   for (int j = 0; j < rows; ++j) {
     float* row = s + j * ld;
     for (int i = 0; i < cols; ++i) {
