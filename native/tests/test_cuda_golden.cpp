@@ -34,23 +34,6 @@ bool selected(const char* model) {
                                  std::string::npos;
 }
 
-int bind_file(cm4j_unet* u, const std::string& path) {
-  std::map<std::string, TensorF> weights;
-  std::string error;
-  if (!read_safetensors(path, &weights, &error)) {
-    std::fprintf(stderr, "%s\n", error.c_str());
-    return CM4J_ERR_WEIGHTS;
-  }
-  for (const auto& kv : weights) {
-    const TensorF& t = kv.second;
-    int rc = cm4j_unet_bind(u, kv.first.c_str(), CM4J_F32, t.shape.data(),
-                            static_cast<int>(t.shape.size()), t.raw.data(),
-                            static_cast<int64_t>(t.raw.size()));
-    if (rc) return rc;
-  }
-  return CM4J_OK;
-}
-
 void run_case(const char* model) {
   if (!selected(model)) return;
   const bool tiny = std::string(model) == "tiny";
@@ -64,7 +47,7 @@ void run_case(const char* model) {
   int rc = cm4j_unet_create(config.c_str(), g_device.c_str(), g_dtype, &u);
   CHECK(rc == CM4J_OK, "%s: create: %s", model, cm4j_last_error());
   if (rc) return;
-  rc = tiny ? bind_file(u, dir + "/pipeline/unet/diffusion_pytorch_model.safetensors")
+  rc = tiny ? bind_safetensors(u, dir + "/pipeline/unet/diffusion_pytorch_model.safetensors")
             : cm4j_unet_bind_synth(u, 1);
   CHECK(rc == CM4J_OK, "%s: bind: %s", model, cm4j_last_error());
   if (rc == CM4J_OK) {

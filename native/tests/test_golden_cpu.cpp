@@ -21,23 +21,6 @@ bool selected(const char* model) {
   return !env || std::strstr(env, model) != nullptr;
 }
 
-int bind_file(cm4j_unet* u, const std::string& path) {
-  std::map<std::string, TensorF> weights;
-  std::string error;
-  if (!read_safetensors(path, &weights, &error)) {
-    std::fprintf(stderr, "%s\n", error.c_str());
-    return 1;
-  }
-  for (const auto& kv : weights) {
-    const TensorF& t = kv.second;
-    int rc = cm4j_unet_bind(u, kv.first.c_str(), CM4J_F32, t.shape.data(),
-                            static_cast<int>(t.shape.size()), t.raw.data(),
-                            static_cast<int64_t>(t.raw.size()));
-    if (rc) return rc;
-  }
-  return 0;
-}
-
 void run_case(const char* model, const char* device, double bound) {
   if (!selected(model)) return;
   std::string dir = golden_dir() + "/" + model;
@@ -49,7 +32,7 @@ void run_case(const char* model, const char* device, double bound) {
   CHECK(rc == CM4J_OK, "%s: create: %s", model, cm4j_last_error());
   if (rc) return;
   rc = std::string(model) == "tiny"
-           ? bind_file(u, golden_dir() + "/tiny/pipeline/unet/diffusion_pytorch_model.safetensors")
+           ? bind_safetensors(u, golden_dir() + "/tiny/pipeline/unet/diffusion_pytorch_model.safetensors")
            : cm4j_unet_bind_synth(u, 1);
   CHECK(rc == CM4J_OK, "%s: bind: %s", model, cm4j_last_error());
   rc = cm4j_unet_finalize(u);

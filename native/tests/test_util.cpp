@@ -67,6 +67,23 @@ bool read_safetensors(const std::string& path, std::map<std::string, TensorF>* o
   return true;
 }
 
+int bind_safetensors(cm4j_unet* unet, const std::string& path) {
+  std::map<std::string, TensorF> weights;
+  std::string error;
+  if (!read_safetensors(path, &weights, &error)) {
+    std::fprintf(stderr, "%s\n", error.c_str());
+    return CM4J_ERR_WEIGHTS;
+  }
+  for (const auto& kv : weights) {
+    const TensorF& t = kv.second;
+    int rc = cm4j_unet_bind(unet, kv.first.c_str(), CM4J_F32, t.shape.data(),
+                            static_cast<int>(t.shape.size()), t.raw.data(),
+                            static_cast<int64_t>(t.raw.size()));
+    if (rc) return rc;
+  }
+  return CM4J_OK;
+}
+
 double rel_l2(const float* a, const float* b, size_t n) {
   double num = 0, den = 0;
   for (size_t i = 0; i < n; ++i) {

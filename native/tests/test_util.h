@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "cm4j.h"
+
 namespace cm4j_test {
 
 struct TensorF {
@@ -23,6 +25,9 @@ struct TensorF {
 bool read_safetensors(const std::string& path, std::map<std::string, TensorF>* out,
                       std::string* error);
 std::string read_text(const std::string& path);
+
+// Binds every tensor of a safetensors file (F32) to the engine; a CM4J_* status.
+int bind_safetensors(cm4j_unet* unet, const std::string& path);
 
 // ||a - b|| / ||b||, in double.
 double rel_l2(const float* a, const float* b, size_t n);
