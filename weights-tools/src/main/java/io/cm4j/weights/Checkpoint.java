@@ -37,16 +37,21 @@ public interface Checkpoint extends AutoCloseable {
 
   /**
    * The diffusers UNet config (JSON text) these weights go with, when known: the shipped config
-   * for an OpenAI checkpoint of a known name, otherwise a {@code config.json} beside the file.
+   * for an OpenAI checkpoint of a known name, otherwise a {@code config.json} beside the file
+   * (the default, which only a reader that knows better overrides).
    */
-  Optional<String> matchingConfig() throws CheckpointException;
+  default Optional<String> matchingConfig() throws CheckpointException {
+    return Checkpoints.configBeside(path());
+  }
 
   /**
    * The scheduler config (JSON text), when known: shipped for OpenAI checkpoints, otherwise
-   * {@code ../scheduler/scheduler_config.json} when the file sits in a diffusers {@code unet/}
-   * folder.
+   * (the default) {@code ../scheduler/scheduler_config.json} when the file sits in a diffusers
+   * {@code unet/} folder.
    */
-  Optional<String> schedulerConfig() throws CheckpointException;
+  default Optional<String> schedulerConfig() throws CheckpointException {
+    return Checkpoints.schedulerBeside(path());
+  }
 
   /** Whether a tensor of this name is present. */
   default boolean contains(String name) {

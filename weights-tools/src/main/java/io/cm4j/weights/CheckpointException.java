@@ -1,6 +1,7 @@
 package io.cm4j.weights;
 
 import java.io.IOException;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 
 /**
@@ -26,5 +27,28 @@ public class CheckpointException extends IOException {
   /** The file the problem is in. */
   public Path file() {
     return file;
+  }
+
+  /** A read of a file, for {@link #reading}. */
+  @FunctionalInterface
+  public interface Read<T> {
+    T run() throws IOException;
+  }
+
+  /**
+   * Runs a read of {@code file}, its failures worded as every reader words them: a missing file
+   * is "file not found", any other I/O failure "cannot read: ..." (cause kept), and what the read
+   * already reported as a CheckpointException goes out unchanged.
+   */
+  public static <T> T reading(Path file, Read<T> read) throws CheckpointException {
+    try {
+      return read.run();
+    } catch (NoSuchFileException e) {
+      throw new CheckpointException(file, "file not found");
+    } catch (CheckpointException e) {
+      throw e;
+    } catch (IOException e) {
+      throw new CheckpointException(file, "cannot read: " + e.getMessage(), e);
+    }
   }
 }

@@ -4,11 +4,9 @@ import io.cm4j.weights.openai.OpenAICheckpoint;
 import io.cm4j.weights.openai.OpenAIConfigs;
 import io.cm4j.weights.paddle.PaddleCheckpoint;
 import io.cm4j.weights.torch.TorchZipCheckpoint;
-import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -118,14 +116,11 @@ public final class Checkpoints {
    */
   public static String detect(Path file) throws CheckpointException {
     byte[] head = new byte[16];
-    int n;
-    try (InputStream in = Files.newInputStream(file)) {
-      n = in.readNBytes(head, 0, head.length);
-    } catch (NoSuchFileException e) {
-      throw new CheckpointException(file, "file not found");
-    } catch (IOException e) {
-      throw new CheckpointException(file, "cannot read: " + e.getMessage(), e);
-    }
+    int n = CheckpointException.reading(file, () -> {
+      try (InputStream in = Files.newInputStream(file)) {
+        return in.readNBytes(head, 0, head.length);
+      }
+    });
     if (n >= 4 && head[0] == 'P' && head[1] == 'K' && (head[2] == 3 || head[2] == 5)) {
       return "torch";
     }
@@ -180,17 +175,11 @@ public final class Checkpoints {
   }
 
   static String read(Path config) throws CheckpointException {
-    try {
+    return CheckpointException.reading(config, () -> {
       if (Files.size(config) > MAX_CONFIG_BYTES) {
         throw new CheckpointException(config, "config file over " + MAX_CONFIG_BYTES + " bytes");
       }
       return Files.readString(config, StandardCharsets.UTF_8);
-    } catch (NoSuchFileException e) {
-      throw new CheckpointException(config, "file not found");
-    } catch (CheckpointException e) {
-      throw e;
-    } catch (IOException e) {
-      throw new CheckpointException(config, "cannot read: " + e.getMessage(), e);
-    }
+    });
   }
 }

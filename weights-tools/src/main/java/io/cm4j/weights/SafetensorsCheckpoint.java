@@ -2,7 +2,6 @@ package io.cm4j.weights;
 
 import java.nio.file.Path;
 import java.util.List;
-import java.util.Optional;
 
 /** A {@link SafetensorsFile} seen as a {@link Checkpoint} (tensors must be F32, F16 or BF16). */
 final class SafetensorsCheckpoint implements Checkpoint {
@@ -54,16 +53,6 @@ final class SafetensorsCheckpoint implements Checkpoint {
   @Override
   public TensorEntry get(String name) throws CheckpointException {
     return file.get(name);
-  }
-
-  @Override
-  public Optional<String> matchingConfig() throws CheckpointException {
-    return Checkpoints.configBeside(file.path());
-  }
-
-  @Override
-  public Optional<String> schedulerConfig() throws CheckpointException {
-    return Checkpoints.schedulerBeside(file.path());
   }
 
   @Override

@@ -10,7 +10,6 @@ import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
@@ -45,8 +44,7 @@ public final class SafetensorsFile implements AutoCloseable {
 
   private final Path path;
   private final Map<String, String> metadata;
-  private volatile Map<String, Slot> tensors; // in data-offset order; empty once closed
-  private volatile boolean closed;
+  private final SlotTable<Slot> tensors; // in data-offset order
 
   /** Where one tensor lives: which mapped piece, and its byte range inside it. */
   private record Slot(String name, DType dtype, long[] shape, long begin, long end,
@@ -55,7 +53,7 @@ public final class SafetensorsFile implements AutoCloseable {
   private SafetensorsFile(Path path, Map<String, String> metadata, Map<String, Slot> tensors) {
     this.path = path;
     this.metadata = metadata;
-    this.tensors = tensors;
+    this.tensors = new SlotTable<>(path, "SafetensorsFile", tensors);
   }
 
   /** Opens, validates and maps a safetensors file. */
@@ -63,15 +61,11 @@ public final class SafetensorsFile implements AutoCloseable {
     if (Files.isDirectory(path)) {
       throw new CheckpointException(path, "is a directory, expected a .safetensors file");
     }
-    try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
-      return read(path, ch);
-    } catch (NoSuchFileException e) {
-      throw new CheckpointException(path, "file not found");
-    } catch (CheckpointException e) {
-      throw e;
-    } catch (IOException e) {
-      throw new CheckpointException(path, "cannot read: " + e.getMessage(), e);
-    }
+    return CheckpointException.reading(path, () -> {
+      try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
+        return read(path, ch);
+      }
+    });
   }
 
   private static SafetensorsFile read(Path path, FileChannel ch) throws IOException {
@@ -289,14 +283,12 @@ public final class SafetensorsFile implements AutoCloseable {
 
   /** Tensor names in file order (by data offset). */
   public List<String> names() {
-    checkOpen();
-    return List.copyOf(tensors.keySet());
+    return tensors.names();
   }
 
   /** Whether the file holds a tensor of this name. */
   public boolean contains(String name) {
-    checkOpen();
-    return tensors.containsKey(name);
+    return tensors.contains(name);
   }
 
   /**
@@ -304,7 +296,7 @@ public final class SafetensorsFile implements AutoCloseable {
    * file is open).
    */
   public TensorEntry get(String name) throws CheckpointException {
-    Slot s = slot(name);
+    Slot s = tensors.get(name);
     ByteBuffer data = s.piece.duplicate()
         .position(s.offset).limit(s.offset + (int) (s.end - s.begin))
         .slice().asReadOnlyBuffer().order(ByteOrder.LITTLE_ENDIAN);
@@ -369,30 +361,15 @@ public final class SafetensorsFile implements AutoCloseable {
     return (int) n;
   }
 
-  private void checkOpen() {
-    if (closed) {
-      throw new IllegalStateException("SafetensorsFile is closed: " + path);
-    }
-  }
-
-  private Slot slot(String name) throws CheckpointException {
-    checkOpen();
-    Slot s = tensors.get(name);
-    if (s == null) {
-      throw new CheckpointException(path, "no tensor named '" + name + "'");
-    }
-    return s;
-  }
-
   /** Drops the mappings; views handed out before must not be used afterwards. */
   @Override
   public void close() {
-    closed = true;
-    tensors = Map.of();
+    tensors.close();
   }
 
   @Override
   public String toString() {
-    return "SafetensorsFile[" + path + (closed ? ", closed]" : ", " + tensors.size() + " tensors]");
+    return "SafetensorsFile[" + path
+        + (tensors.isClosed() ? ", closed]" : ", " + tensors.size() + " tensors]");
   }
 }

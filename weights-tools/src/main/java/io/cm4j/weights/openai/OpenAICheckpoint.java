@@ -4,6 +4,7 @@ import io.cm4j.weights.Checkpoint;
 import io.cm4j.weights.CheckpointException;
 import io.cm4j.weights.Json;
 import io.cm4j.weights.JsonException;
+import io.cm4j.weights.SlotTable;
 import io.cm4j.weights.TensorEntry;
 import io.cm4j.weights.TensorInfo;
 import java.nio.ByteBuffer;
@@ -25,15 +26,14 @@ public final class OpenAICheckpoint implements Checkpoint {
   private final Checkpoint source;
   private final String unetConfig;
   private final String schedulerConfig;
-  private final Map<String, OpenAIKeyMap.Target> targets;
-  private volatile boolean closed;
+  private final SlotTable<OpenAIKeyMap.Target> targets;
 
   private OpenAICheckpoint(Checkpoint source, String unetConfig, String schedulerConfig,
       Map<String, OpenAIKeyMap.Target> targets) {
     this.source = source;
     this.unetConfig = unetConfig;
     this.schedulerConfig = schedulerConfig;
-    this.targets = targets;
+    this.targets = new SlotTable<>(source.path(), "checkpoint", targets);
   }
 
   /** Whether a checkpoint's names are OpenAI's ({@code input_blocks.0.0.weight}, ...). */
@@ -90,25 +90,23 @@ public final class OpenAICheckpoint implements Checkpoint {
 
   @Override
   public List<String> names() {
-    checkOpen();
-    return List.copyOf(targets.keySet());
+    return targets.names();
   }
 
   @Override
   public boolean contains(String name) {
-    checkOpen();
-    return targets.containsKey(name);
+    return targets.contains(name);
   }
 
   @Override
   public TensorInfo info(String name) throws CheckpointException {
-    OpenAIKeyMap.Target t = target(name);
+    OpenAIKeyMap.Target t = targets.get(name);
     return new TensorInfo(name, source.info(t.source()).dtype(), t.shape());
   }
 
   @Override
   public TensorEntry get(String name) throws CheckpointException {
-    OpenAIKeyMap.Target t = target(name);
+    OpenAIKeyMap.Target t = targets.get(name);
     TensorEntry src = source.get(t.source());
     ByteBuffer data = src.data();
     if (t.part() >= 0) { // one third of the rows of a contiguous [3C, ...] tensor
@@ -118,15 +116,6 @@ public final class OpenAICheckpoint implements Checkpoint {
     }
     return new TensorEntry(name, src.dtype(), t.shape(),
         data.asReadOnlyBuffer().order(ByteOrder.LITTLE_ENDIAN));
-  }
-
-  private OpenAIKeyMap.Target target(String name) throws CheckpointException {
-    checkOpen();
-    OpenAIKeyMap.Target t = targets.get(name);
-    if (t == null) {
-      throw new CheckpointException(path(), "no tensor named '" + name + "'");
-    }
-    return t;
   }
 
   @Override
@@ -141,14 +130,8 @@ public final class OpenAICheckpoint implements Checkpoint {
 
   @Override
   public void close() {
-    closed = true;
+    targets.close();
     source.close();
-  }
-
-  private void checkOpen() {
-    if (closed) {
-      throw new IllegalStateException("checkpoint is closed: " + path());
-    }
   }
 
   @Override

@@ -2,8 +2,8 @@ package io.cm4j.weights.paddle;
 
 import io.cm4j.weights.Checkpoint;
 import io.cm4j.weights.CheckpointException;
-import io.cm4j.weights.Checkpoints;
 import io.cm4j.weights.DType;
+import io.cm4j.weights.SlotTable;
 import io.cm4j.weights.TensorEntry;
 import io.cm4j.weights.TensorInfo;
 import io.cm4j.weights.TensorOps;
@@ -14,11 +14,9 @@ import io.cm4j.weights.pickle.PickleSource;
 import io.cm4j.weights.pickle.PyDict;
 import io.cm4j.weights.pickle.PyList;
 import io.cm4j.weights.pickle.PyTuple;
-import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
@@ -28,7 +26,6 @@ import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.Set;
 
 /**
@@ -55,12 +52,11 @@ public final class PaddleCheckpoint implements Checkpoint {
       boolean fortran, boolean bigEndian, boolean transpose) {}
 
   private final Path path;
-  private volatile Map<String, Slot> tensors; // empty once closed: the mappings can go
-  private volatile boolean closed;
+  private final SlotTable<Slot> tensors; // dropped on close: the mappings can go
 
   private PaddleCheckpoint(Path path, Map<String, Slot> tensors) {
     this.path = path;
-    this.tensors = tensors;
+    this.tensors = new SlotTable<>(path, "checkpoint", tensors);
   }
 
   /**
@@ -77,17 +73,14 @@ public final class PaddleCheckpoint implements Checkpoint {
 
   /** Opens and validates a {@code .pdparams} file. */
   public static PaddleCheckpoint open(Path path) throws CheckpointException {
-    Object root;
-    try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
-      root = PickleReader.load(PickleSource.of(ch, 0, ch.size()),
-          PickleReader.NO_PERSISTENT_IDS);
-    } catch (NoSuchFileException e) {
-      throw new CheckpointException(path, "file not found");
-    } catch (PickleException e) {
-      throw new CheckpointException(path, e.getMessage());
-    } catch (IOException e) {
-      throw new CheckpointException(path, "cannot read: " + e.getMessage(), e);
-    }
+    Object root = CheckpointException.reading(path, () -> {
+      try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
+        return PickleReader.load(PickleSource.of(ch, 0, ch.size()),
+            PickleReader.NO_PERSISTENT_IDS);
+      } catch (PickleException e) {
+        throw new CheckpointException(path, e.getMessage());
+      }
+    });
     if (!(root instanceof PyDict)) {
       throw new CheckpointException(path, "the pickle holds " + root
           + ", expected a state dict (a dict of numpy arrays)");
@@ -246,24 +239,22 @@ public final class PaddleCheckpoint implements Checkpoint {
 
   @Override
   public List<String> names() {
-    checkOpen();
-    return List.copyOf(tensors.keySet());
+    return tensors.names();
   }
 
   @Override
   public boolean contains(String name) {
-    checkOpen();
-    return tensors.containsKey(name);
+    return tensors.contains(name);
   }
 
   @Override
   public TensorInfo info(String name) throws CheckpointException {
-    return slot(name).info;
+    return tensors.get(name).info;
   }
 
   @Override
   public TensorEntry get(String name) throws CheckpointException {
-    Slot s = slot(name);
+    Slot s = tensors.get(name);
     int es = s.info.dtype().size();
     ByteBuffer data;
     if (s.parts.size() == 1) {
@@ -296,34 +287,8 @@ public final class PaddleCheckpoint implements Checkpoint {
   }
 
   @Override
-  public Optional<String> matchingConfig() throws CheckpointException {
-    return Checkpoints.configBeside(path);
-  }
-
-  @Override
-  public Optional<String> schedulerConfig() throws CheckpointException {
-    return Checkpoints.schedulerBeside(path);
-  }
-
-  private Slot slot(String name) throws CheckpointException {
-    checkOpen();
-    Slot s = tensors.get(name);
-    if (s == null) {
-      throw new CheckpointException(path, "no tensor named '" + name + "'");
-    }
-    return s;
-  }
-
-  private void checkOpen() {
-    if (closed) {
-      throw new IllegalStateException("checkpoint is closed: " + path);
-    }
-  }
-
-  @Override
   public void close() {
-    closed = true;
-    tensors = Map.of();
+    tensors.close();
   }
 
   @Override

@@ -2,8 +2,8 @@ package io.cm4j.weights.torch;
 
 import io.cm4j.weights.Checkpoint;
 import io.cm4j.weights.CheckpointException;
-import io.cm4j.weights.Checkpoints;
 import io.cm4j.weights.DType;
+import io.cm4j.weights.SlotTable;
 import io.cm4j.weights.TensorEntry;
 import io.cm4j.weights.TensorInfo;
 import io.cm4j.weights.TensorOps;
@@ -19,7 +19,6 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
@@ -28,7 +27,6 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.zip.DataFormatException;
 import java.util.zip.Inflater;
 
@@ -62,28 +60,25 @@ public final class TorchZipCheckpoint implements Checkpoint {
   private record Slot(TensorInfo info, ZipIndex.Entry record, long offset, long[] stride) {}
 
   private final Path path;
-  private final Map<String, Slot> tensors;
+  private final SlotTable<Slot> tensors;
+  private final int count; // toString has always reported it, closed or not
   private volatile Map<String, ByteBuffer> mapped; // stored records by name; empty when closed
-  private volatile boolean closed;
 
   private TorchZipCheckpoint(Path path, Map<String, Slot> tensors,
       Map<String, ByteBuffer> mapped) {
     this.path = path;
-    this.tensors = tensors;
+    this.tensors = new SlotTable<>(path, "checkpoint", tensors);
+    this.count = tensors.size();
     this.mapped = mapped;
   }
 
   /** Opens and validates a torch zip archive. */
   public static TorchZipCheckpoint open(Path path) throws CheckpointException {
-    try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
-      return read(path, ch);
-    } catch (NoSuchFileException e) {
-      throw new CheckpointException(path, "file not found");
-    } catch (CheckpointException e) {
-      throw e;
-    } catch (IOException e) {
-      throw new CheckpointException(path, "cannot read: " + e.getMessage(), e);
-    }
+    return CheckpointException.reading(path, () -> {
+      try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
+        return read(path, ch);
+      }
+    });
   }
 
   private static TorchZipCheckpoint read(Path path, FileChannel ch) throws IOException {
@@ -267,24 +262,22 @@ public final class TorchZipCheckpoint implements Checkpoint {
 
   @Override
   public List<String> names() {
-    checkOpen();
-    return List.copyOf(tensors.keySet());
+    return tensors.names();
   }
 
   @Override
   public boolean contains(String name) {
-    checkOpen();
-    return tensors.containsKey(name);
+    return tensors.contains(name);
   }
 
   @Override
   public TensorInfo info(String name) throws CheckpointException {
-    return slot(name).info;
+    return tensors.get(name).info;
   }
 
   @Override
   public TensorEntry get(String name) throws CheckpointException {
-    Slot s = slot(name);
+    Slot s = tensors.get(name);
     ByteBuffer storage = record(s.record);
     int es = s.info.dtype().size();
     long[] shape = s.info.shape();
@@ -304,10 +297,12 @@ public final class TorchZipCheckpoint implements Checkpoint {
 
   private ByteBuffer record(ZipIndex.Entry e) throws CheckpointException {
     ByteBuffer m = mapped.get(e.name());
-    checkOpen();
+    tensors.checkOpen();
     if (m != null) {
       return m.duplicate().order(ByteOrder.LITTLE_ENDIAN);
     }
+    // Not CheckpointException.reading: a file deleted since open is "cannot read", as before,
+    // not "file not found".
     try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
       return contents(path, ch, e, Integer.MAX_VALUE);
     } catch (CheckpointException ex) {
@@ -318,38 +313,13 @@ public final class TorchZipCheckpoint implements Checkpoint {
   }
 
   @Override
-  public Optional<String> matchingConfig() throws CheckpointException {
-    return Checkpoints.configBeside(path);
-  }
-
-  @Override
-  public Optional<String> schedulerConfig() throws CheckpointException {
-    return Checkpoints.schedulerBeside(path);
-  }
-
-  private Slot slot(String name) throws CheckpointException {
-    checkOpen();
-    Slot s = tensors.get(name);
-    if (s == null) {
-      throw new CheckpointException(path, "no tensor named '" + name + "'");
-    }
-    return s;
-  }
-
-  private void checkOpen() {
-    if (closed) {
-      throw new IllegalStateException("checkpoint is closed: " + path);
-    }
-  }
-
-  @Override
   public void close() {
-    closed = true;
+    tensors.close();
     mapped = Map.of();
   }
 
   @Override
   public String toString() {
-    return "TorchZipCheckpoint[" + path + ", " + tensors.size() + " tensors]";
+    return "TorchZipCheckpoint[" + path + ", " + count + " tensors]";
   }
 }

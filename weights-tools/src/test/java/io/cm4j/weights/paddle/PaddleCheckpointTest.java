@@ -1,5 +1,7 @@
 package io.cm4j.weights.paddle;
 
+import static io.cm4j.weights.TestData.floats;
+import static io.cm4j.weights.TestData.floatsOf;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -28,20 +30,6 @@ import org.junit.jupiter.api.io.TempDir;
 class PaddleCheckpointTest {
   @TempDir
   Path dir;
-
-  static byte[] floats(ByteOrder order, float... v) {
-    ByteBuffer b = ByteBuffer.allocate(4 * v.length).order(order);
-    for (float f : v) {
-      b.putFloat(f);
-    }
-    return b.array();
-  }
-
-  static float[] floatsOf(TensorEntry t) {
-    float[] out = new float[(int) t.numel()];
-    t.data().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(out);
-    return out;
-  }
 
   @Test
   void linearWeightsAreExactlyTheListedOnes() {

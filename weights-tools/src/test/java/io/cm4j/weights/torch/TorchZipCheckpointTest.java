@@ -1,5 +1,7 @@
 package io.cm4j.weights.torch;
 
+import static io.cm4j.weights.TestData.floats;
+import static io.cm4j.weights.TestData.floatsOf;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -7,7 +9,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.cm4j.weights.CheckpointException;
 import io.cm4j.weights.DType;
-import io.cm4j.weights.TensorEntry;
 import io.cm4j.weights.pickle.PickleBytes;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -23,20 +24,6 @@ import org.junit.jupiter.api.io.TempDir;
 class TorchZipCheckpointTest {
   @TempDir
   Path dir;
-
-  static byte[] floats(float... v) {
-    ByteBuffer b = ByteBuffer.allocate(4 * v.length).order(ByteOrder.LITTLE_ENDIAN);
-    for (float f : v) {
-      b.putFloat(f);
-    }
-    return b.array();
-  }
-
-  static float[] floatsOf(TensorEntry t) {
-    float[] out = new float[(int) t.numel()];
-    t.data().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(out);
-    return out;
-  }
 
   static long[] l(long... v) {
     return v;
@@ -58,7 +45,7 @@ class TorchZipCheckpointTest {
         .str("empty").tensor("FloatStorage", "0", 12, 40, l(0, 3), l(3, 1))
         .str("step").integer(1000) // not a tensor: skipped
         .setItems().stop().toBytes();
-    Path f = new TorchZips("some model name", pkl).record("0", floats(storage))
+    Path f = new TorchZips("some model name", pkl).record("0", floats(ByteOrder.LITTLE_ENDIAN, storage))
         .write(dir.resolve("w.bin"));
     try (TorchZipCheckpoint c = TorchZipCheckpoint.open(f)) {
       assertEquals(List.of("a", "t", "o", "s", "scalar", "empty"), c.names());
@@ -95,7 +82,7 @@ class TorchZipCheckpointTest {
   void deflatedEntriesAreInflated() throws IOException {
     byte[] pkl = PickleBytes.proto(2).emptyDict().str("w")
         .tensor("FloatStorage", "0", 3, 0, l(3), l(1)).op('s').stop().toBytes();
-    Path f = new TorchZips("d", pkl).record("0", floats(1, 2, 3)).deflated()
+    Path f = new TorchZips("d", pkl).record("0", floats(ByteOrder.LITTLE_ENDIAN, 1, 2, 3)).deflated()
         .write(dir.resolve("d.bin"));
     try (TorchZipCheckpoint c = TorchZipCheckpoint.open(f)) {
       assertArrayEquals(new float[] {1, 2, 3}, floatsOf(c.get("w")));
