@@ -21,7 +21,8 @@ import picocli.CommandLine.Spec;
     versionProvider = Main.Version.class,
     description = "Consistency-model image generation on a native UNet engine.",
     subcommands = {GenerateCommand.class, UnetCommand.class, NoiseCommand.class,
-        ScheduleCommand.class, DownloadCommand.class, CommandLine.HelpCommand.class})
+        ScheduleCommand.class, DownloadCommand.class, WeightsCommand.class, ServeCommand.class,
+        CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
   @Spec CommandSpec spec;
 

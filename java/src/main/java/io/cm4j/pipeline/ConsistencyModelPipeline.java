@@ -5,8 +5,13 @@ import io.cm4j.Device;
 import io.cm4j.FloatTensor;
 import io.cm4j.Precision;
 import io.cm4j.UNet;
+import io.cm4j.weights.Checkpoint;
 import io.cm4j.weights.CheckpointException;
+import io.cm4j.weights.Checkpoints;
 import io.cm4j.weights.Json;
+import io.cm4j.weights.openai.OpenAICheckpoint;
+import io.cm4j.weights.openai.OpenAIConfigs;
+import io.cm4j.weights.torch.TorchZipCheckpoint;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -80,24 +85,55 @@ public final class ConsistencyModelPipeline implements AutoCloseable {
     return open(model, Device.CPU, Precision.FP32);
   }
 
+  /** {@link #open(Path, Path, Device, Precision)} with the model's own UNet config. */
+  public static ConsistencyModelPipeline open(Path model, Device device, Precision precision)
+      throws IOException, Cm4jException {
+    return open(model, null, device, precision);
+  }
+
   /**
-   * A pipeline from a diffusers model on disk: a pipeline folder ({@code model_index.json},
-   * {@code unet/}, {@code scheduler/}), or a UNet folder or weights file as {@link UNet#open}
-   * takes them, whose scheduler config is looked for as {@link #findSchedulerConfig} says.
+   * A pipeline from a model on disk: a diffusers pipeline folder ({@code model_index.json},
+   * {@code unet/}, {@code scheduler/}), or a UNet folder or weights file in any format
+   * {@link UNet#open(Path, Path, Device, Precision)} takes, whose scheduler config is found as
+   * {@link #readSchedulerConfig} says (for an original OpenAI {@code .pt} checkpoint, the one
+   * shipped for its file name).
    *
+   * @param unetConfig a diffusers UNet config to use instead of the model's, or null
    * @throws CheckpointException when a file is missing or malformed (the message names it)
    * @throws Cm4jException when the engine refuses the UNet or the device
    */
-  public static ConsistencyModelPipeline open(Path model, Device device, Precision precision)
-      throws IOException, Cm4jException {
+  public static ConsistencyModelPipeline open(Path model, Path unetConfig, Device device,
+      Precision precision) throws IOException, Cm4jException {
     checkModelIndex(model);
     SchedulerConfig config = readSchedulerConfig(model);
-    UNet unet = UNet.open(model, device, precision);
+    UNet unet = UNet.open(model, unetConfig, device, precision);
     try {
       return new ConsistencyModelPipeline(unet, config);
     } catch (IllegalArgumentException e) {
       unet.close();
       throw new CheckpointException(model, e.getMessage());
+    }
+  }
+
+  /**
+   * The scheduler config shipped for an original OpenAI checkpoint file of a published name
+   * ({@code cd_imagenet64_l2.pt}, ...), as JSON text; empty for any other model.
+   *
+   * @throws CheckpointException when the file has such a name but cannot be read
+   */
+  public static Optional<String> shippedSchedulerConfig(Path model) throws CheckpointException {
+    if (!Files.isRegularFile(model) || model.getFileName() == null) {
+      return Optional.empty();
+    }
+    Optional<OpenAIConfigs.Known> known = OpenAIConfigs.forFileName(
+        model.getFileName().toString());
+    if (known.isEmpty() || !"torch".equals(Checkpoints.detect(model))) {
+      return Optional.empty();
+    }
+    // the names alone say whether it is an OpenAI file; mapping them needs the UNet config
+    try (Checkpoint c = TorchZipCheckpoint.open(model)) {
+      return OpenAICheckpoint.isOpenAI(c) ? Optional.of(known.get().schedulerConfig())
+          : Optional.empty();
     }
   }
 
@@ -120,14 +156,23 @@ public final class ConsistencyModelPipeline implements AutoCloseable {
   }
 
   /**
-   * The scheduler config of a model (see {@link #findSchedulerConfig}), or
-   * {@link SchedulerConfig#DEFAULT} when it has none. A pipeline folder, one with a
+   * The scheduler config of a model: the one shipped for an original OpenAI checkpoint
+   * ({@link #shippedSchedulerConfig}), else the file {@link #findSchedulerConfig} finds, else
+   * {@link SchedulerConfig#DEFAULT}. A pipeline folder, one with a
    * {@code model_index.json}, must have one.
    *
    * @throws CheckpointException when the file is unreadable or malformed, or missing from a
    *     pipeline folder
    */
   public static SchedulerConfig readSchedulerConfig(Path model) throws CheckpointException {
+    Optional<String> shipped = shippedSchedulerConfig(model);
+    if (shipped.isPresent()) {
+      try {
+        return SchedulerConfig.fromMap(Json.parseObject(shipped.get()));
+      } catch (IllegalArgumentException e) {
+        throw new CheckpointException(model, "shipped scheduler config: " + e.getMessage(), e);
+      }
+    }
     Optional<Path> file = findSchedulerConfig(model);
     if (file.isEmpty()) {
       if (Files.isRegularFile(model.resolve("model_index.json"))) {
@@ -194,42 +239,154 @@ public final class ConsistencyModelPipeline implements AutoCloseable {
    */
   public GenerationResult generate(GenerationRequest request, StepListener listener)
       throws Cm4jException {
-    int batch = request.batchSize();
-    int channels = unet.inChannels();
-    int size = unet.sampleSize();
-    long[] shape = {batch, channels, size, size};
-    long[] labels = classLabels(request);
-    CMStochasticIterativeScheduler scheduler = new CMStochasticIterativeScheduler(schedulerConfig);
-    scheduler.setTimesteps(request.numInferenceSteps(), request.timesteps());
-    FloatTensor given = request.latents();
-    if (given != null && !Arrays.equals(given.shape(), shape)) {
-      throw new IllegalArgumentException("The shape of latents is " + Arrays.toString(given.shape())
-          + " but is expected to be " + Arrays.toString(shape) + ".");
-    }
-
-    TorchGenerator generator = new TorchGenerator(request.seed());
-    float[] latents = given != null ? given.toArray() : generator.randn(shape); // [B, C, S, S]
-    float sigmaMax = (float) scheduler.initNoiseSigma();
-    float[] sample = new float[latents.length];
-    for (int i = 0; i < sample.length; i++) {
-      sample[i] = latents[i] * sigmaMax;
-    }
-    float[] timesteps = scheduler.timesteps();
-    float[] perImage = new float[batch]; // the UNet takes one timestep per image
-    for (int step = 0; step < timesteps.length; step++) {
-      float t = timesteps[step];
+    Sampling sampling = start(request);
+    while (!sampling.isDone()) {
+      float t = sampling.timestep();
+      float[] perImage = new float[sampling.batchSize()]; // the UNet takes one per image
       Arrays.fill(perImage, t);
-      FloatTensor scaled = FloatTensor.of(shape, scheduler.scaleModelInput(sample, t));
-      float[] modelOutput = unet.forward(scaled, perImage, labels).toArray(); // [B, C, S, S]
-      float[] noise = scheduler.drawsNoise() ? generator.randn(shape) : null;
-      sample = scheduler.step(modelOutput, t, sample, noise);
+      FloatTensor out = unet.forward(FloatTensor.of(sampling.shape(), sampling.modelInput()),
+          perImage, sampling.classLabels()); // [B, C, S, S]
+      int step = sampling.stepIndex();
+      sampling.step(out.toArray());
       if (listener != null) {
-        listener.onStep(step, timesteps.length, t, FloatTensor.of(shape, sample));
+        listener.onStep(step, sampling.numSteps(), t, FloatTensor.of(sampling.shape(),
+            sampling.sample()));
       }
     }
-    float[] images = ImageOutput.denormalizeToNhwc(sample, batch, channels, size, size);
-    return new GenerationResult(images, batch, size, size, channels, labels, timesteps,
-        request.seed());
+    return sampling.result();
+  }
+
+  /**
+   * Starts {@link #generate}'s loop without running the UNet, so that a caller can batch the
+   * forward passes of several generations into one (as {@code io.cm4j.serve.GenerationService}
+   * does): the seed's latents are drawn and every argument is checked here.
+   *
+   * @throws IllegalArgumentException as {@link #generate} does
+   */
+  public Sampling start(GenerationRequest request) {
+    return new Sampling(request);
+  }
+
+  /**
+   * One generation in progress, a step at a time: {@link #modelInput()} for the current
+   * {@link #timestep()} goes through the UNet, and {@link #step} takes its output. Exactly the
+   * arithmetic and generator draws of {@link #generate}, so the result does not depend on what
+   * else shared the UNet pass. Not thread-safe.
+   */
+  public final class Sampling {
+    private final GenerationRequest request;
+    private final long[] shape; // [B, C, S, S]
+    private final long[] labels; // null for an unconditional model
+    private final CMStochasticIterativeScheduler scheduler;
+    private final TorchGenerator generator;
+    private final float[] timesteps;
+    private float[] sample; // [B, C, S, S]
+    private int step;
+
+    private Sampling(GenerationRequest request) {
+      this.request = request;
+      int batch = request.batchSize();
+      int size = unet.sampleSize();
+      shape = new long[] {batch, unet.inChannels(), size, size};
+      labels = ConsistencyModelPipeline.this.classLabels(request);
+      scheduler = new CMStochasticIterativeScheduler(schedulerConfig);
+      scheduler.setTimesteps(request.numInferenceSteps(), request.timesteps());
+      FloatTensor given = request.latents();
+      if (given != null && !Arrays.equals(given.shape(), shape)) {
+        throw new IllegalArgumentException("The shape of latents is "
+            + Arrays.toString(given.shape()) + " but is expected to be " + Arrays.toString(shape)
+            + ".");
+      }
+      generator = new TorchGenerator(request.seed());
+      float[] latents = given != null ? given.toArray() : generator.randn(shape);
+      float sigmaMax = (float) scheduler.initNoiseSigma();
+      sample = new float[latents.length];
+      for (int i = 0; i < sample.length; i++) {
+        sample[i] = latents[i] * sigmaMax;
+      }
+      timesteps = scheduler.timesteps();
+    }
+
+    public GenerationRequest request() {
+      return request;
+    }
+
+    /** Number of images. */
+    public int batchSize() {
+      return (int) shape[0];
+    }
+
+    /** The UNet input shape, [B, C, S, S]. */
+    public long[] shape() {
+      return shape.clone();
+    }
+
+    /** One label per image (drawn ones included), or null for an unconditional model. */
+    public long[] classLabels() {
+      return labels == null ? null : labels.clone();
+    }
+
+    /** Index of the next step, from 0 to {@link #numSteps()}. */
+    public int stepIndex() {
+      return step;
+    }
+
+    public int numSteps() {
+      return timesteps.length;
+    }
+
+    public boolean isDone() {
+      return step == timesteps.length;
+    }
+
+    /** The current step's timestep: the UNet's timestep input for every image. */
+    public float timestep() {
+      checkNotDone();
+      return timesteps[step];
+    }
+
+    /** The UNet input of the current step: the sample scaled for its sigma, [B, C, S, S]. */
+    public float[] modelInput() {
+      checkNotDone();
+      return scheduler.scaleModelInput(sample, timesteps[step]);
+    }
+
+    /**
+     * Takes the UNet output for {@link #modelInput()} ([B, C, S, S]) and advances one step,
+     * drawing this generation's step noise.
+     */
+    public void step(float[] modelOutput) {
+      checkNotDone();
+      float[] noise = scheduler.drawsNoise() ? generator.randn(shape) : null;
+      sample = scheduler.step(modelOutput, timesteps[step], sample, noise);
+      step++;
+    }
+
+    /** A copy of the current sample, [B, C, S, S]. */
+    public float[] sample() {
+      return sample.clone();
+    }
+
+    /** The images, once every step is done. */
+    public GenerationResult result() {
+      if (!isDone()) {
+        throw new IllegalStateException("generation not done: step " + step + " of "
+            + timesteps.length);
+      }
+      int batch = (int) shape[0];
+      int channels = (int) shape[1];
+      int size = (int) shape[2];
+      float[] images = ImageOutput.denormalizeToNhwc(sample, batch, channels, size, size);
+      return new GenerationResult(images, batch, size, size, channels, classLabels(),
+          timesteps.clone(), request.seed());
+    }
+
+    private void checkNotDone() {
+      if (isDone()) {
+        throw new IllegalStateException("generation done: all " + timesteps.length
+            + " steps have run");
+      }
+    }
   }
 
   /** The request's labels checked against the model, drawn ones, or null (unconditional). */

@@ -1,0 +1,215 @@
+package io.cm4j.cli;
+
+import io.cm4j.Cm4jException;
+import io.cm4j.Device;
+import io.cm4j.Precision;
+import io.cm4j.hub.ConsoleProgress;
+import io.cm4j.hub.HubClient;
+import io.cm4j.hub.ModelLocator;
+import io.cm4j.pipeline.ConsistencyModelPipeline;
+import io.cm4j.serve.GenerationServer;
+import io.cm4j.serve.GenerationService;
+import io.cm4j.serve.ServiceOptions;
+import io.cm4j.weights.CheckpointException;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.net.BindException;
+import java.net.InetSocketAddress;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParentCommand;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code cm4j serve}: the HTTP demo server ({@link GenerationServer}) over a batching
+ * {@link GenerationService}. Runs until interrupted (Ctrl-C finishes the requests in flight,
+ * then frees the model), or for {@code --stop-after} seconds.
+ */
+@Command(
+    name = "serve",
+    mixinStandardHelpOptions = true,
+    sortOptions = false,
+    description = {
+        "Serves images over HTTP: POST /generate with a JSON body such as "
+            + "{\"class\": 145, \"seed\": 12, \"steps\": 2} (or \"timesteps\": [22, 0]) answers "
+            + "with a PNG; GET /health answers with counters as JSON.",
+        "Concurrent requests share UNet passes (up to --max-batch images, waiting up to "
+            + "--max-wait-ms for company); each still gets the image `cm4j generate` gives for "
+            + "the same arguments. Bad requests get 400 with a JSON error."})
+final class ServeCommand implements Callable<Integer> {
+  @Spec CommandSpec spec;
+  @ParentCommand Main main;
+
+  @Option(names = "--model", paramLabel = "ID|DIR|FILE", defaultValue = HubClient.DEFAULT_MODEL_ID,
+      description = "A Hugging Face model ID, a diffusers pipeline folder, or a UNet weights "
+          + "file (default: ${DEFAULT-VALUE}).")
+  String model;
+
+  @Option(names = "--revision", paramLabel = "REV",
+      description = "Branch, tag or commit of a Hub model (default: main).")
+  String revision;
+
+  @Option(names = "--host", paramLabel = "ADDR", defaultValue = "127.0.0.1",
+      description = "Address to listen on (default: ${DEFAULT-VALUE}, this machine only).")
+  String host;
+
+  @Option(names = "--port", paramLabel = "P", defaultValue = "8080",
+      description = "Port to listen on; 0 picks a free one (default: ${DEFAULT-VALUE}).")
+  int port;
+
+  @Option(names = "--max-batch", paramLabel = "N", defaultValue = "16",
+      description = "Most images in one UNet pass; 1 turns batching off (default: "
+          + "${DEFAULT-VALUE}).")
+  int maxBatch;
+
+  @Option(names = "--max-wait-ms", paramLabel = "M", defaultValue = "2",
+      description = "Longest a pass waits for more requests (default: ${DEFAULT-VALUE}).")
+  double maxWaitMs;
+
+  @Option(names = "--queue", paramLabel = "N", defaultValue = "256",
+      description = "Most requests waiting; more get 503 (default: ${DEFAULT-VALUE}).")
+  int queue;
+
+  @Option(names = "--timeout-ms", paramLabel = "T", defaultValue = "30000",
+      description = "Deadline of each request; later ones get 503 (default: ${DEFAULT-VALUE}).")
+  long timeoutMs;
+
+  @Option(names = "--max-steps", paramLabel = "N", defaultValue = "40",
+      description = "Most steps one request may ask for (default: ${DEFAULT-VALUE}).")
+  int maxSteps;
+
+  @Option(names = "--device", paramLabel = "cpu|cuda[:i]", defaultValue = "cpu",
+      converter = Converters.DeviceConverter.class,
+      description = "Where to run (default: ${DEFAULT-VALUE}).")
+  Device device;
+
+  @Option(names = "--dtype", paramLabel = "fp32|fp16|bf16", defaultValue = "fp32",
+      converter = Converters.PrecisionConverter.class,
+      description = "Storage/compute type (default: ${DEFAULT-VALUE}; the CPU runs fp32).")
+  Precision dtype;
+
+  @Option(names = "--stop-after", paramLabel = "S",
+      description = "Stop after S seconds, finishing the requests in flight (for scripts and "
+          + "tests; default: run until interrupted).")
+  Double stopAfter;
+
+  @Override
+  public Integer call() throws Exception {
+    ServiceOptions options = options();
+    if (port < 0 || port > 65535) {
+      throw new UsageException("--port " + port + ": expected 0 to 65535");
+    }
+    if (maxSteps < 1) {
+      throw new UsageException("--max-steps " + maxSteps + ": expected at least 1");
+    }
+    if (stopAfter != null && !(stopAfter > 0)) {
+      throw new UsageException("--stop-after " + stopAfter + ": expected a positive number");
+    }
+    // The JDK server reads this once: without it a client that never finishes its request
+    // headers holds a connection forever.
+    if (System.getProperty("sun.net.httpserver.maxReqTime") == null) {
+      System.setProperty("sun.net.httpserver.maxReqTime", "30");
+    }
+    PrintWriter err = spec.commandLine().getErr();
+    Path modelPath = ModelLocator.resolve(model, revision, new HubClient(main.env()),
+        ConsoleProgress.forStderr());
+    GenerationService service = new GenerationService(openPipeline(modelPath), options);
+    GenerationServer server;
+    try {
+      server = startServer(service);
+    } catch (IOException | UsageException | RuntimeException e) {
+      service.close();
+      throw e;
+    }
+    CountDownLatch stop = new CountDownLatch(1);
+    AtomicBoolean stopped = new AtomicBoolean();
+    Runnable stopServing = () -> {
+      if (stopped.compareAndSet(false, true)) {
+        service.close(); // finishes what was accepted (later requests get 503), frees the model
+        server.close(Duration.ofSeconds(1)); // time to send the last answers
+        err.println("serve: stopped; " + service.stats());
+        err.flush();
+      }
+      stop.countDown();
+    };
+    try {
+      err.printf("serve: %s on %s, %s%n", modelPath, device, options);
+      err.printf("serve: listening on %s (POST /generate, GET /health)%n", server.uri());
+      err.flush();
+      // SIGTERM or Ctrl-C: the JVM halts once this hook returns
+      Thread hook = new Thread(stopServing, "cm4j-serve-shutdown");
+      Runtime.getRuntime().addShutdownHook(hook);
+      if (stopAfter == null) {
+        stop.await();
+      } else {
+        stop.await(Math.round(stopAfter * 1000), TimeUnit.MILLISECONDS);
+      }
+      try {
+        Runtime.getRuntime().removeShutdownHook(hook);
+      } catch (IllegalStateException e) {
+        // the JVM is shutting down: the hook is stopping the server
+      }
+    } finally {
+      stopServing.run();
+    }
+    return 0;
+  }
+
+  private ServiceOptions options() throws UsageException {
+    if (maxBatch < 1) {
+      throw new UsageException("--max-batch " + maxBatch + ": expected at least 1");
+    }
+    if (!(maxWaitMs >= 0 && maxWaitMs <= 60_000)) {
+      throw new UsageException("--max-wait-ms " + maxWaitMs + ": expected 0 to 60000");
+    }
+    if (queue < 1) {
+      throw new UsageException("--queue " + queue + ": expected at least 1");
+    }
+    if (timeoutMs < 1) {
+      throw new UsageException("--timeout-ms " + timeoutMs + ": expected at least 1");
+    }
+    return ServiceOptions.builder().maxBatch(maxBatch)
+        .maxWait(Duration.ofNanos(Math.round(maxWaitMs * 1e6))).queueCapacity(queue)
+        .defaultDeadline(Duration.ofMillis(timeoutMs)).build();
+  }
+
+  private ConsistencyModelPipeline openPipeline(Path modelPath)
+      throws IOException, Cm4jException, UsageException {
+    try {
+      return ConsistencyModelPipeline.open(modelPath, device, dtype);
+    } catch (CheckpointException e) {
+      throw new UsageException("--model " + e.getMessage(), e);
+    } catch (Cm4jException e) {
+      switch (e.code()) {
+        case DEVICE:
+          throw new UsageException("--device " + device + ": " + e.getMessage(), e);
+        case UNSUPPORTED:
+        case INVALID_ARGUMENT:
+        case WEIGHTS:
+          throw new UsageException(e.getMessage().startsWith("dtype ")
+              ? "--dtype " + dtype + ": " + e.getMessage()
+              : "--model " + e.getMessage(), e);
+        default:
+          throw e;
+      }
+    }
+  }
+
+  private GenerationServer startServer(GenerationService service)
+      throws IOException, UsageException {
+    try {
+      return GenerationServer.builder(service).address(new InetSocketAddress(host, port))
+          .timeout(Duration.ofMillis(timeoutMs)).maxSteps(maxSteps).start();
+    } catch (BindException e) {
+      throw new UsageException("--host " + host + " --port " + port + ": cannot listen: "
+          + e.getMessage(), e);
+    }
+  }
+}

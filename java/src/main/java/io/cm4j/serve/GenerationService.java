@@ -1,0 +1,591 @@
+package io.cm4j.serve;
+
+import io.cm4j.Cm4jException;
+import io.cm4j.Device;
+import io.cm4j.FloatTensor;
+import io.cm4j.Precision;
+import io.cm4j.UNet;
+import io.cm4j.pipeline.ConsistencyModelPipeline;
+import io.cm4j.pipeline.ConsistencyModelPipeline.Sampling;
+import io.cm4j.pipeline.GenerationRequest;
+import io.cm4j.pipeline.GenerationResult;
+import java.io.IOException;
+import java.nio.FloatBuffer;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.Objects;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.LongAdder;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * Serves {@link ConsistencyModelPipeline} generations to many threads at once, merging the UNet
+ * passes of concurrent requests into batches (dynamic batching).
+ *
+ * <p><b>Batching.</b> One worker thread runs the UNet. Each request is a
+ * {@link ConsistencyModelPipeline.Sampling}: its own scheduler and its own seeded generator, so
+ * its latents and step noise never depend on other requests. Since the UNet takes a timestep
+ * and a label per image, one pass can carry the next step of any set of requests, whatever
+ * their seeds, labels, step counts or timesteps. A pass takes every request in progress, then
+ * the oldest waiting ones while they fit in {@link ServiceOptions#maxBatch()} images; when room
+ * is left it waits up to {@link ServiceOptions#maxWait()} for more. Passes are split back per
+ * request, which then takes its own scheduler step.
+ *
+ * <p><b>Same images as alone.</b> A request gets exactly the images
+ * {@link ConsistencyModelPipeline#generate} gives it alone, bit for bit, whatever it shared its
+ * passes with: the CPU backend computes each image of a batch with the same arithmetic in the
+ * same order (the GEMMs put images side by side in the N dimension, and each output column is
+ * reduced over K in an order that does not depend on N; group norm and attention work per
+ * image). {@code GenerationServiceTest} checks this on the tiny model.
+ *
+ * <p><b>Threads.</b> Thread-safe: {@link #submit}, {@link #stats()}, {@link #close()} and
+ * {@link #closeNow()} may be called from any thread at any time. The UNet is used by the
+ * worker only, one pass at a time. Futures are completed on the service's event thread (which
+ * also fires deadlines): dependent stages added with non-async methods ({@code thenApply},
+ * {@code whenComplete}) run there and delay other requests' completions, so give heavy work an
+ * executor ({@code thenApplyAsync(f, executor)}).
+ *
+ * <p><b>Life.</b> The service owns its pipeline and frees the UNet's native memory when it
+ * closes: {@link #close()} first finishes every accepted request, {@link #closeNow()} cancels
+ * them. Both wait for the worker, so that on return every accepted future is done and the
+ * native memory is freed. Closing twice is harmless; {@code submit} on a closed service throws
+ * {@link IllegalStateException}.
+ */
+public final class GenerationService implements AutoCloseable {
+  private enum State { RUNNING, DRAINING, CANCELLING, TERMINATED }
+
+  private final ConsistencyModelPipeline pipeline;
+  private final UNet unet;
+  private final ServiceOptions options;
+  private final long maxWaitNanos;
+  private final Thread worker;
+  /** Deadlines and future completions: one daemon thread, so the worker never runs callers' code. */
+  private final ScheduledThreadPoolExecutor events;
+  private volatile Thread eventThread;
+
+  private final ReentrantLock lock = new ReentrantLock();
+  private final Condition changed = lock.newCondition(); // a request arrived, or closing began
+  private final ArrayDeque<Job> queue = new ArrayDeque<>(); // guarded by lock
+  private State state = State.RUNNING; // guarded by lock
+  private volatile int inProgress; // written by the worker
+  private volatile Throwable workerFailure;
+
+  private final LongAdder submitted = new LongAdder();
+  private final LongAdder rejected = new LongAdder();
+  private final LongAdder completed = new LongAdder();
+  private final LongAdder failed = new LongAdder();
+  private final LongAdder cancelled = new LongAdder();
+  private final LongAdder deadlineExceeded = new LongAdder();
+  private final Histogram queueWait = new Histogram();
+  private final Histogram batchImages = new Histogram();
+  private final Histogram compute = new Histogram();
+  private final Histogram latency = new Histogram();
+
+  /** One accepted request. Fields without a comment are the worker's alone. */
+  private static final class Job {
+    final Sampling sampling;
+    final CompletableFuture<GenerationResult> future = new CompletableFuture<>();
+    final long submitNanos;
+    final Duration deadline; // null: none
+    final long deadlineNanos; // System.nanoTime() value; meaningful only with a deadline
+    volatile ScheduledFuture<?> timer;
+    volatile int stepsDone; // read by the event thread for deadline messages
+    volatile boolean dequeued; // left the queue (taken by the worker, or dropped)
+    long readyNanos; // when it became ready for its next step
+    boolean started;
+    boolean finished; // its outcome has been handed to the event thread
+
+    Job(Sampling sampling, long submitNanos, Duration deadline) {
+      this.sampling = sampling;
+      this.submitNanos = submitNanos;
+      this.deadline = deadline;
+      this.deadlineNanos = deadline == null ? 0 : submitNanos + saturatedNanos(deadline);
+      this.readyNanos = submitNanos;
+    }
+
+    int images() {
+      return sampling.batchSize();
+    }
+
+    boolean expiredAt(long now) {
+      return deadline != null && now - deadlineNanos >= 0;
+    }
+  }
+
+  /**
+   * A service over {@code pipeline}, which it takes ownership of: {@link #close()} closes it.
+   */
+  public GenerationService(ConsistencyModelPipeline pipeline, ServiceOptions options) {
+    this.pipeline = Objects.requireNonNull(pipeline, "pipeline");
+    this.options = Objects.requireNonNull(options, "options");
+    this.unet = pipeline.unet();
+    this.maxWaitNanos = saturatedNanos(options.maxWait());
+    events = new ScheduledThreadPoolExecutor(1, r -> {
+      Thread t = new Thread(r, "cm4j-serve-events");
+      t.setDaemon(true);
+      eventThread = t;
+      return t;
+    });
+    events.setRemoveOnCancelPolicy(true); // a finished request's deadline timer goes at once
+    worker = new Thread(this::runWorker, "cm4j-serve-batcher");
+    worker.setDaemon(true);
+    worker.start();
+  }
+
+  /**
+   * A service over the model at {@code model} (as {@link ConsistencyModelPipeline#open(Path)}
+   * takes it), on the CPU in float32.
+   */
+  public static GenerationService open(Path model, ServiceOptions options)
+      throws IOException, Cm4jException {
+    return open(model, Device.CPU, Precision.FP32, options);
+  }
+
+  /** A service over the model at {@code model} on {@code device}. */
+  public static GenerationService open(Path model, Device device, Precision precision,
+      ServiceOptions options) throws IOException, Cm4jException {
+    ConsistencyModelPipeline pipeline = ConsistencyModelPipeline.open(model, device, precision);
+    try {
+      return new GenerationService(pipeline, options);
+    } catch (RuntimeException | Error e) {
+      pipeline.close();
+      throw e;
+    }
+  }
+
+  /** {@link #submit(GenerationRequest, Duration)} with the default deadline of the options. */
+  public CompletableFuture<GenerationResult> submit(GenerationRequest request) {
+    return submit(request, options.defaultDeadline());
+  }
+
+  /**
+   * Queues a request. The returned future gives the images; {@code cancel} on it drops the
+   * request (at once if it waits, after the UNet pass in flight if it is running). When the
+   * deadline passes first, the future fails with a {@link DeadlineExceededException}.
+   *
+   * @param deadline how long from now the request may take; null: no deadline
+   * @throws IllegalArgumentException when the request does not fit the model or the scheduler
+   *     (as {@link ConsistencyModelPipeline#generate} says), or the deadline is not positive
+   * @throws QueueFullException when {@link ServiceOptions#queueCapacity()} requests wait already
+   * @throws IllegalStateException when the service is closed
+   */
+  public CompletableFuture<GenerationResult> submit(GenerationRequest request, Duration deadline) {
+    Objects.requireNonNull(request, "request");
+    if (deadline != null && (deadline.isNegative() || deadline.isZero())) {
+      throw new IllegalArgumentException("deadline: expected a positive duration, found "
+          + deadline);
+    }
+    if (isClosed()) { // the clear message, before the work of start()
+      throw closedError();
+    }
+    Sampling sampling = pipeline.start(request); // checks the request; draws the latents
+    Job job = new Job(sampling, System.nanoTime(), deadline);
+    lock.lock();
+    try {
+      if (state != State.RUNNING) {
+        throw closedError();
+      }
+      if (queue.size() >= options.queueCapacity()) {
+        rejected.increment();
+        throw new QueueFullException(options.queueCapacity());
+      }
+      queue.addLast(job);
+      submitted.increment();
+      changed.signal();
+    } finally {
+      lock.unlock();
+    }
+    job.future.whenComplete((result, error) -> finished(job, error));
+    if (deadline != null) {
+      try {
+        ScheduledFuture<?> timer = events.schedule(() -> expire(job),
+            Math.max(0, job.deadlineNanos - System.nanoTime()), TimeUnit.NANOSECONDS);
+        job.timer = timer;
+        if (job.future.isDone()) {
+          timer.cancel(false);
+        }
+      } catch (RejectedExecutionException e) {
+        // closed meanwhile: the worker has finished or cancelled the request already
+      }
+    }
+    return job.future;
+  }
+
+  /** Counts a request's outcome, frees its queue slot and stops its deadline timer. */
+  private void finished(Job job, Throwable error) {
+    ScheduledFuture<?> timer = job.timer;
+    if (timer != null) {
+      timer.cancel(false);
+    }
+    if (error == null) {
+      completed.increment();
+      latency.record(System.nanoTime() - job.submitNanos);
+      return;
+    }
+    Throwable cause = error instanceof CompletionException && error.getCause() != null
+        ? error.getCause() : error;
+    if (cause instanceof CancellationException) {
+      cancelled.increment();
+    } else if (cause instanceof DeadlineExceededException) {
+      deadlineExceeded.increment();
+    } else {
+      failed.increment();
+    }
+    if (!job.dequeued) { // cancelled or expired while waiting: free its slot now
+      lock.lock();
+      try {
+        queue.remove(job);
+      } finally {
+        lock.unlock();
+      }
+    }
+  }
+
+  private void expire(Job job) {
+    if (job.future.isDone()) {
+      return;
+    }
+    long waited = System.nanoTime() - job.submitNanos;
+    int steps = job.stepsDone;
+    String where = steps == 0 ? "before its first step"
+        : "after " + steps + " of " + job.sampling.numSteps() + " steps";
+    job.future.completeExceptionally(new DeadlineExceededException(String.format(Locale.ROOT,
+        "deadline of %.1f ms exceeded after %.1f ms, %s", saturatedNanos(job.deadline) / 1e6,
+        waited / 1e6, where)));
+  }
+
+  private IllegalStateException closedError() {
+    Throwable f = workerFailure;
+    return new IllegalStateException("GenerationService is closed"
+        + (f == null ? "" : ": its worker failed: " + f));
+  }
+
+  /** Whether {@link #close()} or {@link #closeNow()} has been called (or the worker failed). */
+  public boolean isClosed() {
+    lock.lock();
+    try {
+      return state != State.RUNNING;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  // ---- the worker ----
+
+  private void runWorker() {
+    List<Job> active = new ArrayList<>();
+    try {
+      while (true) {
+        List<Job> batch = nextBatch(active);
+        if (batch == null) {
+          return;
+        }
+        runPass(batch);
+        active.clear();
+        for (Job job : batch) {
+          if (!job.finished) {
+            active.add(job);
+          }
+        }
+        inProgress = active.size();
+      }
+    } catch (Throwable t) { // a bug: fail what is left rather than leave callers waiting
+      workerFailure = t;
+      for (Job job : active) {
+        fail(job, t);
+      }
+      active.clear();
+    } finally {
+      List<Job> left = new ArrayList<>(active);
+      lock.lock();
+      try {
+        state = State.TERMINATED;
+        left.addAll(queue);
+        queue.clear();
+        inProgress = 0;
+      } finally {
+        lock.unlock();
+      }
+      for (Job job : left) {
+        job.dequeued = true;
+        if (!job.finished) {
+          job.finished = true;
+          deliver(() -> job.future.completeExceptionally(new CancellationException(
+              "GenerationService closed before the request finished")));
+        }
+      }
+    }
+  }
+
+  /**
+   * The requests of the next pass: every one in progress, then waiting ones while they fit;
+   * waits for arrivals up to maxWait while there is room. Null when the worker should stop.
+   */
+  private List<Job> nextBatch(List<Job> active) throws InterruptedException {
+    List<Job> expired = new ArrayList<>();
+    lock.lock();
+    try {
+      while (true) {
+        long now = System.nanoTime();
+        dropFinished(active, now, expired);
+        if (state == State.CANCELLING) {
+          return null;
+        }
+        int images = 0;
+        for (Job job : active) {
+          images += job.images();
+        }
+        while (!queue.isEmpty()) {
+          Job next = queue.peekFirst();
+          if (next.future.isDone() || next.expiredAt(now)) {
+            queue.pollFirst();
+            next.dequeued = true;
+            if (!next.future.isDone()) {
+              expired.add(next);
+            }
+            continue;
+          }
+          if (images > 0 && images + next.images() > options.maxBatch()) {
+            break; // a request larger than maxBatch runs alone
+          }
+          queue.pollFirst();
+          next.dequeued = true;
+          active.add(next);
+          images += next.images();
+        }
+        inProgress = active.size();
+        if (active.isEmpty()) {
+          if (state != State.RUNNING) {
+            return null; // closing, and nothing is left
+          }
+          changed.await();
+          continue;
+        }
+        if (images >= options.maxBatch() || !queue.isEmpty() || state != State.RUNNING) {
+          return new ArrayList<>(active);
+        }
+        long oldest = Long.MAX_VALUE;
+        for (Job job : active) {
+          oldest = Math.min(oldest, job.readyNanos);
+        }
+        long left = oldest + maxWaitNanos - now;
+        if (left <= 0) {
+          return new ArrayList<>(active);
+        }
+        changed.awaitNanos(left);
+      }
+    } finally {
+      lock.unlock();
+      for (Job job : expired) {
+        job.finished = true;
+        deliver(() -> expire(job));
+      }
+    }
+  }
+
+  /** Removes cancelled and expired requests from {@code active}. */
+  private static void dropFinished(List<Job> active, long now, List<Job> expired) {
+    active.removeIf(job -> {
+      if (job.future.isDone()) {
+        return true;
+      }
+      if (job.expiredAt(now)) {
+        expired.add(job);
+        return true;
+      }
+      return false;
+    });
+  }
+
+  /** One UNet pass over the next step of every request of {@code batch}. */
+  private void runPass(List<Job> batch) {
+    long start = System.nanoTime();
+    int images = 0;
+    for (Job job : batch) {
+      images += job.images();
+    }
+    int channels = unet.inChannels();
+    int size = unet.sampleSize();
+    int perImage = channels * size * size;
+    try {
+      FloatTensor input = FloatTensor.zeros(images, channels, size, size); // [N, C, S, S]
+      FloatBuffer in = input.buffer();
+      float[] timesteps = new float[images];
+      long[] labels = unet.isClassConditional() ? new long[images] : null;
+      int at = 0;
+      for (Job job : batch) {
+        if (!job.started) {
+          job.started = true;
+          queueWait.record(start - job.submitNanos);
+        }
+        Sampling s = job.sampling;
+        in.put(s.modelInput()); // [B, C, S, S] of this request
+        Arrays.fill(timesteps, at, at + s.batchSize(), s.timestep());
+        if (labels != null) {
+          System.arraycopy(s.classLabels(), 0, labels, at, s.batchSize());
+        }
+        at += s.batchSize();
+      }
+      long computeStart = System.nanoTime();
+      FloatBuffer out = unet.forward(input, timesteps, labels).buffer(); // [N, C, S, S]
+      long end = System.nanoTime();
+      compute.record(end - computeStart);
+      batchImages.record(images);
+
+      int offset = 0;
+      for (Job job : batch) {
+        float[] modelOutput = new float[job.images() * perImage];
+        out.get(offset, modelOutput);
+        offset += modelOutput.length;
+        if (job.future.isDone()) {
+          job.finished = true; // cancelled or expired during the pass
+          continue;
+        }
+        try {
+          job.sampling.step(modelOutput);
+          job.stepsDone++;
+          job.readyNanos = end;
+          if (job.sampling.isDone()) {
+            GenerationResult result = job.sampling.result();
+            job.finished = true;
+            deliver(() -> job.future.complete(result));
+          }
+        } catch (RuntimeException e) {
+          fail(job, e);
+        }
+      }
+    } catch (Exception | OutOfMemoryError e) { // a failed pass fails its requests only
+      for (Job job : batch) {
+        fail(job, e);
+      }
+    }
+  }
+
+  private void fail(Job job, Throwable error) {
+    if (!job.finished) {
+      job.finished = true;
+      deliver(() -> job.future.completeExceptionally(error));
+    }
+  }
+
+  /** Runs a completion on the event thread; inline once that has stopped. */
+  private void deliver(Runnable completion) {
+    try {
+      events.execute(completion);
+    } catch (RejectedExecutionException e) {
+      completion.run();
+    }
+  }
+
+  // ---- observability and model facts ----
+
+  /** The counters and histograms so far. */
+  public ServiceStats stats() {
+    int queued;
+    lock.lock();
+    try {
+      queued = queue.size();
+    } finally {
+      lock.unlock();
+    }
+    int running = inProgress;
+    return new ServiceStats(submitted.sum(), rejected.sum(), completed.sum(), failed.sum(),
+        cancelled.sum(), deadlineExceeded.sum(), queued, running, queueWait.snapshot(),
+        batchImages.snapshot(), compute.snapshot(), latency.snapshot());
+  }
+
+  public ServiceOptions options() {
+    return options;
+  }
+
+  /** Height and width of the images ({@code sample_size}). */
+  public int imageSize() {
+    return unet.sampleSize();
+  }
+
+  /** Number of classes of a class-conditional model; 0 for an unconditional one. */
+  public int numClassEmbeds() {
+    return unet.numClassEmbeds();
+  }
+
+  /** The scheduler's {@code num_train_timesteps}: custom timesteps must lie below it. */
+  public int numTrainTimesteps() {
+    return pipeline.schedulerConfig().numTrainTimesteps();
+  }
+
+  // ---- closing ----
+
+  /**
+   * Stops accepting requests, finishes every accepted one, then frees the UNet. Returns when
+   * all is done. A second call waits likewise and does nothing more.
+   */
+  @Override
+  public void close() {
+    shutdown(State.DRAINING);
+  }
+
+  /**
+   * Stops accepting requests, cancels the accepted ones (their futures fail with a
+   * {@link CancellationException}), waits for the UNet pass in flight, then frees the UNet.
+   */
+  public void closeNow() {
+    shutdown(State.CANCELLING);
+  }
+
+  private void shutdown(State mode) {
+    lock.lock();
+    try {
+      if (state == State.RUNNING || (state == State.DRAINING && mode == State.CANCELLING)) {
+        state = mode;
+      }
+      changed.signalAll();
+    } finally {
+      lock.unlock();
+    }
+    boolean interrupted = false;
+    while (worker.isAlive()) {
+      try {
+        worker.join();
+      } catch (InterruptedException e) {
+        interrupted = true; // closing must not leave the native memory behind
+      }
+    }
+    pipeline.close();
+    events.shutdown(); // completions already handed over still run
+    if (Thread.currentThread() != eventThread) { // a callback may close the service
+      while (!events.isTerminated()) {
+        try {
+          events.awaitTermination(1, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+          interrupted = true;
+        }
+      }
+    }
+    if (interrupted) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  /** Nanoseconds, at most about 73 years: "forever", with room to add System.nanoTime(). */
+  private static long saturatedNanos(Duration d) {
+    long cap = Long.MAX_VALUE / 4;
+    return d.compareTo(Duration.ofNanos(cap)) >= 0 ? cap : d.toNanos();
+  }
+
+  @Override
+  public String toString() {
+    return "GenerationService[" + pipeline + ", " + options + (isClosed() ? ", closed]" : "]");
+  }
+}

@@ -1,0 +1,147 @@
+package io.cm4j.serve;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Create/forward/close cycles with the resident set (VmRSS) flat within 5% after warm-up. Each
+ * runs in a child JVM with a fixed, pre-touched heap and the serial collector, so that heap
+ * growth, other tests and collector threads do not move RSS.
+ *
+ * <p>The default run does 10,000 cycles of the tiny model at sample_size 4 (its own config and
+ * weights, a 4x4 input: about 5 ms a cycle on a 2-core machine, so it fits the suite's time);
+ * the engine's create, bind, finalize, forward and destroy are those of the tiny model itself.
+ * {@code -Dcm4j.slow=true} adds 10,000 cycles of the unmodified tiny model (32x32, about 4
+ * minutes on 2 cores).
+ */
+class NativeMemoryLeakTest {
+  private static final int CYCLES = 10_000;
+  private static final int WARMUP = 1_000;
+  private static final double TOLERANCE = 0.05;
+
+  @TempDir Path tmp;
+
+  @Test
+  void tenThousandCyclesOfTheTinyEngineKeepRssFlat() throws Exception {
+    assertFlat(run("unet", smallTiny(4), CYCLES, WARMUP, 150), false);
+  }
+
+  @Test
+  void serviceOpenGenerateCloseCyclesKeepRssAndThreadsFlat() throws Exception {
+    assertFlat(run("service", smallTiny(4), 400, 100, 60), true);
+  }
+
+  @Test
+  @EnabledIfSystemProperty(named = "cm4j.slow", matches = "true")
+  void tenThousandCyclesOfTheTinyModelAt32x32KeepRssFlat() throws Exception {
+    assertFlat(run("unet", Tiny.model(), CYCLES, WARMUP, 600), false);
+  }
+
+  /** The tiny model's UNet with sample_size 4: same weights file, same layers. */
+  private Path smallTiny(int sampleSize) throws IOException {
+    Path unet = Tiny.model().resolve("unet");
+    Path dir = Files.createDirectories(tmp.resolve("tiny" + sampleSize));
+    String config = Files.readString(unet.resolve("config.json"));
+    String changed = config.replaceFirst("\"sample_size\":\\s*\\d+",
+        "\"sample_size\": " + sampleSize);
+    assertTrue(!changed.equals(config), "no sample_size in the tiny config");
+    Files.writeString(dir.resolve("config.json"), changed);
+    Files.copy(unet.resolve("diffusion_pytorch_model.safetensors"),
+        dir.resolve("diffusion_pytorch_model.safetensors"));
+    return dir;
+  }
+
+  /** [cycle, rss kB, threads] samples of a child run. */
+  private static List<long[]> run(String mode, Path model, int cycles, int warmup,
+      int timeoutSeconds) throws Exception {
+    String classPath = System.getProperty("surefire.test.class.path",
+        System.getProperty("java.class.path"));
+    Path java = Path.of(System.getProperty("java.home"), "bin", "java");
+    List<String> command = new ArrayList<>(List.of(java.toString(), "-Xms64m", "-Xmx64m",
+        "-XX:+AlwaysPreTouch", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp",
+        classPath));
+    String libraryPath = System.getProperty("cm4j.library.path");
+    if (libraryPath != null) {
+      command.add("-Dcm4j.library.path=" + libraryPath);
+    }
+    command.addAll(List.of(LeakCycles.class.getName(), mode, model.toString(),
+        Integer.toString(cycles), Integer.toString(warmup)));
+    long start = System.nanoTime();
+    Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
+    List<long[]> samples = new ArrayList<>();
+    StringBuilder other = new StringBuilder();
+    Thread reader = new Thread(() -> {
+      try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(),
+          StandardCharsets.UTF_8))) {
+        for (String line; (line = r.readLine()) != null; ) {
+          if (line.startsWith("sample ")) {
+            String[] f = line.split(" ");
+            synchronized (samples) {
+              samples.add(new long[] {Long.parseLong(f[1]), Long.parseLong(f[2]),
+                  Long.parseLong(f[3])});
+            }
+          } else {
+            synchronized (samples) {
+              other.append(line).append('\n');
+            }
+          }
+        }
+      } catch (IOException e) {
+        // the process ended
+      }
+    });
+    reader.start();
+    if (!p.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
+      p.destroyForcibly();
+      throw new AssertionError(mode + " cycles did not finish in " + timeoutSeconds + " s; "
+          + samples.size() + " samples so far");
+    }
+    reader.join(5_000);
+    synchronized (samples) {
+      assertEquals(0, p.exitValue(), "child process output:\n" + other);
+      System.out.printf(Locale.ROOT, "%s cycles of %s: %d in %.1f s; RSS kB (threads) after "
+          + "cycle:%s%n", mode, model.getFileName(), cycles, (System.nanoTime() - start) / 1e9,
+          describe(samples));
+      return new ArrayList<>(samples);
+    }
+  }
+
+  private static String describe(List<long[]> samples) {
+    StringBuilder sb = new StringBuilder();
+    for (long[] s : samples) {
+      sb.append(' ').append(s[0]).append(": ").append(s[1]).append(" (").append(s[2])
+          .append(')');
+    }
+    return sb.toString();
+  }
+
+  /** Every sample after warm-up within 5% of the warm-up sample; threads back to its count. */
+  private static void assertFlat(List<long[]> samples, boolean checkThreads) {
+    assertTrue(samples.size() >= 2, "expected samples, found " + samples.size());
+    long[] warm = samples.get(0);
+    for (long[] s : samples) {
+      double growth = (double) (s[1] - warm[1]) / warm[1];
+      assertTrue(growth <= TOLERANCE, String.format(Locale.ROOT, "RSS grew %.1f%% from cycle "
+          + "%d to cycle %d (%d kB to %d kB):%s", 100 * growth, warm[0], s[0], warm[1], s[1],
+          describe(samples)));
+      if (checkThreads) {
+        assertTrue(s[2] <= warm[2], "threads grew from " + warm[2] + " to " + s[2]
+            + " by cycle " + s[0]);
+      }
+    }
+  }
+}
