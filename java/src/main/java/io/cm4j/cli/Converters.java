@@ -2,6 +2,7 @@ package io.cm4j.cli;
 
 import io.cm4j.Device;
 import io.cm4j.Precision;
+import java.util.function.Function;
 import picocli.CommandLine.ITypeConverter;
 import picocli.CommandLine.TypeConversionException;
 
@@ -9,25 +10,36 @@ import picocli.CommandLine.TypeConversionException;
 final class Converters {
   private Converters() {}
 
-  static final class DeviceConverter implements ITypeConverter<Device> {
+  /**
+   * A value parsed by the type's own {@code parse}, whose message (which lists the accepted
+   * forms) becomes picocli's. picocli instantiates converters by class, hence a subclass per type.
+   */
+  private abstract static class Parsing<T> implements ITypeConverter<T> {
+    private final Function<String, T> parse;
+
+    Parsing(Function<String, T> parse) {
+      this.parse = parse;
+    }
+
     @Override
-    public Device convert(String value) {
+    public T convert(String value) {
       try {
-        return Device.parse(value);
+        return parse.apply(value);
       } catch (IllegalArgumentException e) {
         throw new TypeConversionException(e.getMessage());
       }
     }
   }
 
-  static final class PrecisionConverter implements ITypeConverter<Precision> {
-    @Override
-    public Precision convert(String value) {
-      try {
-        return Precision.parse(value);
-      } catch (IllegalArgumentException e) {
-        throw new TypeConversionException(e.getMessage());
-      }
+  static final class DeviceConverter extends Parsing<Device> {
+    DeviceConverter() {
+      super(Device::parse);
+    }
+  }
+
+  static final class PrecisionConverter extends Parsing<Precision> {
+    PrecisionConverter() {
+      super(Precision::parse);
     }
   }
 }

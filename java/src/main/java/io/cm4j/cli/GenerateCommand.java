@@ -3,11 +3,8 @@ package io.cm4j.cli;
 import io.cm4j.Cm4jException;
 import io.cm4j.Device;
 import io.cm4j.ErrorCode;
-import io.cm4j.Precision;
 import io.cm4j.UNet;
-import io.cm4j.hub.ConsoleProgress;
 import io.cm4j.hub.HubClient;
-import io.cm4j.hub.ModelLocator;
 import io.cm4j.pipeline.CMStochasticIterativeScheduler;
 import io.cm4j.pipeline.ConsistencyModelPipeline;
 import io.cm4j.pipeline.GenerationRequest;
@@ -29,6 +26,7 @@ import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
@@ -73,9 +71,7 @@ final class GenerateCommand implements Callable<Integer> {
           + "file of another name, or a weights file without config.json beside it).")
   Path unetConfig;
 
-  @Option(names = "--revision", paramLabel = "REV",
-      description = "Branch, tag or commit of a Hub model (default: main).")
-  String revision;
+  @Mixin RevisionOption revision;
 
   @Option(names = "--class", paramLabel = "N", arity = "1..*", split = ",",
       description = "Class label(s): one for every image, or one per image (then --batch "
@@ -97,10 +93,7 @@ final class GenerateCommand implements Callable<Integer> {
       description = "Where to run (default: the GPU when one is usable, else the CPU).")
   Device device;
 
-  @Option(names = "--dtype", paramLabel = "fp32|fp16|bf16", defaultValue = "fp32",
-      converter = Converters.PrecisionConverter.class,
-      description = "Storage/compute type (default: ${DEFAULT-VALUE}; the CPU runs fp32).")
-  Precision dtype;
+  @Mixin DtypeOption dtype;
 
   @Option(names = "--out", paramLabel = "FILE.png|DIR", description = "Where to write PNGs.")
   Path out;
@@ -121,8 +114,7 @@ final class GenerateCommand implements Callable<Integer> {
       OutputFiles.checkWritableFile("--out-tensor", outTensor);
     }
 
-    Path modelPath = ModelLocator.resolve(model, revision, new HubClient(main.env()),
-        ConsoleProgress.forStderr());
+    Path modelPath = revision.resolve(model, main);
     SchedulerConfig schedulerConfig = schedulerConfig(modelPath);
     StepOptions.apply(steps, new CMStochasticIterativeScheduler(schedulerConfig));
 
@@ -131,7 +123,7 @@ final class GenerateCommand implements Callable<Integer> {
     try (ConsistencyModelPipeline pipeline = openPipeline(modelPath, err)) {
       GenerationRequest request = request(pipeline.unet(), images, err);
       err.printf("generate: %s on %s %s: %d image%s, %s, %s, seed %d%n", modelPath,
-          pipeline.unet().device(), dtype, images, images == 1 ? "" : "s",
+          pipeline.unet().device(), dtype.value, images, images == 1 ? "" : "s",
           describeLabels(request.classLabels()), describeSteps(), seed);
       err.flush();
       result = pipeline.generate(request, (step, count, t, sample) -> {
@@ -258,23 +250,12 @@ final class GenerateCommand implements Callable<Integer> {
   private ConsistencyModelPipeline open(Path modelPath, Device on)
       throws IOException, Cm4jException, UsageException {
     try {
-      return ConsistencyModelPipeline.open(modelPath, unetConfig, on, dtype);
+      return ModelOpening.open(
+          () -> ConsistencyModelPipeline.open(modelPath, unetConfig, on, dtype.value), "--model",
+          on, dtype.value);
     } catch (CheckpointException e) {
-      throw new UsageException((unetConfig != null && unetConfig.equals(e.file()) ? "--config "
-          : "--model ") + e.getMessage(), e);
-    } catch (Cm4jException e) {
-      switch (e.code()) {
-        case DEVICE:
-          throw new UsageException("--device " + on + ": " + e.getMessage(), e);
-        case UNSUPPORTED:
-        case INVALID_ARGUMENT:
-        case WEIGHTS:
-          throw new UsageException(e.getMessage().startsWith("dtype ")
-              ? "--dtype " + dtype + ": " + e.getMessage()
-              : "--model " + e.getMessage(), e);
-        default:
-          throw e;
-      }
+      throw new UsageException(ModelOpening.optionFor(e, unetConfig, "--model") + " "
+          + e.getMessage(), e);
     }
   }
 

@@ -1,11 +1,7 @@
 package io.cm4j.cli;
 
 import io.cm4j.Cm4jException;
-import io.cm4j.Device;
-import io.cm4j.Precision;
-import io.cm4j.hub.ConsoleProgress;
 import io.cm4j.hub.HubClient;
-import io.cm4j.hub.ModelLocator;
 import io.cm4j.pipeline.ConsistencyModelPipeline;
 import io.cm4j.serve.GenerationServer;
 import io.cm4j.serve.GenerationService;
@@ -22,6 +18,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
@@ -52,9 +49,7 @@ final class ServeCommand implements Callable<Integer> {
           + "file (default: ${DEFAULT-VALUE}).")
   String model;
 
-  @Option(names = "--revision", paramLabel = "REV",
-      description = "Branch, tag or commit of a Hub model (default: main).")
-  String revision;
+  @Mixin RevisionOption revision;
 
   @Option(names = "--host", paramLabel = "ADDR", defaultValue = "127.0.0.1",
       description = "Address to listen on (default: ${DEFAULT-VALUE}, this machine only).")
@@ -85,15 +80,8 @@ final class ServeCommand implements Callable<Integer> {
       description = "Most steps one request may ask for (default: ${DEFAULT-VALUE}).")
   int maxSteps;
 
-  @Option(names = "--device", paramLabel = "cpu|cuda[:i]", defaultValue = "cpu",
-      converter = Converters.DeviceConverter.class,
-      description = "Where to run (default: ${DEFAULT-VALUE}).")
-  Device device;
-
-  @Option(names = "--dtype", paramLabel = "fp32|fp16|bf16", defaultValue = "fp32",
-      converter = Converters.PrecisionConverter.class,
-      description = "Storage/compute type (default: ${DEFAULT-VALUE}; the CPU runs fp32).")
-  Precision dtype;
+  @Mixin DeviceOption device;
+  @Mixin DtypeOption dtype;
 
   @Option(names = "--stop-after", paramLabel = "S",
       description = "Stop after S seconds, finishing the requests in flight (for scripts and "
@@ -118,8 +106,7 @@ final class ServeCommand implements Callable<Integer> {
       System.setProperty("sun.net.httpserver.maxReqTime", "30");
     }
     PrintWriter err = spec.commandLine().getErr();
-    Path modelPath = ModelLocator.resolve(model, revision, new HubClient(main.env()),
-        ConsoleProgress.forStderr());
+    Path modelPath = revision.resolve(model, main);
     GenerationService service = new GenerationService(openPipeline(modelPath), options);
     GenerationServer server;
     try {
@@ -140,7 +127,7 @@ final class ServeCommand implements Callable<Integer> {
       stop.countDown();
     };
     try {
-      err.printf("serve: %s on %s, %s%n", modelPath, device, options);
+      err.printf("serve: %s on %s, %s%n", modelPath, device.value, options);
       err.printf("serve: listening on %s (POST /generate, GET /health)%n", server.uri());
       err.flush();
       // SIGTERM or Ctrl-C: the JVM halts once this hook returns
@@ -183,22 +170,11 @@ final class ServeCommand implements Callable<Integer> {
   private ConsistencyModelPipeline openPipeline(Path modelPath)
       throws IOException, Cm4jException, UsageException {
     try {
-      return ConsistencyModelPipeline.open(modelPath, device, dtype);
+      return ModelOpening.open(
+          () -> ConsistencyModelPipeline.open(modelPath, device.value, dtype.value), "--model",
+          device.value, dtype.value);
     } catch (CheckpointException e) {
       throw new UsageException("--model " + e.getMessage(), e);
-    } catch (Cm4jException e) {
-      switch (e.code()) {
-        case DEVICE:
-          throw new UsageException("--device " + device + ": " + e.getMessage(), e);
-        case UNSUPPORTED:
-        case INVALID_ARGUMENT:
-        case WEIGHTS:
-          throw new UsageException(e.getMessage().startsWith("dtype ")
-              ? "--dtype " + dtype + ": " + e.getMessage()
-              : "--model " + e.getMessage(), e);
-        default:
-          throw e;
-      }
     }
   }
 

@@ -20,6 +20,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -61,15 +62,8 @@ final class UnetCommand implements Callable<Integer> {
       description = "Where to write the output (atomically).")
   Path output;
 
-  @Option(names = "--device", paramLabel = "cpu|cuda[:i]", defaultValue = "cpu",
-      converter = Converters.DeviceConverter.class,
-      description = "Where to run (default: ${DEFAULT-VALUE}).")
-  Device device;
-
-  @Option(names = "--dtype", paramLabel = "fp32|fp16|bf16", defaultValue = "fp32",
-      converter = Converters.PrecisionConverter.class,
-      description = "Storage/compute type (default: ${DEFAULT-VALUE}; the CPU runs fp32).")
-  Precision dtype;
+  @Mixin DeviceOption device;
+  @Mixin DtypeOption dtype;
 
   @Option(names = "--taps", description = "Also write the intermediate outputs (tap.*).")
   boolean taps;
@@ -105,14 +99,12 @@ final class UnetCommand implements Callable<Integer> {
       if (e.file() != null && e.file().equals(inputs)) {
         throw new UsageException("--inputs " + e.getMessage(), e);
       }
-      if (config != null && config.equals(e.file())) {
-        throw new UsageException("--config " + e.getMessage(), e);
-      }
-      throw new UsageException(modelOption + " " + e.getMessage(), e);
+      throw new UsageException(ModelOpening.optionFor(e, config, modelOption) + " "
+          + e.getMessage(), e);
     }
     SafetensorsWriter writer = new SafetensorsWriter()
-        .metadata("cm4j.device", device.toString())
-        .metadata("cm4j.dtype", dtype.toString())
+        .metadata("cm4j.device", device.value.toString())
+        .metadata("cm4j.dtype", dtype.value.toString())
         .addFloats("sample", out.shape(), out.buffer());
     for (Map.Entry<String, FloatTensor> t : tapValues.entrySet()) {
       writer.addFloats(t.getKey(), t.getValue().shape(), t.getValue().buffer());
@@ -123,8 +115,8 @@ final class UnetCommand implements Callable<Integer> {
       throw new IOException("--output " + output + ": cannot write: " + e.getMessage(), e);
     }
     spec.commandLine().getOut().printf("wrote %s: sample %s%s (%s %s, %.2f s)%n", output,
-        Arrays.toString(out.shape()), taps ? " + " + tapValues.size() + " taps" : "", device,
-        dtype, (System.nanoTime() - start) / 1e9);
+        Arrays.toString(out.shape()), taps ? " + " + tapValues.size() + " taps" : "",
+        device.value, dtype.value, (System.nanoTime() - start) / 1e9);
     spec.commandLine().getOut().flush();
     return 0;
   }
@@ -198,24 +190,10 @@ final class UnetCommand implements Callable<Integer> {
 
   private UNet createUNet(String modelOption) throws IOException, Cm4jException,
       UsageException {
-    try {
-      return model != null
-          ? UNet.open(model, config, device, dtype)
-          : UNet.create(config, WeightSource.synthV1(seed), device, dtype);
-    } catch (Cm4jException e) {
-      switch (e.code()) {
-        case DEVICE:
-          throw new UsageException("--device " + device + ": " + e.getMessage(), e);
-        case UNSUPPORTED:
-        case INVALID_ARGUMENT:
-        case WEIGHTS:
-          // messages start with the file they concern: "--config /x/config.json: ..."
-          throw new UsageException(e.getMessage().startsWith("dtype ")
-              ? "--dtype " + dtype + ": " + e.getMessage()
-              : modelOption + " " + e.getMessage(), e);
-        default:
-          throw e;
-      }
-    }
+    Device on = device.value;
+    Precision type = dtype.value;
+    return ModelOpening.open(() -> model != null
+        ? UNet.open(model, config, on, type)
+        : UNet.create(config, WeightSource.synthV1(seed), on, type), modelOption, on, type);
   }
 }

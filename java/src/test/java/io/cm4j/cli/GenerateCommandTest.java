@@ -3,6 +3,7 @@ package io.cm4j.cli;
 import static io.cm4j.cli.CliRun.assertBadInput;
 import static io.cm4j.cli.CliRun.list;
 import static io.cm4j.cli.CliRun.runOffline;
+import static io.cm4j.cli.TensorDiff.maxAbsDiff;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -227,15 +228,6 @@ class GenerateCommandTest {
 
   private void assertNothingWritten() throws IOException {
     assertEquals(List.of(), written(), "no file, partial or complete");
-  }
-
-  private static double maxAbsDiff(float[] expected, float[] actual) {
-    assertEquals(expected.length, actual.length);
-    double max = 0;
-    for (int i = 0; i < expected.length; i++) {
-      max = Math.max(max, Math.abs((double) expected[i] - actual[i]));
-    }
-    return max;
   }
 
   /** Largest difference between a PNG and image {@code index} of golden uint8 [B, H, W, 3]. */

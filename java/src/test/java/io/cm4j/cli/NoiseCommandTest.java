@@ -3,6 +3,7 @@ package io.cm4j.cli;
 import static io.cm4j.cli.CliRun.assertBadInput;
 import static io.cm4j.cli.CliRun.list;
 import static io.cm4j.cli.CliRun.runOffline;
+import static io.cm4j.cli.TensorDiff.maxAbsDiff;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -61,14 +62,5 @@ class NoiseCommandTest {
         tmp.resolve("no/n.safetensors").toString()), "--output", "does not exist");
     assertBadInput(runOffline(tmp, "noise", "--shape", "4", "--output", out), "--seed");
     assertEquals(List.of(), list(tmp));
-  }
-
-  private static double maxAbsDiff(float[] a, float[] b) {
-    assertEquals(a.length, b.length);
-    double max = 0;
-    for (int i = 0; i < a.length; i++) {
-      max = Math.max(max, Math.abs((double) a[i] - b[i]));
-    }
-    return max;
   }
 }
