@@ -135,7 +135,11 @@ public final class PaddleCheckpoint implements Checkpoint {
       throw new CheckpointException(path, SPLIT_INFO + " is " + info + ", expected a dict");
     }
     for (Map.Entry<Object, Object> e : ((PyDict) info).entries().entrySet()) {
-      String key = String.valueOf(e.getKey());
+      if (!(e.getKey() instanceof String)) {
+        throw new CheckpointException(path, SPLIT_INFO + " key " + e.getKey()
+            + " is not a string");
+      }
+      String key = (String) e.getKey();
       Object slices = e.getValue() instanceof PyDict ? ((PyDict) e.getValue()).get("slices")
           : null;
       if (!(slices instanceof PyList) || ((PyList) slices).size() == 0) {
@@ -148,6 +152,10 @@ public final class PaddleCheckpoint implements Checkpoint {
             || !arrays.containsKey(s)) {
           throw new CheckpointException(path, SPLIT_INFO + " entry '" + key + "' names slice '"
               + s + "', which is not an array of the file");
+        }
+        if (!owner((String) s).equals(key)) {
+          throw new CheckpointException(path, SPLIT_INFO + " entry '" + key + "' names slice '"
+              + s + "', which is a slice of '" + owner((String) s) + "'");
         }
         names.add((String) s);
       }

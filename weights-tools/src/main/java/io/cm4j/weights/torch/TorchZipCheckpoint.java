@@ -37,7 +37,9 @@ import java.util.zip.Inflater;
  * archive uses (torch names it after the file).
  *
  * <p>Every tensor is checked when the file is opened: its storage record exists and is long
- * enough for the offset, sizes and strides, and its dtype is float32, float16 or bfloat16. Stored
+ * enough for the offset, sizes and strides, it has no more elements than its storage (expanded,
+ * stride-0 views would be materialised at any size they declare), and its dtype is float32,
+ * float16 or bfloat16. Stored
  * records are memory-mapped, so contiguous tensors are views of the file; strided ones are copied
  * into contiguous buffers by {@link #get}.
  */
@@ -181,8 +183,8 @@ public final class TorchZipCheckpoint implements Checkpoint {
     long[] size = ref.size();
     long[] stride = ref.stride();
     long needElems;
+    long numel = 1;
     try {
-      long numel = 1;
       long last = ref.offset();
       for (int i = 0; i < size.length; i++) {
         numel = Math.multiplyExact(numel, size[i]);
@@ -190,7 +192,7 @@ public final class TorchZipCheckpoint implements Checkpoint {
           last = Math.addExact(last, Math.multiplyExact(size[i] - 1, stride[i]));
         }
       }
-      needElems = numel == 0 ? 0 : last + 1;
+      needElems = numel == 0 ? 0 : Math.addExact(last, 1);
       Math.multiplyExact(Math.max(needElems, s.numel), (long) STORAGE_BYTES.get(s.type));
     } catch (ArithmeticException e) {
       throw new CheckpointException(path, "tensor '" + name + "': size "
@@ -203,6 +205,11 @@ public final class TorchZipCheckpoint implements Checkpoint {
           + ", size " + Arrays.toString(size) + ", stride " + Arrays.toString(stride)
           + ") needs " + Math.max(needElems, s.numel) * elemSize + " bytes of storage record '"
           + recordName + "', which holds " + rec.size());
+    }
+    if (numel > s.numel) { // only views that repeat elements (stride 0) have more
+      throw new CheckpointException(path, "tensor '" + name + "' (size " + Arrays.toString(size)
+          + ", stride " + Arrays.toString(stride) + ") has " + numel + " elements, more than "
+          + "its storage of " + s.numel + ": expanded views are not supported");
     }
     return new Slot(new TensorInfo(name, dtype, size), rec, ref.offset(), stride);
   }

@@ -38,6 +38,8 @@ final class ZipIndex {
   private static final int MAX_COMMENT = 0xffff;
   private static final long MAX_CENTRAL_DIRECTORY = 256L << 20;
   private static final int MAX_ENTRIES = 1_000_000;
+  /** Deflate makes at most 1032 bytes of each compressed byte (258-byte matches in 2 bits). */
+  private static final long MAX_DEFLATE_RATIO = 1032;
 
   private final Path path;
   private final FileChannel channel;
@@ -146,6 +148,10 @@ final class ZipIndex {
         throw bad("truncated zip: entry '" + name + "' needs bytes [" + dataOffset + ", "
             + (dataOffset + csize) + "), the file has " + fileSize);
       }
+      if (method == 8 && usize / MAX_DEFLATE_RATIO > csize) {
+        throw bad("corrupt zip: deflated entry '" + name + "' declares " + usize
+            + " bytes, more than deflate can make of its " + csize + " compressed bytes");
+      }
       if (method == 0 && csize != usize) {
         throw bad("corrupt zip: stored entry '" + name + "' has compressed size " + csize
             + " but size " + usize);
@@ -199,7 +205,12 @@ final class ZipIndex {
     if (r.getInt(16) != 0 || r.getInt(20) != 0) {
       throw bad("multi-disk zip archives are not supported");
     }
-    return new long[] {r.getLong(32), r.getLong(40), r.getLong(48)};
+    long[] values = {r.getLong(32), r.getLong(40), r.getLong(48)};
+    if (values[0] < 0 || values[1] < 0 || values[2] < 0) {
+      throw bad("corrupt zip: the ZIP64 end record gives an entry count, central directory "
+          + "size or offset over 2^63");
+    }
+    return values;
   }
 
   /** Where an entry's data begins: after its local header, whose name and extra may differ. */
