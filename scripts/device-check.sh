@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds cm4j with the CUDA backend on a GPU machine and runs every GPU check, in one call:
 #   info -> configure -> build -> test_cuda_indexing -> test_cuda_ops -> test_cuda_golden
-#   (fp32, then fp16 and bf16 tensor-core conv) -> compute-sanitizer memcheck (tiny model)
+#   -> test_cuda_cudnn (conv vs cuDNN; skipped without libcudnn.so.9) -> test_cuda_golden
+#   (fp16 and bf16 tensor-core conv) -> compute-sanitizer memcheck (tiny model)
 #   and racecheck (small ops) -> bench_cuda
 # Every step runs even when an earlier one failed (a step whose binary was not built is
 # reported as such); each has a timeout, and the whole run stays inside a time budget
@@ -77,6 +78,13 @@ note_for() {
   case $name in
     build) grep -cE 'warning' "$log" | sed 's/^/warnings: /' ;;
     test_cuda_indexing) tail -n 1 "$log" ;;
+    test_cuda_cudnn)
+      # Worst rel L2 vs cuDNN's implicit GEMMs; summed medians, ours vs cuDNN's faster one.
+      awk -F'|' '$9 ~ /^ (ok|FAIL) *$/ && $2 !~ /^ case / {n++; for (i = 3; i <= 4; i++) { v = $i; gsub(/ /, "", v);
+          if (v ~ /inf|nan/) bad = 1; else if (v + 0 > m) m = v + 0 }
+          o += $5; g = $6 + 0; p = $7 + 0; c += (p > 0 && p < g) ? p : g }
+        END {printf "%d cases, worst rel L2 %s; ms ours %.2f vs cuDNN %.2f", n,
+          bad ? "inf" : sprintf("%.1e", m), o, c}' "$log" ;;
     test_cuda_ops)
       # Worst relative L2 error per kernel set (column 4 of the table).
       echo "$(grep -E '^test_cuda_ops: [0-9]+ case' "$log" | sed 's/test_cuda_ops: //');" \
@@ -142,7 +150,7 @@ if ! grep -q 'CM4J_HAVE_CUDA' "$BUILD/CMakeCache.txt" 2>/dev/null && \
 fi
 # Only the GPU targets (and the library): a failure in an unrelated file cannot hold them
 # back, and the build stays short. CM4J_FULL_BUILD=1 also builds everything else after.
-TARGETS="test_cuda_indexing test_cuda_ops test_cuda_golden bench_cuda cm4j"
+TARGETS="test_cuda_indexing test_cuda_ops test_cuda_golden test_cuda_cudnn bench_cuda cm4j"
 if [ "${CM4J_FULL_BUILD:-0}" = 1 ]; then
   KEEP_GOING="-k"
   [ ${#GEN[@]} -gt 0 ] && KEEP_GOING="-k 0"
@@ -170,6 +178,46 @@ sanitize() {  # sanitize STEP MAX TOOL BINARY ARGS...
 run_bin test_cuda_indexing 30 test_cuda_indexing
 run_bin test_cuda_ops 150 test_cuda_ops
 run_bin test_cuda_golden 150 test_cuda_golden
+# cuDNN from PyTorch's environment (pip nvidia-cudnn-cu1x, or torch/lib), else ldconfig; the
+# test dlopens it (and skips with 77 when none loads). CM4J_CUDNN_LIB set by the caller wins.
+find_cudnn() {
+  command -v python3 > /dev/null && python3 - <<'PY' 2>/dev/null
+import importlib.util, os
+dirs = []
+try:
+    import nvidia.cudnn as m
+    dirs += [os.path.join(p, "lib") for p in getattr(m, "__path__", [])]
+except Exception:
+    pass
+spec = importlib.util.find_spec("torch")  # torch's lib folder, without importing torch
+if spec and spec.submodule_search_locations:
+    dirs += [os.path.join(p, "lib") for p in spec.submodule_search_locations]
+for d in dirs:
+    if os.path.exists(os.path.join(d, "libcudnn.so.9")):
+        print(os.path.join(d, "libcudnn.so.9"))
+        break
+PY
+  command -v ldconfig > /dev/null && ldconfig -p 2>/dev/null | awk '/libcudnn\.so\.9 /{print $NF}'
+}
+if [ -z "${CM4J_CUDNN_LIB:-}" ]; then
+  CM4J_CUDNN_LIB=$(find_cudnn | head -n 1)
+  [ -n "$CM4J_CUDNN_LIB" ] && export CM4J_CUDNN_LIB
+fi
+echo "cuDNN: ${CM4J_CUDNN_LIB:-not found (test_cuda_cudnn will skip)}" | tee -a "$LOGS/info.log"
+# A pip wheel's cuDNN may need its sibling wheels' libraries (nvidia/cublas/lib, ...): put
+# every nvidia/*/lib on the library path of this one step.
+CUDNN_LD=${LD_LIBRARY_PATH:-}
+if [ -n "${CM4J_CUDNN_LIB:-}" ]; then
+  NV=$(dirname "$(dirname "$(dirname "$CM4J_CUDNN_LIB")")")
+  if [ "$(basename "$NV")" = nvidia ]; then
+    for d in "$NV"/*/lib; do [ -d "$d" ] && CUDNN_LD="$d${CUDNN_LD:+:$CUDNN_LD}"; done
+  fi
+fi
+if [ -n "$CUDNN_LD" ]; then
+  LD_LIBRARY_PATH="$CUDNN_LD" run_bin test_cuda_cudnn 60 test_cuda_cudnn
+else
+  run_bin test_cuda_cudnn 60 test_cuda_cudnn
+fi
 sanitize memcheck_tiny 120 memcheck test_cuda_golden --models=tiny
 # The tensor-core conv (fp16/bf16 operands): opt-in, first verified here.
 run_bin test_cuda_golden_fp16 100 test_cuda_golden --dtype=fp16

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "backend.h"
+#include "cm4j.h"
 
 using namespace cm4j;
 
@@ -316,7 +317,7 @@ int main(int argc, char** argv) {
   for (const char* isa : isas) {
     if (!only_isa.empty() && only_isa != isa) continue;
     setenv("CM4J_CPU_ISA", isa, 1);
-    auto be = make_cpu_backend(threads);
+    auto be = make_cpu_backend(threads, CM4J_F32);
     if (!be || std::string(be->name()) != std::string("cpu-") + isa) continue;  // CPU lacks it
     g_threads = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
     std::printf("== %s, %d threads\n", be->name(), g_threads);

@@ -141,7 +141,11 @@ class Backend {
   virtual Status synchronize() = 0;
 };
 
-std::unique_ptr<Backend> make_cpu_backend(int threads /* 0: all cores */);
+// dtype CM4J_F32: the float32 reference. CM4J_BF16: convolutions (and the attention's
+// qkv / to_out 1x1 convs) with weights packed as bf16 and activations rounded to bf16 as
+// they enter the GEMM, fp32 accumulation; norms, softmax, attention products and linear
+// layers stay float32. Null for any other dtype or when threads cannot be created.
+std::unique_ptr<Backend> make_cpu_backend(int threads /* 0: all cores */, int dtype);
 // Null with a message in *error when CUDA is unavailable or the library has no CUDA.
 std::unique_ptr<Backend> make_cuda_backend(int device, int dtype, std::string* error);
 // Usable CUDA devices; 0 with the reason in *error (no driver, no device, no CUDA build).

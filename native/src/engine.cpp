@@ -153,8 +153,8 @@ int cm4j_unet_create(const char* config_json, const char* device, int dtype, cm4
                                                  (device ? device : "null"));
     if (dtype != CM4J_F32 && dtype != CM4J_F16 && dtype != CM4J_BF16)
       return fail(CM4J_ERR_INVALID_ARGUMENT, "dtype: expected fp32, fp16 or bf16");
-    if (!cuda && dtype != CM4J_F32)
-      return fail(CM4J_ERR_UNSUPPORTED, "dtype: the cpu device computes in fp32 only");
+    if (!cuda && dtype == CM4J_F16)
+      return fail(CM4J_ERR_UNSUPPORTED, "dtype: the cpu device computes in fp32 or bf16, not fp16");
     auto u = std::make_unique<cm4j_unet>();
     cm4j::Status s = cm4j::parse_unet_config(config_json, &u->config);
     if (!s.ok()) return fail(s);
@@ -163,7 +163,8 @@ int cm4j_unet_create(const char* config_json, const char* device, int dtype, cm4
       u->backend = cm4j::make_cuda_backend(index, dtype, &error);
       if (!u->backend) return fail(CM4J_ERR_DEVICE, error);
     } else {
-      u->backend = cm4j::make_cpu_backend(0);
+      u->backend = cm4j::make_cpu_backend(0, dtype);
+      if (!u->backend) return fail(CM4J_ERR_INTERNAL, "cpu backend: could not start its threads");
     }
     std::vector<cm4j::ParamSpec> specs;
     s = cm4j::build_unet(u->config, nullptr, {}, &specs, nullptr, nullptr);

@@ -507,12 +507,12 @@ void test_concurrent_backends(std::mt19937& rng) {
     return ok;
   };
   std::vector<float> expected = poisoned(out_n);
-  auto single = make_cpu_backend(1);
+  auto single = make_cpu_backend(1, CM4J_F32);
   bool ok = run(*single, &expected);
   std::vector<std::vector<float>> outs(3, poisoned(out_n));
   std::vector<char> oks(3, 0);
   std::vector<std::unique_ptr<Backend>> backends;
-  for (int i = 0; i < 3; ++i) backends.push_back(make_cpu_backend(2));
+  for (int i = 0; i < 3; ++i) backends.push_back(make_cpu_backend(2, CM4J_F32));
   std::vector<std::thread> threads;
   for (int i = 0; i < 3; ++i) threads.emplace_back([&, i] { oks[i] = run(*backends[i], &outs[i]); });
   for (auto& t : threads) t.join();
@@ -568,7 +568,7 @@ int main() {
   for (const char* isa : isas) {
     setenv("CM4J_CPU_ISA", isa, 1);
     for (int threads : {2, 3}) {
-      auto be = make_cpu_backend(threads);
+      auto be = make_cpu_backend(threads, CM4J_F32);
       if (!be) {
         std::printf("FAIL make_cpu_backend(%d)\n", threads);
         return 1;

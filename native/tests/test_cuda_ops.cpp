@@ -514,7 +514,7 @@ int main() {
   std::printf("test_cuda_ops: seed %llu (CM4J_TEST_SEED=%llu repeats this run)\n",
               static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed));
 
-  auto cpu = make_cpu_backend(0);
+  auto cpu = make_cpu_backend(0, CM4J_F32);
   std::string e1, e2, e3, e4;
   auto gpu = make_gpu(false, CM4J_F32, &e1);
   auto gpu_ref = make_gpu(true, CM4J_F32, &e2);

@@ -1,6 +1,11 @@
 // The whole UNet on the CPU backend against diffusers' golden outputs: `sample` and every
 // tap.* within relative L2 1e-4, for tiny (stored weights), imagenet64 and lsun_mini
 // (synth-v1 seed 1). No JVM involved. CM4J_GOLDEN_MODELS=tiny,... picks a subset.
+// The CPU backend's bf16 mode runs the same cases against the bf16 bound of
+// ../shared/golden/README.md (6e-2 relative L2) on `sample` and every tap: by default after
+// float32 where the CPU has a bf16 unit (AMX or AVX-512-BF16; the portable kernel takes
+// ~45 s for imagenet64 on 2 cores), or alone with CM4J_GOLDEN_DTYPE=bf16 (any CPU;
+// CM4J_CPU_ISA=amx|avx512bf16|avx2 picks the bf16 path). CM4J_GOLDEN_DTYPE=fp32: float32 only.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -8,6 +13,7 @@
 #include <vector>
 
 #include "cm4j.h"
+#include "cpu/isa.h"
 #include "test_util.h"
 
 using namespace cm4j_test;
@@ -15,6 +21,8 @@ using namespace cm4j_test;
 namespace {
 
 constexpr double kBound = 1e-4;  // CPU float32 bound of ../shared/golden/README.md
+constexpr double kBoundBf16 = 6e-2;  // bf16 bound of ../shared/golden/README.md
+int g_dtype = CM4J_F32;
 
 bool selected(const char* model) {
   const char* env = std::getenv("CM4J_GOLDEN_MODELS");
@@ -28,7 +36,7 @@ void run_case(const char* model, const char* device, double bound) {
                            ? read_text(golden_dir() + "/tiny/pipeline/unet/config.json")
                            : read_text(dir + "/config.json");
   cm4j_unet* u = nullptr;
-  int rc = cm4j_unet_create(config.c_str(), device, CM4J_F32, &u);
+  int rc = cm4j_unet_create(config.c_str(), device, g_dtype, &u);
   CHECK(rc == CM4J_OK, "%s: create: %s", model, cm4j_last_error());
   if (rc) return;
   rc = std::string(model) == "tiny"
@@ -78,9 +86,32 @@ void run_case(const char* model, const char* device, double bound) {
 }  // namespace
 
 int main() {
-  run_case("tiny", "cpu", kBound);
-  run_case("lsun_mini", "cpu", kBound);
-  run_case("imagenet64", "cpu", kBound);
+  const char* dtype = std::getenv("CM4J_GOLDEN_DTYPE");
+  const std::string mode = dtype ? dtype : "";
+  if (!mode.empty() && mode != "fp32" && mode != "bf16") {
+    std::fprintf(stderr, "CM4J_GOLDEN_DTYPE: expected fp32 or bf16, found %s\n", dtype);
+    return 2;
+  }
+  bool run_bf16 = mode == "bf16";
+  if (mode.empty()) {
+    run_bf16 = cm4j::cpu::detect_bf16_path() != cm4j::cpu::Bf16Path::kGeneric;
+    if (!run_bf16) std::printf("bf16: skipped, this CPU has neither AMX nor AVX-512-BF16 (CM4J_GOLDEN_DTYPE=bf16 forces it)\n");
+  }
+  struct Mode {
+    int dtype;
+    double bound;
+    const char* name;
+  };
+  std::vector<Mode> modes;
+  if (mode != "bf16") modes.push_back({CM4J_F32, kBound, "fp32"});
+  if (run_bf16) modes.push_back({CM4J_BF16, kBoundBf16, "bf16"});
+  for (const Mode& m : modes) {
+    g_dtype = m.dtype;
+    std::printf("== dtype %s, bound %.0e\n", m.name, m.bound);
+    run_case("tiny", "cpu", m.bound);
+    run_case("lsun_mini", "cpu", m.bound);
+    run_case("imagenet64", "cpu", m.bound);
+  }
   std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "PASSED", failures);
   return failures ? 1 : 0;
 }

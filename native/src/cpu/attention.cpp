@@ -21,19 +21,20 @@ constexpr int kBlock = 4 * kNR;  // query columns per task
 // Per-worker scratch, carved from the context's scratch buffer.
 struct Layout {
   size_t kt, v, s, max, inv, gemm, total;  // offsets in floats (64-byte aligned)
-  Layout(int hw, int d, const Blocking& blk) {
+  Layout(int hw, int d, const Blocking& blk, bool bf16) {
     size_t at = 0;
     const auto take = [&at](size_t floats) {
       const size_t start = at;
       at += (floats + 15) / 16 * 16;
       return start;
     };
-    kt = take(packed_a_floats(hw, d));  // K^T packed: M = keys, K = d
-    v = take(packed_a_floats(d, hw));   // V packed: M = d, K = keys
+    // K^T packed: M = keys, K = d; V packed: M = d, K = keys (bf16: two per float).
+    kt = take(bf16 ? (packed_a16_elems(hw, d) + 1) / 2 : packed_a_floats(hw, d));
+    v = take(bf16 ? (packed_a16_elems(d, hw) + 1) / 2 : packed_a_floats(d, hw));
     s = take(static_cast<size_t>(hw) * kBlock);
     max = take(kBlock);
     inv = take(kBlock);
-    gemm = take(gemm_scratch_floats(blk));
+    gemm = take(bf16 ? gemm16_scratch_floats(Blocking16{}) : gemm_scratch_floats(blk));
     total = at;
   }
 };
@@ -48,7 +49,11 @@ Status attention(CpuContext& ctx, const AttentionParams& p, const AttentionArgs&
   const int hw = p.hw;
   const int d = p.dim_head;
   const Blocking blk;
-  const Layout lay(hw, d, blk);
+  // bf16 mode: both products with bf16 operands (K, Q, V and the unnormalized
+  // probabilities rounded to bf16), fp32 accumulation; the softmax itself stays fp32.
+  const bool bf16 = ctx.bf16;
+  const Blocking16 blk16;
+  const Layout lay(hw, d, blk, bf16);
   Status st = ctx.reserve_scratch(lay.total);
   if (!st.ok()) return st;
 
@@ -73,9 +78,16 @@ Status attention(CpuContext& ctx, const AttentionParams& p, const AttentionArgs&
     float* kt = scratch + lay.kt;
     float* vp = scratch + lay.v;
     float* s = scratch + lay.s;  // [hw, kBlock]
+    uint16_t* kt16 = reinterpret_cast<uint16_t*>(kt);
+    uint16_t* vp16 = reinterpret_cast<uint16_t*>(vp);
     if (packed_head[worker] != head_index) {
-      pack_a(k, hw, d, 1, hw, kt);  // A[j, c] = k[c, j]
-      pack_a(v, d, hw, hw, 1, vp);  // A[c, j] = v[c, j]
+      if (bf16) {
+        pack_a16_strided(k, hw, d, 1, hw, kt16);
+        pack_a16_strided(v, d, hw, hw, 1, vp16);
+      } else {
+        pack_a(k, hw, d, 1, hw, kt);  // A[j, c] = k[c, j]
+        pack_a(v, d, hw, hw, 1, vp);  // A[c, j] = v[c, j]
+      }
       packed_head[worker] = head_index;
     }
     const int panels = (nb + kNR - 1) / kNR;
@@ -87,9 +99,15 @@ Status attention(CpuContext& ctx, const AttentionParams& p, const AttentionArgs&
     scores.n_valid = nb;
     scores.m = hw;
     scores.scale = p.scale;
-    const PackedA kt_a{kt, hw, d};
-    gemm(ctx.tile, kt_a, 0, kt_a.panels(), MatrixPanels(q + i0, hw, nb), 0, panels, scores, blk,
-         scratch + lay.gemm);
+    if (bf16) {
+      const PackedA16 kt_a{kt16, hw, d};
+      gemm16(ctx.tile16, kt_a, 0, kt_a.panels(), ConvertedPanels(MatrixPanels(q + i0, hw, nb), ctx.convert16), 0,
+             panels, scores, blk16, scratch + lay.gemm);
+    } else {
+      const PackedA kt_a{kt, hw, d};
+      gemm(ctx.tile, kt_a, 0, kt_a.panels(), MatrixPanels(q + i0, hw, nb), 0, panels, scores, blk,
+           scratch + lay.gemm);
+    }
 
     float* inv = scratch + lay.inv;
     ctx.vec->softmax_columns(s, hw, nb, kBlock, scratch + lay.max, inv);
@@ -100,9 +118,15 @@ Status attention(CpuContext& ctx, const AttentionParams& p, const AttentionArgs&
     values.panels_per_image = panels;
     values.n_valid = nb;
     values.m = d;
-    const PackedA v_a{vp, d, hw};
-    gemm(ctx.tile, v_a, 0, v_a.panels(), MatrixPanels(s, kBlock, nb), 0, panels, values, blk,
-         scratch + lay.gemm);
+    if (bf16) {
+      const PackedA16 v_a{vp16, d, hw};
+      gemm16(ctx.tile16, v_a, 0, v_a.panels(), ConvertedPanels(MatrixPanels(s, kBlock, nb), ctx.convert16), 0,
+             panels, values, blk16, scratch + lay.gemm);
+    } else {
+      const PackedA v_a{vp, d, hw};
+      gemm(ctx.tile, v_a, 0, v_a.panels(), MatrixPanels(s, kBlock, nb), 0, panels, values, blk,
+           scratch + lay.gemm);
+    }
     for (int c = 0; c < d; ++c) {
       float* row = o + static_cast<size_t>(c) * plane + i0;
       for (int i = 0; i < nb; ++i) row[i] *= inv[i];

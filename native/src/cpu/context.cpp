@@ -21,8 +21,19 @@ Status invalid(const std::string& message) {
   return {CM4J_ERR_INVALID_ARGUMENT, "cpu: " + message};
 }
 
-CpuContext::CpuContext(int threads)
-    : pool(threads), isa(choose_isa()), tile(tile_kernel(isa)), vec(&vec_kernels(isa)) {}
+CpuContext::CpuContext(int threads, bool bf16_mode)
+    : pool(threads),
+      isa(choose_isa()),
+      tile(tile_kernel(isa)),
+      vec(&vec_kernels(isa)),
+      bf16(bf16_mode),
+      bf16_path(bf16_mode ? choose_bf16_path() : Bf16Path::kGeneric),
+      tile16(bf16_kernel(bf16_path)),
+      convert16(convert_b16) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (isa == Isa::kAvx512) convert16 = convert_b16_avx512;
+#endif
+}
 
 Status CpuContext::reserve_scratch(size_t floats) {
   if (floats <= scratch_floats_ && !scratch_.empty()) return Status::Ok();

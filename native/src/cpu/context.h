@@ -10,6 +10,7 @@
 
 #include "backend.h"
 #include "cpu/gemm.h"
+#include "cpu/gemm_bf16.h"
 #include "cpu/thread_pool.h"
 #include "cpu/vecmath.h"
 
@@ -28,12 +29,17 @@ Status out_of_memory(const char* what, size_t bytes);
 Status invalid(const std::string& message);
 
 struct CpuContext {
-  explicit CpuContext(int threads);
+  // bf16: convolutions (3x3, 1x1, qkv, to_out) multiply bf16 operands (gemm_bf16.h).
+  CpuContext(int threads, bool bf16);
 
   ThreadPool pool;
   Isa isa;
   TileKernel tile;
   const VecKernels* vec;
+  bool bf16;
+  Bf16Path bf16_path;  // meaningful when bf16
+  Bf16Kernel tile16;
+  ConvertB16 convert16;
 
   // Makes every worker's scratch at least `floats` long (contents not kept).
   Status reserve_scratch(size_t floats);

@@ -7,12 +7,13 @@
 
 #include "cm4j.h"
 #include "cpu/im2col.h"
+#include "cpu/im2col_bf16.h"
 #include "cpu/ops.h"
 
 namespace cm4j {
 namespace cpu {
 
-Status pack_conv_weight(const float* w, int c_out, int c_in, int kernel,
+Status pack_conv_weight(const float* w, int c_out, int c_in, int kernel, bool bf16,
                         std::unique_ptr<Weight>* out) {
   if (w == nullptr || out == nullptr) return invalid("prepare_conv: null pointer");
   if (c_out <= 0 || c_in <= 0 || (kernel != 1 && kernel != 3))
@@ -24,11 +25,16 @@ Status pack_conv_weight(const float* w, int c_out, int c_in, int kernel,
   cw->cols = c_in * kernel * kernel;
   cw->c_in = c_in;
   cw->kernel = kernel;
-  cw->floats = packed_a_floats(cw->rows, cw->cols);
+  cw->bf16 = bf16;
+  cw->floats = bf16 ? (packed_a16_elems(cw->rows, cw->cols) + 1) / 2
+                    : packed_a_floats(cw->rows, cw->cols);
   cw->data = alloc_floats(cw->floats);
   if (!cw->data) return out_of_memory("packed conv weight", cw->bytes());
   // torch's [c_out, c_in, k, k] is already A = [c_out, c_in*k*k] row-major.
-  pack_a(w, cw->rows, cw->cols, cw->cols, 1, cw->data.get());
+  if (bf16)
+    pack_a16(w, cw->rows, cw->cols, reinterpret_cast<uint16_t*>(cw->data.get()));
+  else
+    pack_a(w, cw->rows, cw->cols, cw->cols, 1, cw->data.get());
   *out = std::move(cw);
   return Status::Ok();
 }
@@ -75,6 +81,37 @@ Status check(const ConvParams& p, const ConvArgs& a, const CpuWeight** weight) {
   return Status::Ok();
 }
 
+// The bf16 weights' GEMM: the same work split, over 32-row panels.
+Status conv2d_bf16(CpuContext& ctx, const ConvParams& p, const ConvArgs& a, const CpuWeight& w,
+                   const ConvPanels& cols, const OutSpec& out) {
+  const int batch = p.batch;
+  const ConvertedPanels converted(cols, ctx.convert16);
+  const bool direct = ConvPanels16::usable(p, ctx.bf16_path);
+  const ConvPanels16 direct_cols(p, a.src1, a.src2);
+  const Panel16Source& source = direct ? static_cast<const Panel16Source&>(direct_cols)
+                                       : static_cast<const Panel16Source&>(converted);
+  const Blocking16 blk;
+  static_assert(Blocking16{}.nq <= ConvPanels::kMaxPanels, "ConvPanels packs at most kMaxPanels");
+  Status st = ctx.reserve_scratch(gemm16_scratch_floats(blk));
+  if (!st.ok()) return st;
+  const PackedA16 weights = w.packed16();
+  const int m_panels = weights.panels();
+  const int n_panels = batch * cols.panels_per_image();
+  const Split split = split_work(out.m, m_panels, n_panels, blk.nq, ctx.pool.size());
+  const auto task = [&](int t, int worker) {
+    const int mi = t % split.m_chunks;
+    const int ni = t / split.m_chunks;
+    const int p0 = static_cast<int>(static_cast<int64_t>(m_panels) * mi / split.m_chunks);
+    const int p1 = static_cast<int>(static_cast<int64_t>(m_panels) * (mi + 1) / split.m_chunks);
+    const int q0 = static_cast<int>(static_cast<int64_t>(n_panels) * ni / split.n_chunks);
+    const int q1 = static_cast<int>(static_cast<int64_t>(n_panels) * (ni + 1) / split.n_chunks);
+    gemm16(ctx.tile16, weights, p0, p1, source, q0, q1, out, blk, ctx.scratch(worker));
+  };
+  if (!ctx.pool.parallel_for(split.m_chunks * split.n_chunks, task))
+    return {CM4J_ERR_INTERNAL, "cpu: conv2d task failed"};
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status conv2d(CpuContext& ctx, const ConvParams& p, const ConvArgs& a) {
@@ -107,6 +144,8 @@ Status conv2d(CpuContext& ctx, const ConvParams& p, const ConvArgs& a) {
   out.m = m;
   out.residual = a.residual;
   out.scale = p.out_scale;
+
+  if (w->bf16) return conv2d_bf16(ctx, p, a, *w, cols, out);
 
   const Blocking blk;
   static_assert(Blocking{}.nq <= ConvPanels::kMaxPanels, "ConvPanels packs at most kMaxPanels");

@@ -17,8 +17,10 @@ namespace {
 
 class CpuBackend : public Backend {
  public:
-  explicit CpuBackend(int threads)
-      : ctx_(threads), name_(std::string("cpu-") + isa_name(ctx_.isa)) {}
+  CpuBackend(int threads, bool bf16)
+      : ctx_(threads, bf16),
+        name_(std::string("cpu-") + isa_name(ctx_.isa) +
+              (bf16 ? std::string("-bf16-") + bf16_path_name(ctx_.bf16_path) : std::string())) {}
 
   const char* name() const override { return name_.c_str(); }
 
@@ -42,7 +44,7 @@ class CpuBackend : public Backend {
 
   Status prepare_conv(const float* w, int c_out, int c_in, int kernel,
                       std::unique_ptr<Weight>* out) override {
-    return guarded([&] { return pack_conv_weight(w, c_out, c_in, kernel, out); });
+    return guarded([&] { return pack_conv_weight(w, c_out, c_in, kernel, ctx_.bf16, out); });
   }
   Status prepare_linear(const float* w, int n, int k, std::unique_ptr<Weight>* out) override {
     return guarded([&] { return pack_linear_weight(w, n, k, out); });
@@ -100,9 +102,10 @@ class CpuBackend : public Backend {
 }  // namespace
 }  // namespace cpu
 
-std::unique_ptr<Backend> make_cpu_backend(int threads) {
+std::unique_ptr<Backend> make_cpu_backend(int threads, int dtype) {
+  if (dtype != CM4J_F32 && dtype != CM4J_BF16) return nullptr;
   try {
-    return std::make_unique<cpu::CpuBackend>(threads);
+    return std::make_unique<cpu::CpuBackend>(threads, dtype == CM4J_BF16);
   } catch (...) {
     return nullptr;  // thread creation or allocation failed; the caller reports it
   }

@@ -5,6 +5,7 @@
 #include "backend.h"
 #include "cpu/context.h"
 #include "cpu/gemm.h"
+#include "cpu/gemm_bf16.h"
 
 namespace cm4j {
 namespace cpu {
@@ -16,11 +17,15 @@ struct CpuWeight : Weight {
   int cols = 0;    // c_in * k * k or k
   int c_in = 0;    // conv only
   int kernel = 0;  // conv only
-  size_t floats = 0;
+  bool bf16 = false;  // conv only: data holds packed_a16_elems bf16 (gemm_bf16.h), not floats
+  size_t floats = 0;  // allocated size of data in floats
   AlignedFloats data;
 
   size_t bytes() const override { return floats * sizeof(float); }
   PackedA packed() const { return PackedA{data.get(), rows, cols}; }
+  PackedA16 packed16() const {
+    return PackedA16{reinterpret_cast<const uint16_t*>(data.get()), rows, cols};
+  }
 };
 
 }  // namespace cpu

@@ -16,5 +16,15 @@ Isa detect_isa();
 // lowered to the best supported one rather than crashing on an illegal instruction.
 Isa choose_isa();
 
+// How the bf16 mode multiplies: AMX-BF16 tiles, AVX-512-BF16 dot products, or a portable
+// kernel that widens bf16 to fp32 (any CPU). Chosen once per bf16 backend: the best one,
+// or CM4J_CPU_ISA=amx|avx512bf16 (avx512, avx2 and generic select the portable kernel).
+// AMX is only reported once Linux has granted this process the tile data state
+// (arch_prctl ARCH_REQ_XCOMP_PERM); if the request fails, AVX-512-BF16 is used instead.
+enum class Bf16Path { kGeneric = 0, kAvx512Bf16 = 1, kAmx = 2 };
+const char* bf16_path_name(Bf16Path path);
+Bf16Path detect_bf16_path();
+Bf16Path choose_bf16_path();
+
 }  // namespace cpu
 }  // namespace cm4j

@@ -9,7 +9,9 @@
 namespace cm4j {
 namespace cpu {
 
-Status pack_conv_weight(const float* w, int c_out, int c_in, int kernel, std::unique_ptr<Weight>* out);
+// bf16: packed as bf16 for the bf16 GEMM (no fp32 copy is kept).
+Status pack_conv_weight(const float* w, int c_out, int c_in, int kernel, bool bf16,
+                        std::unique_ptr<Weight>* out);
 Status conv2d(CpuContext& ctx, const ConvParams& p, const ConvArgs& a);
 Status group_norm(CpuContext& ctx, const GroupNormParams& p, const GroupNormArgs& a);
 Status attention(CpuContext& ctx, const AttentionParams& p, const AttentionArgs& a);

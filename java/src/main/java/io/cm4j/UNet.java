@@ -255,9 +255,10 @@ public final class UNet implements AutoCloseable {
 
   private static void checkDevice(Device device, Precision precision) throws Cm4jException {
     if (device.kind() == Device.Kind.CPU) {
-      if (precision != Precision.FP32) {
+      // bf16 runs on AMX / AVX-512-BF16 where present (a slow portable kernel elsewhere).
+      if (precision == Precision.FP16) {
         throw new Cm4jException(ErrorCode.UNSUPPORTED, "dtype " + precision
-            + " is not supported on the cpu device: expected fp32");
+            + " is not supported on the cpu device: expected fp32 or bf16");
       }
       return;
     }

@@ -13,8 +13,8 @@ import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
 
 /**
- * The CPU float32 engine against diffusers: the output and every intermediate tap of each
- * golden UNet case, relative L2 error within 1e-4.
+ * The CPU engine against diffusers: the output and every intermediate tap of each golden UNet
+ * case, relative L2 error within 1e-4 in float32 (6e-2 in bfloat16).
  */
 class UNetGoldenTest {
 
@@ -47,7 +47,24 @@ class UNetGoldenTest {
     }
   }
 
+  @Test
+  void imagenet64InBfloat16() throws Exception {
+    try (UNet unet = UNet.create(Golden.file("imagenet64/config.json"),
+        WeightSource.synthV1(1), Device.CPU, Precision.BF16)) {
+      // bf16 weights: half the float32 bytes
+      assertTrue(unet.weightBytes() < 295_000_000L * 3, "weightBytes " + unet.weightBytes());
+      check("imagenet64", unet, BF16_TOLERANCE);
+    }
+  }
+
+  /** The golden README's bound for bfloat16 storage with float32 accumulation. */
+  private static final double BF16_TOLERANCE = 6e-2;
+
   private static void check(String model, UNet unet) throws Exception {
+    check(model, unet, Golden.CPU_FP32_TOLERANCE);
+  }
+
+  private static void check(String model, UNet unet, double tolerance) throws Exception {
     try (SafetensorsFile in =
             SafetensorsFile.open(Golden.file(model + "/unet_case.inputs.safetensors"));
         SafetensorsFile expected =
@@ -69,11 +86,11 @@ class UNetGoldenTest {
       }
       assertTrue(errors.containsKey("sample") && errors.size() > 1, errors.toString());
       Map<String, Double> tooLarge = errors.entrySet().stream()
-          .filter(e -> !(e.getValue() <= Golden.CPU_FP32_TOLERANCE))
+          .filter(e -> !(e.getValue() <= tolerance))
           .collect(Collectors.toMap(Map.Entry::getKey, Map.Entry::getValue, (a, b) -> a,
               LinkedHashMap::new));
       assertTrue(tooLarge.isEmpty(), model + ": relative L2 error above "
-          + Golden.CPU_FP32_TOLERANCE + " for " + tooLarge);
+          + tolerance + " for " + tooLarge);
     }
   }
 }
