@@ -40,12 +40,14 @@
 
 #include "backend.h"
 #include "cm4j.h"
+#include "cuda_test_util.h"
 #include "test_util.h"
 #ifdef CM4J_HAVE_CUDA
 #include "cuda/cuda_backend.h"
 #endif
 
 using namespace cm4j;
+using namespace cm4j_test;  // Buf, conv_params, g_rng, randn, uniform
 
 #ifdef CM4J_HAVE_CUDA
 namespace {
@@ -210,51 +212,7 @@ bool load_cudnn(Cudnn* c, std::string* why) {
 
 constexpr double kBound = 1e-5;
 constexpr int kReps = 10;
-std::mt19937_64 g_rng;
 int g_cases = 0;
-
-std::vector<float> randn(size_t n, float scale = 1.0f) {
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(g_rng);
-  return v;
-}
-
-std::vector<float> uniform(size_t n, float lo, float hi) {
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(g_rng);
-  return v;
-}
-
-// Device memory from the CUDA backend (plain cudaMalloc: cuDNN reads it as well).
-struct Buf {
-  Backend* be = nullptr;
-  float* p = nullptr;
-  size_t n = 0;
-  Buf(Backend* b, size_t count) : be(b), n(count) {
-    Status s = be->alloc(count * sizeof(float), &p);
-    if (!s.ok()) {
-      std::printf("alloc of %zu floats failed: %s\n", count, s.message.c_str());
-      p = nullptr;
-    }
-  }
-  Buf(Backend* b, const std::vector<float>& host) : Buf(b, host.size()) { set(host); }
-  Buf(const Buf&) = delete;
-  Buf& operator=(const Buf&) = delete;
-  ~Buf() {
-    if (p) be->free(p);
-  }
-  void set(const std::vector<float>& host) {
-    if (p) be->upload(p, host.data(), host.size());
-  }
-  void poison() { set(std::vector<float>(n, std::numeric_limits<float>::quiet_NaN())); }
-  std::vector<float> get() const {
-    std::vector<float> h(n, std::numeric_limits<float>::quiet_NaN());
-    if (p) be->download(h.data(), p, n);
-    return h;
-  }
-};
 
 struct Case {
   const char* name;
@@ -314,17 +272,7 @@ void run_case(Backend* gpu, const Cudnn& dnn, cudnnHandle_t handle, const Case& 
   const cudaStream_t stream = cuda_backend_stream(gpu);
   const int c_in = k.c1 + k.c2;
   const int hi = k.up ? 2 * k.h : k.h, wi = k.up ? 2 * k.w : k.w;  // what the conv sees
-  ConvParams p;
-  p.batch = k.batch;
-  p.c_in1 = k.c1;
-  p.c_in2 = k.c2;
-  p.h_in = k.h;
-  p.w_in = k.w;
-  p.c_out = k.c_out;
-  p.kernel = k.kernel;
-  p.stride = k.stride;
-  p.pad = k.pad;
-  p.upsample = k.up;
+  ConvParams p = conv_params(k);
   const int ho = p.h_out(), wo = p.w_out();
   const size_t out_n = static_cast<size_t>(k.batch) * k.c_out * ho * wo;
   const size_t plane = static_cast<size_t>(k.h) * k.w;

@@ -23,70 +23,21 @@
 
 #include "backend.h"
 #include "cm4j.h"
+#include "cuda_test_util.h"
 #ifdef CM4J_HAVE_CUDA
 #include "cuda/cuda_backend.h"
 #endif
 
 using namespace cm4j;
+using namespace cm4j_test;  // Buf, conv_params, g_rng, randn, uniform
 
 namespace {
 
 constexpr double kBoundF32 = 1e-5;
 
-std::mt19937_64 g_rng;
 int g_failures = 0;
 int g_cases = 0;
 const char* g_filter = nullptr;
-
-std::vector<float> randn(size_t n, float scale = 1.0f) {
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(g_rng);
-  return v;
-}
-
-std::vector<float> uniform(size_t n, float lo, float hi) {
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(g_rng);
-  return v;
-}
-
-// A buffer on one backend, freed with it.
-struct Buf {
-  Backend* be = nullptr;
-  float* p = nullptr;
-  size_t n = 0;
-  Buf() = default;
-  Buf(Backend* b, size_t count) : be(b), n(count) {
-    Status s = be->alloc(count * sizeof(float), &p);
-    if (!s.ok()) {
-      std::printf("alloc failed on %s: %s\n", be->name(), s.message.c_str());
-      p = nullptr;
-    }
-  }
-  Buf(Backend* b, const std::vector<float>& host) : Buf(b, host.size()) { set(host); }
-  Buf(const Buf&) = delete;
-  Buf& operator=(const Buf&) = delete;
-  ~Buf() {
-    if (p) be->free(p);
-  }
-  void set(const std::vector<float>& host) {
-    if (p) {
-      Status s = be->upload(p, host.data(), host.size());
-      if (!s.ok()) std::printf("upload failed on %s: %s\n", be->name(), s.message.c_str());
-    }
-  }
-  void poison() { set(std::vector<float>(n, std::numeric_limits<float>::quiet_NaN())); }
-  std::vector<float> get() const {
-    std::vector<float> h(n, std::numeric_limits<float>::quiet_NaN());
-    if (p) {
-      Status s = be->download(h.data(), p, n);
-      if (!s.ok()) std::printf("download failed on %s: %s\n", be->name(), s.message.c_str());
-    }
-    return h;
-  }
-};
 
 const float* ptr(const std::unique_ptr<Buf>& b) { return b ? b->p : nullptr; }
 
@@ -160,17 +111,7 @@ std::vector<float> run_conv(Backend* be, const ConvCase& k, const std::vector<fl
                             const std::vector<float>& s2, const std::vector<float>& wt,
                             const std::vector<float>& bias, const std::vector<float>& bias_bc,
                             const std::vector<float>& res, Status* status) {
-  ConvParams p;
-  p.batch = k.batch;
-  p.c_in1 = k.c1;
-  p.c_in2 = k.c2;
-  p.h_in = k.h;
-  p.w_in = k.w;
-  p.c_out = k.c_out;
-  p.kernel = k.kernel;
-  p.stride = k.stride;
-  p.pad = k.pad;
-  p.upsample = k.up;
+  ConvParams p = conv_params(k);
   p.out_scale = k.out_scale;
   const size_t out_n = static_cast<size_t>(k.batch) * k.c_out * p.h_out() * p.w_out();
   std::unique_ptr<Weight> weight;

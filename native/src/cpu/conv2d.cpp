@@ -46,6 +46,22 @@ struct Split {
   int m_chunks = 1, n_chunks = 1;
 };
 
+// Task t's share of the grid: A panels [p0, p1) and B panels [q0, q1).
+struct TaskRange {
+  int p0, p1, q0, q1;
+};
+
+TaskRange task_range(const Split& split, int t, int m_panels, int n_panels) {
+  const int mi = t % split.m_chunks;
+  const int ni = t / split.m_chunks;
+  TaskRange r;
+  r.p0 = static_cast<int>(static_cast<int64_t>(m_panels) * mi / split.m_chunks);
+  r.p1 = static_cast<int>(static_cast<int64_t>(m_panels) * (mi + 1) / split.m_chunks);
+  r.q0 = static_cast<int>(static_cast<int64_t>(n_panels) * ni / split.n_chunks);
+  r.q1 = static_cast<int>(static_cast<int64_t>(n_panels) * (ni + 1) / split.n_chunks);
+  return r;
+}
+
 // Wide outputs (many pixels) are cut along N: each task packs only its own columns and
 // rereads the weights, which is cheap next to its arithmetic. Tall ones (the 8x8 and 16x16
 // layers at small batch, where the weights outweigh the activations) are cut along M so
@@ -99,13 +115,8 @@ Status conv2d_bf16(CpuContext& ctx, const ConvParams& p, const ConvArgs& a, cons
   const int n_panels = batch * cols.panels_per_image();
   const Split split = split_work(out.m, m_panels, n_panels, blk.nq, ctx.pool.size());
   const auto task = [&](int t, int worker) {
-    const int mi = t % split.m_chunks;
-    const int ni = t / split.m_chunks;
-    const int p0 = static_cast<int>(static_cast<int64_t>(m_panels) * mi / split.m_chunks);
-    const int p1 = static_cast<int>(static_cast<int64_t>(m_panels) * (mi + 1) / split.m_chunks);
-    const int q0 = static_cast<int>(static_cast<int64_t>(n_panels) * ni / split.n_chunks);
-    const int q1 = static_cast<int>(static_cast<int64_t>(n_panels) * (ni + 1) / split.n_chunks);
-    gemm16(ctx.tile16, weights, p0, p1, source, q0, q1, out, blk, ctx.scratch(worker));
+    const TaskRange r = task_range(split, t, m_panels, n_panels);
+    gemm16(ctx.tile16, weights, r.p0, r.p1, source, r.q0, r.q1, out, blk, ctx.scratch(worker));
   };
   if (!ctx.pool.parallel_for(split.m_chunks * split.n_chunks, task))
     return {CM4J_ERR_INTERNAL, "cpu: conv2d task failed"};
@@ -157,13 +168,8 @@ Status conv2d(CpuContext& ctx, const ConvParams& p, const ConvArgs& a) {
   const int n_panels = p.batch * cols.panels_per_image();
   const Split split = split_work(m, m_panels, n_panels, blk.nq, ctx.pool.size());
   const auto task = [&](int t, int worker) {
-    const int mi = t % split.m_chunks;
-    const int ni = t / split.m_chunks;
-    const int p0 = static_cast<int>(static_cast<int64_t>(m_panels) * mi / split.m_chunks);
-    const int p1 = static_cast<int>(static_cast<int64_t>(m_panels) * (mi + 1) / split.m_chunks);
-    const int q0 = static_cast<int>(static_cast<int64_t>(n_panels) * ni / split.n_chunks);
-    const int q1 = static_cast<int>(static_cast<int64_t>(n_panels) * (ni + 1) / split.n_chunks);
-    gemm(ctx.tile, weights, p0, p1, cols, q0, q1, out, blk, ctx.scratch(worker));
+    const TaskRange r = task_range(split, t, m_panels, n_panels);
+    gemm(ctx.tile, weights, r.p0, r.p1, cols, r.q0, r.q1, out, blk, ctx.scratch(worker));
   };
   if (!ctx.pool.parallel_for(split.m_chunks * split.n_chunks, task))
     return {CM4J_ERR_INTERNAL, "cpu: conv2d task failed"};

@@ -65,21 +65,8 @@ void gemm(TileKernel kernel, const PackedA& a, int p0, int p1, const PanelSource
         const int row0 = p * kMR;
         const int rows = std::min(kMR, out.m - row0);
         for (int q = qs; q < qs + nq; ++q) {
-          const int image = q / out.panels_per_image;
-          const int col0 = (q % out.panels_per_image) * kNR;
-          const int cols = std::min(kNR, out.n_valid - col0);
-          if (cols <= 0 || rows <= 0) continue;
-          const int64_t offset = image * out.image_stride + row0 * out.ldc + col0;
           TileOut t;
-          t.c = out.c + offset;
-          t.ldc = out.ldc;
-          t.rows = rows;
-          t.cols = cols;
-          t.accumulate = !first;
-          t.finish = last;
-          t.bias = out.bias ? out.bias + image * out.bias_image_stride + row0 : nullptr;
-          t.residual = out.residual ? out.residual + offset : nullptr;
-          t.scale = out.scale;
+          if (!tile_out(out, q, row0, rows, first, last, &t)) continue;
           kernel(kc, ap, scratch + static_cast<size_t>(q - qs) * kc * kNR, t);
         }
       }
@@ -106,22 +93,9 @@ void tile_generic(int kc, const float* a, const float* b, const TileOut& o) {
       }
       const int rows = std::min(kGenM, o.rows - row0);
       const int cols = std::min(kGenN, o.cols - col0);
-      for (int r = 0; r < rows; ++r) {
-        const int64_t at = (row0 + r) * o.ldc + col0;
-        float* c = o.c + at;
-        const float* res = o.residual ? o.residual + at : nullptr;
-        const float bias = o.bias ? o.bias[row0 + r] : 0.0f;
-        for (int j = 0; j < cols; ++j) {
-          float v = acc[r][j];
-          if (o.accumulate) v += c[j];
-          if (o.finish) {
-            v += bias;
-            if (res) v += res[j];
-            v *= o.scale;
-          }
-          c[j] = v;
-        }
-      }
+      for (int r = 0; r < rows; ++r)
+        store_row_scalar(o, (row0 + r) * o.ldc + col0, o.bias ? o.bias[row0 + r] : 0.0f, acc[r],
+                         cols);
     }
   }
 }

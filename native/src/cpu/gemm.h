@@ -5,6 +5,7 @@
 // kernel per ISA does the arithmetic; this file's driver does the cache blocking.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -87,6 +88,46 @@ struct TileOut {
   const float* residual;  // tile-aligned like c, or null
   float scale;
 };
+
+// The tile of C at rows row0..row0+rows of column panel q, for a k-block that is the
+// first (C = tile) and/or the last (epilogue) of the K sum. False where the tile has no
+// valid row or column (the padding panels past n_valid, or rows past m).
+inline bool tile_out(const OutSpec& out, int q, int row0, int rows, bool first, bool last,
+                     TileOut* t) {
+  const int image = q / out.panels_per_image;
+  const int col0 = (q % out.panels_per_image) * kNR;
+  const int cols = std::min(kNR, out.n_valid - col0);
+  if (cols <= 0 || rows <= 0) return false;
+  const int64_t offset = image * out.image_stride + row0 * out.ldc + col0;
+  t->c = out.c + offset;
+  t->ldc = out.ldc;
+  t->rows = rows;
+  t->cols = cols;
+  t->accumulate = !first;
+  t->finish = last;
+  t->bias = out.bias ? out.bias + image * out.bias_image_stride + row0 : nullptr;
+  t->residual = out.residual ? out.residual + offset : nullptr;
+  t->scale = out.scale;
+  return true;
+}
+
+// The portable epilogue for one row of a tile: cols accumulated values into C at o.c + at,
+// with + C (later k-blocks), then + bias, + residual, * scale (last k-block).
+inline void store_row_scalar(const TileOut& o, int64_t at, float bias, const float* acc,
+                             int cols) {
+  float* c = o.c + at;
+  const float* res = o.residual ? o.residual + at : nullptr;
+  for (int j = 0; j < cols; ++j) {
+    float v = acc[j];
+    if (o.accumulate) v += c[j];
+    if (o.finish) {
+      v += bias;
+      if (res) v += res[j];
+      v *= o.scale;
+    }
+    c[j] = v;
+  }
+}
 
 // c (+)= a[kc][kMR] * b[kc][kNR] restricted to the valid rows/cols, then the epilogue.
 using TileKernel = void (*)(int kc, const float* a, const float* b, const TileOut& out);

@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include "cpu/gemm.h"
+#include "cpu/gemm_epilogue_avx512.h"
 
 namespace cm4j {
 namespace cpu {
@@ -32,38 +33,13 @@ __attribute__((target("avx512f"))) void tile_avx512(int kc, const float* a, cons
 
   // Partial tiles (the last columns of an image, the last rows of C) use masked memory
   // access; masked-off lanes are never touched, so nothing past the tile is read.
-  const int cols = o.cols;
-  const __mmask16 m0 = cols >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << cols) - 1);
-  const __mmask16 m1 = cols >= 32   ? 0xFFFF
-                       : cols <= 16 ? 0
-                                    : static_cast<__mmask16>((1u << (cols - 16)) - 1);
+  __mmask16 m0, m1;
+  avx512_col_masks(o.cols, &m0, &m1);
   const __m512 scale = _mm512_set1_ps(o.scale);
 #pragma GCC unroll 12
   for (int r = 0; r < kMR; ++r) {
     if (r >= o.rows) break;
-    float* c = o.c + r * o.ldc;
-    __m512 v0 = acc[r][0];
-    __m512 v1 = acc[r][1];
-    if (o.accumulate) {
-      v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, c));
-      v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, c + 16));
-    }
-    if (o.finish) {
-      if (o.bias) {
-        const __m512 bias = _mm512_set1_ps(o.bias[r]);
-        v0 = _mm512_add_ps(v0, bias);
-        v1 = _mm512_add_ps(v1, bias);
-      }
-      if (o.residual) {
-        const float* res = o.residual + r * o.ldc;
-        v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, res));
-        v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, res + 16));
-      }
-      v0 = _mm512_mul_ps(v0, scale);
-      v1 = _mm512_mul_ps(v1, scale);
-    }
-    _mm512_mask_storeu_ps(c, m0, v0);
-    _mm512_mask_storeu_ps(c + 16, m1, v1);
+    avx512_store_row(o, r, acc[r][0], acc[r][1], m0, m1, scale);
   }
 }
 

@@ -80,22 +80,8 @@ void tile16_generic(int kc, const uint16_t* a, const uint16_t* b, const TileOut&
       }
     }
   }
-  for (int r = 0; r < o.rows; ++r) {
-    const int64_t at = r * o.ldc;
-    float* c = o.c + at;
-    const float* res = o.residual ? o.residual + at : nullptr;
-    const float bias = o.bias ? o.bias[r] : 0.0f;
-    for (int j = 0; j < o.cols; ++j) {
-      float v = acc[r][j];
-      if (o.accumulate) v += c[j];
-      if (o.finish) {
-        v += bias;
-        if (res) v += res[j];
-        v *= o.scale;
-      }
-      c[j] = v;
-    }
-  }
+  for (int r = 0; r < o.rows; ++r)
+    store_row_scalar(o, r * o.ldc, o.bias ? o.bias[r] : 0.0f, acc[r], o.cols);
 }
 
 Bf16Kernel bf16_kernel(Bf16Path path) {
@@ -136,21 +122,8 @@ void gemm16(Bf16Kernel kernel, const PackedA16& a, int p0, int p1, const Panel16
         const int row0 = p * kMR16;
         const int mrows = std::min(kMR16, out.m - row0);
         for (int q = qs; q < qs + nq; ++q) {
-          const int image = q / out.panels_per_image;
-          const int col0 = (q % out.panels_per_image) * kNR;
-          const int cols = std::min(kNR, out.n_valid - col0);
-          if (cols <= 0 || mrows <= 0) continue;
-          const int64_t offset = image * out.image_stride + row0 * out.ldc + col0;
           TileOut t;
-          t.c = out.c + offset;
-          t.ldc = out.ldc;
-          t.rows = mrows;
-          t.cols = cols;
-          t.accumulate = !first;
-          t.finish = last;
-          t.bias = out.bias ? out.bias + image * out.bias_image_stride + row0 : nullptr;
-          t.residual = out.residual ? out.residual + offset : nullptr;
-          t.scale = out.scale;
+          if (!tile_out(out, q, row0, mrows, first, last, &t)) continue;
           kernel(kc, ap, block + static_cast<size_t>(q - qs) * kc * kNR, t);
         }
       }

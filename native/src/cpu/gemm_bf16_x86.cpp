@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "cpu/gemm_bf16.h"
+#include "cpu/gemm_epilogue_avx512.h"
 
 namespace cm4j {
 namespace cpu {
@@ -17,37 +18,12 @@ namespace {
 
 // acc [32][32] fp32 (row stride 32) into C with the epilogue, valid rows/cols only.
 __attribute__((target("avx512f"))) void epilogue16(const float* acc, const TileOut& o) {
-  const int cols = o.cols;
-  const __mmask16 m0 = cols >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << cols) - 1);
-  const __mmask16 m1 = cols >= 32   ? 0xFFFF
-                       : cols <= 16 ? 0
-                                    : static_cast<__mmask16>((1u << (cols - 16)) - 1);
+  __mmask16 m0, m1;
+  avx512_col_masks(o.cols, &m0, &m1);
   const __m512 scale = _mm512_set1_ps(o.scale);
-  for (int r = 0; r < o.rows; ++r) {
-    float* c = o.c + r * o.ldc;
-    __m512 v0 = _mm512_load_ps(acc + r * kNR);
-    __m512 v1 = _mm512_load_ps(acc + r * kNR + 16);
-    if (o.accumulate) {
-      v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, c));
-      v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, c + 16));
-    }
-    if (o.finish) {
-      if (o.bias) {
-        const __m512 bias = _mm512_set1_ps(o.bias[r]);
-        v0 = _mm512_add_ps(v0, bias);
-        v1 = _mm512_add_ps(v1, bias);
-      }
-      if (o.residual) {
-        const float* res = o.residual + r * o.ldc;
-        v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, res));
-        v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, res + 16));
-      }
-      v0 = _mm512_mul_ps(v0, scale);
-      v1 = _mm512_mul_ps(v1, scale);
-    }
-    _mm512_mask_storeu_ps(c, m0, v0);
-    _mm512_mask_storeu_ps(c + 16, m1, v1);
-  }
+  for (int r = 0; r < o.rows; ++r)
+    avx512_store_row(o, r, _mm512_load_ps(acc + r * kNR), _mm512_load_ps(acc + r * kNR + 16),
+                     m0, m1, scale);
 }
 
 struct alignas(64) TileConfig {
