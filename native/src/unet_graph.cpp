@@ -66,7 +66,7 @@ class Net {
   // ---- ops ----------------------------------------------------------------------------
   Act conv(const std::string& name, const Act& x, int c_out, const ConvOpt& o, bool declare_params = true);
   Act group_norm(const std::string& name, const Act& x, const Act* x2, int groups, bool silu,
-                 int scale_shift = -1, int out_buf = -1);
+                 int scale_shift = -1, int out_buf = -1, bool declare_params = true);
   int time_proj(const std::string& name, int n);
   Act resnet(const std::string& name, const Act& x, const Act* skip, int c_out,
              Resample resample = Resample::None, float output_scale = 1.0f);
@@ -122,10 +122,12 @@ Act Net::conv(const std::string& name, const Act& x, int c_out, const ConvOpt& o
 
 // GroupNorm(name) over cat(x, x2); scale_shift is a buffer [B, 2C] of (scale, shift) rows.
 Act Net::group_norm(const std::string& name, const Act& x, const Act* x2, int groups, bool silu,
-                    int scale_shift, int out_buf) {
+                    int scale_shift, int out_buf, bool declare_params) {
   int c = x.c + (x2 ? x2->c : 0);
-  declare(name + ".weight", {c}, ParamKind::Vector);
-  declare(name + ".bias", {c}, ParamKind::Vector);
+  if (declare_params) {
+    declare(name + ".weight", {c}, ParamKind::Vector);
+    declare(name + ".bias", {c}, ParamKind::Vector);
+  }
   Act y{out_buf >= 0 ? out_buf : plan_->buffer(static_cast<size_t>(batch_) * c * x.h * x.w), c, x.h, x.w};
   GroupNormParams p;
   p.batch = batch_;
@@ -403,8 +405,8 @@ Status Net::build() {
   }
 
   if (capture_) {  // the tap is the norm's output, before conv_act's SiLU
-    Act pre = group_norm("conv_norm_out", h, nullptr, c.norm_num_groups, false);
-    specs_->resize(specs_->size() - 2);  // declared again just below
+    Act pre = group_norm("conv_norm_out", h, nullptr, c.norm_num_groups, false, -1, -1,
+                         /*declare_params=*/false);
     tap("conv_norm_out", pre);
   }
   Act normed = group_norm("conv_norm_out", h, nullptr, c.norm_num_groups, /*silu=*/true);
