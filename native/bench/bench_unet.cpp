@@ -1,9 +1,11 @@
 // Whole-UNet latency with synth-v1 weights: seconds per image at each batch size, the
 // engine's weight and arena bytes, and the process's peak RSS.
 //   bench_unet [--config FILE] [--device cpu|cuda] [--batch 1,4] [--iters N]
-//              [--dtype fp32|bf16|fp16|fp32,bf16]
-// A comma list of dtypes runs each in turn, side by side in one table (the engine of one
-// dtype is destroyed before the next is built; peak RSS is the process's, so cumulative).
+//              [--dtype fp32|bf16|fp16|fp32,bf16] [--threads 1,2]
+// Comma lists run each combination in turn, side by side in one table (the engine of one
+// dtype/thread count is destroyed before the next is built; peak RSS is the process's, so
+// cumulative). --threads sets the CPU engine's thread count (device "cpu:N"; 0: one per
+// core, the default).
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -42,11 +44,13 @@ int main(int argc, char** argv) {
   std::vector<int> batches = {1, 4};
   int iters = 2;
   std::vector<std::string> dtypes = {"fp32"};
+  std::vector<int> threads = {0};
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--config") config_path = argv[i + 1];
     else if (a == "--device") device = argv[i + 1];
     else if (a == "--batch") batches = parse_list(argv[i + 1]);
+    else if (a == "--threads") threads = parse_list(argv[i + 1]);
     else if (a == "--iters") iters = std::atoi(argv[i + 1]);
     else if (a == "--dtype") {
       dtypes.clear();
@@ -58,16 +62,18 @@ int main(int argc, char** argv) {
   std::string config = cm4j_test::read_text(config_path);
   std::printf("config %s, device %s, %d iteration(s) after one warm-up\n", config_path.c_str(),
               device.c_str(), iters);
-  std::printf("%6s %6s %12s %12s %14s %12s %12s\n", "dtype", "batch", "s/pass", "s/image",
-              "weights MB", "arena MB", "peak RSS MB");
-  for (const std::string& dtype_name : dtypes) {
+  std::printf("%6s %7s %6s %10s %10s %10s %12s %10s %12s\n", "dtype", "threads", "batch",
+              "s/pass", "s/image", "images/s", "weights MB", "arena MB", "peak RSS MB");
+  if (device != "cpu") threads = {0};
+  for (const std::string& dtype_name : dtypes) for (int nthreads : threads) {
     int dtype = dtype_name == "bf16" ? CM4J_BF16 : dtype_name == "fp16" ? CM4J_F16 : CM4J_F32;
     if (dtype == CM4J_F32 && dtype_name != "fp32") {
       std::fprintf(stderr, "bench_unet: unknown dtype %s\n", dtype_name.c_str());
       return 1;
     }
+    std::string dev = nthreads > 0 ? device + ":" + std::to_string(nthreads) : device;
     cm4j_unet* u = nullptr;
-    if (cm4j_unet_create(config.c_str(), device.c_str(), dtype, &u) != CM4J_OK ||
+    if (cm4j_unet_create(config.c_str(), dev.c_str(), dtype, &u) != CM4J_OK ||
         cm4j_unet_bind_synth(u, 1) != CM4J_OK || cm4j_unet_finalize(u) != CM4J_OK) {
       std::fprintf(stderr, "bench_unet: %s\n", cm4j_last_error());
       return cm4j_test::failures = 1;
@@ -89,9 +95,10 @@ int main(int argc, char** argv) {
         double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if (it > 0) best = std::min(best, sec);  // the first pass builds the plan and arena
       }
-      std::printf("%6s %6d %12.3f %12.3f %14.1f %12.1f %12.1f\n", dtype_name.c_str(), batch, best,
-                  best / batch, cm4j_unet_weight_bytes(u) / 1e6, cm4j_unet_arena_bytes(u) / 1e6,
-                  peak_rss_mb());
+      std::string nt = nthreads > 0 ? std::to_string(nthreads) : "all";
+      std::printf("%6s %7s %6d %10.3f %10.3f %10.3f %12.1f %10.1f %12.1f\n", dtype_name.c_str(),
+                  nt.c_str(), batch, best, best / batch, batch / best,
+                  cm4j_unet_weight_bytes(u) / 1e6, cm4j_unet_arena_bytes(u) / 1e6, peak_rss_mb());
       std::fflush(stdout);
     }
     cm4j_unet_destroy(u);

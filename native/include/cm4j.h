@@ -59,7 +59,7 @@ CM4J_API int cm4j_synth_v1(const char *name, const int64_t *shape, int ndim, uin
                   int64_t n);
 
 /* Parses a diffusers UNet2DModel config.json text and builds the execution plan.
- * device: "cpu", "cuda" or "cuda:N". dtype: compute/storage mode; CM4J_F32 or CM4J_BF16 on the CPU. */
+ * device: "cpu" (one thread per core), "cpu:N" (N threads), "cuda" or "cuda:N" (device N). dtype: compute/storage mode; CM4J_F32 or CM4J_BF16 on the CPU. */
 CM4J_API int cm4j_unet_create(const char *config_json, const char *device, int dtype, cm4j_unet **out);
 
 /* Idempotent on NULL. */

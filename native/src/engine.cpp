@@ -53,18 +53,23 @@ int guarded(Fn fn) {
   }
 }
 
+// "cpu" (one thread per core), "cpu:N" (N threads), "cuda" or "cuda:N" (device N).
+// *index is the thread count (0: one per core) for the cpu, the device number for cuda.
 bool parse_device(const char* device, bool* cuda, int* index) {
   std::string d = device ? device : "cpu";
   *cuda = false;
   *index = 0;
   if (d == "cpu") return true;
   if (d == "cuda") return *cuda = true;
-  if (d.rfind("cuda:", 0) != 0 || d.size() == 5 || d.size() > 8) return false;
-  for (size_t i = 5; i < d.size(); ++i)
-    if (d[i] < '0' || d[i] > '9') return false;
-  *cuda = true;
-  *index = std::stoi(d.substr(5));
-  return true;
+  size_t colon = d.find(':');
+  if (colon == std::string::npos) return false;
+  std::string kind = d.substr(0, colon), n = d.substr(colon + 1);
+  if ((kind != "cpu" && kind != "cuda") || n.empty() || n.size() > 4) return false;
+  for (char c : n)
+    if (c < '0' || c > '9') return false;
+  *cuda = kind == "cuda";
+  *index = std::stoi(n);
+  return *cuda || *index >= 1;
 }
 
 int element_size(int dtype) { return dtype == CM4J_F32 ? 4 : 2; }
@@ -149,7 +154,7 @@ int cm4j_unet_create(const char* config_json, const char* device, int dtype, cm4
     bool cuda;
     int index;
     if (!parse_device(device, &cuda, &index))
-      return fail(CM4J_ERR_INVALID_ARGUMENT, std::string("device: expected cpu, cuda or cuda:N, found ") +
+      return fail(CM4J_ERR_INVALID_ARGUMENT, std::string("device: expected cpu, cpu:THREADS (1 or more), cuda or cuda:N, found ") +
                                                  (device ? device : "null"));
     if (dtype != CM4J_F32 && dtype != CM4J_F16 && dtype != CM4J_BF16)
       return fail(CM4J_ERR_INVALID_ARGUMENT, "dtype: expected fp32, fp16 or bf16");
@@ -163,7 +168,7 @@ int cm4j_unet_create(const char* config_json, const char* device, int dtype, cm4
       u->backend = cm4j::make_cuda_backend(index, dtype, &error);
       if (!u->backend) return fail(CM4J_ERR_DEVICE, error);
     } else {
-      u->backend = cm4j::make_cpu_backend(0, dtype);
+      u->backend = cm4j::make_cpu_backend(index, dtype);
       if (!u->backend) return fail(CM4J_ERR_INTERNAL, "cpu backend: could not start its threads");
     }
     std::vector<cm4j::ParamSpec> specs;

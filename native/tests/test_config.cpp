@@ -76,6 +76,17 @@ int main() {
   CHECK(cm4j_unet_create(tiny().c_str(), "gpu", CM4J_F32, &u) == CM4J_ERR_INVALID_ARGUMENT,
         "bad device: %s", cm4j_last_error());
   CHECK(std::string(cm4j_last_error()).find("found gpu") != std::string::npos, "%s", cm4j_last_error());
+  for (const char* bad : {"cpu:0", "cpu:", "cpu:x", "cpu:99999", "tpu:1", "cuda:"}) {
+    CHECK(cm4j_unet_create(tiny().c_str(), bad, CM4J_F32, &u) == CM4J_ERR_INVALID_ARGUMENT,
+          "device %s accepted", bad);
+    CHECK(std::string(cm4j_last_error()).find(std::string("found ") + bad) != std::string::npos,
+          "%s", cm4j_last_error());
+  }
+  // cpu:N sets the thread count; the engine works the same on one thread.
+  CHECK(cm4j_unet_create(tiny().c_str(), "cpu:1", CM4J_F32, &u) == CM4J_OK, "cpu:1: %s",
+        cm4j_last_error());
+  cm4j_unet_destroy(u);
+  u = nullptr;
   CHECK(cm4j_unet_create(tiny().c_str(), "cpu", CM4J_F16, &u) == CM4J_ERR_UNSUPPORTED,
         "fp16 on cpu: %s", cm4j_last_error());
   std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "PASSED", failures);

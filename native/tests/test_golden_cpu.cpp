@@ -6,6 +6,8 @@
 // float32 where the CPU has a bf16 unit (AMX or AVX-512-BF16; the portable kernel takes
 // ~45 s for imagenet64 on 2 cores), or alone with CM4J_GOLDEN_DTYPE=bf16 (any CPU;
 // CM4J_CPU_ISA=amx|avx512bf16|avx2 picks the bf16 path). CM4J_GOLDEN_DTYPE=fp32: float32 only.
+// ctest runs it once per dispatch path (CMakeLists.txt): a path forced with CM4J_CPU_ISA that
+// this CPU lacks is a skip (exit 77), never a silent run of another path.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -91,6 +93,20 @@ int main() {
   if (!mode.empty() && mode != "fp32" && mode != "bf16") {
     std::fprintf(stderr, "CM4J_GOLDEN_DTYPE: expected fp32 or bf16, found %s\n", dtype);
     return 2;
+  }
+  const std::string isa = cm4j::cpu::isa_name(cm4j::cpu::choose_isa());
+  const std::string bf16 = cm4j::cpu::bf16_path_name(cm4j::cpu::choose_bf16_path());
+  std::printf("kernels: fp32 %s, bf16 %s\n", isa.c_str(), bf16.c_str());
+  if (const char* forced = std::getenv("CM4J_CPU_ISA")) {
+    // The fp32 names select the fp32 kernels and the bf16 mode's portable kernel.
+    const std::string want = forced;
+    const bool fp32_name = want == "avx512" || want == "avx2" || want == "generic";
+    const bool served = (mode != "bf16" ? !fp32_name || want == isa : true) &&
+                        (mode != "fp32" ? (fp32_name ? bf16 == "generic" : want == bf16) : true);
+    if (!served) {
+      std::printf("SKIPPED: CM4J_CPU_ISA=%s is not available on this CPU\n", forced);
+      return 77;
+    }
   }
   bool run_bf16 = mode == "bf16";
   if (mode.empty()) {
