@@ -48,6 +48,15 @@ class UNetGoldenTest {
   }
 
   @Test
+  void lsunMiniOnOneThread() throws Exception {
+    // cpu:1 reaches the native thread pool as its size; the numbers stay within the bound.
+    try (UNet unet = UNet.create(Golden.file("lsun_mini/config.json"),
+        WeightSource.synthV1(1), Device.cpu(1), Precision.FP32)) {
+      check("lsun_mini", unet);
+    }
+  }
+
+  @Test
   void imagenet64InBfloat16() throws Exception {
     try (UNet unet = UNet.create(Golden.file("imagenet64/config.json"),
         WeightSource.synthV1(1), Device.CPU, Precision.BF16)) {

@@ -9,7 +9,7 @@ import picocli.CommandLine.Option;
  * usable, which its help says.)
  */
 final class DeviceOption {
-  @Option(names = "--device", paramLabel = "cpu|cuda[:i]", defaultValue = "cpu",
+  @Option(names = "--device", paramLabel = "cpu[:threads]|cuda[:i]", defaultValue = "cpu",
       converter = Converters.DeviceConverter.class,
       description = "Where to run (default: ${DEFAULT-VALUE}).")
   Device value;

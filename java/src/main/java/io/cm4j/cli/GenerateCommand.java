@@ -88,7 +88,7 @@ final class GenerateCommand implements Callable<Integer> {
       description = "Seed of the torch-compatible generator (default: ${DEFAULT-VALUE}).")
   long seed;
 
-  @Option(names = "--device", paramLabel = "cpu|cuda[:i]",
+  @Option(names = "--device", paramLabel = "cpu[:threads]|cuda[:i]",
       converter = Converters.DeviceConverter.class,
       description = "Where to run (default: the GPU when one is usable, else the CPU).")
   Device device;
