@@ -49,9 +49,9 @@ void check_indexing(const Case& k) {
   CHECK(wrong == 0, "%s: %zu packed elements came from the wrong place", k.name, wrong);
   const std::vector<float> back = unpack_out(s, pack_qkv(s, qkv.data(), 0));
   size_t differ = 0;
+  const size_t plane = static_cast<size_t>(c) * k.hw;  // one image's q: [C, HW]
   for (int b = 0; b < k.batch; ++b)
-    for (size_t i = 0; i < static_cast<size_t>(c) * k.hw; ++i)
-      differ += back[b * static_cast<size_t>(c) * k.hw + i] != qkv[b * 3 * static_cast<size_t>(c) * k.hw + i];
+    for (size_t i = 0; i < plane; ++i) differ += back[b * plane + i] != qkv[b * 3 * plane + i];
   CHECK(differ == 0, "%s: unpack(pack(q)) differs from q at %zu elements", k.name, differ);
   std::printf("  %-28s indexing: %zu misplaced, %zu round-trip differences\n", k.name, wrong,
               differ);

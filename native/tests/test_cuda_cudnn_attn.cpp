@@ -19,6 +19,7 @@
 // poisoned with NaN before each checked run); inputs are fresh random numbers every run
 // (the seed is printed; CM4J_TEST_SEED=<n> repeats a run). Reported only: the CPU
 // backend against cuDNN (a third opinion when a check fails) and the times.
+// CM4J_TEST_FILTER (comma-separated substrings of the case names) runs a subset.
 // Exit 77 (skipped) when no CUDA device is usable, when cuDNN cannot be loaded, or when it
 // has no multi-head attention functions (no libcudnn_adv); any other cuDNN failure (handle,
 // descriptors, buffer query, forward) fails the test with cuDNN's message.
@@ -155,9 +156,10 @@ class CudnnAttention {
     if (!error_.empty()) return;
     // One head; q, k, v of the head's d elements, no projections; sequences of HW steps;
     // N = B*heads sequences of beam 1.
-    ck(dnn.SetAttnDescriptor(attn_, CUDNN_ATTN_QUERYMAP_ALL_TO_ONE | CUDNN_ATTN_DISABLE_PROJ_BIASES,
-                             /*n_heads=*/1, sm_scaler, CUDNN_DATA_FLOAT, CUDNN_DATA_FLOAT, math,
-                             /*attn_dropout=*/nullptr, /*post_dropout=*/nullptr, s.d, s.d, s.d,
+    const unsigned mode = CUDNN_ATTN_QUERYMAP_ALL_TO_ONE | CUDNN_ATTN_DISABLE_PROJ_BIASES;
+    ck(dnn.SetAttnDescriptor(attn_, mode, /*n_heads=*/1, sm_scaler, CUDNN_DATA_FLOAT,
+                             CUDNN_DATA_FLOAT, math, /*attn_dropout=*/nullptr,
+                             /*post_dropout=*/nullptr, s.d, s.d, s.d,
                              /*q/k/v/o_proj_size=*/0, 0, 0, 0, s.hw, s.hw, s.seqs(),
                              /*max_beam_size=*/1),
        "cudnnSetAttnDescriptor");
@@ -221,7 +223,8 @@ class CudnnAttention {
 
  private:
   void ck(cudnnStatus_t st, const char* what) {
-    if (st != CUDNN_STATUS_SUCCESS && error_.empty()) error_ = std::string(what) + ": " + dnn_.err(st);
+    if (st != CUDNN_STATUS_SUCCESS && error_.empty())
+      error_ = std::string(what) + ": " + dnn_.err(st);
   }
 
   const CudnnMha& dnn_;
@@ -237,6 +240,19 @@ class CudnnAttention {
 
 constexpr double kBound = 1e-5;
 constexpr int kReps = 10;
+
+// CM4J_TEST_FILTER is a comma-separated list of substrings; a case runs when its name
+// contains any of them.
+bool selected(const std::string& name) {
+  const char* filter = std::getenv("CM4J_TEST_FILTER");
+  if (!filter || !*filter) return true;
+  std::string list = std::string(filter) + ",";
+  for (size_t at = 0, comma; (comma = list.find(',', at)) != std::string::npos; at = comma + 1) {
+    std::string part = list.substr(at, comma - at);
+    if (!part.empty() && name.find(part) != std::string::npos) return true;
+  }
+  return false;
+}
 
 struct Totals {
   int cases = 0;
@@ -260,6 +276,10 @@ double rel_or_inf(const std::vector<float>& got, const std::vector<float>& ref, 
 
 void run_case(Backend* gpu, Backend* cpu, const CudnnMha& dnn, cudnnHandle_t handle,
               const Case& k, int batch, Totals* totals) {
+  char shape[160];
+  std::snprintf(shape, sizeof shape, "%s %s b%d c%d hw%d dh%d", k.model, k.where, batch,
+                k.channels, k.hw, k.dim_head);
+  if (!selected(shape)) return;
   ++totals->cases;
   const cudaStream_t stream = cuda_backend_stream(gpu);
   const SeqShape s{batch, k.channels / k.dim_head, k.hw, k.dim_head};
@@ -270,9 +290,6 @@ void run_case(Backend* gpu, Backend* cpu, const CudnnMha& dnn, cudnnHandle_t han
   p.heads = s.heads;
   p.dim_head = k.dim_head;
   p.scale = 1.0f / std::sqrt(static_cast<float>(k.dim_head));
-  char shape[160];
-  std::snprintf(shape, sizeof shape, "%s %s b%d c%d hw%d dh%d", k.model, k.where, batch,
-                k.channels, k.hw, k.dim_head);
   // Scores of a few units: softmax neither uniform nor one-hot (as test_cuda_ops).
   const auto qkv = randn(static_cast<size_t>(batch) * 3 * k.channels * k.hw, 1.5f);
 
