@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds cm4j with the CUDA backend on a GPU machine and runs every GPU check, in one call:
 #   info -> configure -> build -> test_cuda_indexing -> test_cuda_ops -> test_cuda_golden
-#   -> test_cuda_cudnn (conv vs cuDNN; skipped without libcudnn.so.9) -> test_cuda_golden
+#   -> test_cuda_cudnn (conv vs cuDNN) -> test_cuda_cudnn_attn (attention vs cuDNN's
+#   multi-head attention; both skipped without libcudnn.so.9) -> test_cuda_golden
 #   (fp16 and bf16 tensor-core conv) -> compute-sanitizer memcheck (tiny model)
 #   and racecheck (small ops) -> bench_cuda
 # Every step runs even when an earlier one failed (a step whose binary was not built is
@@ -85,6 +86,10 @@ note_for() {
           o += $5; g = $6 + 0; p = $7 + 0; c += (p > 0 && p < g) ? p : g }
         END {printf "%d cases, worst rel L2 %s; ms ours %.2f vs cuDNN %.2f", n,
           bad ? "inf" : sprintf("%.1e", m), o, c}' "$log" ;;
+    test_cuda_cudnn_attn)
+      # Its closing line (cases, worst rel L2 vs cuDNN, summed medians), or why it stopped.
+      grep -E '^test_cuda_cudnn_attn: ([0-9]+ case|FAIL)' "$log" | head -n 1 |
+        sed 's/^test_cuda_cudnn_attn: //' ;;
     test_cuda_ops)
       # Worst relative L2 error per kernel set (column 4 of the table).
       echo "$(grep -E '^test_cuda_ops: [0-9]+ case' "$log" | sed 's/test_cuda_ops: //');" \
@@ -150,7 +155,7 @@ if ! grep -q 'CM4J_HAVE_CUDA' "$BUILD/CMakeCache.txt" 2>/dev/null && \
 fi
 # Only the GPU targets (and the library): a failure in an unrelated file cannot hold them
 # back, and the build stays short. CM4J_FULL_BUILD=1 also builds everything else after.
-TARGETS="test_cuda_indexing test_cuda_ops test_cuda_golden test_cuda_cudnn bench_cuda cm4j"
+TARGETS="test_cuda_indexing test_cuda_ops test_cuda_golden test_cuda_cudnn test_cuda_cudnn_attn bench_cuda cm4j"
 if [ "${CM4J_FULL_BUILD:-0}" = 1 ]; then
   KEEP_GOING="-k"
   [ ${#GEN[@]} -gt 0 ] && KEEP_GOING="-k 0"
@@ -203,7 +208,7 @@ if [ -z "${CM4J_CUDNN_LIB:-}" ]; then
   CM4J_CUDNN_LIB=$(find_cudnn | head -n 1)
   [ -n "$CM4J_CUDNN_LIB" ] && export CM4J_CUDNN_LIB
 fi
-echo "cuDNN: ${CM4J_CUDNN_LIB:-not found (test_cuda_cudnn will skip)}" | tee -a "$LOGS/info.log"
+echo "cuDNN: ${CM4J_CUDNN_LIB:-not found (test_cuda_cudnn and test_cuda_cudnn_attn will skip)}" | tee -a "$LOGS/info.log"
 # A pip wheel's cuDNN may need its sibling wheels' libraries (nvidia/cublas/lib, ...): put
 # every nvidia/*/lib on the library path of this one step.
 CUDNN_LD=${LD_LIBRARY_PATH:-}
@@ -213,11 +218,13 @@ if [ -n "${CM4J_CUDNN_LIB:-}" ]; then
     for d in "$NV"/*/lib; do [ -d "$d" ] && CUDNN_LD="$d${CUDNN_LD:+:$CUDNN_LD}"; done
   fi
 fi
-if [ -n "$CUDNN_LD" ]; then
-  LD_LIBRARY_PATH="$CUDNN_LD" run_bin test_cuda_cudnn 60 test_cuda_cudnn
-else
-  run_bin test_cuda_cudnn 60 test_cuda_cudnn
-fi
+for t in test_cuda_cudnn test_cuda_cudnn_attn; do
+  if [ -n "$CUDNN_LD" ]; then
+    LD_LIBRARY_PATH="$CUDNN_LD" run_bin $t 60 $t
+  else
+    run_bin $t 60 $t
+  fi
+done
 sanitize memcheck_tiny 120 memcheck test_cuda_golden --models=tiny
 # The tensor-core conv (fp16/bf16 operands): opt-in, first verified here.
 run_bin test_cuda_golden_fp16 100 test_cuda_golden --dtype=fp16

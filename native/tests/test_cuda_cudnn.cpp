@@ -3,14 +3,11 @@
 // a second, independent reference next to test_cuda_ops (which compares with the CPU
 // backend), and a speed reference.
 //
-// cuDNN is not a build dependency: the library is dlopen'ed at run time and the dozen
-// legacy-API functions used are resolved with dlsym, with their prototypes and enum values
-// declared here (cuDNN 9 cudnn_graph.h / cudnn_ops.h / cudnn_cnn.h; the same since cuDNN 8).
-// The library is looked for as $CM4J_CUDNN_LIB (a path or a name), then libcudnn.so.9 and
-// libcudnn.so; its sub-libraries (libcudnn_ops/cnn/graph/engines_*.so.9) are preloaded from
-// the folder it was found in, so a pip wheel's lib folder (nvidia/cudnn/lib) works without
-// LD_LIBRARY_PATH. Exit 77 (skipped) with the reason when no CUDA device is usable or
-// cuDNN cannot be loaded or initialized.
+// cuDNN is loaded at run time (cudnn_dl.h: $CM4J_CUDNN_LIB, then libcudnn.so.9 and
+// libcudnn.so); the dozen legacy-API functions used are resolved with dlsym, with their
+// prototypes and enum values declared here (cuDNN 9 cudnn_ops.h / cudnn_cnn.h). Exit 77
+// (skipped) with the reason when no CUDA device is usable or cuDNN cannot be loaded or
+// initialized.
 //
 // Checked: cuDNN with CUDNN_FMA_MATH (no TF32, no tensor cores) and the two direct GEMM
 // algorithms, IMPLICIT_GEMM and IMPLICIT_PRECOMP_GEMM; relative L2 error
@@ -22,10 +19,7 @@
 // Reported only (not checked): the fastest of every cuDNN forward algorithm with FMA math
 // (GEMM, FFT, FFT_TILING, WINOGRAD, WINOGRAD_NONFUSED too), whose numerics differ by design.
 //
-// Attention is compared against the CPU backend in test_cuda_ops; a cuDNN comparison of
-// attention (fused SDPA) needs cuDNN's graph / frontend API and is future work.
-#include <dlfcn.h>
-
+// Attention is compared with cuDNN in test_cuda_cudnn_attn.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -44,38 +38,27 @@
 #include "test_util.h"
 #ifdef CM4J_HAVE_CUDA
 #include "cuda/cuda_backend.h"
+#include "cudnn_dl.h"
 #endif
 
 using namespace cm4j;
-using namespace cm4j_test;  // Buf, conv_params, g_rng, randn, uniform
+using namespace cm4j_test;  // Buf, conv_params, g_rng, randn, uniform, CudnnLib, time_ms
 
 #ifdef CM4J_HAVE_CUDA
 namespace {
 
 // ---- the slice of the cuDNN legacy API used here ----------------------------------------
-typedef int cudnnStatus_t;  // CUDNN_STATUS_SUCCESS = 0
-typedef struct cudnnContext* cudnnHandle_t;
 typedef struct cudnnTensorStruct* cudnnTensorDescriptor_t;
 typedef struct cudnnFilterStruct* cudnnFilterDescriptor_t;
 typedef struct cudnnConvolutionStruct* cudnnConvolutionDescriptor_t;
-constexpr int CUDNN_STATUS_SUCCESS = 0;
 constexpr int CUDNN_TENSOR_NCHW = 0;         // cudnnTensorFormat_t
-constexpr int CUDNN_DATA_FLOAT = 0;          // cudnnDataType_t
 constexpr int CUDNN_CROSS_CORRELATION = 1;   // cudnnConvolutionMode_t
-constexpr int CUDNN_FMA_MATH = 3;            // cudnnMathType_t: no tensor cores, no TF32
 constexpr int kAlgoCount = 8;                // cudnnConvolutionFwdAlgo_t 0..7
 const char* const kAlgoNames[kAlgoCount] = {"implicit_gemm", "implicit_precomp_gemm", "gemm",
                                             "direct", "fft", "fft_tiling", "winograd",
                                             "winograd_nonfused"};
 
-struct Cudnn {
-  void* lib = nullptr;
-  std::string path;  // where it was loaded from
-  size_t (*GetVersion)() = nullptr;
-  const char* (*GetErrorString)(cudnnStatus_t) = nullptr;
-  cudnnStatus_t (*Create)(cudnnHandle_t*) = nullptr;
-  cudnnStatus_t (*Destroy)(cudnnHandle_t) = nullptr;
-  cudnnStatus_t (*SetStream)(cudnnHandle_t, cudaStream_t) = nullptr;
+struct Cudnn : CudnnLib {
   cudnnStatus_t (*CreateTensorDescriptor)(cudnnTensorDescriptor_t*) = nullptr;
   cudnnStatus_t (*DestroyTensorDescriptor)(cudnnTensorDescriptor_t) = nullptr;
   cudnnStatus_t (*SetTensor4dDescriptor)(cudnnTensorDescriptor_t, int format, int data_type,
@@ -109,86 +92,13 @@ struct Cudnn {
   cudnnStatus_t (*AddTensor)(cudnnHandle_t, const void* alpha, cudnnTensorDescriptor_t,
                              const void* a, const void* beta, cudnnTensorDescriptor_t,
                              void* c) = nullptr;
-
-  std::string err(cudnnStatus_t s) const {
-    const char* m = GetErrorString ? GetErrorString(s) : nullptr;
-    return std::string(m ? m : "?") + " (" + std::to_string(s) + ")";
-  }
 };
-
-std::string dir_of(const std::string& path) {
-  size_t slash = path.rfind('/');
-  return slash == std::string::npos ? std::string() : path.substr(0, slash);
-}
-
-// cuDNN 9's libcudnn.so.9 is a shim that dlopens its sub-libraries by name; loading them
-// first, by path, from the shim's own folder makes them found there. Several passes: a
-// sub-library whose dependencies are not loaded yet may load on a later one.
-void preload_sublibraries(const std::string& dir) {
-  if (dir.empty()) return;
-  const char* names[] = {"libcudnn_graph.so.9",
-                         "libcudnn_engines_precompiled.so.9",
-                         "libcudnn_engines_runtime_compiled.so.9",
-                         "libcudnn_heuristic.so.9",
-                         "libcudnn_ops.so.9",
-                         "libcudnn_cnn.so.9",
-                         "libcudnn_adv.so.9"};
-  const int n = static_cast<int>(sizeof names / sizeof names[0]);
-  std::vector<bool> done(n, false);
-  for (int pass = 0; pass < n; ++pass) {
-    bool progress = false;
-    for (int i = 0; i < n; ++i) {
-      if (done[i]) continue;
-      if (dlopen((dir + "/" + names[i]).c_str(), RTLD_NOW | RTLD_GLOBAL)) {
-        done[i] = true;
-        progress = true;
-      }
-    }
-    if (!progress) break;
-  }
-}
 
 // Loads cuDNN and resolves the functions; false with the reason in *why.
 bool load_cudnn(Cudnn* c, std::string* why) {
-  std::vector<std::string> names;
-  if (const char* env = std::getenv("CM4J_CUDNN_LIB")) {
-    if (*env) names.push_back(env);
-  }
-  names.push_back("libcudnn.so.9");
-  names.push_back("libcudnn.so");
-  std::string tried;
-  for (const std::string& name : names) {
-    if (name.find('/') != std::string::npos) preload_sublibraries(dir_of(name));
-    void* h = dlopen(name.c_str(), RTLD_NOW | RTLD_GLOBAL);
-    if (h) {
-      c->lib = h;
-      c->path = name;
-      break;
-    }
-    const char* e = dlerror();
-    std::printf("    dlopen %s: %s\n", name.c_str(), e ? e : "not found");
-    tried += (tried.empty() ? "" : ", ") + name;
-  }
-  if (!c->lib) {  // one line: the device check's summary shows the last line of a skip
-    *why = "cannot load cuDNN (tried " + tried + "; set CM4J_CUDNN_LIB to libcudnn.so.9's path)";
-    return false;
-  }
-  char origin[4096] = "";
-  if (dlinfo(c->lib, RTLD_DI_ORIGIN, origin) == 0 && origin[0]) {
-    c->path = std::string(origin) + "/" + c->path.substr(c->path.rfind('/') + 1);
-    preload_sublibraries(origin);
-  }
+  if (!open_cudnn(c, why)) return false;
   std::string missing;
-  auto sym = [&](auto* fn, const char* name) {
-    void* p = dlsym(c->lib, name);
-    if (!p) missing += std::string(missing.empty() ? "" : ", ") + name;
-    std::memcpy(fn, &p, sizeof p);
-  };
-  sym(&c->GetVersion, "cudnnGetVersion");
-  sym(&c->GetErrorString, "cudnnGetErrorString");
-  sym(&c->Create, "cudnnCreate");
-  sym(&c->Destroy, "cudnnDestroy");
-  sym(&c->SetStream, "cudnnSetStream");
+  auto sym = [&](auto* fn, const char* name) { c->sym(fn, name, &missing); };
   sym(&c->CreateTensorDescriptor, "cudnnCreateTensorDescriptor");
   sym(&c->DestroyTensorDescriptor, "cudnnDestroyTensorDescriptor");
   sym(&c->SetTensor4dDescriptor, "cudnnSetTensor4dDescriptor");
@@ -231,40 +141,6 @@ Compared compare(const std::vector<float>& got, const std::vector<float>& ref) {
   for (float v : got) c.nan += std::isfinite(v) ? 0 : 1;
   c.rel = cm4j_test::rel_l2(got.data(), ref.data(), ref.size());
   return c;
-}
-
-// Median of kReps timed runs of fn (enqueues on stream), in ms; negative when fn failed.
-template <typename Fn>
-double time_ms(cudaStream_t stream, Fn fn) {
-  cudaEvent_t t0, t1;
-  if (cudaEventCreate(&t0) != cudaSuccess) return -1;
-  if (cudaEventCreate(&t1) != cudaSuccess) {
-    cudaEventDestroy(t0);
-    return -1;
-  }
-  std::vector<float> ms;
-  bool ok = true;
-  for (int r = 0; r < kReps && ok; ++r) {
-    cudaEventRecord(t0, stream);
-    ok = fn();
-    cudaEventRecord(t1, stream);
-    float t = 0;
-    if (ok) ok = cudaEventSynchronize(t1) == cudaSuccess &&
-                 cudaEventElapsedTime(&t, t0, t1) == cudaSuccess;
-    ms.push_back(t);
-  }
-  cudaEventDestroy(t0);
-  cudaEventDestroy(t1);
-  if (!ok) return -1;
-  std::sort(ms.begin(), ms.end());
-  return 0.5 * (ms[(kReps - 1) / 2] + ms[kReps / 2]);
-}
-
-std::string fmt_ms(double ms) {
-  char b[32];
-  if (ms < 0) return "n/a";
-  std::snprintf(b, sizeof b, "%.3f", ms);
-  return b;
 }
 
 void run_case(Backend* gpu, const Cudnn& dnn, cudnnHandle_t handle, const Case& k) {
@@ -320,7 +196,7 @@ void run_case(Backend* gpu, const Cudnn& dnn, cudnnHandle_t handle, const Case& 
     s = gpu->conv2d(p, a);
     if (s.ok()) s = gpu->synchronize();
     got = ours.get();
-    if (s.ok()) ours_ms = time_ms(stream, [&] { return gpu->conv2d(p, a).ok(); });
+    if (s.ok()) ours_ms = time_ms(stream, kReps, [&] { return gpu->conv2d(p, a).ok(); });
   }
   CHECK(s.ok(), "%s: our conv2d: %s", shape, s.message.c_str());
 
@@ -404,7 +280,7 @@ void run_case(Backend* gpu, const Cudnn& dnn, cudnnHandle_t handle, const Case& 
       CHECK(cmp.rel <= kBound, "%s: rel L2 %.3e vs cuDNN %s > %.0e", shape, cmp.rel,
             kAlgoNames[algo], kBound);
     }
-    ms[algo] = time_ms(stream, forward);
+    ms[algo] = time_ms(stream, kReps, forward);
   }
   for (int algo = 0; algo <= 1; ++algo) {
     CHECK(!setup_error.empty() || algo_error[algo].empty(), "%s: cuDNN %s failed: %s", shape,
