@@ -1,5 +1,5 @@
 // The C API (cm4j.h): validates arguments, turns C++ failures into status codes plus a
-// thread-local message, and serializes forward passes per engine.
+// thread-local message, and serializes forward passes and sampling loops per engine.
 #include <cmath>
 #include <cstring>
 #include <memory>

@@ -14,6 +14,7 @@ import io.cm4j.SamplingSteps;
 import io.cm4j.UNet;
 import io.cm4j.WeightSource;
 import io.cm4j.weights.Json;
+import io.cm4j.weights.SafetensorsFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -122,6 +123,25 @@ class DeviceLoopTest {
     assertArrayEquals(expected, mixed.sample(), "the first step in Java, the rest on device");
     assertArrayEquals(ImageOutput.denormalizeToNhwc(expected, batch, 3, 32, 32),
         p.generate(request).imageArray(), "generate");
+  }
+
+  /** The golden pipeline cases: generate's images are the Java loop's, so are its errors. */
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("io.cm4j.pipeline.ConsistencyModelPipelineTest#pipelineCases")
+  void goldenCasesKeepTheJavaLoopsErrors(Path file) throws Exception {
+    ConsistencyModelPipeline p = pipeline(true, ConsistencyModelPipeline.readSchedulerConfig(
+        GoldenFiles.file("tiny/pipeline")));
+    try (SafetensorsFile golden = SafetensorsFile.open(file)) {
+      GenerationRequest request = ConsistencyModelPipelineTest.requestFor(golden);
+      int batch = request.batchSize();
+      float[] javaImage = ImageOutput.denormalizeToNhwc(javaLoop(p, request), batch, 3, 32, 32);
+      float[] deviceImage = p.generate(request).imageArray();
+      float[] expected = golden.floats("image");
+      System.out.printf("golden %s: image max abs error %.3e on the device loop, %.3e in the "
+          + "Java loop%n", file.getFileName(), GoldenFiles.maxAbsDiff(expected, deviceImage),
+          GoldenFiles.maxAbsDiff(expected, javaImage));
+      assertArrayEquals(javaImage, deviceImage);
+    }
   }
 
   @Test
