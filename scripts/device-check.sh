@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds cm4j with the CUDA backend on a GPU machine and runs every GPU check, in one call:
 #   info -> configure -> build -> test_cuda_indexing -> test_cuda_ops -> test_cuda_golden
+#   (with the tiny model's sampling loop on the device)
 #   -> test_cuda_cudnn (conv vs cuDNN) -> test_cuda_cudnn_attn (attention vs cuDNN's
 #   multi-head attention; both skipped without libcudnn.so.9) -> test_cuda_golden
 #   (fp16 and bf16 tensor-core conv) -> compute-sanitizer memcheck (tiny model)
@@ -97,7 +98,9 @@ note_for() {
     test_cuda_golden*)
       grep -E '^[a-z_0-9]+ +cuda[^ ]* +sample ' "$log" | awk '{printf "%s %s; ", $1, $5}'
       grep -E ' repeat forward ' "$log" | awk '{printf "repeat %s; ", $5}'
-      grep -E ' batch-1 forward ' "$log" | awk '{printf "batch-1 vs batch %s", $6}' ;;
+      grep -E ' batch-1 forward ' "$log" | awk '{printf "batch-1 vs batch %s; ", $6}'
+      grep -E ' sampling loop +(identical|DIFFERS)' "$log" | awk '{printf "sampling loop %s; ", $5}'
+      grep -E ' sampling loop +rel_l2 ' "$log" | awk '{printf "vs cpu %s", $6}' ;;
     memcheck*|racecheck*) grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$log" | tail -n 1 | sed 's/^=* *//' ;;
     bench_cuda) grep -E '^RESULT forward' "$log" | sed 's/ms=//; s/batch=/b/' | awk '{printf "%s %s %s ms; ", $3, $4, $5}' ;;
     info) grep -E '^GPU:' "$log" | head -n 1 ;;

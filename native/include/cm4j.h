@@ -10,6 +10,7 @@
  *   cm4j_unet_bind(...) once per named weight, or cm4j_unet_bind_synth(unet, seed)
  *   cm4j_unet_finalize(unet)      checks missing/unexpected/mis-shaped keys, packs weights
  *   cm4j_unet_forward(...)        any number of times, from any thread
+ *   cm4j_unet_sample(...)         a whole sampling loop on the device, likewise
  *   cm4j_unet_destroy(unet)
  */
 #ifndef CM4J_H
@@ -97,6 +98,32 @@ CM4J_API int cm4j_unet_finalize(cm4j_unet *unet);
  * Thread-safe: concurrent calls on one engine are serialized. */
 CM4J_API int cm4j_unet_forward(cm4j_unet *unet, int batch, const float *sample, const float *timestep,
                       const int64_t *class_labels, float *out);
+
+/* A whole consistency-model sampling loop (diffusers' ConsistencyModelPipeline with
+ * CMStochasticIterativeScheduler) on the engine's device: the sample is uploaded once, every
+ * step runs on the device, and the final sample is downloaded once. For step s and image b,
+ * with v[s,b] = v[s * batch + b]:
+ *   model_input  = sample / input_scale[s,b]              (scale_model_input)
+ *   model_output = unet(model_input, timesteps[s,b], class_labels)
+ *   denoised     = c_out[s,b] * model_output + c_skip[s,b] * sample, clamped to [-1, 1]
+ *                  when clip (NaN stays NaN)
+ *   sample       = denoised + (noise[s] * s_noise) * noise_scale[s,b]
+ * Each operation is one float32 operation rounded as written (no fused multiply-add), so the
+ * result is bit for bit that of the same loop around cm4j_unet_forward on this engine with
+ * the arithmetic done on the host in float32 (as io.cm4j.pipeline does).
+ *   sample_in, sample_out  [batch, C, S, S] f32 (C = in_channels = out_channels); may alias
+ *   timesteps, input_scale, c_skip, c_out, noise_scale  [steps, batch] f32; timesteps finite,
+ *                          the others used as given
+ *   noise        [steps, batch, C, S, S] f32: each step's draw, in order; NULL for zeros
+ *                (a one-step schedule draws none)
+ *   class_labels [batch] i64, NULL for unconditional models
+ *   clip         0 or 1
+ * Thread-safe like cm4j_unet_forward; taps, when enabled, are those of the last step. */
+CM4J_API int cm4j_unet_sample(cm4j_unet *unet, int batch, int steps, const float *sample_in,
+                     const float *timesteps, const float *input_scale, const float *c_skip,
+                     const float *c_out, const float *noise_scale, float s_noise,
+                     const float *noise, const int64_t *class_labels, int clip,
+                     float *sample_out);
 
 /* Debug taps: when enabled, the next forward passes keep the intermediate outputs the golden
  * files record (tap.time_embedding, tap.conv_in, tap.down_blocks.N, ...). */

@@ -101,6 +101,31 @@ struct LinearArgs {
   const float* add = nullptr;      // [M, N] added to y, or null (class embedding)
 };
 
+// The consistency-model scheduler's elementwise step (diffusers'
+// CMStochasticIterativeScheduler.step, io.cm4j.pipeline.CMStochasticIterativeScheduler), so
+// a multistep loop keeps its images on the backend. Per element of image b:
+//   denoised = c_out[b] * model_output + c_skip[b] * sample, clamped to [-1, 1] when clip
+//   prev     = denoised + (noise * s_noise) * noise_scale[b]
+// Every operation is one float32 operation rounded as written (never contracted into a
+// fused multiply-add), so the result is bit for bit that of the Java scheduler. The clamp
+// keeps NaN, as Java's Math.min/max do.
+struct SchedulerStepParams {
+  int batch = 1;
+  int64_t image = 0;  // elements per image (C * H * W)
+  bool clip = false;  // clip_denoised
+  float s_noise = 1.0f;
+};
+
+struct SchedulerStepArgs {
+  const float* model_output = nullptr;  // [B, image]
+  const float* sample = nullptr;        // [B, image]
+  const float* noise = nullptr;         // [B, image], or null for zeros (a one-step schedule)
+  const float* c_skip = nullptr;        // [B]
+  const float* c_out = nullptr;         // [B]
+  const float* noise_scale = nullptr;   // [B] sqrt(sigma_hat^2 - sigma_min^2)
+  float* prev = nullptr;                // [B, image]; may alias sample
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -136,6 +161,14 @@ class Backend {
   // rows[b, :] = table[labels[b], :]; labels already validated. labels is host memory.
   virtual Status embedding_lookup(const float* table, const int64_t* labels, float* rows,
                                   int batch, int dim) = 0;
+
+  // scale_model_input: y[b, i] = x[b, i] / divisor[b], divisor = sqrt(sigma^2 + sigma_data^2)
+  // (a float32 division, as the scheduler computes it, not a product with the reciprocal).
+  // x, y [B, image] (y may alias x); divisor [B] in backend memory.
+  virtual Status scale_model_input(const float* x, const float* divisor, float* y, int batch,
+                                   int64_t image) = 0;
+  // See SchedulerStepParams. The per-image scalars are in backend memory.
+  virtual Status scheduler_step(const SchedulerStepParams& p, const SchedulerStepArgs& a) = 0;
 
   // Waits for queued work (no-op on the CPU).
   virtual Status synchronize() = 0;

@@ -1,5 +1,6 @@
 // The C API (cm4j.h): validates arguments, turns C++ failures into status codes plus a
-// thread-local message, and serializes forward passes per engine.
+// thread-local message, and serializes forward passes and sampling loops per engine.
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -9,6 +10,7 @@
 
 #include "backend.h"
 #include "cm4j.h"
+#include "sample_loop.h"
 #include "synth.h"
 #include "unet_config.h"
 #include "unet_graph.h"
@@ -91,6 +93,32 @@ int check_ready(const cm4j_unet* u) {
   if (!u->weights->finalized())
     return fail(CM4J_ERR_STATE, "weights are not finalized: bind every weight, then finalize");
   return CM4J_OK;
+}
+
+// Labels of one call: required by a class-conditional model, each in [0, num_class_embeds).
+int check_labels(const cm4j_unet* u, int batch, const int64_t* class_labels) {
+  const cm4j::UNetConfig& c = u->config;
+  if (c.num_class_embeds <= 0) return CM4J_OK;
+  if (!class_labels)
+    return fail(CM4J_ERR_INVALID_ARGUMENT, "class_labels: required by this class-conditional model");
+  for (int b = 0; b < batch; ++b)
+    if (class_labels[b] < 0 || class_labels[b] >= c.num_class_embeds)
+      return fail(CM4J_ERR_INVALID_ARGUMENT,
+                  "class_labels[" + std::to_string(b) + "]: expected 0.." +
+                      std::to_string(c.num_class_embeds - 1) + ", found " +
+                      std::to_string(class_labels[b]));
+  return CM4J_OK;
+}
+
+// The context of a forward pass over the engine's current plan.
+cm4j::ExecContext plan_context(cm4j_unet* u, const int64_t* class_labels) {
+  cm4j::ExecContext ctx;
+  ctx.backend = u->backend.get();
+  ctx.arena = u->arena;
+  ctx.offsets = &u->plan->offsets();
+  ctx.class_labels = class_labels;
+  ctx.taps = &u->taps;
+  return ctx;
 }
 
 // Builds the plan for (batch, capture) unless it is the cached one, and sizes the arena.
@@ -267,30 +295,79 @@ int cm4j_unet_forward(cm4j_unet* u, int batch, const float* sample, const float*
     if (rc != CM4J_OK) return rc;
     if (batch <= 0) return fail(CM4J_ERR_INVALID_ARGUMENT, "batch: expected a positive size, found " + std::to_string(batch));
     if (!sample || !timestep || !out) return fail(CM4J_ERR_INVALID_ARGUMENT, "forward: null buffer");
-    const cm4j::UNetConfig& c = u->config;
-    if (c.num_class_embeds > 0) {
-      if (!class_labels)
-        return fail(CM4J_ERR_INVALID_ARGUMENT, "class_labels: required by this class-conditional model");
-      for (int b = 0; b < batch; ++b)
-        if (class_labels[b] < 0 || class_labels[b] >= c.num_class_embeds)
-          return fail(CM4J_ERR_INVALID_ARGUMENT,
-                      "class_labels[" + std::to_string(b) + "]: expected 0.." +
-                          std::to_string(c.num_class_embeds - 1) + ", found " +
-                          std::to_string(class_labels[b]));
-    }
+    rc = check_labels(u, batch, class_labels);
+    if (rc != CM4J_OK) return rc;
     std::lock_guard<std::mutex> lock(u->mutex);
     rc = prepare_plan(u, batch);
     if (rc != CM4J_OK) return rc;
-    cm4j::ExecContext ctx;
-    ctx.backend = u->backend.get();
-    ctx.arena = u->arena;
-    ctx.offsets = &u->plan->offsets();
+    cm4j::ExecContext ctx = plan_context(u, class_labels);
     ctx.sample = sample;
     ctx.timestep = timestep;
-    ctx.class_labels = class_labels;
     ctx.output = out;
-    ctx.taps = &u->taps;
     cm4j::Status s = u->plan->run(ctx);
+    return s.ok() ? CM4J_OK : fail(s);
+  });
+}
+
+int cm4j_unet_sample(cm4j_unet* u, int batch, int steps, const float* sample_in,
+                     const float* timesteps, const float* input_scale, const float* c_skip,
+                     const float* c_out, const float* noise_scale, float s_noise,
+                     const float* noise, const int64_t* class_labels, int clip,
+                     float* sample_out) {
+  return guarded([&] {
+    int rc = check_ready(u);
+    if (rc != CM4J_OK) return rc;
+    const cm4j::UNetConfig& c = u->config;
+    if (c.in_channels != c.out_channels)
+      return fail(CM4J_ERR_UNSUPPORTED, "sample: the UNet outputs " + std::to_string(c.out_channels) +
+                                            " channels but takes " + std::to_string(c.in_channels) +
+                                            "; the scheduler's step needs them equal");
+    if (batch <= 0)
+      return fail(CM4J_ERR_INVALID_ARGUMENT, "batch: expected a positive size, found " + std::to_string(batch));
+    if (steps <= 0)
+      return fail(CM4J_ERR_INVALID_ARGUMENT, "steps: expected at least 1, found " + std::to_string(steps));
+    const struct {
+      const void* p;
+      const char* name;
+    } required[] = {{sample_in, "sample_in"},     {timesteps, "timesteps"}, {input_scale, "input_scale"},
+                    {c_skip, "c_skip"},           {c_out, "c_out"},         {noise_scale, "noise_scale"},
+                    {sample_out, "sample_out"}};
+    for (const auto& r : required)
+      if (!r.p) return fail(CM4J_ERR_INVALID_ARGUMENT, std::string("sample: ") + r.name + " is null");
+    if (clip != 0 && clip != 1)
+      return fail(CM4J_ERR_INVALID_ARGUMENT, "clip: expected 0 or 1, found " + std::to_string(clip));
+    const int64_t image = static_cast<int64_t>(c.in_channels) * c.sample_size * c.sample_size;
+    // The noise of every step is held on the device at once: [steps, B, C, S, S] floats.
+    if (static_cast<int64_t>(steps) * batch > INT64_MAX / static_cast<int64_t>(sizeof(float)) / image)
+      return fail(CM4J_ERR_INVALID_ARGUMENT, "sample: " + std::to_string(steps) + " steps of " +
+                                                 std::to_string(batch) + " images do not fit in memory");
+    for (int64_t i = 0; i < static_cast<int64_t>(steps) * batch; ++i)
+      if (!std::isfinite(timesteps[i]))
+        return fail(CM4J_ERR_INVALID_ARGUMENT, "timesteps[" + std::to_string(i) + "] (step " +
+                                                   std::to_string(i / batch + 1) + ", image " +
+                                                   std::to_string(i % batch) +
+                                                   "): expected a finite value, found " +
+                                                   std::to_string(timesteps[i]));
+    rc = check_labels(u, batch, class_labels);
+    if (rc != CM4J_OK) return rc;
+    std::lock_guard<std::mutex> lock(u->mutex);
+    rc = prepare_plan(u, batch);
+    if (rc != CM4J_OK) return rc;
+    cm4j::SampleLoopArgs a;
+    a.batch = batch;
+    a.steps = steps;
+    a.image = image;
+    a.sample_in = sample_in;
+    a.timesteps = timesteps;
+    a.input_scale = input_scale;
+    a.c_skip = c_skip;
+    a.c_out = c_out;
+    a.noise_scale = noise_scale;
+    a.noise = noise;
+    a.s_noise = s_noise;
+    a.clip = clip == 1;
+    a.sample_out = sample_out;
+    cm4j::Status s = cm4j::run_sample_loop(*u->plan, plan_context(u, class_labels), a);
     return s.ok() ? CM4J_OK : fail(s);
   });
 }

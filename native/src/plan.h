@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backend.h"
@@ -18,18 +19,33 @@ struct Tap {
   std::vector<float> data;  // host copy, filled when the plan runs with capture on
 };
 
+// The buffers of a forward pass's inputs and output (Plan::io).
+struct PlanIO {
+  int sample = -1;    // [B, in, S, S]
+  int timestep = -1;  // [B]
+  int output = -1;    // [B, out, S, S]
+};
+
 // What an op sees when it runs: the backend, resolved buffer pointers and the call's inputs.
 struct ExecContext {
   Backend* backend = nullptr;
   float* arena = nullptr;
   const std::vector<size_t>* offsets = nullptr;  // per buffer, in floats
-  // The call's host memory: inputs, class labels and where the output goes.
+  // The call's host memory: inputs, class labels and where the output goes. A null sample,
+  // timestep or output is not copied: the caller keeps it on the backend, in the memory
+  // `external` gives for that buffer (cm4j_unet_sample's loop, which never leaves the device).
   const float* sample = nullptr;
   const float* timestep = nullptr;
   const int64_t* class_labels = nullptr;
   float* output = nullptr;
   std::vector<Tap>* taps = nullptr;
-  float* ptr(int buffer) const { return arena + (*offsets)[buffer]; }
+  // Buffers placed in the caller's backend memory instead of the arena: (buffer, pointer).
+  std::vector<std::pair<int, float*>> external;
+  float* ptr(int buffer) const {
+    for (const auto& e : external)
+      if (e.first == buffer) return e.second;
+    return arena + (*offsets)[buffer];
+  }
 };
 
 using OpFn = std::function<Status(ExecContext&)>;
@@ -48,6 +64,9 @@ class Plan {
   Status run(ExecContext& ctx) const;
 
   const std::vector<size_t>& offsets() const { return offsets_; }
+  // Which buffers hold the inputs and the output (set by the graph).
+  void set_io(const PlanIO& io) { io_ = io; }
+  const PlanIO& io() const { return io_; }
 
  private:
   struct Op {
@@ -62,6 +81,7 @@ class Plan {
   std::vector<Life> lives_;
   std::vector<size_t> offsets_;
   size_t arena_floats_ = 0;
+  PlanIO io_;
 };
 
 }  // namespace cm4j

@@ -338,9 +338,10 @@ Status Net::build() {
   timestep_ = plan_->buffer(batch_);       // [B]
   size_t sample_n = static_cast<size_t>(batch_) * c.in_channels * s * s;
   int sample_buf = sample.buf, t_buf = timestep_, b = batch_;
-  plan_->op("inputs", {sample_buf, t_buf}, [=](ExecContext& ctx) {
-    Status st = ctx.backend->upload(ctx.ptr(sample_buf), ctx.sample, sample_n);
-    return st.ok() ? ctx.backend->upload(ctx.ptr(t_buf), ctx.timestep, b) : st;
+  plan_->op("inputs", {sample_buf, t_buf}, [=](ExecContext& ctx) {  // null: on the backend
+    Status st = ctx.sample ? ctx.backend->upload(ctx.ptr(sample_buf), ctx.sample, sample_n)
+                           : Status::Ok();
+    return st.ok() && ctx.timestep ? ctx.backend->upload(ctx.ptr(t_buf), ctx.timestep, b) : st;
   });
   time_embedding();
 
@@ -415,8 +416,9 @@ Status Net::build() {
   size_t out_n = static_cast<size_t>(batch_) * c.out_channels * s * s;
   int out_buf = out.buf;
   plan_->op("output", {out_buf}, [=](ExecContext& ctx) {
-    return ctx.backend->download(ctx.output, ctx.ptr(out_buf), out_n);
+    return ctx.output ? ctx.backend->download(ctx.output, ctx.ptr(out_buf), out_n) : Status::Ok();
   });
+  plan_->set_io({sample_buf, t_buf, out_buf});
   return error_;
 }
 

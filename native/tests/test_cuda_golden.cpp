@@ -3,8 +3,9 @@
 // golden README; 2e-2 for fp16, 6e-2 for bf16 — the README states those for imagenet64 and
 // they are applied to every model here) for tiny (stored weights), lsun_mini and
 // imagenet64 (synth-v1 seed 1).
-// Taps are printed for diagnosis. For tiny, two more checks: a second forward gives the
-// same bits, and a batch-1 forward of image 0 matches image 0 of the batch.
+// Taps are printed for diagnosis. For tiny, three more checks: a second forward gives the
+// same bits, a batch-1 forward of image 0 matches image 0 of the batch, and the sampling
+// loop on the device (cm4j_unet_sample) is checked (see sampling_loop).
 // Exit 77 (skipped) when no CUDA device is usable.
 //   --models=tiny,lsun_mini   or CM4J_GOLDEN_MODELS=...   runs a subset
 //   --device=cuda:1           another device
@@ -13,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -32,6 +34,70 @@ double kBound = 1e-3;  // per dtype, from ../shared/golden/README.md
 bool selected(const char* model) {
   return g_models.empty() || ("," + g_models + ",").find(std::string(",") + model + ",") !=
                                  std::string::npos;
+}
+
+// The sampling loop on the device (cm4j_unet_sample), tiny model, batch 2, two steps with
+// noise and clip: bit for bit a host loop of cm4j_unet_forward on the same engine with the
+// scheduler's arithmetic done on the host (so the scale and step kernels round as the Java
+// scheduler does and the loop's buffers are wired right), and within the dtype's bound of
+// the same loop on the CPU backend.
+void sampling_loop(cm4j_unet* u, const std::string& config, const std::string& weights,
+                   const int64_t* labels) {
+  const int batch = 2;
+  const size_t n = static_cast<size_t>(batch) * 3 * 32 * 32;  // [B, 3, 32, 32]
+  const std::vector<float> sigmas = {80.0f, 5.523f};
+  const SampleTables t = sample_tables(sigmas, batch);
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x0(n), noise(sigmas.size() * n);
+  for (float& v : x0) v = 80.0f * normal(rng);
+  for (float& v : noise) v = normal(rng);
+  auto sample = [&](cm4j_unet* engine, float* out) {
+    return cm4j_unet_sample(engine, batch, static_cast<int>(sigmas.size()), x0.data(),
+                            t.timesteps.data(), t.input_scale.data(), t.c_skip.data(),
+                            t.c_out.data(), t.noise_scale.data(), 1.0f, noise.data(), labels, 1,
+                            out);
+  };
+  std::vector<float> got(n);
+  int rc = sample(u, got.data());
+  CHECK(rc == CM4J_OK, "tiny: sample: %s", cm4j_last_error());
+  if (rc != CM4J_OK) return;
+
+  std::vector<float> x = x0, in(n), out(n);
+  for (size_t s = 0; s < sigmas.size() && rc == CM4J_OK; ++s) {
+    const size_t row = s * batch;
+    for (size_t i = 0; i < n; ++i)
+      in[i] = reference_scale_model_input(x[i], t.input_scale[row + i * batch / n]);
+    rc = cm4j_unet_forward(u, batch, in.data(), &t.timesteps[row], labels, out.data());
+    for (size_t i = 0; i < n; ++i) {
+      const size_t b = row + i * batch / n;
+      x[i] = reference_scheduler_step(out[i], x[i], noise[s * n + i], t.c_skip[b], t.c_out[b],
+                                      1.0f, t.noise_scale[b], true);
+    }
+  }
+  CHECK(rc == CM4J_OK, "tiny: forward: %s", cm4j_last_error());
+  const int64_t at = first_difference(got.data(), x.data(), n);
+  std::printf("%-10s %-6s %-28s %s\n", "tiny", g_device.c_str(), "sampling loop",
+              at < 0 ? "identical to the forward loop" : "DIFFERS from the forward loop");
+  if (at >= 0)
+    std::printf("  element %lld: sample %a, forward loop %a\n", static_cast<long long>(at),
+                got[at], x[at]);
+  CHECK(at < 0, "tiny: the sampling loop differs from the forward loop at %lld",
+        static_cast<long long>(at));
+
+  cm4j_unet* cpu = nullptr;
+  rc = cm4j_unet_create(config.c_str(), "cpu", CM4J_F32, &cpu);
+  if (rc == CM4J_OK) rc = bind_safetensors(cpu, weights);
+  if (rc == CM4J_OK) rc = cm4j_unet_finalize(cpu);
+  std::vector<float> want(n);
+  if (rc == CM4J_OK) rc = sample(cpu, want.data());
+  CHECK(rc == CM4J_OK, "tiny: cpu sample: %s", cm4j_last_error());
+  cm4j_unet_destroy(cpu);
+  if (rc != CM4J_OK) return;
+  const double e = rel_l2(got.data(), want.data(), n);
+  std::printf("%-10s %-6s %-28s rel_l2 %.3e vs the cpu (bound %.0e)\n", "tiny", g_device.c_str(),
+              "sampling loop", e, kBound);
+  CHECK(e <= kBound, "tiny: sampling loop vs cpu rel_l2 %.3e > %.0e", e, kBound);
 }
 
 void run_case(const char* model) {
@@ -98,6 +164,8 @@ void run_case(const char* model) {
   }
   cm4j_unet_set_capture_taps(u, 0);
 
+  if (tiny && rc == CM4J_OK)
+    sampling_loop(u, config, dir + "/pipeline/unet/diffusion_pytorch_model.safetensors", labels);
   if (tiny && rc == CM4J_OK) {
     // Same inputs again: the kernels are deterministic, so the same bits.
     std::vector<float> again(out.size());

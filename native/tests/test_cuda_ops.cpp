@@ -24,6 +24,7 @@
 #include "backend.h"
 #include "cm4j.h"
 #include "cuda_test_util.h"
+#include "test_util.h"
 #ifdef CM4J_HAVE_CUDA
 #include "cuda/cuda_backend.h"
 #endif
@@ -394,6 +395,120 @@ void test_embedding_lookup(const Backends& b, int batch, int classes, int dim) {
   report("embedding_lookup", shape, b.kernels, cs, gs, got, ref, 0.0);
 }
 
+// ---- the scheduler's step ---------------------------------------------------------------
+// Bit for bit the CPU backend's (every NaN equal to every NaN): both round each operation
+// as the Java scheduler does. Random data, and edge values (NaN, infinities, signed zeros,
+// +-1 and neighbours, subnormals, overflowing products, a NaN noise scale).
+void report_bits(const std::string& op, const std::string& shape, const char* kernels,
+                 const Status& cpu_status, const Status& gpu_status, const std::vector<float>& got,
+                 const std::vector<float>& ref) {
+  ++g_cases;
+  int64_t at = -1;
+  bool ok = cpu_status.ok() && gpu_status.ok();
+  if (ok) {
+    at = first_difference(got.data(), ref.data(), ref.size());
+    ok = at < 0;
+  }
+  if (!ok) ++g_failures;
+  std::printf("| %-18s | %-44s | %-9s | %10s | %10s | %7s | %-4s |\n", op.c_str(), shape.c_str(),
+              kernels, "bitwise", ok ? "same" : "differs", "exact", ok ? "ok" : "FAIL");
+  if (!cpu_status.ok()) std::printf("    cpu: %s\n", cpu_status.message.c_str());
+  if (!gpu_status.ok()) std::printf("    cuda: %s\n", gpu_status.message.c_str());
+  if (at >= 0)
+    std::printf("    element %lld: cuda %a, cpu %a\n", static_cast<long long>(at), got[at], ref[at]);
+}
+
+// Every (model_output, sample) pair of these, for several per-image scalars.
+std::vector<float> special_values() {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  const float max = std::numeric_limits<float>::max();
+  const float tiny = std::numeric_limits<float>::denorm_min();
+  return {0.0f, -0.0f, 1.0f, -1.0f, std::nextafter(1.0f, 2.0f), std::nextafter(-1.0f, -2.0f),
+          std::nextafter(1.0f, 0.0f), inf, -inf, nan, max, -max, tiny, -tiny, 0.5f, -7.25f, 1e30f};
+}
+
+void test_scheduler_step(const Backends& be, bool edge, int batch, int64_t image, bool clip,
+                         bool noise, float s_noise) {
+  char shape[128];
+  std::snprintf(shape, sizeof shape, "%s b%d n%lld%s%s s_noise %g", edge ? "edge" : "random",
+                batch, static_cast<long long>(image), clip ? " clip" : "",
+                noise ? " noise" : "", s_noise);
+  if (!selected(std::string("scheduler_step ") + shape)) return;
+  const size_t n = static_cast<size_t>(batch) * image;
+  std::vector<float> model_output = randn(n), sample = randn(n, 20.0f), z = randn(n);
+  std::vector<float> c_skip = uniform(batch, 0.0f, 1.0f), c_out = uniform(batch, 0.0f, 0.5f);
+  std::vector<float> noise_scale = uniform(batch, 0.0f, 80.0f);
+  if (edge) {  // the specials in every position; scalars that overflow, vanish, are inf or NaN
+    const std::vector<float> v = special_values();
+    const float specials[][3] = {{1e30f, 1e30f, std::numeric_limits<float>::quiet_NaN()},
+                                 {0.0f, -0.0f, 0.0f},
+                                 {std::numeric_limits<float>::infinity(), 1.0f, 1e-30f}};
+    for (size_t i = 0; i < n; ++i) {
+      model_output[i] = v[i % v.size()];
+      sample[i] = v[(i / v.size()) % v.size()];
+      z[i] = v[(i * 7 + 3) % v.size()];
+    }
+    for (int b = 0; b < batch && b < 3; ++b) {
+      c_skip[b] = specials[b][0];
+      c_out[b] = specials[b][1];
+      noise_scale[b] = specials[b][2];
+    }
+  }
+  auto run = [&](Backend* backend, Status* s) {
+    Buf bo(backend, model_output), bx(backend, sample), bz(backend, z), bs(backend, c_skip),
+        bc(backend, c_out), bn(backend, noise_scale), prev(backend, n);
+    prev.poison();
+    SchedulerStepParams p;
+    p.batch = batch;
+    p.image = image;
+    p.clip = clip;
+    p.s_noise = s_noise;
+    SchedulerStepArgs a;
+    a.model_output = bo.p;
+    a.sample = bx.p;
+    a.noise = noise ? bz.p : nullptr;
+    a.c_skip = bs.p;
+    a.c_out = bc.p;
+    a.noise_scale = bn.p;
+    a.prev = prev.p;
+    *s = backend->scheduler_step(p, a);
+    if (s->ok()) *s = backend->synchronize();
+    return prev.get();
+  };
+  Status cs, gs;
+  auto ref = run(be.cpu, &cs);
+  auto got = run(be.gpu, &gs);
+  report_bits("scheduler_step", shape, be.kernels, cs, gs, got, ref);
+}
+
+void test_scale_model_input(const Backends& be, bool edge, int batch, int64_t image) {
+  char shape[128];
+  std::snprintf(shape, sizeof shape, "%s b%d n%lld", edge ? "edge" : "random", batch,
+                static_cast<long long>(image));
+  if (!selected(std::string("scale_model_input ") + shape)) return;
+  const size_t n = static_cast<size_t>(batch) * image;
+  std::vector<float> x = randn(n, 80.0f), divisor = uniform(batch, 0.5f, 80.0f);
+  if (edge) {
+    const std::vector<float> v = special_values();
+    for (size_t i = 0; i < n; ++i) x[i] = v[i % v.size()];
+    const float d[] = {0.0f, -0.0f, std::numeric_limits<float>::infinity(),
+                       std::numeric_limits<float>::quiet_NaN(), 1e-38f};
+    for (int b = 0; b < batch && b < 5; ++b) divisor[b] = d[b];
+  }
+  auto run = [&](Backend* backend, Status* s) {
+    Buf bx(backend, x), bd(backend, divisor), y(backend, n);
+    y.poison();
+    *s = backend->scale_model_input(bx.p, bd.p, y.p, batch, image);
+    if (s->ok()) *s = backend->synchronize();
+    return y.get();
+  };
+  Status cs, gs;
+  auto ref = run(be.cpu, &cs);
+  auto got = run(be.gpu, &gs);
+  report_bits("scale_model_input", shape, be.kernels, cs, gs, got, ref);
+}
+
 #ifdef CM4J_HAVE_CUDA
 std::unique_ptr<Backend> make_gpu(bool reference, int dtype, std::string* error) {
   return make_cuda_backend_with(0, dtype,
@@ -543,6 +658,16 @@ int main() {
   test_timestep_embedding(def, 5, 33, false, 1.0f);
   test_embedding_lookup(def, 64, 1000, 768);
   test_embedding_lookup(def, 3, 1000, 128);
+
+  // The scheduler's step: imagenet64 images at batch 64, tiny ones, odd sizes.
+  test_scheduler_step(def, false, 64, 3 * 64 * 64, true, true, 1.0f);
+  test_scheduler_step(def, false, 3, 3 * 32 * 32, false, true, 0.9f);
+  test_scheduler_step(def, false, 3, 3 * 32 * 32, true, false, 1.0f);
+  test_scheduler_step(def, true, 6, 17 * 17 + 5, true, true, 1.0f);
+  test_scheduler_step(def, true, 6, 17 * 17 + 5, false, true, -0.5f);
+  test_scale_model_input(def, false, 64, 3 * 64 * 64);
+  test_scale_model_input(def, false, 3, 37);
+  test_scale_model_input(def, true, 6, 17 * 3);
 
   test_error_paths(def);
 

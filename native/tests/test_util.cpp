@@ -1,5 +1,6 @@
 #include "test_util.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -107,6 +108,54 @@ double max_abs(const float* a, const float* b, size_t n) {
 std::string golden_dir() {
   const char* env = std::getenv("CM4J_GOLDEN");
   return env ? env : CM4J_GOLDEN_DIR;
+}
+
+float reference_scale_model_input(float x, float divisor) {
+  return static_cast<float>(static_cast<double>(x) / divisor);
+}
+
+namespace {
+float mul(float a, float b) { return static_cast<float>(static_cast<double>(a) * b); }
+float add(float a, float b) { return static_cast<float>(static_cast<double>(a) + b); }
+}  // namespace
+
+float reference_scheduler_step(float model_output, float sample, float noise, float c_skip,
+                               float c_out, float s_noise, float noise_scale, bool clip) {
+  float denoised = add(mul(c_out, model_output), mul(c_skip, sample));
+  if (clip) {  // Math.min(Math.max(d, -1f), 1f): NaN stays NaN
+    if (denoised < -1.0f) denoised = -1.0f;
+    if (denoised > 1.0f) denoised = 1.0f;
+  }
+  return add(denoised, mul(mul(noise, s_noise), noise_scale));
+}
+
+SampleTables sample_tables(const std::vector<float>& sigmas, int batch) {
+  const float sigma_min = 0.002f, sigma_data = 0.5f, sigma_data2 = 0.25f;
+  SampleTables t;
+  for (size_t s = 0; s < sigmas.size(); ++s) {
+    const float sigma = sigmas[s];
+    const float next = s + 1 < sigmas.size() ? sigmas[s + 1] : sigma_min;
+    const float shifted = sigma - sigma_min;
+    const float values[5] = {
+        static_cast<float>(250.0 * std::log(static_cast<double>(sigma))),
+        std::sqrt(sigma * sigma + sigma_data2),
+        (1.0f / (shifted * shifted + sigma_data2)) * sigma_data2,
+        shifted * sigma_data / std::sqrt(sigma * sigma + sigma_data2),
+        std::sqrt(std::max(next, sigma_min) * std::max(next, sigma_min) -
+                  static_cast<float>(0.002 * 0.002))};
+    std::vector<float>* tables[5] = {&t.timesteps, &t.input_scale, &t.c_skip, &t.c_out,
+                                     &t.noise_scale};
+    for (int k = 0; k < 5; ++k) tables[k]->insert(tables[k]->end(), batch, values[k]);
+  }
+  return t;
+}
+
+int64_t first_difference(const float* a, const float* b, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    if (std::isnan(a[i]) && std::isnan(b[i])) continue;
+    if (std::memcmp(&a[i], &b[i], sizeof(float)) != 0) return static_cast<int64_t>(i);
+  }
+  return -1;
 }
 
 }  // namespace cm4j_test

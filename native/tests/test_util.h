@@ -33,6 +33,26 @@ int bind_safetensors(cm4j_unet* unet, const std::string& path);
 double rel_l2(const float* a, const float* b, size_t n);
 double max_abs(const float* a, const float* b, size_t n);
 
+// The scheduler's arithmetic as the Java scheduler does it, one float32 operation at a time.
+// Each operation is taken in double and rounded to float once: exact for a product of two
+// floats, and for a sum or quotient the same float as a float32 operation (double has more
+// than 2 * 24 + 2 bits), so no compiler contraction can change these results.
+float reference_scale_model_input(float x, float divisor);
+float reference_scheduler_step(float model_output, float sample, float noise, float c_skip,
+                               float c_out, float s_noise, float noise_scale, bool clip);
+
+// Per-step values of a consistency-model schedule for cm4j_unet_sample, [steps, batch] each,
+// computed from sigmas (sigma_min 0.002, sigma_data 0.5, as the CD checkpoints) with the
+// Java scheduler's formulas.
+struct SampleTables {
+  std::vector<float> timesteps, input_scale, c_skip, c_out, noise_scale;
+};
+SampleTables sample_tables(const std::vector<float>& sigmas, int batch);
+
+// Bitwise equality of float arrays, every NaN equal to every NaN (as Java's Arrays.equals).
+// Returns the index of the first difference, or -1.
+int64_t first_difference(const float* a, const float* b, size_t n);
+
 // Golden data folder: $CM4J_GOLDEN if set, else the compile-time CM4J_GOLDEN_DIR.
 std::string golden_dir();
 

@@ -340,6 +340,12 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 threads, cudaStream_t /*s
 // ---- device builtins ----------------------------------------------------------------
 inline void __syncthreads() { cm4j_emu::block_barrier(); }
 
+// Round-to-nearest float32 arithmetic that CUDA never fuses; run.sh builds with
+// -ffp-contract=off so that g++ keeps that promise too.
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fdiv_rn(float a, float b) { return a / b; }
+
 template <typename T>
 T __shfl_xor_sync(unsigned /*mask*/, T v, int lane_mask) {
   static_assert(sizeof(T) <= sizeof(uint64_t), "shuffle of a wide type");

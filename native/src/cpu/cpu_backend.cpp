@@ -77,6 +77,13 @@ class CpuBackend : public Backend {
                           int dim) override {
     return guarded([&] { return cpu::embedding_lookup(table, labels, rows, batch, dim); });
   }
+  Status scale_model_input(const float* x, const float* divisor, float* y, int batch,
+                           int64_t image) override {
+    return guarded([&] { return cpu::scale_model_input(ctx_, x, divisor, y, batch, image); });
+  }
+  Status scheduler_step(const SchedulerStepParams& p, const SchedulerStepArgs& a) override {
+    return guarded([&] { return cpu::scheduler_step(ctx_, p, a); });
+  }
   Status synchronize() override { return Status::Ok(); }
 
  private:

@@ -23,6 +23,9 @@ Status upsample_nearest2(CpuContext& ctx, const float* x, float* y, int batch, i
 Status timestep_embedding(const float* t, float* emb, int batch, int dim, bool flip_sin_to_cos,
                           float freq_shift);
 Status embedding_lookup(const float* table, const int64_t* labels, float* rows, int batch, int dim);
+Status scale_model_input(CpuContext& ctx, const float* x, const float* divisor, float* y,
+                         int batch, int64_t image);
+Status scheduler_step(CpuContext& ctx, const SchedulerStepParams& p, const SchedulerStepArgs& a);
 
 }  // namespace cpu
 }  // namespace cm4j

@@ -19,6 +19,7 @@
 #include "embedding.cuh"
 #include "group_norm.cuh"
 #include "linear.cuh"
+#include "scheduler.cuh"
 
 namespace cm4j {
 
@@ -283,6 +284,30 @@ class CudaBackend final : public Backend {
     cudaSetDevice(device_);
     return finish(kernels::embedding_lookup_forward(table, labels, rows, batch, dim, stream_),
                   "embedding_lookup");
+  }
+
+  Status scale_model_input(const float* x, const float* divisor, float* y, int batch,
+                           int64_t image) override {
+    cudaSetDevice(device_);
+    return finish(kernels::scale_model_input_forward(x, divisor, y, batch, image, stream_),
+                  "scale_model_input");
+  }
+
+  Status scheduler_step(const SchedulerStepParams& p, const SchedulerStepArgs& a) override {
+    kernels::SchedulerStepParams k;
+    k.batch = p.batch;
+    k.image = p.image;
+    k.clip = p.clip;
+    k.s_noise = p.s_noise;
+    k.model_output = a.model_output;
+    k.sample = a.sample;
+    k.noise = a.noise;
+    k.c_skip = a.c_skip;
+    k.c_out = a.c_out;
+    k.noise_scale = a.noise_scale;
+    k.prev = a.prev;
+    cudaSetDevice(device_);
+    return finish(kernels::scheduler_step_forward(k, stream_), "scheduler_step");
   }
 
   Status synchronize() override {

@@ -33,10 +33,11 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * Closing twice is harmless; any other call after closing throws
  * {@link IllegalStateException}.
  *
- * <p><b>Threads.</b> A UNet is safe to use from many threads: {@link #forward} may be called
- * concurrently (the engine runs passes one at a time, so concurrent calls queue), and
- * {@link #close()} waits for passes in flight. {@link #taps()} returns the intermediate outputs
- * of the most recent pass of any thread, so capture taps from one thread at a time.
+ * <p><b>Threads.</b> A UNet is safe to use from many threads: {@link #forward} and
+ * {@link #sample} may be called concurrently (the engine runs them one at a time, so
+ * concurrent calls queue), and {@link #close()} waits for passes in flight. {@link #taps()}
+ * returns the intermediate outputs of the most recent pass of any thread, so capture taps from
+ * one thread at a time.
  *
  * <p>Inputs are validated in Java before any native call; problems are reported as
  * {@link Cm4jException} with {@link ErrorCode#INVALID_ARGUMENT} and an "expected X, found Y"
@@ -293,6 +294,74 @@ public final class UNet implements AutoCloseable {
     try {
       NativeCalls.check(Cm4jNative.cm4j_unet_forward(open(), batch, sample.buffer(), timestep,
           classLabels, out.buffer()), "cm4j_unet_forward", null);
+    } finally {
+      lock.readLock().unlock();
+    }
+    return out;
+  }
+
+  /**
+   * A whole consistency-model sampling loop on this UNet's device ({@link SamplingSteps} gives
+   * the arithmetic): the sample is copied to the device once, every step runs there, and the
+   * final sample is copied back once. The result is bit for bit that of the same loop around
+   * {@link #forward} with the scheduler's float arithmetic done in Java.
+   *
+   * @param sample [batch, in_channels, sample_size, sample_size], the initial (noised) sample
+   * @param steps the per-step values, for the same batch
+   * @param noise [steps, batch, channels, sample_size, sample_size], each step's noise draw in
+   *     order, or null for zeros (a one-step schedule draws none)
+   * @param classLabels as for {@link #forward}
+   * @return the sample after the last step, shaped like {@code sample}
+   * @throws Cm4jException INVALID_ARGUMENT for inputs that do not fit (the message says
+   *     which), UNSUPPORTED when the UNet's output is not shaped like its input
+   */
+  public FloatTensor sample(FloatTensor sample, SamplingSteps steps, FloatTensor noise,
+      long[] classLabels) throws Cm4jException {
+    Objects.requireNonNull(sample, "sample");
+    Objects.requireNonNull(steps, "steps");
+    if (outChannels != inChannels) {
+      throw new Cm4jException(ErrorCode.UNSUPPORTED, "sample: the UNet outputs " + outChannels
+          + " channels but takes " + inChannels + "; the scheduler's step needs them equal");
+    }
+    long[] shape = sample.shape();
+    if (shape.length == 4 && steps.batch() != shape[0]) {
+      throw invalid("steps: expected values for a batch of " + shape[0] + ", found a batch of "
+          + steps.batch());
+    }
+    int count = steps.count();
+    if (count < 1 || steps.timesteps().length != count * steps.batch()) {
+      throw invalid("steps.timesteps: expected a positive multiple of the batch (" + steps.batch()
+          + ") values, found " + steps.timesteps().length);
+    }
+    int batch = validate(sample, Arrays.copyOf(steps.timesteps(), steps.batch()), classLabels);
+    float[][] tables = {steps.inputScale(), steps.cSkip(), steps.cOut(), steps.noiseScale()};
+    String[] names = {"inputScale", "cSkip", "cOut", "noiseScale"};
+    for (int i = 0; i < tables.length; i++) {
+      if (tables[i].length != count * batch) {
+        throw invalid("steps." + names[i] + ": expected " + count * batch + " values (" + count
+            + " steps of " + batch + " images), found " + tables[i].length);
+      }
+    }
+    for (int i = 0; i < count * batch; i++) {
+      if (!Float.isFinite(steps.timesteps()[i])) {
+        throw invalid("steps.timesteps[" + i + "] (step " + (i / batch + 1) + ", image "
+            + (i % batch) + "): expected a finite value, found " + steps.timesteps()[i]);
+      }
+    }
+    if (noise != null) {
+      long[] expected = {count, shape[0], shape[1], shape[2], shape[3]};
+      if (!Arrays.equals(noise.shape(), expected)) {
+        throw invalid("noise: expected " + Arrays.toString(expected) + " (one draw per step), "
+            + "found " + Arrays.toString(noise.shape()));
+      }
+    }
+    FloatTensor out = FloatTensor.zeros(shape);
+    lock.readLock().lock();
+    try {
+      NativeCalls.check(Cm4jNative.cm4j_unet_sample(open(), batch, count, sample.buffer(),
+          steps.timesteps(), steps.inputScale(), steps.cSkip(), steps.cOut(), steps.noiseScale(),
+          steps.sNoise(), noise == null ? null : noise.buffer(), classLabels,
+          steps.clip() ? 1 : 0, out.buffer()), "cm4j_unet_sample", null);
     } finally {
       lock.readLock().unlock();
     }

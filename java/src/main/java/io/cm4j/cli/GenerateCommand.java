@@ -126,11 +126,12 @@ final class GenerateCommand implements Callable<Integer> {
           pipeline.unet().device(), dtype.value, images, images == 1 ? "" : "s",
           describeLabels(request.classLabels()), describeSteps(), seed);
       err.flush();
-      result = pipeline.generate(request, (step, count, t, sample) -> {
-        err.printf(Locale.ROOT, "generate: step %d/%d (timestep %.4f) done at %.2f s%n",
-            step + 1, count, t, (System.nanoTime() - start) / 1e9);
-        err.flush();
-      });
+      // Every step in one call on the device: the images come back to the host only at the end.
+      result = pipeline.generate(request);
+      int steps = result.timesteps().length;
+      err.printf(Locale.ROOT, "generate: %d step%s done at %.2f s%n", steps,
+          steps == 1 ? "" : "s", (System.nanoTime() - start) / 1e9);
+      err.flush();
     }
 
     PrintWriter stdout = spec.commandLine().getOut();

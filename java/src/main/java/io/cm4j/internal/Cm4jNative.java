@@ -76,6 +76,17 @@ public final class Cm4jNative {
       @Cast("const float*") FloatBuffer sample, @Cast("const float*") float[] timestep,
       @Cast("const int64_t*") long[] classLabels, FloatBuffer out);
 
+  /**
+   * sampleIn, noise and sampleOut: direct native-order buffers (noise null for zeros); the
+   * per-step arrays hold steps * batch values; classLabels null for unconditional models.
+   */
+  public static native int cm4j_unet_sample(cm4j_unet unet, int batch, int steps,
+      @Cast("const float*") FloatBuffer sampleIn, @Cast("const float*") float[] timesteps,
+      @Cast("const float*") float[] inputScale, @Cast("const float*") float[] cSkip,
+      @Cast("const float*") float[] cOut, @Cast("const float*") float[] noiseScale, float sNoise,
+      @Cast("const float*") FloatBuffer noise, @Cast("const int64_t*") long[] classLabels,
+      int clip, FloatBuffer sampleOut);
+
   public static native int cm4j_unet_set_capture_taps(cm4j_unet unet, int enable);
 
   public static native int cm4j_unet_tap_count(@Const cm4j_unet unet);

@@ -228,14 +228,18 @@ public final class CMStochasticIterativeScheduler {
     if (stepIndex < 0) {
       initStepIndex(timestep);
     }
-    float sigma = currentSigma();
-    float sigmaData2 = (float) (config.sigmaData() * config.sigmaData());
-    float scale = (float) Math.sqrt(sigma * sigma + sigmaData2);
+    float scale = inputScale(currentSigma());
     float[] out = new float[sample.length];
     for (int i = 0; i < sample.length; i++) {
       out[i] = sample[i] / scale;
     }
     return out;
+  }
+
+  /** What {@link #scaleModelInput} divides by: {@code sqrt(sigma^2 + sigma_data^2)}. */
+  private float inputScale(float sigma) {
+    float sigmaData2 = (float) (config.sigmaData() * config.sigmaData());
+    return (float) Math.sqrt(sigma * sigma + sigmaData2);
   }
 
   /** The consistency-model skip and output weights of a sigma (Appendix C of the paper). */
@@ -281,24 +285,9 @@ public final class CMStochasticIterativeScheduler {
       throw new IllegalArgumentException("a multistep schedule needs noise of " + sample.length
           + " elements, found " + (noise == null ? "none" : noise.length));
     }
-    if (stepIndex < 0) {
-      initStepIndex(timestep);
-    }
-    if (stepIndex >= timesteps.length) {
-      throw new IllegalStateException(
-          "step called after the last of " + timesteps.length + " timesteps");
-    }
-    float sigma = sigmas[stepIndex];
-    // Before setTimesteps there is no trailing sigma_min, hence diffusers' fallback to the last.
-    float sigmaNext = stepIndex + 1 < config.numTrainTimesteps()
-        ? sigmas[stepIndex + 1] : sigmas[sigmas.length - 1];
-    BoundaryScalings s = getScalingsForBoundaryCondition(sigma);
-
-    float sigmaMin = (float) config.sigmaMin();
-    float sigmaHat = Math.min(Math.max(sigmaNext, sigmaMin), (float) config.sigmaMax());
-    // sigma_hat**2 is float32; sigma_min**2 is a Python double, rounded to float32 by torch.
-    float noiseScale = (float) Math.sqrt(
-        sigmaHat * sigmaHat - (float) (config.sigmaMin() * config.sigmaMin()));
+    checkStep(timestep);
+    BoundaryScalings s = getScalingsForBoundaryCondition(sigmas[stepIndex]);
+    float noiseScale = noiseScale();
     float sNoise = (float) config.sNoise();
     boolean clip = config.clipDenoised();
 
@@ -313,6 +302,55 @@ public final class CMStochasticIterativeScheduler {
     }
     stepIndex++;
     return prev;
+  }
+
+  /** Finds the step index on the first call, and refuses a step past the last. */
+  private void checkStep(float timestep) {
+    if (stepIndex < 0) {
+      initStepIndex(timestep);
+    }
+    if (stepIndex >= timesteps.length) {
+      throw new IllegalStateException(
+          "step called after the last of " + timesteps.length + " timesteps");
+    }
+  }
+
+  /** The current step's noise scale, {@code sqrt(sigma_hat^2 - sigma_min^2)}. */
+  private float noiseScale() {
+    // Before setTimesteps there is no trailing sigma_min, hence diffusers' fallback to the last.
+    float sigmaNext = stepIndex + 1 < config.numTrainTimesteps()
+        ? sigmas[stepIndex + 1] : sigmas[sigmas.length - 1];
+    float sigmaMin = (float) config.sigmaMin();
+    float sigmaHat = Math.min(Math.max(sigmaNext, sigmaMin), (float) config.sigmaMax());
+    // sigma_hat**2 is float32; sigma_min**2 is a Python double, rounded to float32 by torch.
+    return (float) Math.sqrt(
+        sigmaHat * sigmaHat - (float) (config.sigmaMin() * config.sigmaMin()));
+  }
+
+  /**
+   * The scalars of one step, for a loop that applies {@link #scaleModelInput} and {@link #step}
+   * elsewhere ({@code UNet.sample}, on the UNet's device): {@code scaleModelInput} divides by
+   * {@code inputScale}, {@code step} computes
+   * {@code cOut * modelOutput + cSkip * sample} (clipped when configured), then adds
+   * {@code noise * s_noise * noiseScale}.
+   */
+  public record StepScalings(float inputScale, float cSkip, float cOut, float noiseScale) {}
+
+  /**
+   * The scalars {@link #scaleModelInput} and {@link #step} use for the step at
+   * {@code timestep}, computed by the same code, and advances past that step as {@link #step}
+   * does.
+   *
+   * @throws IllegalArgumentException when the timestep is not in the schedule
+   * @throws IllegalStateException after the last step
+   */
+  public StepScalings takeStep(float timestep) {
+    checkStep(timestep);
+    float sigma = sigmas[stepIndex];
+    BoundaryScalings s = getScalingsForBoundaryCondition(sigma);
+    StepScalings out = new StepScalings(inputScale(sigma), s.cSkip(), s.cOut(), noiseScale());
+    stepIndex++;
+    return out;
   }
 
   /**

@@ -4,6 +4,7 @@ import io.cm4j.Cm4jException;
 import io.cm4j.Device;
 import io.cm4j.FloatTensor;
 import io.cm4j.Precision;
+import io.cm4j.SamplingSteps;
 import io.cm4j.UNet;
 import io.cm4j.weights.Checkpoint;
 import io.cm4j.weights.CheckpointException;
@@ -231,6 +232,12 @@ public final class ConsistencyModelPipeline implements AutoCloseable {
   /**
    * Runs the pipeline. Every argument is checked before the first forward pass.
    *
+   * <p>The loop runs on the UNet's device ({@link Sampling#runSteps}): without a listener all
+   * steps in one call, so the images leave the device only at the end; with one, a call per
+   * step, so that the listener sees each step's sample. Either way the images are bit for bit
+   * those of running {@link Sampling#modelInput}, {@link UNet#forward} and
+   * {@link Sampling#step} step by step.
+   *
    * @param listener told about each step as it finishes; may be null
    * @throws IllegalArgumentException when the request does not fit the model or the scheduler:
    *     a label outside {@code [0, num_class_embeds)}, latents of the wrong shape, or timesteps
@@ -240,18 +247,15 @@ public final class ConsistencyModelPipeline implements AutoCloseable {
   public GenerationResult generate(GenerationRequest request, StepListener listener)
       throws Cm4jException {
     Sampling sampling = start(request);
+    if (listener == null) {
+      sampling.runSteps(sampling.numSteps());
+    }
     while (!sampling.isDone()) {
       float t = sampling.timestep();
-      float[] perImage = new float[sampling.batchSize()]; // the UNet takes one per image
-      Arrays.fill(perImage, t);
-      FloatTensor out = unet.forward(FloatTensor.of(sampling.shape(), sampling.modelInput()),
-          perImage, sampling.classLabels()); // [B, C, S, S]
       int step = sampling.stepIndex();
-      sampling.step(out.toArray());
-      if (listener != null) {
-        listener.onStep(step, sampling.numSteps(), t, FloatTensor.of(sampling.shape(),
-            sampling.sample()));
-      }
+      sampling.runSteps(1);
+      listener.onStep(step, sampling.numSteps(), t, FloatTensor.of(sampling.shape(),
+          sampling.sample()));
     }
     return sampling.result();
   }
@@ -360,6 +364,57 @@ public final class ConsistencyModelPipeline implements AutoCloseable {
       float[] noise = scheduler.drawsNoise() ? generator.randn(shape) : null;
       sample = scheduler.step(modelOutput, timesteps[step], sample, noise);
       step++;
+    }
+
+    /**
+     * Runs the next {@code count} steps (fewer when fewer are left) in one
+     * {@link UNet#sample} call, on the UNet's device: the sample goes there once and comes
+     * back once. The step noise is drawn first, in the order {@link #step} draws it, and the
+     * scheduler's values come from the code {@link #modelInput} and {@link #step} use, so the
+     * result is bit for bit that of {@code count} rounds of {@link #modelInput},
+     * {@link UNet#forward} and {@link #step}. After a failure this generation cannot go on (its
+     * scheduler and generator have moved past the steps that did not run).
+     *
+     * @throws IllegalArgumentException when count is below 1
+     * @throws Cm4jException when the UNet fails
+     */
+    public void runSteps(int count) throws Cm4jException {
+      checkNotDone();
+      if (count < 1) {
+        throw new IllegalArgumentException("count: expected at least 1 step, found " + count);
+      }
+      int steps = Math.min(count, timesteps.length - step);
+      int batch = batchSize();
+      int rows = steps * batch;
+      float[] ts = new float[rows];
+      float[] inputScale = new float[rows];
+      float[] cSkip = new float[rows];
+      float[] cOut = new float[rows];
+      float[] noiseScale = new float[rows];
+      boolean noisy = scheduler.drawsNoise();
+      float[] noise = noisy ? new float[steps * sample.length] : null;
+      for (int s = 0; s < steps; s++) {
+        float t = timesteps[step + s];
+        CMStochasticIterativeScheduler.StepScalings v = scheduler.takeStep(t);
+        for (int b = s * batch; b < (s + 1) * batch; b++) {
+          ts[b] = t;
+          inputScale[b] = v.inputScale();
+          cSkip[b] = v.cSkip();
+          cOut[b] = v.cOut();
+          noiseScale[b] = v.noiseScale();
+        }
+        if (noisy) {
+          System.arraycopy(generator.randn(shape), 0, noise, s * sample.length, sample.length);
+        }
+      }
+      SchedulerConfig c = scheduler.config();
+      SamplingSteps values = new SamplingSteps(batch, ts, inputScale, cSkip, cOut, noiseScale,
+          (float) c.sNoise(), c.clipDenoised());
+      long[] noiseShape = {steps, shape[0], shape[1], shape[2], shape[3]};
+      FloatTensor out = unet.sample(FloatTensor.of(shape, sample), values,
+          noisy ? FloatTensor.of(noiseShape, noise) : null, labels);
+      sample = out.toArray();
+      step += steps;
     }
 
     /** A copy of the current sample, [B, C, S, S]. */

@@ -1,0 +1,99 @@
+#include "sample_loop.h"
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+namespace cm4j {
+
+namespace {
+
+// Backend buffers of one loop, freed on every way out.
+class Buffers {
+ public:
+  explicit Buffers(Backend* backend) : backend_(backend) {}
+  ~Buffers() {
+    for (float* p : held_) backend_->free(p);
+  }
+  Buffers(const Buffers&) = delete;
+  Buffers& operator=(const Buffers&) = delete;
+
+  Status alloc(size_t floats, float** out) {
+    Status s = backend_->alloc(floats * sizeof(float), out);
+    if (s.ok()) held_.push_back(*out);
+    return s;
+  }
+
+ private:
+  Backend* backend_;
+  std::vector<float*> held_;
+};
+
+}  // namespace
+
+Status run_sample_loop(const Plan& plan, ExecContext ctx, const SampleLoopArgs& a) {
+  Backend* be = ctx.backend;
+  const size_t images = static_cast<size_t>(a.batch) * a.image;  // [B, image]
+  const size_t rows = static_cast<size_t>(a.steps) * a.batch;     // [steps, B]
+  Buffers buffers(be);
+  float *x, *model_in, *model_out, *scalars, *noise = nullptr;
+  Status s = buffers.alloc(images, &x);  // the sample, stepped in place
+  if (s.ok()) s = buffers.alloc(images, &model_in);
+  if (s.ok()) s = buffers.alloc(images, &model_out);
+  if (s.ok()) s = buffers.alloc(5 * rows, &scalars);
+  if (s.ok() && a.noise) s = buffers.alloc(a.steps * images, &noise);
+  if (!s.ok()) return s;
+
+  // The per-step values, five [steps, B] tables in one upload.
+  std::vector<float> host(5 * rows);
+  const float* tables[5] = {a.timesteps, a.input_scale, a.c_skip, a.c_out, a.noise_scale};
+  for (int t = 0; t < 5; ++t) std::copy(tables[t], tables[t] + rows, host.begin() + t * rows);
+  const float* timesteps = scalars;
+  const float* input_scale = scalars + rows;
+  const float* c_skip = scalars + 2 * rows;
+  const float* c_out = scalars + 3 * rows;
+  const float* noise_scale = scalars + 4 * rows;
+  s = be->upload(x, a.sample_in, images);
+  if (s.ok()) s = be->upload(scalars, host.data(), host.size());
+  if (s.ok() && noise) s = be->upload(noise, a.noise, a.steps * images);
+  if (!s.ok()) return s;
+
+  const PlanIO& io = plan.io();
+  ctx.sample = nullptr;  // inputs and output stay on the backend
+  ctx.timestep = nullptr;
+  ctx.output = nullptr;
+  ctx.external = {{io.sample, model_in}, {io.timestep, nullptr}, {io.output, model_out}};
+  SchedulerStepParams p;
+  p.batch = a.batch;
+  p.image = a.image;
+  p.clip = a.clip;
+  p.s_noise = a.s_noise;
+  for (int step = 0; step < a.steps; ++step) {
+    const size_t row = static_cast<size_t>(step) * a.batch;
+    s = be->scale_model_input(x, input_scale + row, model_in, a.batch, a.image);
+    if (s.ok()) {
+      ctx.external[1].second = const_cast<float*>(timesteps + row);  // read-only to the plan
+      s = plan.run(ctx);
+    }
+    if (s.ok()) {
+      SchedulerStepArgs sa;
+      sa.model_output = model_out;
+      sa.sample = x;
+      sa.noise = noise ? noise + step * images : nullptr;
+      sa.c_skip = c_skip + row;
+      sa.c_out = c_out + row;
+      sa.noise_scale = noise_scale + row;
+      sa.prev = x;
+      s = be->scheduler_step(p, sa);
+    }
+    if (!s.ok()) {
+      s.message = "step " + std::to_string(step + 1) + " of " + std::to_string(a.steps) + ": " +
+                  s.message;
+      return s;
+    }
+  }
+  s = be->download(a.sample_out, x, images);
+  return s.ok() ? be->synchronize() : s;
+}
+
+}  // namespace cm4j
