@@ -48,6 +48,9 @@ class Plan {
   Status run(ExecContext& ctx) const;
 
   const std::vector<size_t>& offsets() const { return offsets_; }
+  // The ops in run order, by name (tests check what a plan launches).
+  size_t op_count() const { return ops_.size(); }
+  const std::string& op_name(size_t i) const { return ops_[i].name; }
 
  private:
   struct Op {

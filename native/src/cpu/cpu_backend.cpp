@@ -77,6 +77,10 @@ class CpuBackend : public Backend {
                           int dim) override {
     return guarded([&] { return cpu::embedding_lookup(table, labels, rows, batch, dim); });
   }
+  // Composed from the calls above, each taking the lock itself (the lock is not recursive).
+  Status time_embedding(const TimeEmbeddingParams& p, const TimeEmbeddingArgs& a) override {
+    return compose_time_embedding(this, p, a);
+  }
   Status synchronize() override { return Status::Ok(); }
 
  private:
