@@ -102,7 +102,7 @@ class Net {
   int time_proj_ = -1;      // [B, time_proj_rows_]: every resnet's time_emb_proj(silu(emb))
   int time_proj_rows_ = 0;  // their output widths summed
   int time_proj_used_ = 0;  // columns handed out so far, in resnet order
-  int time_proj_parts_ = 0;
+  int time_proj_parts_ = 0; // resnets declared so far: the part index of the next one
   Status error_;
 };
 

@@ -176,8 +176,8 @@ void test_conv(const std::vector<Backends>& sets, const char* label, const ConvC
 void test_conv_bias_slice(const std::vector<Backends>& sets, const char* label, const ConvCase& k,
                           int offset, int stride) {
   char shape[128];
-  std::snprintf(shape, sizeof shape, "%s b%d %d>%d %dx%d k%d bbc cols %d..%d of %d", label, k.batch,
-                k.c1, k.c_out, k.h, k.w, k.kernel, offset, offset + k.c_out, stride);
+  std::snprintf(shape, sizeof shape, "%s b%d %d>%d %dx%d k%d bbc@%d/%d", label, k.batch, k.c1,
+                k.c_out, k.h, k.w, k.kernel, offset, stride);
   if (!selected(std::string("conv2d ") + shape)) return;
   ConvParams p = conv_params(k);
   const size_t out_n = static_cast<size_t>(k.batch) * k.c_out * p.h_out() * p.w_out();
