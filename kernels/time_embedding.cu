@@ -46,7 +46,8 @@ __global__ void __launch_bounds__(kThreads) time_embedding_kernel(const TimeEmbe
 
   // linear_1 + SiLU: one warp per output row.
   for (int n = warp; n < p.dim; n += kWarps) {
-    const float s = warp_dot(sinusoid, p.w1 + static_cast<int64_t>(n) * p.channels, p.channels, lane);
+    const float* w = p.w1 + static_cast<int64_t>(n) * p.channels;
+    const float s = warp_dot(sinusoid, w, p.channels, lane);
     if (lane == 0) hidden[n] = silu(s + (p.b1 ? p.b1[n] : 0.0f));
   }
   __syncthreads();

@@ -198,7 +198,8 @@ void bench_time_path(Backend* def, int reps, std::mt19937& rng) {
   std::string err;
   auto cand = cm4j::make_cuda_backend_with(0, CM4J_F32, cm4j::CudaKernels::kCandidate, &err);
   const int c0 = 192, dim = 768, classes = 1000, proj_rows = 35712;
-  std::vector<float> w1(static_cast<size_t>(dim) * c0, 0.01f), w2(static_cast<size_t>(dim) * dim, 0.01f);
+  std::vector<float> w1(static_cast<size_t>(dim) * c0, 0.01f);
+  std::vector<float> w2(static_cast<size_t>(dim) * dim, 0.01f);
   std::vector<float> wp(static_cast<size_t>(proj_rows) * dim, 0.01f);
   for (int batch : {1, 8, 64}) {
     std::vector<int64_t> labels(batch, 207);
@@ -213,8 +214,10 @@ void bench_time_path(Backend* def, int reps, std::mt19937& rng) {
       std::unique_ptr<cm4j::Weight> l1, l2;
       Status s = be->prepare_linear(w1.data(), dim, c0, &l1);
       if (s.ok()) s = be->prepare_linear(w2.data(), dim, dim, &l2);
-      DeviceBuf t(be, batch, rng), bias(be, 2 * dim, rng), table(be, static_cast<size_t>(classes) * dim, rng);
-      DeviceBuf work(be, static_cast<size_t>(batch) * (c0 + 2 * dim), rng), emb(be, static_cast<size_t>(batch) * dim, rng);
+      const size_t b = static_cast<size_t>(batch);
+      DeviceBuf t(be, b, rng), bias(be, 2 * dim, rng);
+      DeviceBuf table(be, static_cast<size_t>(classes) * dim, rng);
+      DeviceBuf work(be, b * (c0 + 2 * dim), rng), emb(be, b * dim, rng);
       cm4j::TimeEmbeddingParams p;
       p.batch = batch;
       p.channels = c0;
@@ -233,8 +236,8 @@ void bench_time_path(Backend* def, int reps, std::mt19937& rng) {
       if (ms > 0)
         std::printf("| time_embedding | imagenet64, %s kernels | %d | %.4f | |\n", names[i], batch, ms);
       else
-        std::printf("| time_embedding | imagenet64, %s kernels | %d | failed: %s | |\n", names[i], batch,
-                    s.message.c_str());
+        std::printf("| time_embedding | imagenet64, %s kernels | %d | failed: %s | |\n", names[i],
+                    batch, s.message.c_str());
     }
     std::unique_ptr<cm4j::Weight> lp;
     Status s = def->prepare_linear(wp.data(), proj_rows, dim, &lp);
@@ -249,8 +252,8 @@ void bench_time_path(Backend* def, int reps, std::mt19937& rng) {
     double ms = s.ok() ? time_op(def, [&] { return def->linear(p, a); }, reps, &s) : -1;
     const double bytes = static_cast<double>(proj_rows) * dim * sizeof(float);  // the weights, once
     if (ms > 0)
-      std::printf("| linear | every time_emb_proj, %dx%d | %d | %.4f | %.0f GB/s |\n", proj_rows, dim,
-                  batch, ms, bytes / ms / 1e6);
+      std::printf("| linear | every time_emb_proj, %dx%d | %d | %.4f | %.0f GB/s |\n", proj_rows,
+                  dim, batch, ms, bytes / ms / 1e6);
     else
       std::printf("| linear | every time_emb_proj | %d | failed: %s | |\n", batch, s.message.c_str());
   }

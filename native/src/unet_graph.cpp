@@ -481,8 +481,9 @@ Status Net::build() {
     return ctx.backend->download(ctx.output, ctx.ptr(out_buf), out_n);
   });
   if (w_ && error_.ok() && time_proj_used_ != time_proj_rows_)
-    error_ = {CM4J_ERR_INTERNAL, "time_emb_proj: the resnets use " + std::to_string(time_proj_used_) +
-                                     " rows, the weights hold " + std::to_string(time_proj_rows_)};
+    error_ = {CM4J_ERR_INTERNAL, "time_emb_proj: the resnets use " +
+                                     std::to_string(time_proj_used_) + " rows, the weights hold " +
+                                     std::to_string(time_proj_rows_)};
   return error_;
 }
 

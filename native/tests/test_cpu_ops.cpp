@@ -127,7 +127,8 @@ void test_conv(Backend& be, const ConvCase& cc, std::mt19937& rng) {
   const float ws = 1.0f / std::sqrt(static_cast<float>(c_in * p.kernel * p.kernel));
   auto w = random_vector(static_cast<size_t>(p.c_out) * c_in * p.kernel * p.kernel, rng, -ws, ws);
   auto bias = random_vector(p.c_out, rng);
-  auto bias_bc = random_vector(static_cast<size_t>(p.batch) * (cc.bc_stride > 0 ? cc.bc_stride : p.c_out), rng);
+  const int bc_row = cc.bc_stride > 0 ? cc.bc_stride : p.c_out;
+  auto bias_bc = random_vector(static_cast<size_t>(p.batch) * bc_row, rng);
   auto residual = random_vector(out_n, rng);
   auto out = poisoned(out_n);
 

@@ -232,7 +232,8 @@ void test_sinusoid_column() {
         }
       for (int j = 0; j < dim; ++j) {
         SinusoidColumn c = sinusoid_column(j, half, flip);
-        const std::string what = "sinusoid_column dim " + std::to_string(dim) + " j " + std::to_string(j);
+        const std::string what =
+            "sinusoid_column dim " + std::to_string(dim) + " j " + std::to_string(j);
         if (j < 2 * half)
           check(c.freq == freq[j] && c.sine == (sine[j] != 0), what);
         else

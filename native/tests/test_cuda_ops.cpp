@@ -190,7 +190,8 @@ void test_conv_bias_slice(const std::vector<Backends>& sets, const char* label, 
   auto wide = randn(static_cast<size_t>(k.batch) * stride, 0.5f);  // [B, stride]
   std::vector<float> dense;                                         // [B, c_out]
   for (int b = 0; b < k.batch; ++b)
-    for (int c = 0; c < k.c_out; ++c) dense.push_back(wide[static_cast<size_t>(b) * stride + offset + c]);
+    for (int c = 0; c < k.c_out; ++c)
+      dense.push_back(wide[static_cast<size_t>(b) * stride + offset + c]);
   auto res = randn(out_n);
   Status cs, ss;
   auto ref = run_conv(sets[0].cpu, k, s1, s2, wt, bias, dense, res, &cs);
@@ -465,7 +466,8 @@ void test_time_embedding(const Backends& b, const char* label, const TimeCase& c
     *s = be->prepare_linear(w1.data(), c.dim, c.channels, &lw1);
     if (s->ok()) *s = be->prepare_linear(w2.data(), c.dim, c.dim, &lw2);
     if (!s->ok()) return {};
-    Buf bt(be, t), bb1(be, b1), bb2(be, b2), btable(be, table), emb(be, static_cast<size_t>(c.batch) * c.dim);
+    Buf bt(be, t), bb1(be, b1), bb2(be, b2), btable(be, table);
+    Buf emb(be, static_cast<size_t>(c.batch) * c.dim);
     Buf work(be, static_cast<size_t>(c.batch) * (c.channels + 2 * c.dim));
     emb.poison();
     work.poison();

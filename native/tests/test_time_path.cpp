@@ -174,9 +174,8 @@ void check_calls(const std::string& model) {
   s = counting.alloc(plan.arena_floats() * sizeof(float), &arena);
   CHECK(s.ok(), "%s: arena: %s", model.c_str(), s.message.c_str());
   if (!s.ok()) return;
-  const size_t sample_n = static_cast<size_t>(batch) * cfg.in_channels * cfg.sample_size * cfg.sample_size;
-  std::vector<float> sample(sample_n, 0.25f), out(static_cast<size_t>(batch) * cfg.out_channels *
-                                                  cfg.sample_size * cfg.sample_size);
+  const size_t pixels = static_cast<size_t>(batch) * cfg.sample_size * cfg.sample_size;
+  std::vector<float> sample(pixels * cfg.in_channels, 0.25f), out(pixels * cfg.out_channels);
   std::vector<float> t = {12.5f, -3.0f};
   std::vector<int64_t> labels = {1, 7};
   ExecContext ctx;
