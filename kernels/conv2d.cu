@@ -122,6 +122,7 @@ bool valid(const Conv2dParams& p) {
   if (p.h_in < 1 || p.w_in < 1 || p.kernel < 1 || p.stride < 1 || p.pad < 0) return false;
   if ((p.c_in2 > 0) != (p.src2 != nullptr)) return false;
   if (!p.src1 || !p.dst) return false;
+  if (p.bias_bc && p.bias_bc_stride != 0 && p.bias_bc_stride < p.c_out) return false;
   if (p.operand == ConvOperand::kF32 ? !p.weight : !p.weight_lp) return false;
   if (p.h_out != kidx::conv_out_size(p.h_in, p.kernel, p.stride, p.pad, p.upsample) ||
       p.w_out != kidx::conv_out_size(p.w_in, p.kernel, p.stride, p.pad, p.upsample) ||

@@ -37,7 +37,8 @@ struct Conv2dParams {
   const float* weight = nullptr;    // kF32: packed by conv2d_pack_weight, [c_in*k*k, c_out]
   const void* weight_lp = nullptr;  // kF16/kBF16: the same layout in that type
   const float* bias = nullptr;      // [c_out] or null
-  const float* bias_bc = nullptr;   // [B, c_out] or null
+  const float* bias_bc = nullptr;   // [B, c_out] or null, rows bias_bc_stride apart
+  int bias_bc_stride = 0;           // 0: c_out (dense rows); else >= c_out
   const float* residual = nullptr;  // [B, c_out, h_out, w_out] or null, not aliasing dst
   float* dst = nullptr;             // [B, c_out, h_out, w_out]
 };

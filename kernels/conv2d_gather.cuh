@@ -31,7 +31,7 @@ __device__ __forceinline__ void store_output(const Conv2dParams& p, float acc, i
   int64_t off = kidx::nchw(q.b, m, q.y, q.x, p.c_out, p.h_out, p.w_out);
   float v = acc;
   if (p.bias) v += p.bias[m];
-  if (p.bias_bc) v += p.bias_bc[static_cast<int64_t>(q.b) * p.c_out + m];
+  if (p.bias_bc) v += p.bias_bc[kidx::bias_bc_offset(q.b, m, p.c_out, p.bias_bc_stride)];
   if (p.residual) v += p.residual[off];
   p.dst[off] = v * p.out_scale;
 }

@@ -100,6 +100,13 @@ CM4J_HD int64_t conv_torch_index(int k, int co, int k_total) {
   return static_cast<int64_t>(co) * k_total + k;
 }
 
+// Per-image bias row of image b, channel c: [B, c_out] rows `stride` elements apart, so a
+// row may be a slice of a wider buffer (every resnet's time_emb_proj output side by side);
+// stride 0 means dense rows (c_out).
+CM4J_HD int64_t bias_bc_offset(int b, int c, int c_out, int stride) {
+  return static_cast<int64_t>(b) * (stride > 0 ? stride : c_out) + c;
+}
+
 // The tiled conv kernel loads a [rows, cols] tile with `threads` threads, `rows * cols /
 // threads` elements each: element i of thread t is (row, col) = divmod(t + i * threads, cols).
 struct TileCoord {
@@ -149,6 +156,21 @@ CM4J_HD int64_t qkv_offset(int b, int part, int head, int c, int pos, int channe
 CM4J_HD int64_t attn_out_offset(int b, int head, int c, int pos, int channels, int dim_head,
                                 int hw) {
   return (static_cast<int64_t>(b) * channels + head * dim_head + c) * hw + pos;
+}
+
+// ---- time embedding -------------------------------------------------------------------
+// Column j of a sinusoidal embedding of width dim (half = dim / 2 frequencies): frequency
+// index and whether it holds the sine. [sin, cos] halves, [cos, sin] when flipped; the last
+// column of an odd dim (j == 2 * half) is zero padding, freq -1.
+struct SinusoidColumn {
+  int freq;
+  bool sine;
+};
+CM4J_HD SinusoidColumn sinusoid_column(int j, int half, bool flip_sin_to_cos) {
+  SinusoidColumn c;
+  c.freq = j < 2 * half ? (j < half ? j : j - half) : -1;
+  c.sine = (j < half) != flip_sin_to_cos;
+  return c;
 }
 
 // ---- pooling / upsampling -------------------------------------------------------------

@@ -2,6 +2,7 @@
 # Builds cm4j with the CUDA backend on a GPU machine and runs every GPU check, in one call:
 #   info -> configure -> build -> test_cuda_indexing -> test_cuda_ops -> test_cuda_golden
 #   (with the tiny model's sampling loop on the device)
+#   -> test_cuda_golden with CM4J_CUDA_KERNELS=candidate (the variants no GPU has run yet)
 #   -> test_cuda_cudnn (conv vs cuDNN) -> test_cuda_cudnn_attn (attention vs cuDNN's
 #   multi-head attention; both skipped without libcudnn.so.9) -> test_cuda_golden
 #   (fp16 and bf16 tensor-core conv) -> compute-sanitizer memcheck (tiny model)
@@ -186,6 +187,8 @@ sanitize() {  # sanitize STEP MAX TOOL BINARY ARGS...
 run_bin test_cuda_indexing 30 test_cuda_indexing
 run_bin test_cuda_ops 150 test_cuda_ops
 run_bin test_cuda_golden 150 test_cuda_golden
+# The candidate kernel set (kernels/README.md): unverified variants, opt-in until this passes.
+CM4J_CUDA_KERNELS=candidate run_bin test_cuda_golden_candidate 150 test_cuda_golden
 # cuDNN from PyTorch's environment (pip nvidia-cudnn-cu1x, or torch/lib), else ldconfig; the
 # test dlopens it (and skips with 77 when none loads). CM4J_CUDNN_LIB set by the caller wins.
 find_cudnn() {

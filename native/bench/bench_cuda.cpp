@@ -191,6 +191,74 @@ double time_conv(Backend* be, const ConvShape& c, int reps, std::mt19937& rng, s
   return s.ok() ? ms : -1;
 }
 
+// The imagenet64 time path: Backend::time_embedding as the default set composes it (four
+// launches) and as the candidate set runs it (labels' copy + one kernel), then the one
+// linear of every resnet's time_emb_proj (35712 rows: 36 scale_shift resnets).
+void bench_time_path(Backend* def, int reps, std::mt19937& rng) {
+  std::string err;
+  auto cand = cm4j::make_cuda_backend_with(0, CM4J_F32, cm4j::CudaKernels::kCandidate, &err);
+  const int c0 = 192, dim = 768, classes = 1000, proj_rows = 35712;
+  std::vector<float> w1(static_cast<size_t>(dim) * c0, 0.01f);
+  std::vector<float> w2(static_cast<size_t>(dim) * dim, 0.01f);
+  std::vector<float> wp(static_cast<size_t>(proj_rows) * dim, 0.01f);
+  for (int batch : {1, 8, 64}) {
+    std::vector<int64_t> labels(batch, 207);
+    Backend* backends[2] = {def, cand.get()};
+    const char* names[2] = {"default", "candidate"};
+    for (int i = 0; i < 2; ++i) {
+      Backend* be = backends[i];
+      if (!be) {
+        std::printf("| time_embedding | %s | %d | failed: %s | |\n", names[i], batch, err.c_str());
+        continue;
+      }
+      std::unique_ptr<cm4j::Weight> l1, l2;
+      Status s = be->prepare_linear(w1.data(), dim, c0, &l1);
+      if (s.ok()) s = be->prepare_linear(w2.data(), dim, dim, &l2);
+      const size_t b = static_cast<size_t>(batch);
+      DeviceBuf t(be, b, rng), bias(be, 2 * dim, rng);
+      DeviceBuf table(be, static_cast<size_t>(classes) * dim, rng);
+      DeviceBuf work(be, b * (c0 + 2 * dim), rng), emb(be, b * dim, rng);
+      cm4j::TimeEmbeddingParams p;
+      p.batch = batch;
+      p.channels = c0;
+      p.dim = dim;
+      cm4j::TimeEmbeddingArgs a;
+      a.t = t.p;
+      a.linear_1 = l1.get();
+      a.bias_1 = bias.p;
+      a.linear_2 = l2.get();
+      a.bias_2 = bias.p + dim;
+      a.class_table = table.p;
+      a.class_labels = labels.data();
+      a.workspace = work.p;
+      a.emb = emb.p;
+      double ms = s.ok() ? time_op(be, [&] { return be->time_embedding(p, a); }, reps, &s) : -1;
+      if (ms > 0)
+        std::printf("| time_embedding | imagenet64, %s kernels | %d | %.4f | |\n", names[i], batch, ms);
+      else
+        std::printf("| time_embedding | imagenet64, %s kernels | %d | failed: %s | |\n", names[i],
+                    batch, s.message.c_str());
+    }
+    std::unique_ptr<cm4j::Weight> lp;
+    Status s = def->prepare_linear(wp.data(), proj_rows, dim, &lp);
+    DeviceBuf x(def, static_cast<size_t>(batch) * dim, rng), bias(def, proj_rows, rng);
+    DeviceBuf y(def, static_cast<size_t>(batch) * proj_rows, rng);
+    cm4j::LinearArgs a;
+    a.x = x.p;
+    a.weight = lp.get();
+    a.bias = bias.p;
+    a.y = y.p;
+    const cm4j::LinearParams p{batch, proj_rows, dim, /*silu_input=*/true, false};
+    double ms = s.ok() ? time_op(def, [&] { return def->linear(p, a); }, reps, &s) : -1;
+    const double bytes = static_cast<double>(proj_rows) * dim * sizeof(float);  // the weights, once
+    if (ms > 0)
+      std::printf("| linear | every time_emb_proj, %dx%d | %d | %.4f | %.0f GB/s |\n", proj_rows,
+                  dim, batch, ms, bytes / ms / 1e6);
+    else
+      std::printf("| linear | every time_emb_proj | %d | failed: %s | |\n", batch, s.message.c_str());
+  }
+}
+
 void bench_ops() {
   std::string err;
   auto be = cm4j::make_cuda_backend_with(0, CM4J_F32, cm4j::CudaKernels::kDefault, &err);
@@ -301,6 +369,7 @@ void bench_ops() {
     else
       std::printf("| group_norm | %s | %d | failed: %s | |\n", t.name, t.batch, s.message.c_str());
   }
+  bench_time_path(be.get(), reps, rng);
 }
 #endif
 

@@ -46,6 +46,7 @@ struct ConvArgs {
   const Weight* weight = nullptr;  // from prepare_conv
   const float* bias = nullptr;     // [c_out] or null
   const float* bias_bc = nullptr;  // [B, c_out] per-image bias (time embedding) or null
+  int bias_bc_stride = 0;          // elements between batch rows of bias_bc (0: c_out)
   const float* residual = nullptr; // [B, c_out, h_out, w_out] or null; may not alias dst
   float* dst = nullptr;            // [B, c_out, h_out, w_out]
 };
@@ -126,6 +127,30 @@ struct SchedulerStepArgs {
   float* prev = nullptr;                // [B, image]; may alias sample
 };
 
+// diffusers UNet2DModel's conditioning, time_proj -> time_embedding (+ class_embedding):
+//   emb = linear_2(silu(linear_1(sinusoid(t)))) + class_embedding[labels]
+// with the sinusoid of timestep_embedding below (channels wide) and the class term only when
+// class_table is set (class_embed_type None: an nn.Embedding lookup).
+struct TimeEmbeddingParams {
+  int batch = 1;
+  int channels = 0;  // sinusoid width, linear_1's input (block_out_channels[0])
+  int dim = 0;       // time_embed_dim, linear_1's and linear_2's output
+  bool flip_sin_to_cos = true;
+  float freq_shift = 0.0f;
+};
+
+struct TimeEmbeddingArgs {
+  const float* t = nullptr;               // [B]
+  const Weight* linear_1 = nullptr;       // [dim, channels] from prepare_linear
+  const float* bias_1 = nullptr;          // [dim] or null
+  const Weight* linear_2 = nullptr;       // [dim, dim] from prepare_linear
+  const float* bias_2 = nullptr;          // [dim] or null
+  const float* class_table = nullptr;     // [num_class_embeds, dim] or null
+  const int64_t* class_labels = nullptr;  // [B] host memory, validated; with class_table
+  float* workspace = nullptr;             // [B, channels + 2 * dim] for compose_time_embedding
+  float* emb = nullptr;                   // [B, dim]
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -161,6 +186,8 @@ class Backend {
   // rows[b, :] = table[labels[b], :]; labels already validated. labels is host memory.
   virtual Status embedding_lookup(const float* table, const int64_t* labels, float* rows,
                                   int batch, int dim) = 0;
+  // The whole time path up to emb (TimeEmbeddingParams), as one call.
+  virtual Status time_embedding(const TimeEmbeddingParams& p, const TimeEmbeddingArgs& a) = 0;
 
   // scale_model_input: y[b, i] = x[b, i] / divisor[b], divisor = sqrt(sigma^2 + sigma_data^2)
   // (a float32 division, as the scheduler computes it, not a product with the reciprocal).
@@ -173,6 +200,12 @@ class Backend {
   // Waits for queued work (no-op on the CPU).
   virtual Status synchronize() = 0;
 };
+
+// time_embedding as the separate calls timestep_embedding, linear (+SiLU), embedding_lookup
+// and linear (+ the class rows), on a.workspace: the CPU backend's implementation and the
+// CUDA backend's outside the candidate kernel set.
+Status compose_time_embedding(Backend* backend, const TimeEmbeddingParams& p,
+                              const TimeEmbeddingArgs& a);
 
 // dtype CM4J_F32: the float32 reference. CM4J_BF16: convolutions (and the attention's
 // qkv / to_out 1x1 convs) with weights packed as bf16 and activations rounded to bf16 as

@@ -67,6 +67,9 @@ class Plan {
   // Which buffers hold the inputs and the output (set by the graph).
   void set_io(const PlanIO& io) { io_ = io; }
   const PlanIO& io() const { return io_; }
+  // The ops in run order, by name (tests check what a plan launches).
+  size_t op_count() const { return ops_.size(); }
+  const std::string& op_name(size_t i) const { return ops_[i].name; }
 
  private:
   struct Op {

@@ -13,12 +13,20 @@ struct Act {
   int c = 0, h = 0, w = 0;
 };
 
+// Rows [B, n] that are columns offset..offset+n of a buffer [B, stride]: one resnet's
+// time_emb_proj output inside the buffer that holds every resnet's.
+struct Slice {
+  int buf = -1;
+  int offset = 0;
+  int stride = 0;
+};
+
 struct ConvOpt {
   const Act* x2 = nullptr;  // second source, concatenated after x along channels
   int kernel = 3;
   int stride = 1;
   bool upsample = false;    // nearest 2x before the conv
-  int bias_bc = -1;         // buffer [B, c_out] added per image (time embedding)
+  Slice bias_bc;            // [B, c_out] added per image (time embedding)
   int residual = -1;        // buffer [B, c_out, h_out, w_out]
   float out_scale = 1.0f;
 };
@@ -30,7 +38,13 @@ class Net {
   Net(const UNetConfig& c, const WeightStore* w, const GraphOptions& o,
       std::vector<ParamSpec>* specs, Plan* plan, std::vector<Tap>* taps)
       : cfg_(c), w_(w), batch_(o.batch), capture_(o.capture_taps), specs_(specs), plan_(plan),
-        taps_(taps) {}
+        taps_(taps) {
+    // The fused time_emb_proj's width, needed before the walk reaches the resnets: the sum
+    // of the parts the declaring walk found.
+    if (w_)
+      for (const ParamSpec& s : w_->specs())
+        if (s.kind == ParamKind::TimeProjWeight) time_proj_rows_ += static_cast<int>(s.shape[0]);
+  }
 
   Status build();
 
@@ -66,13 +80,15 @@ class Net {
   // ---- ops ----------------------------------------------------------------------------
   Act conv(const std::string& name, const Act& x, int c_out, const ConvOpt& o, bool declare_params = true);
   Act group_norm(const std::string& name, const Act& x, const Act* x2, int groups, bool silu,
-                 int scale_shift = -1, int out_buf = -1, bool declare_params = true);
-  int time_proj(const std::string& name, int n);
+                 Slice scale_shift = {}, int out_buf = -1, bool declare_params = true);
+  Slice time_proj(const std::string& name, int n);
+  void time_projections();
   Act resnet(const std::string& name, const Act& x, const Act* skip, int c_out,
              Resample resample = Resample::None, float output_scale = 1.0f);
   Act attention(const std::string& name, const Act& x, int groups, float rescale);
   Act pool_or_upsample(const Act& x, Resample r);
   void time_embedding();
+  void time_embedding_taps();
 
   const UNetConfig& cfg_;
   const WeightStore* w_;
@@ -83,6 +99,10 @@ class Net {
   std::vector<Tap>* taps_;
   int timestep_ = -1;  // [B]
   int emb_ = -1;  // [B, time_embed_dim]: time + class embedding, input of every time_emb_proj
+  int time_proj_ = -1;      // [B, time_proj_rows_]: every resnet's time_emb_proj(silu(emb))
+  int time_proj_rows_ = 0;  // their output widths summed
+  int time_proj_used_ = 0;  // columns handed out so far, in resnet order
+  int time_proj_parts_ = 0; // resnets declared so far: the part index of the next one
   Status error_;
 };
 
@@ -107,12 +127,16 @@ Act Net::conv(const std::string& name, const Act& x, int c_out, const ConvOpt& o
   ConvArgs a;
   a.weight = prepared(name);
   a.bias = vec(name + ".bias");
-  int src1 = x.buf, src2 = o.x2 ? o.x2->buf : -1, bias_bc = o.bias_bc, res = o.residual, dst = y.buf;
-  plan_->op(name, {src1, src2, bias_bc, res, dst}, [=](ExecContext& ctx) {
+  int src1 = x.buf, src2 = o.x2 ? o.x2->buf : -1, res = o.residual, dst = y.buf;
+  Slice bias_bc = o.bias_bc;
+  plan_->op(name, {src1, src2, bias_bc.buf, res, dst}, [=](ExecContext& ctx) {
     ConvArgs args = a;
     args.src1 = ctx.ptr(src1);
     args.src2 = src2 >= 0 ? ctx.ptr(src2) : nullptr;
-    args.bias_bc = bias_bc >= 0 ? ctx.ptr(bias_bc) : nullptr;
+    if (bias_bc.buf >= 0) {
+      args.bias_bc = ctx.ptr(bias_bc.buf) + bias_bc.offset;
+      args.bias_bc_stride = bias_bc.stride;
+    }
     args.residual = res >= 0 ? ctx.ptr(res) : nullptr;
     args.dst = ctx.ptr(dst);
     return ctx.backend->conv2d(p, args);
@@ -120,9 +144,9 @@ Act Net::conv(const std::string& name, const Act& x, int c_out, const ConvOpt& o
   return y;
 }
 
-// GroupNorm(name) over cat(x, x2); scale_shift is a buffer [B, 2C] of (scale, shift) rows.
+// GroupNorm(name) over cat(x, x2); scale_shift holds [B, 2C] (scale, shift) rows.
 Act Net::group_norm(const std::string& name, const Act& x, const Act* x2, int groups, bool silu,
-                    int scale_shift, int out_buf, bool declare_params) {
+                    Slice scale_shift, int out_buf, bool declare_params) {
   int c = x.c + (x2 ? x2->c : 0);
   if (declare_params) {
     declare(name + ".weight", {c}, ParamKind::Vector);
@@ -138,18 +162,19 @@ Act Net::group_norm(const std::string& name, const Act& x, const Act* x2, int gr
   p.silu = silu;
   const float* gamma = vec(name + ".weight");
   const float* beta = vec(name + ".bias");
-  int src1 = x.buf, src2 = x2 ? x2->buf : -1, c1 = x.c, dst = y.buf, ss = scale_shift;
-  plan_->op(name, {src1, src2, ss, dst}, [=](ExecContext& ctx) {
+  int src1 = x.buf, src2 = x2 ? x2->buf : -1, c1 = x.c, dst = y.buf;
+  Slice ss = scale_shift;
+  plan_->op(name, {src1, src2, ss.buf, dst}, [=](ExecContext& ctx) {
     GroupNormArgs a;
     a.x = ctx.ptr(src1);
     a.x2 = src2 >= 0 ? ctx.ptr(src2) : nullptr;
     a.c1 = src2 >= 0 ? c1 : 0;
     a.gamma = gamma;
     a.beta = beta;
-    if (ss >= 0) {
-      a.scale = ctx.ptr(ss);
+    if (ss.buf >= 0) {
+      a.scale = ctx.ptr(ss.buf) + ss.offset;
       a.shift = a.scale + p.channels;
-      a.scale_stride = 2 * p.channels;
+      a.scale_stride = ss.stride;
     }
     a.y = ctx.ptr(dst);
     return ctx.backend->group_norm(p, a);
@@ -157,17 +182,30 @@ Act Net::group_norm(const std::string& name, const Act& x, const Act* x2, int gr
   return y;
 }
 
-// time_emb_proj(silu(emb)) -> buffer [B, n].
-int Net::time_proj(const std::string& name, int n) {
+// Resnet `name`'s time_emb_proj(silu(emb)) [B, n]: its columns of the one linear that
+// time_projections() runs for every resnet (checkpoint keys stay per resnet; the weights
+// are stacked when bound).
+Slice Net::time_proj(const std::string& name, int n) {
   int k = cfg_.time_embed_dim();
-  declare(name + ".weight", {n, k}, ParamKind::Linear, name);
-  declare(name + ".bias", {n}, ParamKind::Vector);
-  int out = plan_->buffer(static_cast<size_t>(batch_) * n);
+  declare(name + ".weight", {n, k}, ParamKind::TimeProjWeight, "time_emb_projs", time_proj_parts_);
+  declare(name + ".bias", {n}, ParamKind::TimeProjBias, "time_emb_projs", time_proj_parts_);
+  ++time_proj_parts_;
+  Slice s{time_proj_, time_proj_used_, time_proj_rows_};
+  time_proj_used_ += n;
+  return s;
+}
+
+// Every resnet's time_emb_proj(silu(emb)) as one linear: [B, time_embed_dim] -> [B, sum n].
+void Net::time_projections() {
+  int k = cfg_.time_embed_dim();
+  int n = time_proj_rows_;
+  time_proj_ = plan_->buffer(static_cast<size_t>(batch_) * n);
+  if (n == 0) return;  // the declaring walk: no weights, no rows yet
   LinearParams p{batch_, n, k, /*silu_input=*/true, /*silu_output=*/false};
-  const Weight* wt = prepared(name);
-  const float* bias = vec(name + ".bias");
-  int emb = emb_;
-  plan_->op(name, {emb, out}, [=](ExecContext& ctx) {
+  const Weight* wt = prepared("time_emb_projs");
+  const float* bias = vec("time_emb_projs.bias");
+  int emb = emb_, out = time_proj_;
+  plan_->op("time_emb_proj", {emb, out}, [=](ExecContext& ctx) {
     LinearArgs a;
     a.x = ctx.ptr(emb);
     a.weight = wt;
@@ -175,7 +213,6 @@ int Net::time_proj(const std::string& name, int n) {
     a.y = ctx.ptr(out);
     return ctx.backend->linear(p, a);
   });
-  return out;
 }
 
 Act Net::pool_or_upsample(const Act& x, Resample r) {
@@ -197,7 +234,7 @@ Act Net::resnet(const std::string& name, const Act& x, const Act* skip, int c_ou
                 Resample resample, float output_scale) {
   int c_in = x.c + (skip ? skip->c : 0);
   Act n1 = group_norm(name + ".norm1", x, skip, cfg_.norm_num_groups, /*silu=*/true);  // [B, c_in, H, W]
-  int temb = time_proj(name + ".time_emb_proj", cfg_.scale_shift ? 2 * c_out : c_out);
+  Slice temb = time_proj(name + ".time_emb_proj", cfg_.scale_shift ? 2 * c_out : c_out);
 
   ConvOpt o1;
   Act conv1_in = n1;
@@ -206,7 +243,7 @@ Act Net::resnet(const std::string& name, const Act& x, const Act* skip, int c_ou
   if (!cfg_.scale_shift) o1.bias_bc = temb;
   Act h = conv(name + ".conv1", conv1_in, c_out, o1);  // [B, c_out, H', W']
   group_norm(name + ".norm2", h, nullptr, cfg_.norm_num_groups, /*silu=*/true,
-             cfg_.scale_shift ? temb : -1, /*out_buf=*/h.buf);
+             cfg_.scale_shift ? temb : Slice{}, /*out_buf=*/h.buf);
 
   int residual;
   if (c_in != c_out) {
@@ -269,7 +306,7 @@ Act Net::attention(const std::string& name, const Act& x, int groups, float resc
   return conv(name + ".to_out.0", attn, c, out, /*declare_params=*/false);
 }
 
-// emb = linear_2(silu(linear_1(sinusoid(t)))) + class_embedding[labels]
+// emb = linear_2(silu(linear_1(sinusoid(t)))) + class_embedding[labels], one backend call.
 void Net::time_embedding() {
   int c0 = cfg_.block_out_channels[0];
   int dim = cfg_.time_embed_dim();
@@ -277,7 +314,43 @@ void Net::time_embedding() {
   declare("time_embedding.linear_1.bias", {dim}, ParamKind::Vector);
   declare("time_embedding.linear_2.weight", {dim, dim}, ParamKind::Linear, "time_embedding.linear_2");
   declare("time_embedding.linear_2.bias", {dim}, ParamKind::Vector);
+  if (cfg_.num_class_embeds > 0)
+    declare("class_embedding.weight", {cfg_.num_class_embeds, dim}, ParamKind::Vector);
+  if (capture_) time_embedding_taps();
 
+  TimeEmbeddingParams p;
+  p.batch = batch_;
+  p.channels = c0;
+  p.dim = dim;
+  p.flip_sin_to_cos = cfg_.flip_sin_to_cos;
+  p.freq_shift = cfg_.freq_shift;
+  TimeEmbeddingArgs a;
+  a.linear_1 = prepared("time_embedding.linear_1");
+  a.bias_1 = vec("time_embedding.linear_1.bias");
+  a.linear_2 = prepared("time_embedding.linear_2");
+  a.bias_2 = vec("time_embedding.linear_2.bias");
+  a.class_table = cfg_.num_class_embeds > 0 ? vec("class_embedding.weight") : nullptr;
+  int t = timestep_;
+  int work = plan_->buffer(static_cast<size_t>(batch_) * (c0 + 2 * dim));  // [B, c0 + 2 dim]
+  emb_ = plan_->buffer(static_cast<size_t>(batch_) * dim);                // [B, dim]
+  int emb = emb_;
+  bool classes = cfg_.num_class_embeds > 0;
+  plan_->op("time_embedding", {t, work, emb}, [=](ExecContext& ctx) {
+    TimeEmbeddingArgs args = a;
+    args.t = ctx.ptr(t);
+    args.class_labels = classes ? ctx.class_labels : nullptr;
+    args.workspace = ctx.ptr(work);
+    args.emb = ctx.ptr(emb);
+    return ctx.backend->time_embedding(p, args);
+  });
+}
+
+// The taps "time_embedding" (linear_2's output before the class embedding joins) and
+// "class_embedding": the time path again as separate calls, since the one call above
+// keeps neither.
+void Net::time_embedding_taps() {
+  int c0 = cfg_.block_out_channels[0];
+  int dim = cfg_.time_embed_dim();
   int t = timestep_;
   int freq = plan_->buffer(static_cast<size_t>(batch_) * c0);  // [B, c0]
   int b = batch_;
@@ -297,37 +370,26 @@ void Net::time_embedding() {
     a.y = ctx.ptr(hidden);
     return ctx.backend->linear({b, dim, c0, false, /*silu_output=*/true}, a);
   });
-
-  int cls = -1;
+  int alone = plan_->buffer(static_cast<size_t>(batch_) * dim);  // [B, dim]
+  const Weight* w2 = prepared("time_embedding.linear_2");
+  const float* b2 = vec("time_embedding.linear_2.bias");
+  plan_->op("time_embedding.linear_2", {hidden, alone}, [=](ExecContext& ctx) {
+    LinearArgs a;
+    a.x = ctx.ptr(hidden);
+    a.weight = w2;
+    a.bias = b2;
+    a.y = ctx.ptr(alone);
+    return ctx.backend->linear({b, dim, dim, false, false}, a);
+  });
+  tap("time_embedding", alone, {batch_, dim});
   if (cfg_.num_class_embeds > 0) {
-    declare("class_embedding.weight", {cfg_.num_class_embeds, dim}, ParamKind::Vector);
-    cls = plan_->buffer(static_cast<size_t>(batch_) * dim);  // [B, dim]
+    int cls = plan_->buffer(static_cast<size_t>(batch_) * dim);  // [B, dim]
     const float* table = vec("class_embedding.weight");
     plan_->op("class_embedding", {cls}, [=](ExecContext& ctx) {
       return ctx.backend->embedding_lookup(table, ctx.class_labels, ctx.ptr(cls), b, dim);
     });
+    tap("class_embedding", cls, {batch_, dim});
   }
-  const Weight* w2 = prepared("time_embedding.linear_2");
-  const float* b2 = vec("time_embedding.linear_2.bias");
-  auto linear_2 = [=](int add, int out) {
-    plan_->op("time_embedding.linear_2", {hidden, add, out}, [=](ExecContext& ctx) {
-      LinearArgs a;
-      a.x = ctx.ptr(hidden);
-      a.weight = w2;
-      a.bias = b2;
-      a.add = add >= 0 ? ctx.ptr(add) : nullptr;
-      a.y = ctx.ptr(out);
-      return ctx.backend->linear({b, dim, dim, false, false}, a);
-    });
-  };
-  if (capture_) {  // the tap is the time embedding alone, before the class embedding joins
-    int alone = plan_->buffer(static_cast<size_t>(batch_) * dim);
-    linear_2(-1, alone);
-    tap("time_embedding", alone, {batch_, dim});
-    if (cls >= 0) tap("class_embedding", cls, {batch_, dim});
-  }
-  emb_ = plan_->buffer(static_cast<size_t>(batch_) * dim);  // [B, dim]
-  linear_2(cls, emb_);
 }
 
 Status Net::build() {
@@ -344,6 +406,7 @@ Status Net::build() {
     return st.ok() && ctx.timestep ? ctx.backend->upload(ctx.ptr(t_buf), ctx.timestep, b) : st;
   });
   time_embedding();
+  time_projections();
 
   Act h = conv("conv_in", sample, c.block_out_channels[0], {});  // [B, c0, S, S]
   tap("conv_in", h);
@@ -406,7 +469,7 @@ Status Net::build() {
   }
 
   if (capture_) {  // the tap is the norm's output, before conv_act's SiLU
-    Act pre = group_norm("conv_norm_out", h, nullptr, c.norm_num_groups, false, -1, -1,
+    Act pre = group_norm("conv_norm_out", h, nullptr, c.norm_num_groups, false, Slice{}, -1,
                          /*declare_params=*/false);
     tap("conv_norm_out", pre);
   }
@@ -419,6 +482,10 @@ Status Net::build() {
     return ctx.output ? ctx.backend->download(ctx.output, ctx.ptr(out_buf), out_n) : Status::Ok();
   });
   plan_->set_io({sample_buf, t_buf, out_buf});
+  if (w_ && error_.ok() && time_proj_used_ != time_proj_rows_)
+    error_ = {CM4J_ERR_INTERNAL, "time_emb_proj: the resnets use " +
+                                     std::to_string(time_proj_used_) + " rows, the weights hold " +
+                                     std::to_string(time_proj_rows_)};
   return error_;
 }
 

@@ -1,5 +1,6 @@
 #include "weights.h"
 
+#include <algorithm>
 #include <cstring>
 #include <sstream>
 
@@ -29,12 +30,40 @@ void list_problems(std::ostringstream& os, const char* what, const std::vector<s
   if (names.size() > 8) os << ", ... (" << names.size() - 8 << " more)";
 }
 
+bool is_stacked(ParamKind k) {
+  return k == ParamKind::QkvWeight || k == ParamKind::QkvBias || k == ParamKind::TimeProjWeight ||
+         k == ParamKind::TimeProjBias;
+}
+bool is_stacked_bias(ParamKind k) { return k == ParamKind::QkvBias || k == ParamKind::TimeProjBias; }
+
+std::string stack_key(const ParamSpec& spec) {
+  return spec.target + (is_stacked_bias(spec.kind) ? ".bias" : ".weight");
+}
+
 }  // namespace
 
 WeightStore::WeightStore(Backend* backend, std::vector<ParamSpec> specs)
     : backend_(backend), specs_(std::move(specs)), bound_(specs_.size(), false),
       seen_(specs_.size(), false) {
   for (size_t i = 0; i < specs_.size(); ++i) index_[specs_[i].name] = i;
+  // Where each part of a stacked parameter goes: parts in `part` order, rows appended.
+  for (const ParamSpec& spec : specs_) {
+    if (!is_stacked(spec.kind)) continue;
+    Stack& st = stacks_[stack_key(spec)];
+    if (st.size.size() <= static_cast<size_t>(spec.part)) st.size.resize(spec.part + 1, 0);
+    st.size[spec.part] = spec.numel();
+    st.rows += spec.shape[0];
+    st.cols = spec.shape.size() > 1 ? spec.shape[1] : 1;
+  }
+  for (auto& kv : stacks_) {
+    Stack& st = kv.second;
+    int64_t at = 0;
+    for (int64_t n : st.size) {
+      st.offset.push_back(at);
+      at += n;
+    }
+    st.arrived.assign(st.size.size(), false);
+  }
 }
 
 WeightStore::~WeightStore() {
@@ -80,28 +109,30 @@ Status WeightStore::bind(const std::string& name, const std::vector<int64_t>& sh
     }
     case ParamKind::QkvWeight:
     case ParamKind::QkvBias:
-      return store_qkv(spec, data);
+    case ParamKind::TimeProjWeight:
+    case ParamKind::TimeProjBias:
+      return store_stacked(spec, data);
   }
   return Status::Ok();
 }
 
-Status WeightStore::store_qkv(const ParamSpec& spec, const float* data) {
-  bool is_bias = spec.kind == ParamKind::QkvBias;
-  std::string key = spec.target + (is_bias ? ".bias" : ".weight");
-  auto& parts = qkv_pending_[key];
-  parts.resize(3);
-  parts[spec.part].assign(data, data + spec.numel());
-  for (const auto& p : parts)
-    if (p.empty()) return Status::Ok();
-  // q, k, v stacked along the output dimension: [3C, C] (weights) or [3C] (biases).
+Status WeightStore::store_stacked(const ParamSpec& spec, const float* data) {
+  const std::string key = stack_key(spec);
+  Stack& st = stacks_[key];
+  if (st.data.empty()) st.data.resize(static_cast<size_t>(st.rows * st.cols));
+  std::copy(data, data + spec.numel(), st.data.begin() + st.offset[spec.part]);
+  st.arrived[spec.part] = true;
+  for (bool a : st.arrived)
+    if (!a) return Status::Ok();
+  // Every part stacked along the output dimension: q/k/v [3C, C] (a 1x1 conv), the
+  // time_emb_projs [sum n_r, K] (one linear), or their biases.
   std::vector<float> all;
-  for (const auto& p : parts) all.insert(all.end(), p.begin(), p.end());
-  qkv_pending_.erase(key);
-  if (!is_bias) {
-    int c = static_cast<int>(spec.shape[1]);
-    return backend_->prepare_conv(all.data(), 3 * static_cast<int>(spec.shape[0]), c, 1,
-                                  &prepared_[spec.target]);
-  }
+  all.swap(st.data);
+  const int rows = static_cast<int>(st.rows), cols = static_cast<int>(st.cols);
+  if (spec.kind == ParamKind::QkvWeight)
+    return backend_->prepare_conv(all.data(), rows, cols, 1, &prepared_[spec.target]);
+  if (spec.kind == ParamKind::TimeProjWeight)
+    return backend_->prepare_linear(all.data(), rows, cols, &prepared_[spec.target]);
   float* p = nullptr;
   Status s = backend_->alloc(all.size() * sizeof(float), &p);
   if (!s.ok()) return s;

@@ -19,6 +19,10 @@ enum class ParamKind {
   Vector,  // bias / norm affine / embedding table: plain device floats, under the name
   QkvWeight,  // to_q/to_k/to_v weight [C, C]: concatenated into one 1x1 conv [3C, C]
   QkvBias,    // to_q/to_k/to_v bias [C]: concatenated into `target`.bias [3C]
+  // Every resnet's time_emb_proj weight [n_r, K] / bias [n_r]: stacked in `part` order into
+  // one linear [sum n_r, K] under `target` and the vector `target`.bias [sum n_r].
+  TimeProjWeight,
+  TimeProjBias,
 };
 
 struct ParamSpec {
@@ -26,7 +30,7 @@ struct ParamSpec {
   std::vector<int64_t> shape;
   ParamKind kind = ParamKind::Vector;
   std::string target;           // prepared weight's name (conv/linear/qkv prefix)
-  int part = 0;                 // q, k, v index for Qkv kinds
+  int part = 0;                 // q, k, v index for Qkv kinds; resnet index for TimeProj
   int64_t numel() const;
 };
 
@@ -49,7 +53,7 @@ class WeightStore {
   size_t bytes() const;
 
  private:
-  Status store_qkv(const ParamSpec& spec, const float* data);
+  Status store_stacked(const ParamSpec& spec, const float* data);
 
   Backend* backend_;
   std::vector<ParamSpec> specs_;
@@ -59,8 +63,16 @@ class WeightStore {
   std::vector<std::string> unexpected_, misshaped_, duplicate_;
   std::map<std::string, std::unique_ptr<Weight>> prepared_;
   std::map<std::string, std::pair<float*, size_t>> vectors_;
-  // Host copies of q/k/v parts until all three arrive: target -> 3 parts.
-  std::map<std::string, std::vector<std::vector<float>>> qkv_pending_;
+  // A parameter stacked from parts (q/k/v, every time_emb_proj) along its first dimension,
+  // kept on the host until every part has arrived. Keyed by target + ".weight" / ".bias".
+  struct Stack {
+    std::vector<int64_t> offset;  // per part, in floats
+    std::vector<int64_t> size;    // per part, in floats
+    std::vector<bool> arrived;
+    int64_t rows = 0, cols = 1;   // the stacked [rows, cols] (cols 1 for biases)
+    std::vector<float> data;
+  };
+  std::map<std::string, Stack> stacks_;
   bool finalized_ = false;
 };
 

@@ -84,11 +84,14 @@ struct ConvCase {
   ConvParams p;
   bool bias, bias_bc, residual;
   int samples;  // 0: check every output element
+  // bias_bc rows this far apart, the call reading columns bc_offset.. of each (one resnet's
+  // slice of every time_emb_proj output); 0: dense [B, c_out] rows.
+  int bc_stride = 0, bc_offset = 0;
 };
 
 double conv_ref_at(const ConvParams& p, const std::vector<float>& s1, const std::vector<float>& s2,
                    const std::vector<float>& w, const float* bias, const float* bias_bc,
-                   const float* residual, int b, int co, int oy, int ox) {
+                   const float* residual, int b, int co, int oy, int ox, int bc_stride = 0) {
   const int c_in = p.c_in1 + p.c_in2;
   const int hv = p.upsample ? 2 * p.h_in : p.h_in;
   const int wv = p.upsample ? 2 * p.w_in : p.w_in;
@@ -108,7 +111,7 @@ double conv_ref_at(const ConvParams& p, const std::vector<float>& s1, const std:
         acc += v * w[((static_cast<size_t>(co) * c_in + c) * p.kernel + ky) * p.kernel + kx];
       }
   if (bias) acc += bias[co];
-  if (bias_bc) acc += bias_bc[b * p.c_out + co];
+  if (bias_bc) acc += bias_bc[b * (bc_stride > 0 ? bc_stride : p.c_out) + co];
   const size_t at = ((static_cast<size_t>(b) * p.c_out + co) * p.h_out() + oy) * p.w_out() + ox;
   if (residual) acc += residual[at];
   return acc * p.out_scale;
@@ -124,7 +127,8 @@ void test_conv(Backend& be, const ConvCase& cc, std::mt19937& rng) {
   const float ws = 1.0f / std::sqrt(static_cast<float>(c_in * p.kernel * p.kernel));
   auto w = random_vector(static_cast<size_t>(p.c_out) * c_in * p.kernel * p.kernel, rng, -ws, ws);
   auto bias = random_vector(p.c_out, rng);
-  auto bias_bc = random_vector(static_cast<size_t>(p.batch) * p.c_out, rng);
+  const int bc_row = cc.bc_stride > 0 ? cc.bc_stride : p.c_out;
+  auto bias_bc = random_vector(static_cast<size_t>(p.batch) * bc_row, rng);
   auto residual = random_vector(out_n, rng);
   auto out = poisoned(out_n);
 
@@ -135,7 +139,8 @@ void test_conv(Backend& be, const ConvCase& cc, std::mt19937& rng) {
   a.src2 = p.c_in2 > 0 ? s2.data() : nullptr;
   a.weight = weight.get();
   a.bias = cc.bias ? bias.data() : nullptr;
-  a.bias_bc = cc.bias_bc ? bias_bc.data() : nullptr;
+  a.bias_bc = cc.bias_bc ? bias_bc.data() + cc.bc_offset : nullptr;
+  a.bias_bc_stride = cc.bc_stride;
   a.residual = cc.residual ? residual.data() : nullptr;
   a.dst = out.data();
   if (!require_ok(be.conv2d(p, a), cc.label)) return;
@@ -144,7 +149,8 @@ void test_conv(Backend& be, const ConvCase& cc, std::mt19937& rng) {
   check.all_finite(out);
   const int ho = p.h_out(), wo = p.w_out();
   const auto at = [&](int b, int co, int oy, int ox) {
-    const double ref = conv_ref_at(p, s1, s2, w, a.bias, a.bias_bc, a.residual, b, co, oy, ox);
+    const double ref =
+        conv_ref_at(p, s1, s2, w, a.bias, a.bias_bc, a.residual, b, co, oy, ox, cc.bc_stride);
     check.add(out[((static_cast<size_t>(b) * p.c_out + co) * ho + oy) * wo + ox], ref);
   };
   if (cc.samples == 0) {
@@ -192,6 +198,7 @@ void test_convs(Backend& be, std::mt19937& rng, bool large) {
       {"stride2 8->8 8x8 k3 p0", conv(1, 8, 0, 8, 8, 8, 3, 2, 0), false, false, false, 0},
       {"k1 20->14 9x9 +residual*0.5", conv(2, 20, 0, 9, 9, 14, 1, 1, 0, false, 0.5f), true, false, true, 0},
       {"k1 concat 12+4->24 6x6 +bias_bc", conv(2, 12, 4, 6, 6, 24, 1, 1, 0), false, true, false, 0},
+      {"bias_bc cols 9..26 of 40 b3", conv(3, 5, 0, 7, 6, 17, 3, 1, 1), true, true, false, 0, 40, 9},
       {"k1 upsample 6->10 3x5", conv(1, 6, 0, 3, 5, 10, 1, 1, 0, true), true, false, false, 0},
       {"hw=1 17->25 k3", conv(3, 17, 0, 1, 1, 25, 3, 1, 1), true, true, false, 0},
       {"conv_in 3->32 16x16", conv(2, 3, 0, 16, 16, 32, 3, 1, 1), true, false, false, 0},

@@ -222,8 +222,9 @@ int main(int argc, char** argv) {
     std::printf("test_cuda_golden: skipped: %s\n", cm4j_last_error());
     return 77;
   }
-  std::printf("test_cuda_golden: device %s, dtype %s, bound %.0e\n", g_device.c_str(),
-              g_dtype_name.c_str(), kBound);
+  const char* kernels = std::getenv("CM4J_CUDA_KERNELS");
+  std::printf("test_cuda_golden: device %s, dtype %s, bound %.0e, CM4J_CUDA_KERNELS=%s\n",
+              g_device.c_str(), g_dtype_name.c_str(), kBound, kernels ? kernels : "(default)");
   run_case("tiny");
   run_case("lsun_mini");
   run_case("imagenet64");

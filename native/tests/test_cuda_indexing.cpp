@@ -198,6 +198,51 @@ void test_attention_indexing() {
           }
 }
 
+// Resnet r's time_emb_proj rows as a slice of one [B, total] buffer holding every resnet's
+// side by side: element (b, c) of the slice at column offset `at` is buffer[b][at + c].
+void test_bias_bc_indexing() {
+  const int batch = 3, total = 11;
+  std::vector<int> buffer(batch * total);
+  for (size_t i = 0; i < buffer.size(); ++i) buffer[i] = static_cast<int>(i);
+  const int slices[][2] = {{0, 4}, {4, 2}, {6, 5}};  // {offset, c_out}
+  for (const auto& sl : slices) {
+    const int* base = buffer.data() + sl[0];
+    for (int b = 0; b < batch; ++b)
+      for (int c = 0; c < sl[1]; ++c)
+        check(base[bias_bc_offset(b, c, sl[1], total)] == b * total + sl[0] + c,
+              "bias_bc_offset slice " + std::to_string(sl[0]));
+  }
+  // Stride 0: dense [B, c_out] rows, as before.
+  for (int b = 0; b < batch; ++b)
+    for (int c = 0; c < 5; ++c)
+      check(bias_bc_offset(b, c, 5, 0) == b * 5 + c, "bias_bc_offset dense");
+}
+
+// diffusers get_timestep_embedding: emb = cat([sin(t f), cos(t f)]), flipped to [cos, sin]
+// when flip_sin_to_cos, and one zero column appended when dim is odd.
+void test_sinusoid_column() {
+  for (int dim : {2, 8, 9, 192}) {
+    const int half = dim / 2;
+    for (bool flip : {false, true}) {
+      std::vector<int> freq, sine;  // torch's construction, column by column
+      for (int part = 0; part < 2; ++part)
+        for (int i = 0; i < half; ++i) {
+          freq.push_back(i);
+          sine.push_back((part == 0) != flip);
+        }
+      for (int j = 0; j < dim; ++j) {
+        SinusoidColumn c = sinusoid_column(j, half, flip);
+        const std::string what =
+            "sinusoid_column dim " + std::to_string(dim) + " j " + std::to_string(j);
+        if (j < 2 * half)
+          check(c.freq == freq[j] && c.sine == (sine[j] != 0), what);
+        else
+          check(c.freq == -1, what + " (padding)");
+      }
+    }
+  }
+}
+
 void test_resample_indexing(int bc, int h, int w) {
   int64_t o = 0;
   for (int i = 0; i < bc; ++i)
@@ -235,6 +280,8 @@ int main() {
   test_attention_indexing();
   test_resample_indexing(3, 4, 6);
   test_resample_indexing(2, 5, 7);  // odd: last row/column dropped by pooling
+  test_bias_bc_indexing();
+  test_sinusoid_column();
   if (g_failures) {
     std::printf("test_cuda_indexing: %d check(s) failed\n", g_failures);
     return 1;

@@ -111,7 +111,8 @@ struct ConvCase {
 std::vector<float> run_conv(Backend* be, const ConvCase& k, const std::vector<float>& s1,
                             const std::vector<float>& s2, const std::vector<float>& wt,
                             const std::vector<float>& bias, const std::vector<float>& bias_bc,
-                            const std::vector<float>& res, Status* status) {
+                            const std::vector<float>& res, Status* status,
+                            int bbc_offset = 0, int bbc_stride = 0) {
   ConvParams p = conv_params(k);
   p.out_scale = k.out_scale;
   const size_t out_n = static_cast<size_t>(k.batch) * k.c_out * p.h_out() * p.w_out();
@@ -130,7 +131,8 @@ std::vector<float> run_conv(Backend* be, const ConvCase& k, const std::vector<fl
   a.src2 = ptr(b2);
   a.weight = weight.get();
   a.bias = ptr(bb);
-  a.bias_bc = ptr(bbc);
+  a.bias_bc = bbc ? bbc->p + bbc_offset : nullptr;
+  a.bias_bc_stride = bbc_stride;
   a.residual = ptr(br);
   a.dst = dst.p;
   *status = be->conv2d(p, a);
@@ -165,6 +167,40 @@ void test_conv(const std::vector<Backends>& sets, const char* label, const ConvC
   for (const Backends& b : sets) {
     Status gs;
     auto got = run_conv(b.gpu, k, s1, s2, wt, bias, bias_bc, res, &gs);
+    report("conv2d", shape, b.kernels, cs, gs, got, ref, b.conv_bound);
+  }
+}
+
+// bias_bc as a slice of wider rows (one resnet's columns of every time_emb_proj output):
+// columns offset..offset+c_out of [B, stride]. The reference is the CPU with those columns
+// copied into dense rows; the CPU with the slice must give the same bits.
+void test_conv_bias_slice(const std::vector<Backends>& sets, const char* label, const ConvCase& k,
+                          int offset, int stride) {
+  char shape[128];
+  std::snprintf(shape, sizeof shape, "%s b%d %d>%d %dx%d k%d bbc@%d/%d", label, k.batch, k.c1,
+                k.c_out, k.h, k.w, k.kernel, offset, stride);
+  if (!selected(std::string("conv2d ") + shape)) return;
+  ConvParams p = conv_params(k);
+  const size_t out_n = static_cast<size_t>(k.batch) * k.c_out * p.h_out() * p.w_out();
+  const int fan_in = (k.c1 + k.c2) * k.kernel * k.kernel;
+  auto s1 = randn(static_cast<size_t>(k.batch) * k.c1 * k.h * k.w);
+  auto s2 = randn(static_cast<size_t>(k.batch) * k.c2 * k.h * k.w);
+  auto wt = uniform(static_cast<size_t>(k.c_out) * fan_in, -1.0f / std::sqrt(fan_in),
+                    1.0f / std::sqrt(fan_in));
+  auto bias = randn(k.c_out, 0.1f);
+  auto wide = randn(static_cast<size_t>(k.batch) * stride, 0.5f);  // [B, stride]
+  std::vector<float> dense;                                         // [B, c_out]
+  for (int b = 0; b < k.batch; ++b)
+    for (int c = 0; c < k.c_out; ++c)
+      dense.push_back(wide[static_cast<size_t>(b) * stride + offset + c]);
+  auto res = randn(out_n);
+  Status cs, ss;
+  auto ref = run_conv(sets[0].cpu, k, s1, s2, wt, bias, dense, res, &cs);
+  auto cpu_slice = run_conv(sets[0].cpu, k, s1, s2, wt, bias, wide, res, &ss, offset, stride);
+  report("conv2d", shape, "cpu", cs, ss, cpu_slice, ref, 0.0);
+  for (const Backends& b : sets) {
+    Status gs;
+    auto got = run_conv(b.gpu, k, s1, s2, wt, bias, wide, res, &gs, offset, stride);
     report("conv2d", shape, b.kernels, cs, gs, got, ref, b.conv_bound);
   }
 }
@@ -509,13 +545,77 @@ void test_scale_model_input(const Backends& be, bool edge, int batch, int64_t im
   report_bits("scale_model_input", shape, be.kernels, cs, gs, got, ref);
 }
 
+// ---- time embedding ---------------------------------------------------------------------
+struct TimeCase {
+  int batch, channels, dim, classes;  // classes 0: no class embedding
+  bool flip;
+  float shift;
+};
+
+void test_time_embedding(const Backends& b, const char* label, const TimeCase& c) {
+  char shape[128];
+  std::snprintf(shape, sizeof shape, "%s b%d %d>%d %s flip%d shift%g", label, c.batch, c.channels,
+                c.dim, c.classes ? "labels" : "no labels", c.flip ? 1 : 0, c.shift);
+  if (!selected(std::string("time_embedding ") + shape)) return;
+  std::vector<float> t(c.batch);
+  std::uniform_real_distribution<double> u(std::log(0.002), std::log(80.0));
+  for (auto& v : t) v = static_cast<float>(250.0 * u(g_rng));
+  auto w1 = uniform(static_cast<size_t>(c.dim) * c.channels, -1.0f / std::sqrt(c.channels),
+                    1.0f / std::sqrt(c.channels));
+  auto b1 = randn(c.dim, 0.1f);
+  auto w2 = uniform(static_cast<size_t>(c.dim) * c.dim, -1.0f / std::sqrt(c.dim),
+                    1.0f / std::sqrt(c.dim));
+  auto b2 = randn(c.dim, 0.1f);
+  auto table = randn(static_cast<size_t>(c.classes > 0 ? c.classes : 1) * c.dim);
+  std::vector<int64_t> labels(c.batch);
+  std::uniform_int_distribution<int> pick(0, c.classes > 0 ? c.classes - 1 : 0);
+  for (auto& l : labels) l = pick(g_rng);
+  auto run = [&](Backend* be, Status* s) -> std::vector<float> {
+    TimeEmbeddingParams p;
+    p.batch = c.batch;
+    p.channels = c.channels;
+    p.dim = c.dim;
+    p.flip_sin_to_cos = c.flip;
+    p.freq_shift = c.shift;
+    std::unique_ptr<Weight> lw1, lw2;
+    *s = be->prepare_linear(w1.data(), c.dim, c.channels, &lw1);
+    if (s->ok()) *s = be->prepare_linear(w2.data(), c.dim, c.dim, &lw2);
+    if (!s->ok()) return {};
+    Buf bt(be, t), bb1(be, b1), bb2(be, b2), btable(be, table);
+    Buf emb(be, static_cast<size_t>(c.batch) * c.dim);
+    Buf work(be, static_cast<size_t>(c.batch) * (c.channels + 2 * c.dim));
+    emb.poison();
+    work.poison();
+    TimeEmbeddingArgs a;
+    a.t = bt.p;
+    a.linear_1 = lw1.get();
+    a.bias_1 = bb1.p;
+    a.linear_2 = lw2.get();
+    a.bias_2 = bb2.p;
+    if (c.classes > 0) {
+      a.class_table = btable.p;
+      a.class_labels = labels.data();
+    }
+    a.workspace = work.p;
+    a.emb = emb.p;
+    *s = be->time_embedding(p, a);
+    if (s->ok()) *s = be->synchronize();
+    return emb.get();
+  };
+  Status cs, gs;
+  auto ref = run(b.cpu, &cs);
+  auto got = run(b.gpu, &gs);
+  report("time_embedding", shape, b.kernels, cs, gs, got, ref, kBoundF32);
+}
+
 #ifdef CM4J_HAVE_CUDA
-std::unique_ptr<Backend> make_gpu(bool reference, int dtype, std::string* error) {
-  return make_cuda_backend_with(0, dtype,
-                                reference ? CudaKernels::kReference : CudaKernels::kDefault, error);
+std::unique_ptr<Backend> make_gpu(const char* kernels, int dtype, std::string* error) {
+  CudaKernels set = CudaKernels::kDefault;
+  if (!parse_cuda_kernels(kernels, &set)) *error = std::string("unknown kernel set ") + kernels;
+  return make_cuda_backend_with(0, dtype, set, error);
 }
 #else
-std::unique_ptr<Backend> make_gpu(bool, int dtype, std::string* error) {
+std::unique_ptr<Backend> make_gpu(const char*, int dtype, std::string* error) {
   return make_cuda_backend(0, dtype, error);
 }
 #endif
@@ -572,19 +672,23 @@ int main() {
 
   auto cpu = make_cpu_backend(0, CM4J_F32);
   std::string e1, e2, e3, e4;
-  auto gpu = make_gpu(false, CM4J_F32, &e1);
-  auto gpu_ref = make_gpu(true, CM4J_F32, &e2);
-  auto gpu_f16 = make_gpu(false, CM4J_F16, &e3);
-  auto gpu_bf16 = make_gpu(false, CM4J_BF16, &e4);
-  if (!cpu || !gpu || !gpu_ref || !gpu_f16 || !gpu_bf16) {
-    std::printf("test_cuda_ops: FAIL: cannot create backends: cpu %s; cuda: %s %s %s %s\n",
-                cpu ? "ok" : "missing", e1.c_str(), e2.c_str(), e3.c_str(), e4.c_str());
+  std::string e5;
+  auto gpu = make_gpu("default", CM4J_F32, &e1);
+  auto gpu_ref = make_gpu("reference", CM4J_F32, &e2);
+  auto gpu_f16 = make_gpu("default", CM4J_F16, &e3);
+  auto gpu_bf16 = make_gpu("default", CM4J_BF16, &e4);
+  auto gpu_cand = make_gpu("candidate", CM4J_F32, &e5);
+  if (!cpu || !gpu || !gpu_ref || !gpu_f16 || !gpu_bf16 || !gpu_cand) {
+    std::printf("test_cuda_ops: FAIL: cannot create backends: cpu %s; cuda: %s %s %s %s %s\n",
+                cpu ? "ok" : "missing", e1.c_str(), e2.c_str(), e3.c_str(), e4.c_str(),
+                e5.c_str());
     return 1;
   }
   const Backends def{cpu.get(), gpu.get(), "default", kBoundF32};
   const Backends ref{cpu.get(), gpu_ref.get(), "reference", kBoundF32};
   const Backends f16{cpu.get(), gpu_f16.get(), "fp16-tc", 2e-3};
   const Backends bf16{cpu.get(), gpu_bf16.get(), "bf16-tc", 1.5e-2};
+  const Backends cand{cpu.get(), gpu_cand.get(), "candidate", kBoundF32};
   const std::vector<Backends> conv_sets{def, ref, f16, bf16};
 
   std::printf("| %-18s | %-44s | %-9s | %10s | %10s | %7s | %-4s |\n", "op", "case", "kernels",
@@ -613,6 +717,11 @@ int main() {
   test_conv(conv_sets, "odd all",        {3, 5,   3,   9,  7,  7,   3, 1, 1, true,  true, true,  true,  0.7f});
   test_conv(conv_sets, "odd s2 1x1",     {2, 6,   0,   9,  11, 70,  1, 2, 0, false, false, true, false, 1.0f});
   test_conv(conv_sets, "odd s2 nopad",   {1, 4,   3,   5,  5,  65,  3, 2, 0, true,  true, false, true,  2.0f});
+  // conv1 of a "default" resnet reading its columns of the fused time_emb_proj output.
+  test_conv_bias_slice(conv_sets, "lsun conv1", {2, 64, 0, 16, 16, 128, 3, 1, 1, false, true, true, false, 1.0f},
+                       224, 1000);
+  test_conv_bias_slice(conv_sets, "odd conv1", {3, 5, 0, 9, 7, 70, 3, 1, 1, false, true, true, true, 1.0f},
+                       13, 97);
 
   // group_norm: 32 groups everywhere; scale_shift + SiLU as in resnets' norm2.
   // The up path normalizes cat(h, skip) from its two buffers; groups straddle the seam
@@ -668,6 +777,19 @@ int main() {
   test_scale_model_input(def, false, 64, 3 * 64 * 64);
   test_scale_model_input(def, false, 3, 37);
   test_scale_model_input(def, true, 6, 17 * 3);
+
+  // The whole time path (Backend::time_embedding): default composes four launches, the
+  // candidate set runs one kernel. Sinusoid width / time_embed_dim of imagenet64, LSUN-256
+  // and tiny, with and without class labels, batch 1 and 3.
+  for (const Backends* b : {&def, &cand})
+    for (int batch : {1, 3})
+      for (int classes : {1000, 0}) {
+        test_time_embedding(*b, "imagenet64", {batch, 192, 768, classes, true, 0.0f});
+        test_time_embedding(*b, "lsun", {batch, 256, 1024, classes, true, 0.0f});
+        test_time_embedding(*b, "tiny", {batch, 32, 128, classes, true, 0.0f});
+      }
+  test_time_embedding(cand, "odd", {5, 33, 70, 7, false, 1.0f});
+  test_time_embedding(cand, "batch64", {64, 192, 768, 1000, true, 0.0f});
 
   test_error_paths(def);
 

@@ -40,7 +40,7 @@ for t in test_cuda_ops test_cuda_golden; do
 done
 
 rc=0
-CM4J_TEST_FILTER=${CM4J_TEST_FILTER:-odd,tiny,errors,timestep,embedding_lookup,linear,b3 c5,scheduler_step,scale_model_input} \
+CM4J_TEST_FILTER=${CM4J_TEST_FILTER:-odd,tiny,errors,timestep,embedding_lookup,linear,b3 c5,scheduler_step,scale_model_input,time_embedding} \
   "$B/test_cuda_ops" || rc=1
 for dtype in ${EMU_GOLDEN_DTYPES-fp32 fp16 bf16}; do
   "$B/test_cuda_golden" --models=tiny --dtype=$dtype || rc=1

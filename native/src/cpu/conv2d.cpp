@@ -88,6 +88,8 @@ Status check(const ConvParams& p, const ConvArgs& a, const CpuWeight** weight) {
   if ((p.kernel != 1 && p.kernel != 3) || (p.stride != 1 && p.stride != 2) || p.pad < 0)
     return invalid("conv2d: unsupported kernel/stride/pad");
   if (p.h_out() <= 0 || p.w_out() <= 0) return invalid("conv2d: empty output");
+  if (a.bias_bc != nullptr && a.bias_bc_stride != 0 && a.bias_bc_stride < p.c_out)
+    return invalid("conv2d: bias_bc_stride smaller than c_out");
   const auto* w = dynamic_cast<const CpuWeight*>(a.weight);
   if (w == nullptr || w->kind != CpuWeight::Kind::kConv) return invalid("conv2d: not a CPU conv weight");
   if (w->rows != p.c_out || w->c_in != p.c_in1 + p.c_in2 || w->kernel != p.kernel)
@@ -138,10 +140,12 @@ Status conv2d(CpuContext& ctx, const ConvParams& p, const ConvArgs& a) {
   std::vector<float> image_bias;
   OutSpec out;
   if (a.bias_bc != nullptr) {
+    // bias_bc rows may be slices of a wider buffer (every resnet's time_emb_proj at once).
+    const size_t bc_stride = a.bias_bc_stride > 0 ? a.bias_bc_stride : m;
     image_bias.resize(static_cast<size_t>(p.batch) * m);  // [B, c_out]
     for (int b = 0; b < p.batch; ++b)
       for (int r = 0; r < m; ++r)
-        image_bias[b * m + r] = (a.bias ? a.bias[r] : 0.0f) + a.bias_bc[b * m + r];
+        image_bias[b * m + r] = (a.bias ? a.bias[r] : 0.0f) + a.bias_bc[b * bc_stride + r];
     out.bias = image_bias.data();
     out.bias_image_stride = m;
   } else {

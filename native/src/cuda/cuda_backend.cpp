@@ -20,6 +20,7 @@
 #include "group_norm.cuh"
 #include "linear.cuh"
 #include "scheduler.cuh"
+#include "time_embedding.cuh"
 
 namespace cm4j {
 
@@ -66,6 +67,7 @@ class CudaBackend final : public Backend {
     cudaSetDevice(device_);
     cudaStreamSynchronize(stream_);
     for (auto& f : freq_tables_) cudaFree(f.second);
+    cudaFree(labels_);
     for (float* p : live_) cudaFree(p);
     cudaStreamDestroy(stream_);
   }
@@ -177,6 +179,7 @@ class CudaBackend final : public Backend {
       k.weight_lp = w->data;
     k.bias = a.bias;
     k.bias_bc = a.bias_bc;
+    k.bias_bc_stride = a.bias_bc_stride;
     k.residual = a.residual;
     k.dst = a.dst;
     const auto variant = kernels_ == CudaKernels::kReference ? kernels::Conv2dVariant::kDirect
@@ -310,6 +313,47 @@ class CudaBackend final : public Backend {
     return finish(kernels::scheduler_step_forward(k, stream_), "scheduler_step");
   }
 
+  // Candidate kernels: one launch (after the labels' copy); otherwise the four launches of
+  // compose_time_embedding, as verified.
+  Status time_embedding(const TimeEmbeddingParams& p, const TimeEmbeddingArgs& a) override {
+    if (kernels_ != CudaKernels::kCandidate || p.channels > kernels::kTimeEmbeddingMaxChannels ||
+        p.dim > kernels::kTimeEmbeddingMaxDim)
+      return compose_time_embedding(this, p, a);
+    auto* w1 = dynamic_cast<const DeviceWeight*>(a.linear_1);
+    auto* w2 = dynamic_cast<const DeviceWeight*>(a.linear_2);
+    if (!w1 || w1->is_conv || w1->rows != p.dim || w1->cols != p.channels || !w2 ||
+        w2->is_conv || w2->rows != p.dim || w2->cols != p.dim)
+      return invalid("time_embedding: linear_1/linear_2 are not [" + std::to_string(p.dim) +
+                     ", " + std::to_string(p.channels) + "] and [" + std::to_string(p.dim) +
+                     ", " + std::to_string(p.dim) + "] linear weights");
+    if (a.class_table && !a.class_labels)
+      return invalid("time_embedding: a class table without labels");
+    cudaSetDevice(device_);
+    const float* freq = nullptr;
+    if (p.channels >= 2) {
+      Status s = frequencies(p.channels / 2, p.freq_shift, &freq);
+      if (!s.ok()) return s;
+    }
+    kernels::TimeEmbeddingParams k;
+    k.batch = p.batch;
+    k.channels = p.channels;
+    k.dim = p.dim;
+    k.flip_sin_to_cos = p.flip_sin_to_cos;
+    k.t = a.t;
+    k.freq = freq;
+    k.w1 = static_cast<const float*>(w1->data);
+    k.b1 = a.bias_1;
+    k.w2 = static_cast<const float*>(w2->data);
+    k.b2 = a.bias_2;
+    if (a.class_table) {
+      Status s = upload_labels(a.class_labels, p.batch, &k.labels);
+      if (!s.ok()) return s;
+      k.class_table = a.class_table;
+    }
+    k.emb = a.emb;
+    return finish(kernels::time_embedding_forward(k, stream_), "time_embedding");
+  }
+
   Status synchronize() override {
     cudaSetDevice(device_);
     return cuda_error(cudaStreamSynchronize(stream_), "synchronize");
@@ -387,6 +431,28 @@ class CudaBackend final : public Backend {
     return Status::Ok();
   }
 
+  // Copies host labels to a device buffer of the backend (grown as needed) and waits, so
+  // the caller's array may change as soon as this returns.
+  Status upload_labels(const int64_t* host, int batch, const int64_t** out) {
+    if (batch > labels_capacity_) {
+      cudaStreamSynchronize(stream_);  // queued work may still read the old buffer
+      cudaFree(labels_);
+      labels_ = nullptr;
+      labels_capacity_ = 0;
+      void* d = nullptr;
+      cudaError_t e = cudaMalloc(&d, batch * sizeof(int64_t));
+      if (e != cudaSuccess) return cuda_error(e, "time_embedding (labels)");
+      labels_ = static_cast<int64_t*>(d);
+      labels_capacity_ = batch;
+    }
+    cudaError_t e = cudaMemcpyAsync(labels_, host, batch * sizeof(int64_t),
+                                    cudaMemcpyHostToDevice, stream_);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(stream_);
+    if (e != cudaSuccess) return cuda_error(e, "time_embedding (labels)");
+    *out = labels_;
+    return Status::Ok();
+  }
+
   const int device_;
   const CudaKernels kernels_;
   const kernels::ConvOperand operand_;  // conv operands: fp32, or fp16/bf16 on tensor cores
@@ -395,6 +461,8 @@ class CudaBackend final : public Backend {
   std::mutex mu_;  // guards live_ and freq_tables_
   std::unordered_set<float*> live_;
   std::map<std::pair<int, float>, float*> freq_tables_;
+  int64_t* labels_ = nullptr;  // [labels_capacity_] class labels of the candidate time path
+  int labels_capacity_ = 0;
 };
 
 const char* dtype_name(int dtype) {
@@ -415,6 +483,10 @@ bool parse_cuda_kernels(const char* name, CudaKernels* out) {
   }
   if (std::strcmp(name, "reference") == 0) {
     *out = CudaKernels::kReference;
+    return true;
+  }
+  if (std::strcmp(name, "candidate") == 0) {
+    *out = CudaKernels::kCandidate;
     return true;
   }
   return false;
@@ -487,7 +559,8 @@ std::unique_ptr<Backend> make_cuda_backend(int device, int dtype, std::string* e
   CudaKernels kernel_set;
   if (!parse_cuda_kernels(env, &kernel_set)) {
     if (error)
-      *error = std::string("CM4J_CUDA_KERNELS=") + env + ": expected default or reference";
+      *error = std::string("CM4J_CUDA_KERNELS=") + env +
+               ": expected default, reference or candidate";
     return nullptr;
   }
   return make_cuda_backend_with(device, dtype, kernel_set, error);

@@ -15,7 +15,9 @@ namespace cm4j {
 // variable CM4J_CUDA_KERNELS ("default" when unset):
 //   default    the shared-memory tiled conv and the other simple kernels
 //   reference  a one-thread-per-output conv (slow, the simplest possible gather)
-enum class CudaKernels { kDefault, kReference };
+//   candidate  default plus every variant not yet run on a GPU (today: the time path in
+//              one kernel, time_embedding.cu); opt-in until a device check verifies it
+enum class CudaKernels { kDefault, kReference, kCandidate };
 
 // Parses a CM4J_CUDA_KERNELS value; false for unknown names.
 bool parse_cuda_kernels(const char* name, CudaKernels* out);

@@ -1,0 +1,230 @@
+// The time path's launches: the plan runs it as exactly two backend calls before conv_in,
+// time_embedding (sinusoid, MLP and class embedding) and one linear for every resnet's
+// time_emb_proj. On the CUDA backend with CM4J_CUDA_KERNELS=candidate each call is one
+// kernel launch (plus the class labels' copy); the default set composes time_embedding from
+// four launches. Checked on the plans of tiny, lsun_mini and imagenet64 (batch 2), and by
+// counting the calls a CPU backend receives in whole forward passes of tiny and lsun_mini
+// with synth-v1 weights. No GPU needed.
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "cm4j.h"
+#include "plan.h"
+#include "synth.h"
+#include "test_util.h"
+#include "unet_config.h"
+#include "unet_graph.h"
+#include "weights.h"
+
+using namespace cm4j;
+using namespace cm4j_test;
+
+namespace {
+
+// Forwards every call to `inner` and records the name of each compute call.
+class CountingBackend : public Backend {
+ public:
+  explicit CountingBackend(Backend* inner) : inner_(inner) {}
+  std::vector<std::string> calls;
+
+  const char* name() const override { return "counting"; }
+  Status alloc(size_t bytes, float** out) override { return inner_->alloc(bytes, out); }
+  void free(float* p) override { inner_->free(p); }
+  Status upload(float* dst, const float* src, size_t count) override {
+    return inner_->upload(dst, src, count);
+  }
+  Status download(float* dst, const float* src, size_t count) override {
+    return inner_->download(dst, src, count);
+  }
+  Status prepare_conv(const float* w, int c_out, int c_in, int kernel,
+                      std::unique_ptr<Weight>* out) override {
+    return inner_->prepare_conv(w, c_out, c_in, kernel, out);
+  }
+  Status prepare_linear(const float* w, int n, int k, std::unique_ptr<Weight>* out) override {
+    return inner_->prepare_linear(w, n, k, out);
+  }
+  Status conv2d(const ConvParams& p, const ConvArgs& a) override {
+    calls.push_back("conv2d");
+    return inner_->conv2d(p, a);
+  }
+  Status group_norm(const GroupNormParams& p, const GroupNormArgs& a) override {
+    calls.push_back("group_norm");
+    return inner_->group_norm(p, a);
+  }
+  Status attention(const AttentionParams& p, const AttentionArgs& a) override {
+    calls.push_back("attention");
+    return inner_->attention(p, a);
+  }
+  Status linear(const LinearParams& p, const LinearArgs& a) override {
+    calls.push_back("linear");
+    return inner_->linear(p, a);
+  }
+  Status avg_pool2(const float* x, float* y, int batch, int channels, int h, int w) override {
+    calls.push_back("avg_pool2");
+    return inner_->avg_pool2(x, y, batch, channels, h, w);
+  }
+  Status upsample_nearest2(const float* x, float* y, int batch, int channels, int h,
+                           int w) override {
+    calls.push_back("upsample_nearest2");
+    return inner_->upsample_nearest2(x, y, batch, channels, h, w);
+  }
+  Status timestep_embedding(const float* t, float* emb, int batch, int dim, bool flip,
+                            float shift) override {
+    calls.push_back("timestep_embedding");
+    return inner_->timestep_embedding(t, emb, batch, dim, flip, shift);
+  }
+  Status embedding_lookup(const float* table, const int64_t* labels, float* rows, int batch,
+                          int dim) override {
+    calls.push_back("embedding_lookup");
+    return inner_->embedding_lookup(table, labels, rows, batch, dim);
+  }
+  Status time_embedding(const TimeEmbeddingParams& p, const TimeEmbeddingArgs& a) override {
+    calls.push_back("time_embedding");
+    return inner_->time_embedding(p, a);
+  }
+  Status scale_model_input(const float* x, const float* divisor, float* y, int batch,
+                           int64_t image) override {
+    calls.push_back("scale_model_input");
+    return inner_->scale_model_input(x, divisor, y, batch, image);
+  }
+  Status scheduler_step(const SchedulerStepParams& p, const SchedulerStepArgs& a) override {
+    calls.push_back("scheduler_step");
+    return inner_->scheduler_step(p, a);
+  }
+  Status synchronize() override { return inner_->synchronize(); }
+
+ private:
+  Backend* inner_;
+};
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
+bool load_config(const std::string& model, UNetConfig* cfg) {
+  const std::string path = model == "tiny" ? golden_dir() + "/tiny/pipeline/unet/config.json"
+                                           : golden_dir() + "/" + model + "/config.json";
+  const std::string json = read_text(path);
+  CHECK(!json.empty(), "%s: no config at %s", model.c_str(), path.c_str());
+  if (json.empty()) return false;
+  Status s = parse_unet_config(json, cfg);
+  CHECK(s.ok(), "%s: %s", model.c_str(), s.message.c_str());
+  return s.ok();
+}
+
+// The plan's ops between the inputs' upload and conv_in, and every op of the time path.
+void check_plan(const std::string& model) {
+  UNetConfig cfg;
+  if (!load_config(model, &cfg)) return;
+  std::vector<ParamSpec> specs;
+  Status s = build_unet(cfg, nullptr, {}, &specs, nullptr, nullptr);
+  CHECK(s.ok(), "%s: declare: %s", model.c_str(), s.message.c_str());
+  auto cpu = make_cpu_backend(1, CM4J_F32);
+  WeightStore weights(cpu.get(), specs);  // nothing bound: the plan's structure is enough
+  Plan plan;
+  std::vector<ParamSpec> again;
+  std::vector<Tap> taps;
+  s = build_unet(cfg, &weights, {2, false}, &again, &plan, &taps);
+  CHECK(s.ok(), "%s: plan: %s", model.c_str(), s.message.c_str());
+  std::vector<std::string> before_conv_in, time_ops;
+  bool inputs_seen = false, conv_in_seen = false;
+  for (size_t i = 0; i < plan.op_count(); ++i) {
+    const std::string& op = plan.op_name(i);
+    if (op == "conv_in") conv_in_seen = true;
+    if (inputs_seen && !conv_in_seen) before_conv_in.push_back(op);
+    if (op == "inputs") inputs_seen = true;
+    if (op.find("time_") != std::string::npos || op.find("class_emb") != std::string::npos)
+      time_ops.push_back(op);
+  }
+  const std::vector<std::string> want = {"time_embedding", "time_emb_proj"};
+  std::printf("%-10s plan: %zu ops; between inputs and conv_in: %s\n", model.c_str(),
+              plan.op_count(), joined(before_conv_in).c_str());
+  CHECK(before_conv_in == want, "%s: ops between inputs and conv_in: [%s], expected [%s]",
+        model.c_str(), joined(before_conv_in).c_str(), joined(want).c_str());
+  CHECK(time_ops == want, "%s: time-path ops in the plan: [%s], expected [%s]", model.c_str(),
+        joined(time_ops).c_str(), joined(want).c_str());
+}
+
+// A whole forward pass with synth-v1 weights: the backend calls it makes.
+void check_calls(const std::string& model) {
+  UNetConfig cfg;
+  if (!load_config(model, &cfg)) return;
+  std::vector<ParamSpec> specs;
+  Status s = build_unet(cfg, nullptr, {}, &specs, nullptr, nullptr);
+  CHECK(s.ok(), "%s: declare: %s", model.c_str(), s.message.c_str());
+  auto cpu = make_cpu_backend(0, CM4J_F32);
+  CountingBackend counting(cpu.get());
+  WeightStore weights(&counting, specs);
+  std::vector<float> host;
+  for (const ParamSpec& p : specs) {
+    host.resize(static_cast<size_t>(p.numel()));
+    synth_v1_fill(p.name, p.shape, 1, host.data());
+    s = weights.bind(p.name, p.shape, host.data());
+    CHECK(s.ok(), "%s: bind %s: %s", model.c_str(), p.name.c_str(), s.message.c_str());
+  }
+  s = weights.finalize();
+  CHECK(s.ok(), "%s: finalize: %s", model.c_str(), s.message.c_str());
+  if (!s.ok()) return;
+
+  const int batch = 2;
+  Plan plan;
+  std::vector<ParamSpec> again;
+  std::vector<Tap> taps;
+  s = build_unet(cfg, &weights, {batch, false}, &again, &plan, &taps);
+  CHECK(s.ok(), "%s: plan: %s", model.c_str(), s.message.c_str());
+  if (!s.ok()) return;
+  float* arena = nullptr;
+  s = counting.alloc(plan.arena_floats() * sizeof(float), &arena);
+  CHECK(s.ok(), "%s: arena: %s", model.c_str(), s.message.c_str());
+  if (!s.ok()) return;
+  const size_t pixels = static_cast<size_t>(batch) * cfg.sample_size * cfg.sample_size;
+  std::vector<float> sample(pixels * cfg.in_channels, 0.25f), out(pixels * cfg.out_channels);
+  std::vector<float> t = {12.5f, -3.0f};
+  std::vector<int64_t> labels = {1, 7};
+  ExecContext ctx;
+  ctx.backend = &counting;
+  ctx.arena = arena;
+  ctx.offsets = &plan.offsets();
+  ctx.sample = sample.data();
+  ctx.timestep = t.data();
+  ctx.class_labels = cfg.num_class_embeds > 0 ? labels.data() : nullptr;
+  ctx.output = out.data();
+  ctx.taps = &taps;
+  s = plan.run(ctx);
+  CHECK(s.ok(), "%s: forward: %s", model.c_str(), s.message.c_str());
+  counting.free(arena);
+
+  std::vector<std::string> before_conv;
+  int linear = 0, embeddings = 0, time_embedding = 0;
+  bool conv_seen = false;
+  for (const std::string& c : counting.calls) {
+    if (c == "conv2d") conv_seen = true;
+    if (!conv_seen) before_conv.push_back(c);
+    linear += c == "linear";
+    embeddings += c == "timestep_embedding" || c == "embedding_lookup";
+    time_embedding += c == "time_embedding";
+  }
+  std::printf("%-10s forward: %zu backend calls; before the first conv: %s\n", model.c_str(),
+              counting.calls.size(), joined(before_conv).c_str());
+  const std::vector<std::string> want = {"time_embedding", "linear"};
+  CHECK(before_conv == want, "%s: calls before the first conv: [%s], expected [%s]",
+        model.c_str(), joined(before_conv).c_str(), joined(want).c_str());
+  CHECK(linear == 1 && time_embedding == 1 && embeddings == 0,
+        "%s: %d linear, %d time_embedding, %d other embedding calls in a forward; expected 1, 1, 0",
+        model.c_str(), linear, time_embedding, embeddings);
+}
+
+}  // namespace
+
+int main() {
+  for (const char* model : {"tiny", "lsun_mini", "imagenet64"}) check_plan(model);
+  for (const char* model : {"tiny", "lsun_mini"}) check_calls(model);
+  std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "PASSED", failures);
+  return failures ? 1 : 0;
+}
