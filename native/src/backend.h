@@ -1,7 +1,10 @@
 // The operations a backend executes. The plan (plan.h) is a list of these calls with fixed
 // shapes; the CPU backend (cpu/) is the numerical reference, the CUDA backend (cuda/) the
-// fast path. All activations are float32 NCHW in this interface; a backend may store
-// weights however it likes (packed, converted) behind its Weight handle.
+// fast path. Activations are float32 NCHW in this interface and their buffers are sized
+// so; a backend may store them otherwise inside those buffers (the CUDA backend's opt-in
+// fp16/bf16 NHWC mode) as long as the host only reaches them through upload_activation /
+// download_activation. Weights are stored however the backend likes (packed, converted)
+// behind its Weight handle.
 #pragma once
 
 #include <cstddef>
@@ -101,6 +104,12 @@ struct LinearArgs {
   const float* add = nullptr;      // [M, N] added to y, or null (class embedding)
 };
 
+// An activation buffer's shape, [batch, channels, h, w].
+struct ActShape {
+  int batch = 1, channels = 0, h = 1, w = 1;
+  size_t numel() const { return static_cast<size_t>(batch) * channels * h * w; }
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -111,6 +120,15 @@ class Backend {
   virtual void free(float* p) = 0;
   virtual Status upload(float* dst, const float* src, size_t count) = 0;
   virtual Status download(float* dst, const float* src, size_t count) = 0;
+  // Copies of an activation (a buffer that conv2d, group_norm, attention or the resampling
+  // ops read or write) between host float32 NCHW and the backend's storage of it. Plain
+  // copies unless the backend stores activations in another layout or type.
+  virtual Status upload_activation(float* dst, const float* src, const ActShape& shape) {
+    return upload(dst, src, shape.numel());
+  }
+  virtual Status download_activation(float* dst, const float* src, const ActShape& shape) {
+    return download(dst, src, shape.numel());
+  }
 
   // Weight preparation, once at load. Layouts are torch's.
   //   conv:   [c_out, c_in, k, k]       linear: [n, k]
