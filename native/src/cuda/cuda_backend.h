@@ -15,7 +15,10 @@ namespace cm4j {
 // variable CM4J_CUDA_KERNELS ("default" when unset):
 //   default    the shared-memory tiled conv and the other simple kernels
 //   reference  a one-thread-per-output conv (slow, the simplest possible gather)
-enum class CudaKernels { kDefault, kReference };
+//   candidate  the default set plus the variants no GPU has run yet (opt-in); with dtype
+//              fp16/bf16 that is the NHWC mode: activations stored channels-last in that
+//              type between ops, every activation op a kernels/*_nhwc.cu kernel
+enum class CudaKernels { kDefault, kReference, kCandidate };
 
 // Parses a CM4J_CUDA_KERNELS value; false for unknown names.
 bool parse_cuda_kernels(const char* name, CudaKernels* out);
