@@ -9,6 +9,8 @@
 //   --models=tiny,lsun_mini   or CM4J_GOLDEN_MODELS=...   runs a subset
 //   --device=cuda:1           another device
 //   --dtype=fp16|bf16         tensor-core conv with fp16/bf16 operands (default fp32)
+// The kernel set is the engine's: CM4J_CUDA_KERNELS (candidate with fp16/bf16 is the NHWC
+// mode, activations stored in that type; same bounds).
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -154,8 +156,10 @@ int main(int argc, char** argv) {
     std::printf("test_cuda_golden: skipped: %s\n", cm4j_last_error());
     return 77;
   }
-  std::printf("test_cuda_golden: device %s, dtype %s, bound %.0e\n", g_device.c_str(),
-              g_dtype_name.c_str(), kBound);
+  const char* kernel_set = std::getenv("CM4J_CUDA_KERNELS");
+  std::printf("test_cuda_golden: device %s, dtype %s, kernels %s, bound %.0e\n",
+              g_device.c_str(), g_dtype_name.c_str(),
+              kernel_set && *kernel_set ? kernel_set : "default", kBound);
   run_case("tiny");
   run_case("lsun_mini");
   run_case("imagenet64");
