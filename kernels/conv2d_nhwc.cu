@@ -134,14 +134,14 @@ __global__ void __launch_bounds__(kThreads) conv2d_nhwc_kernel(const Conv2dNhwcP
                               wmma::mem_row_major);
   __syncthreads();
   // Epilogue in fp32, one rounding on store. Consecutive threads take consecutive channels
-  // of one pixel: coalesced NHWC stores. Pixel m's channels start at m * c_out.
+  // of one pixel: coalesced NHWC stores.
   const T* res = static_cast<const T*>(p.residual);
   T* dst = static_cast<T*>(p.dst);
   for (int i = 0; i < kBM * kBN / kThreads; ++i) {
     const kidx::TileCoord c = kidx::tile_coord(t, i, kThreads, kBN);
     const int m = m0 + c.row, co = n0 + c.col;
     if (m >= M || co >= N) continue;
-    const int64_t off = static_cast<int64_t>(m) * N + co;
+    const int64_t off = kidx::nhwc_pixel(m, co, N);
     float v = c_tile[c.row][c.col];
     if (p.bias) v += p.bias[co];
     if (p.bias_bc) v += p.bias_bc[static_cast<int64_t>(pixels[c.row].b) * p.bias_bc_stride + co];

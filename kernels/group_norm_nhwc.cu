@@ -47,7 +47,7 @@ __device__ __forceinline__ GroupElement element(const GroupNormNhwcParams& p, in
   const int pos = kidx::group_pos_nhwc(i, p.channels, p.groups);
   e.in = kidx::concat_offset_nhwc(b, e.c, pos, p.x2 ? p.c1 : p.channels, p.channels, p.hw,
                                   &e.which);
-  e.out = (static_cast<int64_t>(b) * p.hw + pos) * p.channels + e.c;
+  e.out = kidx::nhwc(b, 0, pos, e.c, 1, p.hw, p.channels);
   return e;
 }
 

@@ -180,6 +180,11 @@ CM4J_HD int64_t nhwc(int b, int y, int x, int c, int h, int w, int channels) {
   return ((static_cast<int64_t>(b) * h + y) * w + x) * channels + c;
 }
 
+// Channel c of flattened pixel n (= (b * h + y) * w + x, as pixel_of decodes it).
+CM4J_HD int64_t nhwc_pixel(int n, int c, int channels) {
+  return static_cast<int64_t>(n) * channels + c;
+}
+
 // Element o of the NHWC storage of [B, C, HW] (o = (b * hw + pos) * C + c): its NCHW offset.
 CM4J_HD int64_t nhwc_to_nchw(int64_t o, int channels, int hw) {
   const int64_t c = o % channels;

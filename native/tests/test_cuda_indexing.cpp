@@ -253,6 +253,7 @@ void test_nhwc_layout(int batch, int channels, int h, int w) {
       for (int x = 0; x < w; ++x)
         for (int c = 0; c < channels; ++c) {
           const int64_t o = nhwc_offset_checked(b, y, x, c, h, w, channels);
+          check(o == nhwc_pixel((b * h + y) * w + x, c, channels), "nhwc_pixel");
           const int64_t i = nhwc_to_nchw(o, channels, hw);
           check(i == nchw(b, c, y, x, channels, h, w), "nhwc_to_nchw");
           if (i >= 0 && i < n) ++seen[i];
