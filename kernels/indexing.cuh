@@ -1,7 +1,8 @@
 // Index arithmetic shared by the CUDA kernels, written once as __host__ __device__ helpers
 // so that native/tests/test_cuda_indexing.cpp can check it on the CPU (no GPU needed).
-// Every layout is row-major NCHW; offsets are int64 because batch-64 activations of the
-// real model come within a factor of 16 of 2^31 elements.
+// Every layout is row-major NCHW (channels-last NHWC in the last section); offsets are
+// int64 because batch-64 activations of the real model come within a factor of 16 of 2^31
+// elements.
 #pragma once
 
 #include <cstdint>
@@ -192,6 +193,107 @@ CM4J_HD int64_t upsample_src_offset(int64_t o, int h, int w) {
   int64_t Y = r % (2 * h);
   int64_t bc = r / (2 * h);
   return (bc * h + Y / 2) * w + X / 2;
+}
+
+// ---- channels-last (NHWC) storage: the fp16/bf16 activation mode -------------------------
+// An activation [B, C, H, W] stored as [B, H, W, C]: pixel n = (b * h + y) * w + x holds
+// its C channels contiguously at n * C.
+CM4J_HD int64_t nhwc(int b, int y, int x, int c, int h, int w, int channels) {
+  return ((static_cast<int64_t>(b) * h + y) * w + x) * channels + c;
+}
+
+// Channel c of flattened pixel n (= (b * h + y) * w + x, as pixel_of decodes it).
+CM4J_HD int64_t nhwc_pixel(int n, int c, int channels) {
+  return static_cast<int64_t>(n) * channels + c;
+}
+
+// Element o of the NHWC storage of [B, C, HW] (o = (b * hw + pos) * C + c): its NCHW offset.
+CM4J_HD int64_t nhwc_to_nchw(int64_t o, int channels, int hw) {
+  const int64_t c = o % channels;
+  const int64_t r = o / channels;
+  const int64_t pos = r % hw;
+  const int64_t b = r / hw;
+  return (b * channels + c) * hw + pos;
+}
+
+// The conv's reduction index in channels-last order, k = (ky * kernel + kx) * c_in + c:
+// consecutive k are consecutive channels of one source pixel (contiguous in NHWC).
+// Weights are packed in this order ([K, c_out], see conv_packed_index) for the NHWC conv.
+CM4J_HD Tap tap_of_nhwc(int k, int kernel, int c_in) {
+  Tap t;
+  t.c = k % c_in;
+  int r = k / c_in;
+  t.kx = r % kernel;
+  t.ky = r / kernel;
+  return t;
+}
+CM4J_HD int k_of_nhwc(Tap t, int kernel, int c_in) { return (t.ky * kernel + t.kx) * c_in + t.c; }
+
+// conv_gather_offset for NHWC sources: src1 [B, h_in, w_in, c_in1], src2 [.., c_in2].
+CM4J_HD int64_t conv_gather_offset_nhwc(const ConvGeometry& g, Pixel p, Tap t, int* which) {
+  int sy, sx;
+  if (!conv_src_coord(p.y, t.ky, g.stride, g.pad, g.upsample, g.h_in, &sy)) return -1;
+  if (!conv_src_coord(p.x, t.kx, g.stride, g.pad, g.upsample, g.w_in, &sx)) return -1;
+  if (t.c < g.c_in1) {
+    *which = 0;
+    return nhwc(p.b, sy, sx, t.c, g.h_in, g.w_in, g.c_in1);
+  }
+  *which = 1;
+  return nhwc(p.b, sy, sx, t.c - g.c_in1, g.h_in, g.w_in, g.c_in2);
+}
+
+// Group norm over NHWC: the i-th value of group g is channel g * cpg + i % cpg of position
+// i / cpg, so consecutive i walk the group's channels of one pixel, then the next pixel.
+CM4J_HD int group_channel_nhwc(int g, int i, int channels, int groups) {
+  const int cpg = channels / groups;
+  return g * cpg + i % cpg;
+}
+CM4J_HD int group_pos_nhwc(int i, int channels, int groups) { return i / (channels / groups); }
+
+// concat_offset for NHWC: element (b, c, pos) of cat(x, x2) with x [B, hw, c1] and
+// x2 [B, hw, channels - c1].
+CM4J_HD int64_t concat_offset_nhwc(int b, int c, int pos, int c1, int channels, int hw,
+                                   int* which) {
+  const int64_t pixel = static_cast<int64_t>(b) * hw + pos;
+  if (c < c1) {
+    *which = 0;
+    return pixel * c1 + c;
+  }
+  *which = 1;
+  return pixel * (channels - c1) + (c - c1);
+}
+
+// Attention over NHWC: qkv [B, HW, 3C] (the to_qkv conv's output), out [B, HW, C].
+CM4J_HD int64_t qkv_offset_nhwc(int b, int part, int head, int c, int pos, int channels,
+                                int dim_head, int hw) {
+  return (static_cast<int64_t>(b) * hw + pos) * 3 * channels + part * channels +
+         head * dim_head + c;
+}
+CM4J_HD int64_t attn_out_offset_nhwc(int b, int head, int c, int pos, int channels,
+                                     int dim_head, int hw) {
+  return (static_cast<int64_t>(b) * hw + pos) * channels + head * dim_head + c;
+}
+
+// Output element o of avg_pool2 over NHWC [B, H, W, C] (output [B, H/2, W/2, C]): offset
+// of the top-left input of its window; the others are at + C, + w * C and + (w + 1) * C.
+CM4J_HD int64_t pool_src_offset_nhwc(int64_t o, int h, int w, int channels) {
+  const int64_t c = o % channels;
+  int64_t r = o / channels;
+  const int64_t ox = r % (w / 2);
+  r /= w / 2;
+  const int64_t oy = r % (h / 2);
+  const int64_t b = r / (h / 2);
+  return ((b * h + 2 * oy) * w + 2 * ox) * channels + c;
+}
+// Output element o of upsample_nearest2 over NHWC [B, H, W, C] (output [B, 2H, 2W, C]).
+CM4J_HD int64_t upsample_src_offset_nhwc(int64_t o, int h, int w, int channels) {
+  const int64_t c = o % channels;
+  int64_t r = o / channels;
+  const int64_t X = r % (2 * w);
+  r /= 2 * w;
+  const int64_t Y = r % (2 * h);
+  const int64_t b = r / (2 * h);
+  return ((b * h + Y / 2) * w + X / 2) * channels + c;
 }
 
 }  // namespace kidx

@@ -5,8 +5,9 @@
 #   -> test_cuda_golden with CM4J_CUDA_KERNELS=candidate (the variants no GPU has run yet)
 #   -> test_cuda_cudnn (conv vs cuDNN) -> test_cuda_cudnn_attn (attention vs cuDNN's
 #   multi-head attention; both skipped without libcudnn.so.9) -> test_cuda_golden
-#   (fp16 and bf16 tensor-core conv) -> compute-sanitizer memcheck (tiny model)
-#   and racecheck (small ops) -> bench_cuda
+#   (fp16 and bf16 tensor-core conv) -> the candidate kernels (CM4J_CUDA_KERNELS=candidate:
+#   with fp16/bf16 the NHWC mode): test_cuda_ops, test_cuda_golden fp16 and bf16
+#   -> compute-sanitizer memcheck (tiny model) and racecheck (small ops) -> bench_cuda
 # Every step runs even when an earlier one failed (a step whose binary was not built is
 # reported as such); each has a timeout, and the whole run stays inside a time budget
 # (CM4J_CHECK_BUDGET_S, default 450 s) so the summary table, printed last, always comes.
@@ -92,7 +93,7 @@ note_for() {
       # Its closing line (cases, worst rel L2 vs cuDNN, summed medians), or why it stopped.
       grep -E '^test_cuda_cudnn_attn: ([0-9]+ case|FAIL)' "$log" | head -n 1 |
         sed 's/^test_cuda_cudnn_attn: //' ;;
-    test_cuda_ops)
+    test_cuda_ops*)
       # Worst relative L2 error per kernel set (column 4 of the table).
       echo "$(grep -E '^test_cuda_ops: [0-9]+ case' "$log" | sed 's/test_cuda_ops: //');" \
         "worst rel L2: $(awk -F'|' '/^\| [a-z_0-9]+ +\|/ && $6 ~ /e/ {k=$4; gsub(/ /,"",k); v=$5+0; if (!(k in m) || v > m[k]) m[k]=v} END {for (k in m) printf "%s %.1e, ", k, m[k]}' "$log")" ;;
@@ -235,12 +236,20 @@ sanitize memcheck_tiny 120 memcheck test_cuda_golden --models=tiny
 # The tensor-core conv (fp16/bf16 operands): opt-in, first verified here.
 run_bin test_cuda_golden_fp16 100 test_cuda_golden --dtype=fp16
 run_bin test_cuda_golden_bf16 100 test_cuda_golden --dtype=bf16
+# The NHWC mode (fp16/bf16 activations channels-last between ops): opt-in, first run here.
+CM4J_CUDA_KERNELS=candidate run_bin test_cuda_ops_candidate 120 test_cuda_ops
+CM4J_CUDA_KERNELS=candidate run_bin test_cuda_golden_fp16_nhwc 100 test_cuda_golden --dtype=fp16
+CM4J_CUDA_KERNELS=candidate run_bin test_cuda_golden_bf16_nhwc 100 test_cuda_golden --dtype=bf16
 run_bin bench_cuda 150 bench_cuda
 # Shared-memory races in the tiled and tensor-core kernels, on the small odd-sized cases.
 export CM4J_TEST_FILTER="odd,tiny"
 sanitize racecheck_ops 90 racecheck test_cuda_ops
 unset CM4J_TEST_FILTER
 sanitize memcheck_tiny_fp16 90 memcheck test_cuda_golden --models=tiny --dtype=fp16
+CM4J_CUDA_KERNELS=candidate CM4J_TEST_FILTER="odd,tiny" \
+  sanitize racecheck_ops_candidate 90 racecheck test_cuda_ops
+CM4J_CUDA_KERNELS=candidate \
+  sanitize memcheck_tiny_fp16_nhwc 90 memcheck test_cuda_golden --models=tiny --dtype=fp16
 
 # ---- summary, last -----------------------------------------------------------------------
 {

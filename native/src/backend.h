@@ -1,7 +1,10 @@
 // The operations a backend executes. The plan (plan.h) is a list of these calls with fixed
 // shapes; the CPU backend (cpu/) is the numerical reference, the CUDA backend (cuda/) the
-// fast path. All activations are float32 NCHW in this interface; a backend may store
-// weights however it likes (packed, converted) behind its Weight handle.
+// fast path. Activations are float32 NCHW in this interface and their buffers are sized
+// so; a backend may store them otherwise inside those buffers (the CUDA backend's opt-in
+// fp16/bf16 NHWC mode) as long as the host only reaches them through upload_activation /
+// download_activation. Weights are stored however the backend likes (packed, converted)
+// behind its Weight handle.
 #pragma once
 
 #include <cstddef>
@@ -151,6 +154,12 @@ struct TimeEmbeddingArgs {
   float* emb = nullptr;                   // [B, dim]
 };
 
+// An activation buffer's shape, [batch, channels, h, w].
+struct ActShape {
+  int batch = 1, channels = 0, h = 1, w = 1;
+  size_t numel() const { return static_cast<size_t>(batch) * channels * h * w; }
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -161,6 +170,27 @@ class Backend {
   virtual void free(float* p) = 0;
   virtual Status upload(float* dst, const float* src, size_t count) = 0;
   virtual Status download(float* dst, const float* src, size_t count) = 0;
+  // Copies of an activation (a buffer that conv2d, group_norm, attention or the resampling
+  // ops read or write) between host float32 NCHW and the backend's storage of it. Plain
+  // copies unless the backend stores activations in another layout or type.
+  virtual Status upload_activation(float* dst, const float* src, const ActShape& shape) {
+    return upload(dst, src, shape.numel());
+  }
+  virtual Status download_activation(float* dst, const float* src, const ActShape& shape) {
+    return download(dst, src, shape.numel());
+  }
+  // The same between a float32 NCHW buffer of this backend and its storage of an activation,
+  // for the sampling loop, which keeps its images as float32 on the backend. Only a backend
+  // whose plain_activations() is false is asked for these.
+  virtual bool plain_activations() const { return true; }
+  virtual Status activation_from_f32(const float* /*src*/, float* /*dst*/,
+                                     const ActShape& /*shape*/) {
+    return {7 /* CM4J_ERR_INTERNAL */, "activation_from_f32: activations are plain float32"};
+  }
+  virtual Status activation_to_f32(const float* /*src*/, float* /*dst*/,
+                                   const ActShape& /*shape*/) {
+    return {7 /* CM4J_ERR_INTERNAL */, "activation_to_f32: activations are plain float32"};
+  }
 
   // Weight preparation, once at load. Layouts are torch's.
   //   conv:   [c_out, c_in, k, k]       linear: [n, k]

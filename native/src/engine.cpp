@@ -357,6 +357,7 @@ int cm4j_unet_sample(cm4j_unet* u, int batch, int steps, const float* sample_in,
     a.batch = batch;
     a.steps = steps;
     a.image = image;
+    a.shape = {batch, c.in_channels, c.sample_size, c.sample_size};
     a.sample_in = sample_in;
     a.timesteps = timesteps;
     a.input_scale = input_scale;

@@ -58,11 +58,20 @@ Status run_sample_loop(const Plan& plan, ExecContext ctx, const SampleLoopArgs& 
   if (s.ok() && noise) s = be->upload(noise, a.noise, a.steps * images);
   if (!s.ok()) return s;
 
+  // A backend that stores activations in its own layout or type (the CUDA NHWC mode) gets
+  // the model input converted into, and its output out of, buffers of that storage.
+  const bool plain = be->plain_activations();
+  float *act_in = model_in, *act_out = model_out;
+  if (!plain) {
+    s = buffers.alloc(images, &act_in);
+    if (s.ok()) s = buffers.alloc(images, &act_out);
+    if (!s.ok()) return s;
+  }
   const PlanIO& io = plan.io();
   ctx.sample = nullptr;  // inputs and output stay on the backend
   ctx.timestep = nullptr;
   ctx.output = nullptr;
-  ctx.external = {{io.sample, model_in}, {io.timestep, nullptr}, {io.output, model_out}};
+  ctx.external = {{io.sample, act_in}, {io.timestep, nullptr}, {io.output, act_out}};
   SchedulerStepParams p;
   p.batch = a.batch;
   p.image = a.image;
@@ -71,10 +80,12 @@ Status run_sample_loop(const Plan& plan, ExecContext ctx, const SampleLoopArgs& 
   for (int step = 0; step < a.steps; ++step) {
     const size_t row = static_cast<size_t>(step) * a.batch;
     s = be->scale_model_input(x, input_scale + row, model_in, a.batch, a.image);
+    if (s.ok() && !plain) s = be->activation_from_f32(model_in, act_in, a.shape);
     if (s.ok()) {
       ctx.external[1].second = const_cast<float*>(timesteps + row);  // read-only to the plan
       s = plan.run(ctx);
     }
+    if (s.ok() && !plain) s = be->activation_to_f32(act_out, model_out, a.shape);
     if (s.ok()) {
       SchedulerStepArgs sa;
       sa.model_output = model_out;

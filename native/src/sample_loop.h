@@ -14,6 +14,7 @@ namespace cm4j {
 struct SampleLoopArgs {
   int batch = 1, steps = 1;
   int64_t image = 0;                      // elements per image, C * S * S
+  ActShape shape;                         // [B, C, S, S] of the UNet's input and output
   const float* sample_in = nullptr;       // [B, image]
   const float* timesteps = nullptr;       // [steps, B]
   const float* input_scale = nullptr;     // [steps, B]

@@ -63,19 +63,31 @@ class Net {
   Act act(int c, int h, int w) {
     return {plan_->buffer(static_cast<size_t>(batch_) * c * h * w), c, h, w};
   }
-  void tap(const std::string& name, int buf, std::vector<int64_t> shape) {
+  // A time-path vector [B, n] (fp32 on every backend).
+  void tap(const std::string& name, int buf, int n) {
     if (!capture_) return;
     size_t index = taps_->size();
-    size_t n = 1;
-    for (int64_t d : shape) n *= static_cast<size_t>(d);
-    taps_->push_back({name, std::move(shape), {}});
+    size_t count = static_cast<size_t>(batch_) * n;
+    taps_->push_back({name, {batch_, n}, {}});
     plan_->op("tap." + name, {buf}, [=](ExecContext& ctx) {
       Tap& t = (*ctx.taps)[index];
-      t.data.resize(n);
-      return ctx.backend->download(t.data.data(), ctx.ptr(buf), n);
+      t.data.resize(count);
+      return ctx.backend->download(t.data.data(), ctx.ptr(buf), count);
     });
   }
-  void tap(const std::string& name, const Act& a) { tap(name, a.buf, {batch_, a.c, a.h, a.w}); }
+  // An activation, in whatever storage the backend keeps it.
+  void tap(const std::string& name, const Act& a) {
+    if (!capture_) return;
+    size_t index = taps_->size();
+    ActShape shape{batch_, a.c, a.h, a.w};
+    taps_->push_back({name, {batch_, a.c, a.h, a.w}, {}});
+    int buf = a.buf;
+    plan_->op("tap." + name, {buf}, [=](ExecContext& ctx) {
+      Tap& t = (*ctx.taps)[index];
+      t.data.resize(shape.numel());
+      return ctx.backend->download_activation(t.data.data(), ctx.ptr(buf), shape);
+    });
+  }
 
   // ---- ops ----------------------------------------------------------------------------
   Act conv(const std::string& name, const Act& x, int c_out, const ConvOpt& o, bool declare_params = true);
@@ -381,14 +393,14 @@ void Net::time_embedding_taps() {
     a.y = ctx.ptr(alone);
     return ctx.backend->linear({b, dim, dim, false, false}, a);
   });
-  tap("time_embedding", alone, {batch_, dim});
+  tap("time_embedding", alone, dim);
   if (cfg_.num_class_embeds > 0) {
     int cls = plan_->buffer(static_cast<size_t>(batch_) * dim);  // [B, dim]
     const float* table = vec("class_embedding.weight");
     plan_->op("class_embedding", {cls}, [=](ExecContext& ctx) {
       return ctx.backend->embedding_lookup(table, ctx.class_labels, ctx.ptr(cls), b, dim);
     });
-    tap("class_embedding", cls, {batch_, dim});
+    tap("class_embedding", cls, dim);
   }
 }
 
@@ -398,10 +410,10 @@ Status Net::build() {
   int s = c.sample_size;
   Act sample = act(c.in_channels, s, s);  // [B, in, S, S]
   timestep_ = plan_->buffer(batch_);       // [B]
-  size_t sample_n = static_cast<size_t>(batch_) * c.in_channels * s * s;
+  ActShape sample_shape{batch_, c.in_channels, s, s};
   int sample_buf = sample.buf, t_buf = timestep_, b = batch_;
   plan_->op("inputs", {sample_buf, t_buf}, [=](ExecContext& ctx) {  // null: on the backend
-    Status st = ctx.sample ? ctx.backend->upload(ctx.ptr(sample_buf), ctx.sample, sample_n)
+    Status st = ctx.sample ? ctx.backend->upload_activation(ctx.ptr(sample_buf), ctx.sample, sample_shape)
                            : Status::Ok();
     return st.ok() && ctx.timestep ? ctx.backend->upload(ctx.ptr(t_buf), ctx.timestep, b) : st;
   });
@@ -476,10 +488,11 @@ Status Net::build() {
   Act normed = group_norm("conv_norm_out", h, nullptr, c.norm_num_groups, /*silu=*/true);
   Act out = conv("conv_out", normed, c.out_channels, {});  // [B, out, S, S]
   tap("conv_out", out);
-  size_t out_n = static_cast<size_t>(batch_) * c.out_channels * s * s;
+  ActShape out_shape{batch_, c.out_channels, s, s};
   int out_buf = out.buf;
   plan_->op("output", {out_buf}, [=](ExecContext& ctx) {
-    return ctx.output ? ctx.backend->download(ctx.output, ctx.ptr(out_buf), out_n) : Status::Ok();
+    return ctx.output ? ctx.backend->download_activation(ctx.output, ctx.ptr(out_buf), out_shape)
+                      : Status::Ok();
   });
   plan_->set_io({sample_buf, t_buf, out_buf});
   if (w_ && error_.ok() && time_proj_used_ != time_proj_rows_)

@@ -31,21 +31,38 @@ inline std::vector<float> uniform(size_t n, float lo, float hi) {
 }
 
 // A buffer of floats on one backend, freed with it; failures are printed and leave p null
-// (alloc) or the buffer as it was (upload), and get() then returns NaN.
+// (alloc) or the buffer as it was (upload), and get() then returns NaN. An activation
+// buffer (constructed with its shape) moves through upload_activation /
+// download_activation, so a backend may keep it in its own storage; element_bytes < 4
+// allocates just what that storage needs (2 for fp16/bf16), so that the emulator's guard
+// page catches a kernel writing past it.
 struct Buf {
   cm4j::Backend* be = nullptr;
   float* p = nullptr;
   size_t n = 0;
+  bool activation = false;
+  cm4j::ActShape shape;
   Buf() = default;
-  Buf(cm4j::Backend* b, size_t count) : be(b), n(count) {
-    cm4j::Status s = be->alloc(count * sizeof(float), &p);
+  Buf(cm4j::Backend* b, size_t count, size_t element_bytes = sizeof(float)) : be(b), n(count) {
+    const size_t bytes = (count * element_bytes + 3) / 4 * 4;
+    cm4j::Status s = be->alloc(bytes, &p);
     if (!s.ok()) {
-      std::printf("alloc of %zu floats failed on %s: %s\n", count, be->name(),
+      std::printf("alloc of %zu bytes failed on %s: %s\n", bytes, be->name(),
                   s.message.c_str());
       p = nullptr;
     }
   }
   Buf(cm4j::Backend* b, const std::vector<float>& host) : Buf(b, host.size()) { set(host); }
+  Buf(cm4j::Backend* b, const cm4j::ActShape& s, size_t element_bytes = sizeof(float))
+      : Buf(b, s.numel(), element_bytes) {
+    activation = true;
+    shape = s;
+  }
+  Buf(cm4j::Backend* b, const cm4j::ActShape& s, const std::vector<float>& host,
+      size_t element_bytes = sizeof(float))
+      : Buf(b, s, element_bytes) {
+    set(host);
+  }
   Buf(const Buf&) = delete;
   Buf& operator=(const Buf&) = delete;
   ~Buf() {
@@ -53,7 +70,8 @@ struct Buf {
   }
   void set(const std::vector<float>& host) {
     if (p) {
-      cm4j::Status s = be->upload(p, host.data(), host.size());
+      cm4j::Status s = activation ? be->upload_activation(p, host.data(), shape)
+                                  : be->upload(p, host.data(), host.size());
       if (!s.ok()) std::printf("upload failed on %s: %s\n", be->name(), s.message.c_str());
     }
   }
@@ -61,7 +79,8 @@ struct Buf {
   std::vector<float> get() const {
     std::vector<float> h(n, std::numeric_limits<float>::quiet_NaN());
     if (p) {
-      cm4j::Status s = be->download(h.data(), p, n);
+      cm4j::Status s = activation ? be->download_activation(h.data(), p, shape)
+                                  : be->download(h.data(), p, n);
       if (!s.ok()) std::printf("download failed on %s: %s\n", be->name(), s.message.c_str());
     }
     return h;

@@ -10,6 +10,8 @@
 //   --models=tiny,lsun_mini   or CM4J_GOLDEN_MODELS=...   runs a subset
 //   --device=cuda:1           another device
 //   --dtype=fp16|bf16         tensor-core conv with fp16/bf16 operands (default fp32)
+// The kernel set is the engine's: CM4J_CUDA_KERNELS (candidate with fp16/bf16 is the NHWC
+// mode, activations stored in that type; same bounds).
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>

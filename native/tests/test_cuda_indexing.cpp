@@ -60,10 +60,19 @@ void test_conv_out_size() {
           "conv_out_size in=" + std::to_string(c.in));
 }
 
+// nhwc(), checked against the row-major [B, H, W, C] definition.
+int64_t nhwc_offset_checked(int b, int y, int x, int c, int h, int w, int channels) {
+  const int64_t o = nhwc(b, y, x, c, h, w, channels);
+  check(o == ((static_cast<int64_t>(b) * h + y) * w + x) * channels + c, "nhwc");
+  return o;
+}
+
 // The conv as the kernels see it (GEMM over k and n with conv_gather_offset) against the
 // textbook definition on an explicitly built tensor: concat, upsample, pad, then slide.
+// With nhwc, as the NHWC kernel sees it: sources stored channels-last, k in tap_of_nhwc
+// order, weights packed in that order.
 void test_conv_gather(int batch, int c1, int c2, int h, int w, int c_out, int kernel, int stride,
-                      int pad, bool up, std::mt19937& rng) {
+                      int pad, bool up, std::mt19937& rng, bool nhwc = false) {
   std::uniform_real_distribution<double> u(-1, 1);
   std::vector<double> s1(static_cast<size_t>(batch) * c1 * h * w),
       s2(static_cast<size_t>(batch) * c2 * h * w);
@@ -75,8 +84,28 @@ void test_conv_gather(int batch, int c1, int c2, int h, int w, int c_out, int ke
   for (auto& v : wt) v = u(rng);
   std::vector<double> packed(wt.size());
   for (int co = 0; co < c_out; ++co)
-    for (int k = 0; k < k_total; ++k)
-      packed[conv_packed_index(k, co, c_out)] = wt[conv_torch_index(k, co, k_total)];
+    for (int k = 0; k < k_total; ++k) {
+      // k in the kernel's reduction order; k_torch the same (c, ky, kx) in torch's.
+      int k_torch = k;
+      if (nhwc) {
+        Tap t = tap_of_nhwc(k, kernel, c_in);
+        check(k_of_nhwc(t, kernel, c_in) == k, "k_of_nhwc inverts tap_of_nhwc");
+        k_torch = (t.c * kernel + t.ky) * kernel + t.kx;
+      }
+      packed[conv_packed_index(k, co, c_out)] = wt[conv_torch_index(k_torch, co, k_total)];
+    }
+  // The sources as the kernel reads them: channels-last copies in the NHWC case.
+  std::vector<double> g1 = s1, g2 = s2;
+  if (nhwc) {
+    for (int b = 0; b < batch; ++b)
+      for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x) {
+          for (int c = 0; c < c1; ++c)
+            g1[nhwc_offset_checked(b, y, x, c, h, w, c1)] = s1[nchw(b, c, y, x, c1, h, w)];
+          for (int c = 0; c < c2; ++c)
+            g2[nhwc_offset_checked(b, y, x, c, h, w, c2)] = s2[nchw(b, c, y, x, c2, h, w)];
+        }
+  }
 
   // Explicit input: cat -> upsample -> zero pad.
   const int hu = up ? 2 * h : h, wu = up ? 2 * w : w;
@@ -110,17 +139,18 @@ void test_conv_gather(int batch, int c1, int c2, int h, int w, int c_out, int ke
                       p.x * stride + kx];
       for (int k = 0; k < k_total; ++k) {
         int which = -1;
-        int64_t off = conv_gather_offset(g, p, tap_of(k, kernel), &which);
+        int64_t off = nhwc ? conv_gather_offset_nhwc(g, p, tap_of_nhwc(k, kernel, c_in), &which)
+                           : conv_gather_offset(g, p, tap_of(k, kernel), &which);
         if (off < 0) continue;
-        double x = which == 0 ? s1[off] : s2[off];
+        double x = which == 0 ? g1[off] : g2[off];
         got += packed[conv_packed_index(k, co, c_out)] * x;
       }
       max_err = std::fmax(max_err, std::fabs(got - ref));
     }
   }
   char name[160];
-  std::snprintf(name, sizeof name, "conv gather b=%d c=%d+%d %dx%d co=%d k=%d s=%d p=%d up=%d",
-                batch, c1, c2, h, w, c_out, kernel, stride, pad, up ? 1 : 0);
+  std::snprintf(name, sizeof name, "conv gather%s b=%d c=%d+%d %dx%d co=%d k=%d s=%d p=%d up=%d",
+                nhwc ? " nhwc" : "", batch, c1, c2, h, w, c_out, kernel, stride, pad, up ? 1 : 0);
   check(max_err < 1e-9, std::string(name) + " max err " + std::to_string(max_err));
 }
 
@@ -258,6 +288,89 @@ void test_resample_indexing(int bc, int h, int w) {
               "upsample_src_offset");
 }
 
+// Channels-last layout: nhwc_to_nchw maps the NHWC storage onto NCHW one to one.
+void test_nhwc_layout(int batch, int channels, int h, int w) {
+  const int hw = h * w;
+  const int64_t n = static_cast<int64_t>(batch) * channels * hw;
+  std::vector<int> seen(static_cast<size_t>(n), 0);
+  for (int b = 0; b < batch; ++b)
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x)
+        for (int c = 0; c < channels; ++c) {
+          const int64_t o = nhwc_offset_checked(b, y, x, c, h, w, channels);
+          check(o == nhwc_pixel((b * h + y) * w + x, c, channels), "nhwc_pixel");
+          const int64_t i = nhwc_to_nchw(o, channels, hw);
+          check(i == nchw(b, c, y, x, channels, h, w), "nhwc_to_nchw");
+          if (i >= 0 && i < n) ++seen[i];
+        }
+  for (int v : seen) check(v == 1, "nhwc_to_nchw covers each element once");
+  check(nhwc(63, 63, 63, 767, 64, 64, 768) == 64LL * 64 * 64 * 768 - 1, "nhwc int64");
+}
+
+// Group norm over NHWC: element i of group g walks exactly the group's (channel, position)
+// pairs once, and reads them from the right source of cat(x, x2).
+void test_group_norm_indexing_nhwc(int c1) {
+  const int batch = 2, channels = 12, groups = 4, hw = 5;
+  const int cpg = channels / groups;
+  const int c2 = channels - c1;
+  for (int b = 0; b < batch; ++b)
+    for (int g = 0; g < groups; ++g) {
+      std::vector<int> seen(static_cast<size_t>(cpg) * hw, 0);
+      for (int i = 0; i < cpg * hw; ++i) {
+        const int c = group_channel_nhwc(g, i, channels, groups);
+        const int pos = group_pos_nhwc(i, channels, groups);
+        check(c / cpg == g && pos >= 0 && pos < hw, "group element in group");
+        if (c / cpg == g && pos >= 0 && pos < hw) ++seen[(c - g * cpg) * hw + pos];
+        int which = -1;
+        const int64_t off = concat_offset_nhwc(b, c, pos, c1, channels, hw, &which);
+        if (c < c1)
+          check(which == 0 && off == (static_cast<int64_t>(b) * hw + pos) * c1 + c,
+                "concat_offset_nhwc first source");
+        else
+          check(which == 1 && off == (static_cast<int64_t>(b) * hw + pos) * c2 + (c - c1),
+                "concat_offset_nhwc second source");
+      }
+      for (int v : seen) check(v == 1, "group_channel_nhwc covers the group once");
+    }
+}
+
+void test_attention_indexing_nhwc() {
+  const int batch = 2, heads = 3, dh = 4, hw = 6, channels = heads * dh;
+  for (int b = 0; b < batch; ++b)
+    for (int part = 0; part < 3; ++part)
+      for (int h = 0; h < heads; ++h)
+        for (int c = 0; c < dh; ++c)
+          for (int pos = 0; pos < hw; ++pos) {
+            // qkv viewed as [B, HW, 3, heads, dh].
+            int64_t expect = (((static_cast<int64_t>(b) * hw + pos) * 3 + part) * heads + h) * dh + c;
+            check(qkv_offset_nhwc(b, part, h, c, pos, channels, dh, hw) == expect,
+                  "qkv_offset_nhwc");
+            if (part == 0) {
+              int64_t out = ((static_cast<int64_t>(b) * hw + pos) * heads + h) * dh + c;
+              check(attn_out_offset_nhwc(b, h, c, pos, channels, dh, hw) == out,
+                    "attn_out_offset_nhwc");
+            }
+          }
+}
+
+void test_resample_indexing_nhwc(int batch, int channels, int h, int w) {
+  int64_t o = 0;
+  for (int b = 0; b < batch; ++b)
+    for (int y = 0; y < h / 2; ++y)
+      for (int x = 0; x < w / 2; ++x)
+        for (int c = 0; c < channels; ++c, ++o)
+          check(pool_src_offset_nhwc(o, h, w, channels) == nhwc(b, 2 * y, 2 * x, c, h, w, channels),
+                "pool_src_offset_nhwc " + std::to_string(h) + "x" + std::to_string(w));
+  o = 0;
+  for (int b = 0; b < batch; ++b)
+    for (int y = 0; y < 2 * h; ++y)
+      for (int x = 0; x < 2 * w; ++x)
+        for (int c = 0; c < channels; ++c, ++o)
+          check(upsample_src_offset_nhwc(o, h, w, channels) ==
+                    nhwc(b, y / 2, x / 2, c, h, w, channels),
+                "upsample_src_offset_nhwc");
+}
+
 }  // namespace
 
 int main() {
@@ -282,6 +395,19 @@ int main() {
   test_resample_indexing(2, 5, 7);  // odd: last row/column dropped by pooling
   test_bias_bc_indexing();
   test_sinusoid_column();
+  // The NHWC mode's layout.
+  test_nhwc_layout(2, 5, 3, 4);
+  test_conv_gather(2, 3, 0, 5, 6, 4, 3, 1, 1, false, rng, true);
+  test_conv_gather(2, 3, 2, 5, 6, 4, 3, 1, 1, false, rng, true);  // concat
+  test_conv_gather(3, 2, 3, 3, 4, 5, 3, 1, 1, true, rng, true);   // concat + upsample
+  test_conv_gather(1, 4, 0, 7, 7, 3, 3, 2, 1, false, rng, true);  // stride 2, odd size
+  test_conv_gather(2, 3, 1, 4, 5, 6, 1, 1, 0, false, rng, true);  // 1x1 concat
+  test_conv_gather(1, 2, 2, 5, 4, 3, 3, 2, 0, true, rng, true);   // everything at once
+  test_group_norm_indexing_nhwc(12);  // one source
+  test_group_norm_indexing_nhwc(5);   // cat(x, x2), the seam inside group 1
+  test_attention_indexing_nhwc();
+  test_resample_indexing_nhwc(2, 3, 4, 6);
+  test_resample_indexing_nhwc(2, 3, 5, 7);
   if (g_failures) {
     std::printf("test_cuda_indexing: %d check(s) failed\n", g_failures);
     return 1;

@@ -7,6 +7,10 @@
 // Conv runs with every kernel set: default (tiled SIMT), reference (one thread per output),
 // and the tensor-core kernel with fp16 / bf16 operands (fp32 accumulation), whose bounds
 // are those of operand rounding: 2e-3 (fp16) and 1.5e-2 (bf16).
+// CM4J_CUDA_KERNELS=candidate runs every case on the candidate kernels instead: with fp16
+// and bf16 that is the NHWC mode (activations stored channels-last in that type, inputs
+// rounded to it on upload), held to the same fp16 / bf16 bounds for every activation op;
+// the time path (linear, embeddings) stays fp32 and keeps its bounds.
 // Exit 77 (skipped) when no CUDA device is usable. CM4J_TEST_FILTER=odd,tiny runs only the
 // cases whose name contains one of the comma-separated substrings.
 #include <cmath>
@@ -99,6 +103,11 @@ struct Backends {
   Backend* gpu;
   const char* kernels;
   double conv_bound;
+  bool nhwc = false;  // activations stored fp16/bf16 NHWC: every activation op gets conv_bound
+  // Bound of the activation ops other than conv (exact copies: 0 in fp32).
+  double op_bound(double f32) const { return nhwc ? conv_bound : f32; }
+  // Bytes per activation element in the GPU backend's storage.
+  size_t act_bytes() const { return nhwc ? 2 : sizeof(float); }
 };
 
 // ---- conv2d -----------------------------------------------------------------------------
@@ -108,23 +117,23 @@ struct ConvCase {
   float out_scale;
 };
 
-std::vector<float> run_conv(Backend* be, const ConvCase& k, const std::vector<float>& s1,
-                            const std::vector<float>& s2, const std::vector<float>& wt,
-                            const std::vector<float>& bias, const std::vector<float>& bias_bc,
-                            const std::vector<float>& res, Status* status,
-                            int bbc_offset = 0, int bbc_stride = 0) {
+std::vector<float> run_conv(Backend* be, size_t eb, const ConvCase& k,
+                            const std::vector<float>& s1, const std::vector<float>& s2,
+                            const std::vector<float>& wt, const std::vector<float>& bias,
+                            const std::vector<float>& bias_bc, const std::vector<float>& res,
+                            Status* status, int bbc_offset = 0, int bbc_stride = 0) {
   ConvParams p = conv_params(k);
   p.out_scale = k.out_scale;
-  const size_t out_n = static_cast<size_t>(k.batch) * k.c_out * p.h_out() * p.w_out();
+  const ActShape out_shape{k.batch, k.c_out, p.h_out(), p.w_out()};
   std::unique_ptr<Weight> weight;
   *status = be->prepare_conv(wt.data(), k.c_out, k.c1 + k.c2, k.kernel, &weight);
   if (!status->ok()) return {};
-  Buf b1(be, s1), dst(be, out_n);
+  Buf b1(be, ActShape{k.batch, k.c1, k.h, k.w}, s1, eb), dst(be, out_shape, eb);
   std::unique_ptr<Buf> b2, bb, bbc, br;
-  if (k.c2) b2 = std::make_unique<Buf>(be, s2);
+  if (k.c2) b2 = std::make_unique<Buf>(be, ActShape{k.batch, k.c2, k.h, k.w}, s2, eb);
   if (k.bias) bb = std::make_unique<Buf>(be, bias);
   if (k.bias_bc) bbc = std::make_unique<Buf>(be, bias_bc);
-  if (k.residual) br = std::make_unique<Buf>(be, res);
+  if (k.residual) br = std::make_unique<Buf>(be, out_shape, res, eb);
   dst.poison();
   ConvArgs a;
   a.src1 = b1.p;
@@ -163,10 +172,10 @@ void test_conv(const std::vector<Backends>& sets, const char* label, const ConvC
   auto bias_bc = randn(static_cast<size_t>(k.batch) * k.c_out, 0.5f);
   auto res = randn(out_n);
   Status cs;
-  auto ref = run_conv(sets[0].cpu, k, s1, s2, wt, bias, bias_bc, res, &cs);
+  auto ref = run_conv(sets[0].cpu, sizeof(float), k, s1, s2, wt, bias, bias_bc, res, &cs);
   for (const Backends& b : sets) {
     Status gs;
-    auto got = run_conv(b.gpu, k, s1, s2, wt, bias, bias_bc, res, &gs);
+    auto got = run_conv(b.gpu, b.act_bytes(), k, s1, s2, wt, bias, bias_bc, res, &gs);
     report("conv2d", shape, b.kernels, cs, gs, got, ref, b.conv_bound);
   }
 }
@@ -195,12 +204,13 @@ void test_conv_bias_slice(const std::vector<Backends>& sets, const char* label, 
       dense.push_back(wide[static_cast<size_t>(b) * stride + offset + c]);
   auto res = randn(out_n);
   Status cs, ss;
-  auto ref = run_conv(sets[0].cpu, k, s1, s2, wt, bias, dense, res, &cs);
-  auto cpu_slice = run_conv(sets[0].cpu, k, s1, s2, wt, bias, wide, res, &ss, offset, stride);
+  auto ref = run_conv(sets[0].cpu, sizeof(float), k, s1, s2, wt, bias, dense, res, &cs);
+  auto cpu_slice =
+      run_conv(sets[0].cpu, sizeof(float), k, s1, s2, wt, bias, wide, res, &ss, offset, stride);
   report("conv2d", shape, "cpu", cs, ss, cpu_slice, ref, 0.0);
   for (const Backends& b : sets) {
     Status gs;
-    auto got = run_conv(b.gpu, k, s1, s2, wt, bias, wide, res, &gs, offset, stride);
+    auto got = run_conv(b.gpu, b.act_bytes(), k, s1, s2, wt, bias, wide, res, &gs, offset, stride);
     report("conv2d", shape, b.kernels, cs, gs, got, ref, b.conv_bound);
   }
 }
@@ -212,7 +222,7 @@ struct NormCase {
   int c1;  // > 0: the input is cat(x[:, :c1], x2) read from two buffers
 };
 
-std::vector<float> run_norm(Backend* be, const NormCase& k, const std::vector<float>& x,
+std::vector<float> run_norm(Backend* be, size_t eb, const NormCase& k, const std::vector<float>& x,
                             const std::vector<float>& gamma, const std::vector<float>& beta,
                             const std::vector<float>& ss, Status* status) {
   GroupNormParams p;
@@ -232,12 +242,13 @@ std::vector<float> run_norm(Backend* be, const NormCase& k, const std::vector<fl
       x2.insert(x2.end(), img + k.c1 * plane, img + k.channels * plane);
     }
   }
-  Buf bx(be, x1), bg(be, gamma), bb(be, beta);
+  const int c1 = k.c1 > 0 ? k.c1 : k.channels;
+  Buf bx(be, ActShape{k.batch, c1, k.hw, 1}, x1, eb), bg(be, gamma), bb(be, beta);
   std::unique_ptr<Buf> bx2, bss, by;
-  if (k.c1 > 0) bx2 = std::make_unique<Buf>(be, x2);
+  if (k.c1 > 0) bx2 = std::make_unique<Buf>(be, ActShape{k.batch, k.channels - k.c1, k.hw, 1}, x2, eb);
   if (k.scale_shift) bss = std::make_unique<Buf>(be, ss);
   if (!k.in_place) {
-    by = std::make_unique<Buf>(be, x.size());
+    by = std::make_unique<Buf>(be, ActShape{k.batch, k.channels, k.hw, 1}, eb);
     by->poison();
   }
   GroupNormArgs a;
@@ -257,7 +268,7 @@ std::vector<float> run_norm(Backend* be, const NormCase& k, const std::vector<fl
   return k.in_place ? bx.get() : by->get();
 }
 
-void test_norm(const Backends& b, const char* label, const NormCase& k) {
+void test_norm(const std::vector<Backends>& sets, const char* label, const NormCase& k) {
   char shape[128];
   char cat[40] = "";
   if (k.c1 > 0) std::snprintf(cat, sizeof cat, " cat%d+%d", k.c1, k.channels - k.c1);
@@ -271,10 +282,13 @@ void test_norm(const Backends& b, const char* label, const NormCase& k) {
   auto gamma = uniform(k.channels, 0.5f, 1.5f);
   auto beta = randn(k.channels, 0.2f);
   auto ss = randn(static_cast<size_t>(k.batch) * 2 * k.channels, 0.5f);
-  Status cs, gs;
-  auto ref = run_norm(b.cpu, k, x, gamma, beta, ss, &cs);
-  auto got = run_norm(b.gpu, k, x, gamma, beta, ss, &gs);
-  report("group_norm", shape, b.kernels, cs, gs, got, ref, kBoundF32);
+  Status cs;
+  auto ref = run_norm(sets[0].cpu, sizeof(float), k, x, gamma, beta, ss, &cs);
+  for (const Backends& b : sets) {
+    Status gs;
+    auto got = run_norm(b.gpu, b.act_bytes(), k, x, gamma, beta, ss, &gs);
+    report("group_norm", shape, b.kernels, cs, gs, got, ref, b.op_bound(kBoundF32));
+  }
 }
 
 // ---- attention --------------------------------------------------------------------------
@@ -282,8 +296,8 @@ struct AttnCase {
   int batch, channels, hw, dim_head;
 };
 
-std::vector<float> run_attn(Backend* be, const AttnCase& k, const std::vector<float>& qkv,
-                            Status* status) {
+std::vector<float> run_attn(Backend* be, size_t eb, const AttnCase& k,
+                            const std::vector<float>& qkv, Status* status) {
   AttentionParams p;
   p.batch = k.batch;
   p.channels = k.channels;
@@ -291,7 +305,9 @@ std::vector<float> run_attn(Backend* be, const AttnCase& k, const std::vector<fl
   p.dim_head = k.dim_head;
   p.heads = k.channels / k.dim_head;
   p.scale = 1.0f / std::sqrt(static_cast<float>(k.dim_head));
-  Buf bq(be, qkv), out(be, static_cast<size_t>(k.batch) * k.channels * k.hw);
+  // [B, 3C, HW] in, [B, C, HW] out: activations (HW as H, W = 1).
+  Buf bq(be, ActShape{k.batch, 3 * k.channels, k.hw, 1}, qkv, eb),
+      out(be, ActShape{k.batch, k.channels, k.hw, 1}, eb);
   out.poison();
   AttentionArgs a;
   a.qkv = bq.p;
@@ -301,17 +317,20 @@ std::vector<float> run_attn(Backend* be, const AttnCase& k, const std::vector<fl
   return out.get();
 }
 
-void test_attn(const Backends& b, const char* label, const AttnCase& k) {
+void test_attn(const std::vector<Backends>& sets, const char* label, const AttnCase& k) {
   char shape[128];
   std::snprintf(shape, sizeof shape, "%s b%d c%d hw%d dh%d", label, k.batch, k.channels, k.hw,
                 k.dim_head);
   if (!selected(std::string("attention ") + shape)) return;
   // Scores of a few units: softmax neither uniform nor one-hot.
   auto qkv = randn(static_cast<size_t>(k.batch) * 3 * k.channels * k.hw, 1.5f);
-  Status cs, gs;
-  auto ref = run_attn(b.cpu, k, qkv, &cs);
-  auto got = run_attn(b.gpu, k, qkv, &gs);
-  report("attention", shape, b.kernels, cs, gs, got, ref, kBoundF32);
+  Status cs;
+  auto ref = run_attn(sets[0].cpu, sizeof(float), k, qkv, &cs);
+  for (const Backends& b : sets) {
+    Status gs;
+    auto got = run_attn(b.gpu, b.act_bytes(), k, qkv, &gs);
+    report("attention", shape, b.kernels, cs, gs, got, ref, b.op_bound(kBoundF32));
+  }
 }
 
 // ---- linear -----------------------------------------------------------------------------
@@ -348,7 +367,7 @@ std::vector<float> run_linear(Backend* be, const LinearCase& c, const std::vecto
   return y.get();
 }
 
-void test_linear(const Backends& b, const char* label, const LinearCase& c) {
+void test_linear(const std::vector<Backends>& sets, const char* label, const LinearCase& c) {
   char shape[128];
   std::snprintf(shape, sizeof shape, "%s %dx%d<-%d%s%s%s", label, c.m, c.n, c.k,
                 c.silu_in ? " silu_in" : "", c.silu_out ? " silu_out" : "", c.add ? " add" : "");
@@ -357,37 +376,47 @@ void test_linear(const Backends& b, const char* label, const LinearCase& c) {
   auto w = uniform(static_cast<size_t>(c.n) * c.k, -1.0f / std::sqrt(c.k), 1.0f / std::sqrt(c.k));
   auto bias = randn(c.n, 0.1f);
   auto add = randn(static_cast<size_t>(c.m) * c.n);
-  Status cs, gs;
-  auto ref = run_linear(b.cpu, c, x, w, bias, add, &cs);
-  auto got = run_linear(b.gpu, c, x, w, bias, add, &gs);
-  report("linear", shape, b.kernels, cs, gs, got, ref, kBoundF32);
+  Status cs;
+  auto ref = run_linear(sets[0].cpu, c, x, w, bias, add, &cs);
+  for (const Backends& b : sets) {  // the time path: fp32 in every mode
+    Status gs;
+    auto got = run_linear(b.gpu, c, x, w, bias, add, &gs);
+    report("linear", shape, b.kernels, cs, gs, got, ref, kBoundF32);
+  }
 }
 
 // ---- resampling and embeddings ----------------------------------------------------------
-void test_resample(const Backends& b, bool pool, int batch, int channels, int h, int w) {
+void test_resample(const std::vector<Backends>& sets, bool pool, int batch, int channels, int h,
+                   int w) {
   char shape[128];
   std::snprintf(shape, sizeof shape, "b%d c%d %dx%d", batch, channels, h, w);
   const char* op = pool ? "avg_pool2" : "upsample_nearest2";
   if (!selected(std::string(op) + " " + shape)) return;
   auto x = randn(static_cast<size_t>(batch) * channels * h * w);
-  const size_t out_n = pool ? static_cast<size_t>(batch) * channels * (h / 2) * (w / 2)
-                            : static_cast<size_t>(batch) * channels * (2 * h) * (2 * w);
-  auto run = [&](Backend* be, Status* s) {
-    Buf bx(be, x), y(be, out_n);
+  const ActShape in_shape{batch, channels, h, w};
+  const ActShape out_shape = pool ? ActShape{batch, channels, h / 2, w / 2}
+                                  : ActShape{batch, channels, 2 * h, 2 * w};
+  auto run = [&](Backend* be, size_t eb, Status* s) {
+    Buf bx(be, in_shape, x, eb), y(be, out_shape, eb);
     y.poison();
     *s = pool ? be->avg_pool2(bx.p, y.p, batch, channels, h, w)
               : be->upsample_nearest2(bx.p, y.p, batch, channels, h, w);
     if (s->ok()) *s = be->synchronize();
     return y.get();
   };
-  Status cs, gs;
-  auto ref = run(b.cpu, &cs);
-  auto got = run(b.gpu, &gs);
-  // Pooling may sum the four values in another order; upsampling is a copy.
-  report(op, shape, b.kernels, cs, gs, got, ref, pool ? kBoundF32 : 0.0);
+  Status cs;
+  auto ref = run(sets[0].cpu, sizeof(float), &cs);
+  for (const Backends& b : sets) {
+    Status gs;
+    auto got = run(b.gpu, b.act_bytes(), &gs);
+    // Pooling may sum the four values in another order; upsampling is a copy (of values
+    // rounded on upload in the NHWC mode).
+    report(op, shape, b.kernels, cs, gs, got, ref, b.op_bound(pool ? kBoundF32 : 0.0));
+  }
 }
 
-void test_timestep_embedding(const Backends& b, int batch, int dim, bool flip, float shift) {
+void test_timestep_embedding(const std::vector<Backends>& sets, int batch, int dim, bool flip,
+                             float shift) {
   char shape[128];
   std::snprintf(shape, sizeof shape, "b%d dim%d flip%d shift%g", batch, dim, flip ? 1 : 0,
                 shift);
@@ -403,13 +432,16 @@ void test_timestep_embedding(const Backends& b, int batch, int dim, bool flip, f
     if (s->ok()) *s = be->synchronize();
     return emb.get();
   };
-  Status cs, gs;
-  auto ref = run(b.cpu, &cs);
-  auto got = run(b.gpu, &gs);
-  report("timestep_embedding", shape, b.kernels, cs, gs, got, ref, kBoundF32);
+  Status cs;
+  auto ref = run(sets[0].cpu, &cs);
+  for (const Backends& b : sets) {
+    Status gs;
+    auto got = run(b.gpu, &gs);
+    report("timestep_embedding", shape, b.kernels, cs, gs, got, ref, kBoundF32);
+  }
 }
 
-void test_embedding_lookup(const Backends& b, int batch, int classes, int dim) {
+void test_embedding_lookup(const std::vector<Backends>& sets, int batch, int classes, int dim) {
   char shape[128];
   std::snprintf(shape, sizeof shape, "b%d table %dx%d", batch, classes, dim);
   if (!selected(std::string("embedding_lookup ") + shape)) return;
@@ -425,10 +457,13 @@ void test_embedding_lookup(const Backends& b, int batch, int classes, int dim) {
     if (s->ok()) *s = be->synchronize();
     return rows.get();
   };
-  Status cs, gs;
-  auto ref = run(b.cpu, &cs);
-  auto got = run(b.gpu, &gs);
-  report("embedding_lookup", shape, b.kernels, cs, gs, got, ref, 0.0);
+  Status cs;
+  auto ref = run(sets[0].cpu, &cs);
+  for (const Backends& b : sets) {
+    Status gs;
+    auto got = run(b.gpu, &gs);
+    report("embedding_lookup", shape, b.kernels, cs, gs, got, ref, 0.0);
+  }
 }
 
 // ---- the scheduler's step ---------------------------------------------------------------
@@ -608,10 +643,14 @@ void test_time_embedding(const Backends& b, const char* label, const TimeCase& c
   report("time_embedding", shape, b.kernels, cs, gs, got, ref, kBoundF32);
 }
 
+// A CUDA backend with the kernel set named as CM4J_CUDA_KERNELS names it.
 #ifdef CM4J_HAVE_CUDA
-std::unique_ptr<Backend> make_gpu(const char* kernels, int dtype, std::string* error) {
+std::unique_ptr<Backend> make_gpu(const char* kernel_set, int dtype, std::string* error) {
   CudaKernels set = CudaKernels::kDefault;
-  if (!parse_cuda_kernels(kernels, &set)) *error = std::string("unknown kernel set ") + kernels;
+  if (!parse_cuda_kernels(kernel_set, &set)) {
+    *error = std::string("unknown kernel set ") + kernel_set;
+    return nullptr;
+  }
   return make_cuda_backend_with(0, dtype, set, error);
 }
 #else
@@ -622,8 +661,9 @@ std::unique_ptr<Backend> make_gpu(const char*, int dtype, std::string* error) {
 
 // ---- errors -----------------------------------------------------------------------------
 // A mismatched call comes back as a status with a message, and the backend keeps working.
-void test_error_paths(const Backends& b) {
+void test_error_paths(const std::vector<Backends>& sets) {
   if (!selected("errors")) return;
+  const Backends& b = sets[0];
   ++g_cases;
   bool ok = true;
   std::vector<float> w(8 * 4 * 9, 0.1f);
@@ -670,26 +710,41 @@ int main() {
   std::printf("test_cuda_ops: seed %llu (CM4J_TEST_SEED=%llu repeats this run)\n",
               static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed));
 
+  // Every case runs on each set of its list: conv on conv_sets, the other ops on `def`.
+  const char* env_set = std::getenv("CM4J_CUDA_KERNELS");
+  const bool candidate = env_set && std::strcmp(env_set, "candidate") == 0;
   auto cpu = make_cpu_backend(0, CM4J_F32);
-  std::string e1, e2, e3, e4;
-  std::string e5;
-  auto gpu = make_gpu("default", CM4J_F32, &e1);
-  auto gpu_ref = make_gpu("reference", CM4J_F32, &e2);
-  auto gpu_f16 = make_gpu("default", CM4J_F16, &e3);
-  auto gpu_bf16 = make_gpu("default", CM4J_BF16, &e4);
-  auto gpu_cand = make_gpu("candidate", CM4J_F32, &e5);
-  if (!cpu || !gpu || !gpu_ref || !gpu_f16 || !gpu_bf16 || !gpu_cand) {
-    std::printf("test_cuda_ops: FAIL: cannot create backends: cpu %s; cuda: %s %s %s %s %s\n",
-                cpu ? "ok" : "missing", e1.c_str(), e2.c_str(), e3.c_str(), e4.c_str(),
-                e5.c_str());
+  std::vector<std::unique_ptr<Backend>> gpus;
+  std::vector<Backends> conv_sets, def;
+  std::string errors;
+  auto add = [&](const char* kernel_set, int dtype, const char* label, double conv_bound,
+                 bool nhwc) {
+    std::string e;
+    gpus.push_back(make_gpu(kernel_set, dtype, &e));
+    if (!gpus.back()) errors += std::string(" ") + label + ": " + e + ";";
+    return Backends{cpu.get(), gpus.back().get(), label, conv_bound, nhwc};
+  };
+  if (!candidate) {
+    def = {add("default", CM4J_F32, "default", kBoundF32, false)};
+    conv_sets = {def[0], add("reference", CM4J_F32, "reference", kBoundF32, false),
+                 add("default", CM4J_F16, "fp16-tc", 2e-3, false),
+                 add("default", CM4J_BF16, "bf16-tc", 1.5e-2, false)};
+  } else {  // the NHWC mode: fp16/bf16 activations, every op in that storage
+    def = {add("candidate", CM4J_F16, "fp16-nhwc", 2e-3, true),
+           add("candidate", CM4J_BF16, "bf16-nhwc", 1.5e-2, true)};
+    conv_sets = def;
+  }
+  // The fp32 candidate set: its time path is one kernel (time_embedding.cu).
+  const Backends cand32 =
+      candidate ? def[0] : add("candidate", CM4J_F32, "candidate", kBoundF32, false);
+  if (!cpu || !errors.empty()) {
+    std::printf("test_cuda_ops: FAIL: cannot create backends: cpu %s; cuda:%s\n",
+                cpu ? "ok" : "missing", errors.c_str());
     return 1;
   }
-  const Backends def{cpu.get(), gpu.get(), "default", kBoundF32};
-  const Backends ref{cpu.get(), gpu_ref.get(), "reference", kBoundF32};
-  const Backends f16{cpu.get(), gpu_f16.get(), "fp16-tc", 2e-3};
-  const Backends bf16{cpu.get(), gpu_bf16.get(), "bf16-tc", 1.5e-2};
-  const Backends cand{cpu.get(), gpu_cand.get(), "candidate", kBoundF32};
-  const std::vector<Backends> conv_sets{def, ref, f16, bf16};
+  std::printf("test_cuda_ops: kernel sets:");
+  for (const Backends& b : conv_sets) std::printf(" %s", b.kernels);
+  std::printf("\n");
 
   std::printf("| %-18s | %-44s | %-9s | %10s | %10s | %7s | %-4s |\n", "op", "case", "kernels",
               "rel L2", "max abs", "bound", "ok");
@@ -768,28 +823,33 @@ int main() {
   test_embedding_lookup(def, 64, 1000, 768);
   test_embedding_lookup(def, 3, 1000, 128);
 
-  // The scheduler's step: imagenet64 images at batch 64, tiny ones, odd sizes.
-  test_scheduler_step(def, false, 64, 3 * 64 * 64, true, true, 1.0f);
-  test_scheduler_step(def, false, 3, 3 * 32 * 32, false, true, 0.9f);
-  test_scheduler_step(def, false, 3, 3 * 32 * 32, true, false, 1.0f);
-  test_scheduler_step(def, true, 6, 17 * 17 + 5, true, true, 1.0f);
-  test_scheduler_step(def, true, 6, 17 * 17 + 5, false, true, -0.5f);
-  test_scale_model_input(def, false, 64, 3 * 64 * 64);
-  test_scale_model_input(def, false, 3, 37);
-  test_scale_model_input(def, true, 6, 17 * 3);
+  // The scheduler's step (fp32 buffers in every mode): imagenet64 images at batch 64, tiny
+  // ones, odd sizes.
+  for (const Backends& b : def) {
+    test_scheduler_step(b, false, 64, 3 * 64 * 64, true, true, 1.0f);
+    test_scheduler_step(b, false, 3, 3 * 32 * 32, false, true, 0.9f);
+    test_scheduler_step(b, false, 3, 3 * 32 * 32, true, false, 1.0f);
+    test_scheduler_step(b, true, 6, 17 * 17 + 5, true, true, 1.0f);
+    test_scheduler_step(b, true, 6, 17 * 17 + 5, false, true, -0.5f);
+    test_scale_model_input(b, false, 64, 3 * 64 * 64);
+    test_scale_model_input(b, false, 3, 37);
+    test_scale_model_input(b, true, 6, 17 * 3);
+  }
 
   // The whole time path (Backend::time_embedding): default composes four launches, the
   // candidate set runs one kernel. Sinusoid width / time_embed_dim of imagenet64, LSUN-256
   // and tiny, with and without class labels, batch 1 and 3.
-  for (const Backends* b : {&def, &cand})
+  std::vector<Backends> time_sets = def;
+  if (!candidate) time_sets.push_back(cand32);
+  for (const Backends& b : time_sets)
     for (int batch : {1, 3})
       for (int classes : {1000, 0}) {
-        test_time_embedding(*b, "imagenet64", {batch, 192, 768, classes, true, 0.0f});
-        test_time_embedding(*b, "lsun", {batch, 256, 1024, classes, true, 0.0f});
-        test_time_embedding(*b, "tiny", {batch, 32, 128, classes, true, 0.0f});
+        test_time_embedding(b, "imagenet64", {batch, 192, 768, classes, true, 0.0f});
+        test_time_embedding(b, "lsun", {batch, 256, 1024, classes, true, 0.0f});
+        test_time_embedding(b, "tiny", {batch, 32, 128, classes, true, 0.0f});
       }
-  test_time_embedding(cand, "odd", {5, 33, 70, 7, false, 1.0f});
-  test_time_embedding(cand, "batch64", {64, 192, 768, 1000, true, 0.0f});
+  test_time_embedding(cand32, "odd", {5, 33, 70, 7, false, 1.0f});
+  test_time_embedding(cand32, "batch64", {64, 192, 768, 1000, true, 0.0f});
 
   test_error_paths(def);
 

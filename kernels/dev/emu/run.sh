@@ -4,9 +4,11 @@
 # against the CPU backend (small and odd shapes; the real sizes take minutes emulated) and
 # the tiny model's golden case through the engine on device "cuda".
 #   kernels/dev/emu/run.sh [BUILD_DIR]      (default /tmp/cm4j-emu)
+# Then the same with CM4J_CUDA_KERNELS=candidate (fp16/bf16: the NHWC mode).
 # CM4J_TEST_FILTER overrides the op cases (see test_cuda_ops.cpp), EMU_GOLDEN_DTYPES the
-# golden runs ("fp32 fp16 bf16"; empty: none), EMU_JOBS the parallelism. About 20 minutes
-# on 2 cores, most of it the three tiny-model golden runs.
+# golden runs ("fp32 fp16 bf16"; empty: none), EMU_CANDIDATE_DTYPES the candidate golden
+# runs ("fp16 bf16"), EMU_CANDIDATE_OPS=0 skips the candidate op cases, EMU_JOBS the
+# parallelism. About 30 minutes on 2 cores, most of it the five tiny-model golden runs.
 set -eu
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 B=${1:-/tmp/cm4j-emu}
@@ -40,9 +42,15 @@ for t in test_cuda_ops test_cuda_golden; do
 done
 
 rc=0
-CM4J_TEST_FILTER=${CM4J_TEST_FILTER:-odd,tiny,errors,timestep,embedding_lookup,linear,b3 c5,scheduler_step,scale_model_input,time_embedding} \
-  "$B/test_cuda_ops" || rc=1
+FILTER=${CM4J_TEST_FILTER:-odd,tiny,errors,timestep,embedding_lookup,linear,b3 c5,scheduler_step,scale_model_input,time_embedding}
+CM4J_TEST_FILTER=$FILTER "$B/test_cuda_ops" || rc=1
+if [ "${EMU_CANDIDATE_OPS:-1}" != 0 ]; then
+  CM4J_CUDA_KERNELS=candidate CM4J_TEST_FILTER=$FILTER "$B/test_cuda_ops" || rc=1
+fi
 for dtype in ${EMU_GOLDEN_DTYPES-fp32 fp16 bf16}; do
   "$B/test_cuda_golden" --models=tiny --dtype=$dtype || rc=1
+done
+for dtype in ${EMU_CANDIDATE_DTYPES-fp16 bf16}; do
+  CM4J_CUDA_KERNELS=candidate "$B/test_cuda_golden" --models=tiny --dtype=$dtype || rc=1
 done
 exit $rc

@@ -1,5 +1,6 @@
-// The CUDA backend: fp32 NCHW activations in device memory, one stream per backend, every
-// op a launch of a kernel from kernels/. Failures come back as Status (never abort):
+// The CUDA backend: fp32 NCHW activations in device memory (or, in the opt-in NHWC mode,
+// fp16/bf16 channels-last: see kernels/nhwc.cuh), one stream per backend, every op a
+// launch of a kernel from kernels/. Failures come back as Status (never abort):
 // CM4J_ERR_DEVICE "CUDA error in <op>: <cudaGetErrorString>" for CUDA failures,
 // CM4J_ERR_INVALID_ARGUMENT for calls that do not match their weights.
 #include "cuda/cuda_backend.h"
@@ -13,11 +14,15 @@
 #include <vector>
 
 #include "attention.cuh"
+#include "attention_nhwc.cuh"
 #include "cm4j.h"
 #include "conv2d.cuh"
+#include "conv2d_nhwc.cuh"
 #include "elementwise.cuh"
+#include "elementwise_nhwc.cuh"
 #include "embedding.cuh"
 #include "group_norm.cuh"
+#include "group_norm_nhwc.cuh"
 #include "linear.cuh"
 #include "scheduler.cuh"
 #include "time_embedding.cuh"
@@ -44,6 +49,7 @@ struct DeviceWeight : Weight {
   size_t element_bytes = sizeof(float);
   int rows = 0, cols = 0, kernel = 0;  // conv: c_out, c_in, k; linear: n, k, 0
   bool is_conv = false;
+  bool nhwc = false;  // conv packed in the NHWC mode's reduction order
   ~DeviceWeight() override {
     if (data) {
       cudaSetDevice(device);
@@ -60,12 +66,16 @@ class CudaBackend final : public Backend {
       : device_(device),
         kernels_(kernel_set),
         operand_(operand),
+        nhwc_(kernel_set == CudaKernels::kCandidate && operand != kernels::ConvOperand::kF32),
+        half_(operand == kernels::ConvOperand::kBF16 ? kernels::HalfType::kBF16
+                                                     : kernels::HalfType::kF16),
         stream_(stream),
         sync_each_op_(sync_each_op) {}
 
   ~CudaBackend() override {
     cudaSetDevice(device_);
     cudaStreamSynchronize(stream_);
+    if (staging_) cudaFree(staging_);
     for (auto& f : freq_tables_) cudaFree(f.second);
     cudaFree(labels_);
     for (float* p : live_) cudaFree(p);
@@ -116,12 +126,65 @@ class CudaBackend final : public Backend {
     return cuda_error(e, "download");
   }
 
+  // In the NHWC mode activations are fp16/bf16 channels-last: converted on the device
+  // through a staging buffer of fp32 NCHW. Both copies wait for completion.
+  Status upload_activation(float* dst, const float* src, const ActShape& shape) override {
+    if (!nhwc_) return upload(dst, src, shape.numel());
+    cudaSetDevice(device_);
+    float* staging = nullptr;
+    Status s = staging_buffer(shape.numel(), "upload_activation", &staging);
+    if (!s.ok()) return s;
+    cudaError_t e = cudaMemcpyAsync(staging, src, shape.numel() * sizeof(float),
+                                    cudaMemcpyHostToDevice, stream_);
+    if (e == cudaSuccess)
+      e = kernels::nchw_to_nhwc(staging, dst, half_, shape.batch, shape.channels,
+                                shape.h * shape.w, stream_);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(stream_);
+    return cuda_error(e, "upload_activation");
+  }
+
+  Status download_activation(float* dst, const float* src, const ActShape& shape) override {
+    if (!nhwc_) return download(dst, src, shape.numel());
+    cudaSetDevice(device_);
+    float* staging = nullptr;
+    Status s = staging_buffer(shape.numel(), "download_activation", &staging);
+    if (!s.ok()) return s;
+    cudaError_t e = kernels::nhwc_to_nchw(src, staging, half_, shape.batch, shape.channels,
+                                          shape.h * shape.w, stream_);
+    if (e == cudaSuccess)
+      e = cudaMemcpyAsync(dst, staging, shape.numel() * sizeof(float), cudaMemcpyDeviceToHost,
+                          stream_);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(stream_);
+    return cuda_error(e, "download_activation");
+  }
+
+  bool plain_activations() const override { return !nhwc_; }
+
+  Status activation_from_f32(const float* src, float* dst, const ActShape& shape) override {
+    if (!nhwc_) return invalid("activation_from_f32: activations are plain float32");
+    cudaSetDevice(device_);
+    return finish(kernels::nchw_to_nhwc(src, dst, half_, shape.batch, shape.channels,
+                                        shape.h * shape.w, stream_),
+                  "activation_from_f32");
+  }
+
+  Status activation_to_f32(const float* src, float* dst, const ActShape& shape) override {
+    if (!nhwc_) return invalid("activation_to_f32: activations are plain float32");
+    cudaSetDevice(device_);
+    return finish(kernels::nhwc_to_nchw(src, dst, half_, shape.batch, shape.channels,
+                                        shape.h * shape.w, stream_),
+                  "activation_to_f32");
+  }
+
   Status prepare_conv(const float* w, int c_out, int c_in, int kernel,
                       std::unique_ptr<Weight>* out) override {
     if (c_out < 1 || c_in < 1 || kernel < 1) return invalid("prepare_conv: bad shape");
     const size_t count = static_cast<size_t>(c_out) * c_in * kernel * kernel;
     std::vector<float> packed(count);
-    kernels::conv2d_pack_weight(w, c_out, c_in, kernel, packed.data());
+    if (nhwc_)
+      kernels::conv2d_nhwc_pack_weight(w, c_out, c_in, kernel, packed.data());
+    else
+      kernels::conv2d_pack_weight(w, c_out, c_in, kernel, packed.data());
     std::unique_ptr<DeviceWeight> dw;
     Status s = upload_weight(packed.data(), count, "prepare_conv", &dw);
     if (!s.ok()) return s;
@@ -133,6 +196,7 @@ class CudaBackend final : public Backend {
     dw->cols = c_in;
     dw->kernel = kernel;
     dw->is_conv = true;
+    dw->nhwc = nhwc_;
     *out = std::move(dw);
     return Status::Ok();
   }
@@ -156,6 +220,9 @@ class CudaBackend final : public Backend {
                      std::to_string(w->cols) + ", " + std::to_string(w->kernel) +
                      "], call expects [" + std::to_string(p.c_out) + ", " +
                      std::to_string(p.c_in1 + p.c_in2) + ", " + std::to_string(p.kernel) + "]");
+    if (w->nhwc != nhwc_)
+      return invalid("conv2d: weight was prepared by a backend with another activation layout");
+    if (nhwc_) return conv2d_nhwc(p, a, w);
     kernels::Conv2dParams k;
     k.batch = p.batch;
     k.c_in1 = p.c_in1;
@@ -192,6 +259,7 @@ class CudaBackend final : public Backend {
     if (a.x2 && (a.c1 < 1 || a.c1 >= p.channels))
       return invalid("group_norm: c1 " + std::to_string(a.c1) + " outside 1.." +
                      std::to_string(p.channels - 1) + " with a second source");
+    if (nhwc_) return group_norm_nhwc(p, a);
     kernels::GroupNormParams k;
     k.batch = p.batch;
     k.channels = p.channels;
@@ -217,6 +285,7 @@ class CudaBackend final : public Backend {
       return {CM4J_ERR_UNSUPPORTED, "attention: dim_head " + std::to_string(p.dim_head) +
                                         " is above the CUDA kernel's limit of " +
                                         std::to_string(kernels::kAttentionMaxDimHead)};
+    if (nhwc_) return attention_nhwc(p, a);
     kernels::AttentionParams k;
     k.batch = p.batch;
     k.channels = p.channels;
@@ -254,12 +323,19 @@ class CudaBackend final : public Backend {
 
   Status avg_pool2(const float* x, float* y, int batch, int channels, int h, int w) override {
     cudaSetDevice(device_);
+    if (nhwc_)
+      return finish(kernels::avg_pool2_nhwc_forward(x, y, half_, batch, channels, h, w, stream_),
+                    "avg_pool2");
     return finish(kernels::avg_pool2_forward(x, y, batch, channels, h, w, stream_), "avg_pool2");
   }
 
   Status upsample_nearest2(const float* x, float* y, int batch, int channels, int h,
                            int w) override {
     cudaSetDevice(device_);
+    if (nhwc_)
+      return finish(
+          kernels::upsample_nearest2_nhwc_forward(x, y, half_, batch, channels, h, w, stream_),
+          "upsample_nearest2");
     return finish(kernels::upsample_nearest2_forward(x, y, batch, channels, h, w, stream_),
                   "upsample_nearest2");
   }
@@ -360,6 +436,91 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  // ---- the NHWC mode's ops: the same calls on fp16/bf16 channels-last activations ----
+  Status conv2d_nhwc(const ConvParams& p, const ConvArgs& a, const DeviceWeight* w) {
+    kernels::Conv2dNhwcParams k;
+    k.batch = p.batch;
+    k.c_in1 = p.c_in1;
+    k.c_in2 = p.c_in2;
+    k.h_in = p.h_in;
+    k.w_in = p.w_in;
+    k.c_out = p.c_out;
+    k.kernel = p.kernel;
+    k.stride = p.stride;
+    k.pad = p.pad;
+    k.upsample = p.upsample;
+    k.out_scale = p.out_scale;
+    k.h_out = p.h_out();
+    k.w_out = p.w_out();
+    k.type = half_;
+    k.src1 = a.src1;
+    k.src2 = p.c_in2 > 0 ? a.src2 : nullptr;
+    k.weight = w->data;
+    k.bias = a.bias;
+    k.bias_bc = a.bias_bc;
+    k.bias_bc_stride = p.c_out;
+    k.residual = a.residual;
+    k.dst = a.dst;
+    cudaSetDevice(device_);
+    return finish(kernels::conv2d_nhwc_forward(k, stream_), "conv2d");
+  }
+
+  Status group_norm_nhwc(const GroupNormParams& p, const GroupNormArgs& a) {
+    kernels::GroupNormNhwcParams k;
+    k.batch = p.batch;
+    k.channels = p.channels;
+    k.hw = p.hw;
+    k.groups = p.groups;
+    k.eps = p.eps;
+    k.silu = p.silu;
+    k.type = half_;
+    k.x = a.x;
+    k.x2 = a.x2;
+    k.c1 = a.x2 ? a.c1 : 0;
+    k.gamma = a.gamma;
+    k.beta = a.beta;
+    k.scale = a.scale;
+    k.shift = a.shift;
+    k.scale_stride = a.scale_stride;
+    k.y = a.y;
+    cudaSetDevice(device_);
+    return finish(kernels::group_norm_nhwc_forward(k, stream_), "group_norm");
+  }
+
+  Status attention_nhwc(const AttentionParams& p, const AttentionArgs& a) {
+    kernels::AttentionNhwcParams k;
+    k.batch = p.batch;
+    k.channels = p.channels;
+    k.hw = p.hw;
+    k.heads = p.heads;
+    k.dim_head = p.dim_head;
+    k.scale = p.scale;
+    k.type = half_;
+    k.qkv = a.qkv;
+    k.out = a.out;
+    cudaSetDevice(device_);
+    return finish(kernels::attention_nhwc_forward(k, stream_), "attention");
+  }
+
+  // The fp32 staging buffer of upload/download_activation, grown to `floats` on demand.
+  Status staging_buffer(size_t floats, const char* op, float** out) {
+    if (staging_floats_ < floats) {
+      cudaStreamSynchronize(stream_);
+      if (staging_) cudaFree(staging_);
+      staging_ = nullptr;
+      staging_floats_ = 0;
+      cudaError_t e = cudaMalloc(&staging_, floats * sizeof(float));
+      if (e != cudaSuccess) {
+        staging_ = nullptr;
+        return cuda_error(e, std::string(op) + " (" + std::to_string(floats * sizeof(float)) +
+                                 " bytes of staging)");
+      }
+      staging_floats_ = floats;
+    }
+    *out = staging_;
+    return Status::Ok();
+  }
+
   // A launch's status; with CM4J_CUDA_SYNC=1 also waits so a fault names its op.
   Status finish(cudaError_t e, const char* op) {
     if (e == cudaSuccess && sync_each_op_) e = cudaStreamSynchronize(stream_);
@@ -456,6 +617,12 @@ class CudaBackend final : public Backend {
   const int device_;
   const CudaKernels kernels_;
   const kernels::ConvOperand operand_;  // conv operands: fp32, or fp16/bf16 on tensor cores
+  // The NHWC mode (candidate kernels with fp16/bf16): activations stored channels-last in
+  // half_ between ops.
+  const bool nhwc_;
+  const kernels::HalfType half_;
+  float* staging_ = nullptr;
+  size_t staging_floats_ = 0;
   cudaStream_t stream_;
   const bool sync_each_op_;
   std::mutex mu_;  // guards live_ and freq_tables_

@@ -15,8 +15,10 @@ namespace cm4j {
 // variable CM4J_CUDA_KERNELS ("default" when unset):
 //   default    the shared-memory tiled conv and the other simple kernels
 //   reference  a one-thread-per-output conv (slow, the simplest possible gather)
-//   candidate  default plus every variant not yet run on a GPU (today: the time path in
-//              one kernel, time_embedding.cu); opt-in until a device check verifies it
+//   candidate  the default set plus every variant no GPU has run yet (opt-in until a device
+//              check verifies it): the time path as one kernel (time_embedding.cu); with
+//              dtype fp16/bf16 the NHWC mode: activations stored channels-last in that type
+//              between ops, every activation op a kernels/*_nhwc.cu kernel
 enum class CudaKernels { kDefault, kReference, kCandidate };
 
 // Parses a CM4J_CUDA_KERNELS value; false for unknown names.

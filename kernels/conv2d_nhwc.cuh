@@ -1,0 +1,50 @@
+// 2-D convolution over channels-last fp16/bf16 activations (the NHWC mode, nhwc.cuh) as an
+// implicit GEMM on tensor cores: out[n, co] = sum_k X[n, k] W[k, co] with n an output pixel
+// and k = (ky * kernel + kx) * c_in + c, so that the gather of X along k reads consecutive
+// channels of one source pixel. Same features as conv2d.cuh: the channel concat of two
+// sources and a nearest 2x upsample in the gather; bias, per-image bias, residual and
+// out_scale in the fp32 epilogue; one rounding to the storage type on store.
+//   dst = (conv(cat(src1, src2)) + bias + bias_bc + residual) * out_scale
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "nhwc.cuh"
+
+namespace cm4j {
+namespace kernels {
+
+struct Conv2dNhwcParams {
+  int batch = 1;
+  int c_in1 = 0, c_in2 = 0;  // channels of src1 and src2 (0: no src2)
+  int h_in = 0, w_in = 0;    // spatial size of the sources (before upsampling)
+  int c_out = 0;
+  int kernel = 3, stride = 1, pad = 1;
+  bool upsample = false;
+  float out_scale = 1.0f;
+  int h_out = 0, w_out = 0;  // must equal kidx::conv_out_size(...)
+
+  HalfType type = HalfType::kF16;  // of the activations and the weight
+  const void* src1 = nullptr;      // [B, h_in, w_in, c_in1]
+  const void* src2 = nullptr;      // [B, h_in, w_in, c_in2] or null
+  const void* weight = nullptr;    // packed by conv2d_nhwc_pack_weight, converted to `type`
+  const float* bias = nullptr;     // [c_out] or null
+  const float* bias_bc = nullptr;  // [B, c_out] (row stride bias_bc_stride) or null
+  int bias_bc_stride = 0;          // elements between the rows of bias_bc (>= c_out)
+  const void* residual = nullptr;  // [B, h_out, w_out, c_out] or null, not aliasing dst
+  void* dst = nullptr;             // [B, h_out, w_out, c_out]
+};
+
+// Host: torch layout [c_out, c_in, k, k] -> packed [K, c_out] in the NHWC reduction order
+// (kidx::k_of_nhwc); conv2d_convert_weight then rounds it to fp16/bf16 on the device.
+void conv2d_nhwc_pack_weight(const float* torch_w, int c_out, int c_in, int kernel,
+                             float* packed);
+
+// Queues the convolution on `stream` (sm_80+); cudaErrorInvalidValue for parameters the
+// kernel does not support.
+cudaError_t conv2d_nhwc_forward(const Conv2dNhwcParams& p, cudaStream_t stream);
+
+}  // namespace kernels
+}  // namespace cm4j

@@ -1,0 +1,35 @@
+// Group normalisation over channels-last fp16/bf16 activations (the NHWC mode, nhwc.cuh)
+// with fp32 two-pass statistics, fused with the time-embedding scale/shift and SiLU, as
+// group_norm.cuh:
+//   y = (x - mean) / sqrt(var + eps) * gamma + beta;  y = y * (1 + scale) + shift;  silu(y)
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "nhwc.cuh"
+
+namespace cm4j {
+namespace kernels {
+
+struct GroupNormNhwcParams {
+  int batch = 1, channels = 0, hw = 0, groups = 32;
+  float eps = 1e-5f;
+  bool silu = false;
+  HalfType type = HalfType::kF16;
+  // The input is cat(x, x2) along channels when x2 is set: channels 0..c1 from x, c1..C
+  // from x2, each source with its own channel count per pixel.
+  const void* x = nullptr;       // [B, HW, C], or [B, HW, c1] with x2
+  const void* x2 = nullptr;      // [B, HW, C - c1] or null
+  int c1 = 0;                    // channels of x when x2 is set
+  const float* gamma = nullptr;  // [C] or null (1)
+  const float* beta = nullptr;   // [C] or null (0)
+  const float* scale = nullptr;  // [B, C] fp32 with row stride scale_stride, or null
+  const float* shift = nullptr;  // same, or null
+  int scale_stride = 0;
+  void* y = nullptr;             // [B, HW, C]; may alias x when x2 is null
+};
+
+cudaError_t group_norm_nhwc_forward(const GroupNormNhwcParams& p, cudaStream_t stream);
+
+}  // namespace kernels
+}  // namespace cm4j
