@@ -144,7 +144,8 @@ __global__ void __launch_bounds__(kThreads) conv2d_nhwc_kernel(const Conv2dNhwcP
     const int64_t off = kidx::nhwc_pixel(m, co, N);
     float v = c_tile[c.row][c.col];
     if (p.bias) v += p.bias[co];
-    if (p.bias_bc) v += p.bias_bc[static_cast<int64_t>(pixels[c.row].b) * p.bias_bc_stride + co];
+    if (p.bias_bc)
+      v += p.bias_bc[kidx::bias_bc_offset(pixels[c.row].b, co, p.c_out, p.bias_bc_stride)];
     if (res) v += to_f32(res[off]);
     dst[off] = from_f32<T>(v * p.out_scale);
   }
@@ -184,7 +185,8 @@ void conv2d_nhwc_pack_weight(const float* torch_w, int c_out, int c_in, int kern
 cudaError_t conv2d_nhwc_forward(const Conv2dNhwcParams& p, cudaStream_t stream) {
   if (p.batch < 1 || p.c_in1 < 1 || p.c_in2 < 0 || p.c_out < 1 || p.h_in < 1 || p.w_in < 1 ||
       p.kernel < 1 || p.stride < 1 || p.pad < 0 || (p.c_in2 > 0) != (p.src2 != nullptr) ||
-      !p.src1 || !p.weight || !p.dst || (p.bias_bc && p.bias_bc_stride < p.c_out))
+      !p.src1 || !p.weight || !p.dst ||
+      (p.bias_bc && p.bias_bc_stride != 0 && p.bias_bc_stride < p.c_out))
     return cudaErrorInvalidValue;
   if (p.h_out != kidx::conv_out_size(p.h_in, p.kernel, p.stride, p.pad, p.upsample) ||
       p.w_out != kidx::conv_out_size(p.w_in, p.kernel, p.stride, p.pad, p.upsample) ||

@@ -32,7 +32,7 @@ struct Conv2dNhwcParams {
   const void* weight = nullptr;    // packed by conv2d_nhwc_pack_weight, converted to `type`
   const float* bias = nullptr;     // [c_out] or null
   const float* bias_bc = nullptr;  // [B, c_out] (row stride bias_bc_stride) or null
-  int bias_bc_stride = 0;          // elements between the rows of bias_bc (>= c_out)
+  int bias_bc_stride = 0;          // 0: c_out (dense rows); else >= c_out
   const void* residual = nullptr;  // [B, h_out, w_out, c_out] or null, not aliasing dst
   void* dst = nullptr;             // [B, h_out, w_out, c_out]
 };

@@ -458,7 +458,7 @@ class CudaBackend final : public Backend {
     k.weight = w->data;
     k.bias = a.bias;
     k.bias_bc = a.bias_bc;
-    k.bias_bc_stride = p.c_out;
+    k.bias_bc_stride = a.bias_bc_stride;
     k.residual = a.residual;
     k.dst = a.dst;
     cudaSetDevice(device_);
