@@ -59,6 +59,64 @@ struct DeviceWeight : Weight {
   size_t bytes() const override { return count * element_bytes; }
 };
 
+// The engine's params and args in a kernel's params struct; the NCHW and NHWC kernels take
+// the same fields (kernels/ does not include the engine's headers, hence the copies), the
+// NHWC ones with untyped activation pointers and their storage type besides.
+template <typename K>
+void fill_conv(const ConvParams& p, const ConvArgs& a, K* k) {
+  k->batch = p.batch;
+  k->c_in1 = p.c_in1;
+  k->c_in2 = p.c_in2;
+  k->h_in = p.h_in;
+  k->w_in = p.w_in;
+  k->c_out = p.c_out;
+  k->kernel = p.kernel;
+  k->stride = p.stride;
+  k->pad = p.pad;
+  k->upsample = p.upsample;
+  k->out_scale = p.out_scale;
+  k->h_out = p.h_out();
+  k->w_out = p.w_out();
+  k->src1 = a.src1;
+  k->src2 = p.c_in2 > 0 ? a.src2 : nullptr;
+  k->bias = a.bias;
+  k->bias_bc = a.bias_bc;
+  k->bias_bc_stride = a.bias_bc_stride;
+  k->residual = a.residual;
+  k->dst = a.dst;
+}
+
+template <typename K>
+void fill_group_norm(const GroupNormParams& p, const GroupNormArgs& a, K* k) {
+  k->batch = p.batch;
+  k->channels = p.channels;
+  k->hw = p.hw;
+  k->groups = p.groups;
+  k->eps = p.eps;
+  k->silu = p.silu;
+  k->x = a.x;
+  k->x2 = a.x2;
+  k->c1 = a.x2 ? a.c1 : 0;
+  k->gamma = a.gamma;
+  k->beta = a.beta;
+  k->scale = a.scale;
+  k->shift = a.shift;
+  k->scale_stride = a.scale_stride;
+  k->y = a.y;
+}
+
+template <typename K>
+void fill_attention(const AttentionParams& p, const AttentionArgs& a, K* k) {
+  k->batch = p.batch;
+  k->channels = p.channels;
+  k->hw = p.hw;
+  k->heads = p.heads;
+  k->dim_head = p.dim_head;
+  k->scale = p.scale;
+  k->qkv = a.qkv;
+  k->out = a.out;
+}
+
 class CudaBackend final : public Backend {
  public:
   CudaBackend(int device, CudaKernels kernel_set, kernels::ConvOperand operand,
@@ -224,31 +282,12 @@ class CudaBackend final : public Backend {
       return invalid("conv2d: weight was prepared by a backend with another activation layout");
     if (nhwc_) return conv2d_nhwc(p, a, w);
     kernels::Conv2dParams k;
-    k.batch = p.batch;
-    k.c_in1 = p.c_in1;
-    k.c_in2 = p.c_in2;
-    k.h_in = p.h_in;
-    k.w_in = p.w_in;
-    k.c_out = p.c_out;
-    k.kernel = p.kernel;
-    k.stride = p.stride;
-    k.pad = p.pad;
-    k.upsample = p.upsample;
-    k.out_scale = p.out_scale;
-    k.h_out = p.h_out();
-    k.w_out = p.w_out();
-    k.src1 = a.src1;
-    k.src2 = p.c_in2 > 0 ? a.src2 : nullptr;
+    fill_conv(p, a, &k);
     k.operand = operand_;
     if (operand_ == kernels::ConvOperand::kF32)
       k.weight = static_cast<const float*>(w->data);
     else
       k.weight_lp = w->data;
-    k.bias = a.bias;
-    k.bias_bc = a.bias_bc;
-    k.bias_bc_stride = a.bias_bc_stride;
-    k.residual = a.residual;
-    k.dst = a.dst;
     const auto variant = kernels_ == CudaKernels::kReference ? kernels::Conv2dVariant::kDirect
                                                              : kernels::Conv2dVariant::kTiled;
     cudaSetDevice(device_);
@@ -261,21 +300,7 @@ class CudaBackend final : public Backend {
                      std::to_string(p.channels - 1) + " with a second source");
     if (nhwc_) return group_norm_nhwc(p, a);
     kernels::GroupNormParams k;
-    k.batch = p.batch;
-    k.channels = p.channels;
-    k.hw = p.hw;
-    k.groups = p.groups;
-    k.eps = p.eps;
-    k.silu = p.silu;
-    k.x = a.x;
-    k.x2 = a.x2;
-    k.c1 = a.x2 ? a.c1 : 0;
-    k.gamma = a.gamma;
-    k.beta = a.beta;
-    k.scale = a.scale;
-    k.shift = a.shift;
-    k.scale_stride = a.scale_stride;
-    k.y = a.y;
+    fill_group_norm(p, a, &k);
     cudaSetDevice(device_);
     return finish(kernels::group_norm_forward(k, stream_), "group_norm");
   }
@@ -287,14 +312,7 @@ class CudaBackend final : public Backend {
                                         std::to_string(kernels::kAttentionMaxDimHead)};
     if (nhwc_) return attention_nhwc(p, a);
     kernels::AttentionParams k;
-    k.batch = p.batch;
-    k.channels = p.channels;
-    k.hw = p.hw;
-    k.heads = p.heads;
-    k.dim_head = p.dim_head;
-    k.scale = p.scale;
-    k.qkv = a.qkv;
-    k.out = a.out;
+    fill_attention(p, a, &k);
     cudaSetDevice(device_);
     return finish(kernels::attention_forward(k, stream_), "attention");
   }
@@ -439,65 +457,25 @@ class CudaBackend final : public Backend {
   // ---- the NHWC mode's ops: the same calls on fp16/bf16 channels-last activations ----
   Status conv2d_nhwc(const ConvParams& p, const ConvArgs& a, const DeviceWeight* w) {
     kernels::Conv2dNhwcParams k;
-    k.batch = p.batch;
-    k.c_in1 = p.c_in1;
-    k.c_in2 = p.c_in2;
-    k.h_in = p.h_in;
-    k.w_in = p.w_in;
-    k.c_out = p.c_out;
-    k.kernel = p.kernel;
-    k.stride = p.stride;
-    k.pad = p.pad;
-    k.upsample = p.upsample;
-    k.out_scale = p.out_scale;
-    k.h_out = p.h_out();
-    k.w_out = p.w_out();
+    fill_conv(p, a, &k);
     k.type = half_;
-    k.src1 = a.src1;
-    k.src2 = p.c_in2 > 0 ? a.src2 : nullptr;
     k.weight = w->data;
-    k.bias = a.bias;
-    k.bias_bc = a.bias_bc;
-    k.bias_bc_stride = a.bias_bc_stride;
-    k.residual = a.residual;
-    k.dst = a.dst;
     cudaSetDevice(device_);
     return finish(kernels::conv2d_nhwc_forward(k, stream_), "conv2d");
   }
 
   Status group_norm_nhwc(const GroupNormParams& p, const GroupNormArgs& a) {
     kernels::GroupNormNhwcParams k;
-    k.batch = p.batch;
-    k.channels = p.channels;
-    k.hw = p.hw;
-    k.groups = p.groups;
-    k.eps = p.eps;
-    k.silu = p.silu;
+    fill_group_norm(p, a, &k);
     k.type = half_;
-    k.x = a.x;
-    k.x2 = a.x2;
-    k.c1 = a.x2 ? a.c1 : 0;
-    k.gamma = a.gamma;
-    k.beta = a.beta;
-    k.scale = a.scale;
-    k.shift = a.shift;
-    k.scale_stride = a.scale_stride;
-    k.y = a.y;
     cudaSetDevice(device_);
     return finish(kernels::group_norm_nhwc_forward(k, stream_), "group_norm");
   }
 
   Status attention_nhwc(const AttentionParams& p, const AttentionArgs& a) {
     kernels::AttentionNhwcParams k;
-    k.batch = p.batch;
-    k.channels = p.channels;
-    k.hw = p.hw;
-    k.heads = p.heads;
-    k.dim_head = p.dim_head;
-    k.scale = p.scale;
+    fill_attention(p, a, &k);
     k.type = half_;
-    k.qkv = a.qkv;
-    k.out = a.out;
     cudaSetDevice(device_);
     return finish(kernels::attention_nhwc_forward(k, stream_), "attention");
   }
