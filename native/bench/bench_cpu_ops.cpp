@@ -4,8 +4,10 @@
 // 22 attentions and group norms (the layer list below reproduces the model's 219.3
 // GFLOP per image). Correctness lives in tests/test_cpu_ops.cpp; this only times.
 //
-//   bench_cpu_ops [--isa avx512|avx2|generic] [--threads N] [--no-model] [--quick] [--layers]
-// --layers prints every conv shape of the model estimate. Rates print as "wall (cpu)".
+//   bench_cpu_ops [--dtype fp32|bf16] [--isa PATH] [--threads N] [--no-model] [--quick] [--layers]
+// PATH: avx512|avx2|generic for fp32, amx|avx512bf16|generic for bf16 (the backend's bf16
+// mode). --layers prints every conv shape of the model estimate. Rates print as
+// "wall (cpu)".
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -297,28 +299,38 @@ void bench_model(Backend& be, int batch, bool per_layer) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string only_isa;
+  std::string only_isa, dtype = "fp32";
   int threads = 0;
   bool model = true, quick = false, per_layer = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--isa") && i + 1 < argc) only_isa = argv[++i];
+    else if (!std::strcmp(argv[i], "--dtype") && i + 1 < argc) dtype = argv[++i];
     else if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--no-model")) model = false;
     else if (!std::strcmp(argv[i], "--quick")) quick = true;
     else if (!std::strcmp(argv[i], "--layers")) per_layer = true;
     else {
-      std::fprintf(stderr, "usage: %s [--isa avx512|avx2|generic] [--threads N] [--no-model] [--quick] [--layers]\n",
+      std::fprintf(stderr, "usage: %s [--dtype fp32|bf16] [--isa PATH] [--threads N] [--no-model] [--quick] [--layers]\n",
                    argv[0]);
       return 2;
     }
   }
-  const char* isas[] = {"avx512", "avx2", "generic"};
+  if (dtype != "fp32" && dtype != "bf16") {
+    std::fprintf(stderr, "bench_cpu_ops: --dtype takes fp32 or bf16, found '%s'\n", dtype.c_str());
+    return 2;
+  }
+  const bool bf16 = dtype == "bf16";
+  const std::vector<std::string> isas = bf16 ? std::vector<std::string>{"amx", "avx512bf16", "generic"}
+                                             : std::vector<std::string>{"avx512", "avx2", "generic"};
   bool first = true;
-  for (const char* isa : isas) {
+  for (const std::string& isa : isas) {
     if (!only_isa.empty() && only_isa != isa) continue;
-    setenv("CM4J_CPU_ISA", isa, 1);
-    auto be = make_cpu_backend(threads, CM4J_F32);
-    if (!be || std::string(be->name()) != std::string("cpu-") + isa) continue;  // CPU lacks it
+    setenv("CM4J_CPU_ISA", isa.c_str(), 1);
+    auto be = make_cpu_backend(threads, bf16 ? CM4J_BF16 : CM4J_F32);
+    const std::string name = be ? be->name() : "";
+    const std::string want = bf16 ? "-bf16-" + isa : "cpu-" + isa;  // else the CPU lacks it
+    if (name.size() < want.size() || name.compare(name.size() - want.size(), want.size(), want) != 0)
+      continue;
     g_threads = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
     std::printf("== %s, %d threads\n", be->name(), g_threads);
     bench_shapes(*be, quick);

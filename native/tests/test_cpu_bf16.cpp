@@ -8,7 +8,8 @@
 // rel L2 = ||out - ref|| / ||ref||. Outputs are NaN-poisoned before each run. The shapes
 // cover K not a multiple of 32 (c_in 3), several k-blocks (K > 768), c_out not a multiple
 // of 32, partial column panels, stride 2, upsample, a concatenated second source, per-image
-// bias, residual and output scale, and the real model's 1x1 qkv shape. Attention (bf16
+// bias, residual and output scale, the real model's 1x1 qkv shape, and the ways the AMX
+// direct conv (conv_direct16.h) cuts an image into 16-position halves. Attention (bf16
 // Q.K and P.V, fp32 softmax) against the fp32 backend: rel L2 <= 1e-2 (observed ~3e-3).
 #include <cmath>
 #include <cstdint>
@@ -196,6 +197,12 @@ void run_all(Backend& be) {
       {1, 192, 0, 8, 8, 576, 1, 1, false, false, false, 1.0f},   // qkv of the real model
       {1, 192, 0, 32, 32, 6, 3, 1, false, false, false, 1.0f},   // conv_out: 6 rows, K 1728
       {4, 192, 0, 16, 16, 192, 3, 1, false, true, true, 1.0f},   // a real 16x16 resnet conv
+      // The AMX direct conv's halves: whole rows (w_out a multiple of 16), along the
+      // padded grid otherwise, an odd number of halves per image.
+      {1, 40, 0, 32, 64, 36, 3, 1, false, true, true, 1.0f},     // 64 wide: 4 halves a row
+      {2, 24, 20, 16, 16, 40, 3, 1, false, true, true, 1.0f},    // 16 wide, concat at 24
+      {1, 16, 8, 7, 5, 24, 3, 1, true, true, true, 0.5f},        // upsampled to 14 x 10
+      {3, 64, 0, 4, 20, 40, 1, 1, false, true, false, 1.0f},     // 1x1, 5 halves an image
   };
   for (const Case& c : cases) test_conv(be, c, rng);
   auto ref = make_cpu_backend(2, CM4J_F32);

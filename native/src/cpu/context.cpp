@@ -1,5 +1,7 @@
 #include "cpu/context.h"
 
+#include <sys/mman.h>
+
 #include "cm4j.h"
 
 namespace cm4j {
@@ -44,6 +46,23 @@ Status CpuContext::reserve_scratch(size_t floats) {
   }
   scratch_ = std::move(fresh);
   scratch_floats_ = floats;
+  return Status::Ok();
+}
+
+Status CpuContext::reserve_packed_input(size_t floats) {
+  if (floats <= packed_input_floats_ && packed_input_) return Status::Ok();
+  // 2 MiB aligned and backed by huge pages where Linux allows: the direct conv's tile
+  // loads stride across many channel planes at once.
+  const size_t huge = size_t{1} << 21;
+  const size_t bytes = (floats * sizeof(float) + huge - 1) / huge * huge;
+  void* p = nullptr;
+  if (posix_memalign(&p, huge, bytes) != 0) return out_of_memory("packed conv input", bytes);
+#ifdef MADV_HUGEPAGE
+  madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+  AlignedFloats fresh(static_cast<float*>(p));
+  packed_input_ = std::move(fresh);
+  packed_input_floats_ = floats;
   return Status::Ok();
 }
 

@@ -45,9 +45,16 @@ struct CpuContext {
   Status reserve_scratch(size_t floats);
   float* scratch(int worker) { return scratch_[worker].get(); }
 
+  // One buffer shared by all workers for an op's repacked input (the direct16 conv's
+  // bf16 planes): at least `floats` long, contents not kept.
+  Status reserve_packed_input(size_t floats);
+  float* packed_input() { return packed_input_.get(); }
+
  private:
   std::vector<AlignedFloats> scratch_;
   size_t scratch_floats_ = 0;
+  AlignedFloats packed_input_;
+  size_t packed_input_floats_ = 0;
 };
 
 }  // namespace cpu

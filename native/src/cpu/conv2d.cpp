@@ -6,14 +6,16 @@
 #include <vector>
 
 #include "cm4j.h"
+#include "cpu/conv_direct16.h"
 #include "cpu/im2col.h"
 #include "cpu/im2col_bf16.h"
 #include "cpu/ops.h"
+#include "cpu/work_split.h"
 
 namespace cm4j {
 namespace cpu {
 
-Status pack_conv_weight(const float* w, int c_out, int c_in, int kernel, bool bf16,
+Status pack_conv_weight(const CpuContext& ctx, const float* w, int c_out, int c_in, int kernel,
                         std::unique_ptr<Weight>* out) {
   if (w == nullptr || out == nullptr) return invalid("prepare_conv: null pointer");
   if (c_out <= 0 || c_in <= 0 || (kernel != 1 && kernel != 3))
@@ -22,17 +24,21 @@ Status pack_conv_weight(const float* w, int c_out, int c_in, int kernel, bool bf
   auto cw = std::make_unique<CpuWeight>();
   cw->kind = CpuWeight::Kind::kConv;
   cw->rows = c_out;
-  cw->cols = c_in * kernel * kernel;
   cw->c_in = c_in;
   cw->kernel = kernel;
-  cw->bf16 = bf16;
-  cw->floats = bf16 ? (packed_a16_elems(cw->rows, cw->cols) + 1) / 2
-                    : packed_a_floats(cw->rows, cw->cols);
+  cw->bf16 = ctx.bf16;
+  cw->direct16 = ctx.bf16 && ctx.bf16_path == Bf16Path::kAmx;
+  cw->cols = cw->direct16 ? direct16_c_pad(c_in) * kernel * kernel : c_in * kernel * kernel;
+  cw->floats = cw->bf16 ? (packed_a16_elems(cw->rows, cw->cols) + 1) / 2
+                        : packed_a_floats(cw->rows, cw->cols);
   cw->data = alloc_floats(cw->floats);
   if (!cw->data) return out_of_memory("packed conv weight", cw->bytes());
+  uint16_t* data16 = reinterpret_cast<uint16_t*>(cw->data.get());
   // torch's [c_out, c_in, k, k] is already A = [c_out, c_in*k*k] row-major.
-  if (bf16)
-    pack_a16(w, cw->rows, cw->cols, reinterpret_cast<uint16_t*>(cw->data.get()));
+  if (cw->direct16)
+    pack_direct16_weight(w, c_out, c_in, kernel, data16);
+  else if (cw->bf16)
+    pack_a16(w, cw->rows, cw->cols, data16);
   else
     pack_a(w, cw->rows, cw->cols, cw->cols, 1, cw->data.get());
   *out = std::move(cw);
@@ -40,44 +46,6 @@ Status pack_conv_weight(const float* w, int c_out, int c_in, int kernel, bool bf
 }
 
 namespace {
-
-// How the [M panels] x [N panels] output grid is cut into tasks.
-struct Split {
-  int m_chunks = 1, n_chunks = 1;
-};
-
-// Task t's share of the grid: A panels [p0, p1) and B panels [q0, q1).
-struct TaskRange {
-  int p0, p1, q0, q1;
-};
-
-TaskRange task_range(const Split& split, int t, int m_panels, int n_panels) {
-  const int mi = t % split.m_chunks;
-  const int ni = t / split.m_chunks;
-  TaskRange r;
-  r.p0 = static_cast<int>(static_cast<int64_t>(m_panels) * mi / split.m_chunks);
-  r.p1 = static_cast<int>(static_cast<int64_t>(m_panels) * (mi + 1) / split.m_chunks);
-  r.q0 = static_cast<int>(static_cast<int64_t>(n_panels) * ni / split.n_chunks);
-  r.q1 = static_cast<int>(static_cast<int64_t>(n_panels) * (ni + 1) / split.n_chunks);
-  return r;
-}
-
-// Wide outputs (many pixels) are cut along N: each task packs only its own columns and
-// rereads the weights, which is cheap next to its arithmetic. Tall ones (the 8x8 and 16x16
-// layers at small batch, where the weights outweigh the activations) are cut along M so
-// each thread streams only its share of the weights.
-Split split_work(int m_rows, int m_panels, int n_panels, int nq, int threads) {
-  Split s;
-  if (threads <= 1) return s;
-  if (static_cast<int64_t>(n_panels) * kNR >= m_rows) {
-    int chunks = std::max(threads, (n_panels + nq - 1) / nq);
-    chunks = (chunks + threads - 1) / threads * threads;  // equal rounds for every thread
-    s.n_chunks = std::min(chunks, n_panels);
-  } else {
-    s.m_chunks = std::min(m_panels, threads);
-  }
-  return s;
-}
 
 Status check(const ConvParams& p, const ConvArgs& a, const CpuWeight** weight) {
   if (a.src1 == nullptr || a.dst == nullptr || a.weight == nullptr)
@@ -99,28 +67,31 @@ Status check(const ConvParams& p, const ConvArgs& a, const CpuWeight** weight) {
   return Status::Ok();
 }
 
-// The bf16 weights' GEMM: the same work split, over 32-row panels.
+// The bf16 weights' GEMM: the same work split, over 32-row panels. On the AMX path the
+// weights are in the direct16 layout and stride-1 convs skip im2col altogether.
 Status conv2d_bf16(CpuContext& ctx, const ConvParams& p, const ConvArgs& a, const CpuWeight& w,
                    const ConvPanels& cols, const OutSpec& out) {
-  const int batch = p.batch;
+  const PackedA16 weights = w.packed16();
+  if (w.direct16 && direct16_usable(p)) return conv2d_direct16(ctx, p, a, weights, out);
   const ConvertedPanels converted(cols, ctx.convert16);
-  const bool direct = ConvPanels16::usable(p, ctx.bf16_path);
-  const ConvPanels16 direct_cols(p, a.src1, a.src2);
-  const Panel16Source& source = direct ? static_cast<const Panel16Source&>(direct_cols)
-                                       : static_cast<const Panel16Source&>(converted);
+  const ConvPanels16 gathered(p, a.src1, a.src2);
+  const PermutedConvPanels permuted(cols, w.c_in, w.kernel, ctx.convert16);
+  const Panel16Source& source =
+      w.direct16 ? static_cast<const Panel16Source&>(permuted)
+      : ConvPanels16::usable(p, ctx.bf16_path) ? static_cast<const Panel16Source&>(gathered)
+                                                : static_cast<const Panel16Source&>(converted);
   const Blocking16 blk;
   static_assert(Blocking16{}.nq <= ConvPanels::kMaxPanels, "ConvPanels packs at most kMaxPanels");
   Status st = ctx.reserve_scratch(gemm16_scratch_floats(blk));
   if (!st.ok()) return st;
-  const PackedA16 weights = w.packed16();
   const int m_panels = weights.panels();
-  const int n_panels = batch * cols.panels_per_image();
+  const int n_panels = p.batch * cols.panels_per_image();
   const Split split = split_work(out.m, m_panels, n_panels, blk.nq, ctx.pool.size());
   const auto task = [&](int t, int worker) {
     const TaskRange r = task_range(split, t, m_panels, n_panels);
     gemm16(ctx.tile16, weights, r.p0, r.p1, source, r.q0, r.q1, out, blk, ctx.scratch(worker));
   };
-  if (!ctx.pool.parallel_for(split.m_chunks * split.n_chunks, task))
+  if (!ctx.pool.parallel_for(split.tasks(), task))
     return {CM4J_ERR_INTERNAL, "cpu: conv2d task failed"};
   return Status::Ok();
 }
@@ -175,7 +146,7 @@ Status conv2d(CpuContext& ctx, const ConvParams& p, const ConvArgs& a) {
     const TaskRange r = task_range(split, t, m_panels, n_panels);
     gemm(ctx.tile, weights, r.p0, r.p1, cols, r.q0, r.q1, out, blk, ctx.scratch(worker));
   };
-  if (!ctx.pool.parallel_for(split.m_chunks * split.n_chunks, task))
+  if (!ctx.pool.parallel_for(split.tasks(), task))
     return {CM4J_ERR_INTERNAL, "cpu: conv2d task failed"};
   return Status::Ok();
 }

@@ -44,7 +44,7 @@ class CpuBackend : public Backend {
 
   Status prepare_conv(const float* w, int c_out, int c_in, int kernel,
                       std::unique_ptr<Weight>* out) override {
-    return guarded([&] { return pack_conv_weight(w, c_out, c_in, kernel, ctx_.bf16, out); });
+    return guarded([&] { return pack_conv_weight(ctx_, w, c_out, c_in, kernel, out); });
   }
   Status prepare_linear(const float* w, int n, int k, std::unique_ptr<Weight>* out) override {
     return guarded([&] { return pack_linear_weight(w, n, k, out); });

@@ -14,10 +14,11 @@ struct CpuWeight : Weight {
   enum class Kind { kConv, kLinear };
   Kind kind = Kind::kConv;
   int rows = 0;    // c_out or n
-  int cols = 0;    // c_in * k * k or k
+  int cols = 0;    // c_in * k * k or k; direct16: the padded c_in * k * k
   int c_in = 0;    // conv only
   int kernel = 0;  // conv only
   bool bf16 = false;  // conv only: data holds packed_a16_elems bf16 (gemm_bf16.h), not floats
+  bool direct16 = false;  // bf16 conv on the AMX path: the conv_direct16.h layout
   size_t floats = 0;  // allocated size of data in floats
   AlignedFloats data;
 

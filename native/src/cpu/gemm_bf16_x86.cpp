@@ -8,6 +8,7 @@
 
 #include <cstring>
 
+#include "cpu/bf16_x86.h"
 #include "cpu/gemm_bf16.h"
 #include "cpu/gemm_epilogue_avx512.h"
 
@@ -37,7 +38,10 @@ struct alignas(64) TileConfig {
 // The tile configuration is per thread; every tile used here is 16 rows x 64 bytes.
 thread_local bool t_tiles_configured = false;
 
-__attribute__((target("amx-tile"))) void configure_tiles() {
+}  // namespace
+
+__attribute__((target("amx-tile"))) void amx_configure_tiles() {
+  if (t_tiles_configured) return;
   TileConfig cfg;
   std::memset(&cfg, 0, sizeof(cfg));
   cfg.palette_id = 1;
@@ -45,16 +49,19 @@ __attribute__((target("amx-tile"))) void configure_tiles() {
     cfg.colsb[t] = 64;
     cfg.rows[t] = 16;
   }
+  // GCC's _tile_loadconfig tells the compiler it reads only the first 8 bytes of cfg, so
+  // without this barrier the stores above may be dropped as dead (seen with GCC 12 once
+  // this function was no longer inlined): the tiles then stay unconfigured and the first
+  // tile instruction faults.
+  __asm__ __volatile__("" : : "r"(&cfg) : "memory");
   _tile_loadconfig(&cfg);
   t_tiles_configured = true;
 }
 
-}  // namespace
-
 __attribute__((target("amx-tile,amx-bf16,avx512f"))) void tile16_amx(int kc, const uint16_t* a,
                                                                     const uint16_t* b,
                                                                     const TileOut& o) {
-  if (!t_tiles_configured) configure_tiles();
+  amx_configure_tiles();
   // A whole tile's partial sums go straight between C and the accumulator tiles; only the
   // last k-block (and partial tiles) runs the epilogue from a stack copy.
   const bool full = o.rows == kMR16 && o.cols == kNR;

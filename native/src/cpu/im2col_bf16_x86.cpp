@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "cpu/bf16_x86.h"
 #include "cpu/im2col_bf16.h"
 
 namespace cm4j {
@@ -14,17 +15,6 @@ namespace {
 struct Run {
   int oy, ox, len, offset;
 };
-
-// Rounds 16 fp32 lanes of rows k (lo) and k+1 (hi) to bf16 (VCVTNE2PS2BF16: round to
-// nearest even) and interleaves them into 16 k pairs with one 16-bit permute.
-__attribute__((target("avx512f,avx512bw,avx512bf16"))) inline __m512i pair16(__m512 lo_f,
-                                                                                   __m512 hi_f) {
-  // cvtne2ps(a, b): elements 0..15 from b, 16..31 from a; interleave to (lo_i, hi_i) pairs.
-  const __m512i packed = (__m512i)_mm512_cvtne2ps_pbh(hi_f, lo_f);
-  const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
-                                       23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-  return _mm512_permutexvar_epi16(idx, packed);
-}
 
 }  // namespace
 
