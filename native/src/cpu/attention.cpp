@@ -4,7 +4,8 @@
 //   O [d, nb] = V [d, HW_k] x P^T [HW_k, nb], then column i scaled by 1 / sum_i.
 // Working on S transposed keeps every operand in the channels-first layout it arrives in:
 // Q and P^T are read row by row as GEMM B panels, and O lands directly at the head's
-// channels of out. A query block of kBlock columns keeps S^T (HW x kBlock) in L2.
+// channels of out. A query block of kBlock columns keeps S^T (HW x kBlock) in L2. In bf16
+// mode Q and P are rounded straight into gemm16's B panels (attention_bf16.h).
 #include <algorithm>
 #include <vector>
 
@@ -20,7 +21,7 @@ constexpr int kBlock = 4 * kNR;  // query columns per task
 
 // Per-worker scratch, carved from the context's scratch buffer.
 struct Layout {
-  size_t kt, v, s, max, inv, gemm, total;  // offsets in floats (64-byte aligned)
+  size_t kt, v, s, max, inv, q16, p16, gemm, total;  // offsets in floats (64-byte aligned)
   Layout(int hw, int d, const Blocking& blk, bool bf16) {
     size_t at = 0;
     const auto take = [&at](size_t floats) {
@@ -34,6 +35,9 @@ struct Layout {
     s = take(static_cast<size_t>(hw) * kBlock);
     max = take(kBlock);
     inv = take(kBlock);
+    // bf16: the query block and the probabilities as whole gemm16 B panels.
+    q16 = take(bf16 ? static_cast<size_t>(pad_k16(d)) * kBlock / 2 : 0);
+    p16 = take(bf16 ? static_cast<size_t>(pad_k16(hw)) * kBlock / 2 : 0);
     gemm = take(bf16 ? gemm16_scratch_floats(Blocking16{}) : gemm_scratch_floats(blk));
     total = at;
   }
@@ -82,8 +86,8 @@ Status attention(CpuContext& ctx, const AttentionParams& p, const AttentionArgs&
     uint16_t* vp16 = reinterpret_cast<uint16_t*>(vp);
     if (packed_head[worker] != head_index) {
       if (bf16) {
-        pack_a16_strided(k, hw, d, 1, hw, kt16);
-        pack_a16_strided(v, d, hw, hw, 1, vp16);
+        ctx.attn16.pack_a(k, hw, d, 1, hw, kt16);
+        ctx.attn16.pack_a(v, d, hw, hw, 1, vp16);
       } else {
         pack_a(k, hw, d, 1, hw, kt);  // A[j, c] = k[c, j]
         pack_a(v, d, hw, hw, 1, vp);  // A[c, j] = v[c, j]
@@ -99,10 +103,13 @@ Status attention(CpuContext& ctx, const AttentionParams& p, const AttentionArgs&
     scores.n_valid = nb;
     scores.m = hw;
     scores.scale = p.scale;
+    uint16_t* q16 = reinterpret_cast<uint16_t*>(scratch + lay.q16);
+    uint16_t* p16 = reinterpret_cast<uint16_t*>(scratch + lay.p16);
     if (bf16) {
       const PackedA16 kt_a{kt16, hw, d};
-      gemm16(ctx.tile16, kt_a, 0, kt_a.panels(), ConvertedPanels(MatrixPanels(q + i0, hw, nb), ctx.convert16), 0,
-             panels, scores, blk16, scratch + lay.gemm);
+      ctx.attn16.pack_b(q + i0, d, nb, hw, q16);
+      gemm16(ctx.tile16, kt_a, 0, kt_a.panels(), PackedPanels16(q16, d), 0, panels, scores, blk16,
+             scratch + lay.gemm);
     } else {
       const PackedA kt_a{kt, hw, d};
       gemm(ctx.tile, kt_a, 0, kt_a.panels(), MatrixPanels(q + i0, hw, nb), 0, panels, scores, blk,
@@ -110,7 +117,12 @@ Status attention(CpuContext& ctx, const AttentionParams& p, const AttentionArgs&
     }
 
     float* inv = scratch + lay.inv;
-    ctx.vec->softmax_columns(s, hw, nb, kBlock, scratch + lay.max, inv);
+    if (bf16 && ctx.attn16.softmax) {
+      ctx.attn16.softmax(s, hw, nb, kBlock, scratch + lay.max, inv, p16);
+    } else {
+      ctx.vec->softmax_columns(s, hw, nb, kBlock, scratch + lay.max, inv);
+      if (bf16) ctx.attn16.pack_b(s, hw, nb, kBlock, p16);
+    }
 
     OutSpec values;  // O = V P^T
     values.c = o + i0;
@@ -120,8 +132,8 @@ Status attention(CpuContext& ctx, const AttentionParams& p, const AttentionArgs&
     values.m = d;
     if (bf16) {
       const PackedA16 v_a{vp16, d, hw};
-      gemm16(ctx.tile16, v_a, 0, v_a.panels(), ConvertedPanels(MatrixPanels(s, kBlock, nb), ctx.convert16), 0,
-             panels, values, blk16, scratch + lay.gemm);
+      gemm16(ctx.tile16, v_a, 0, v_a.panels(), PackedPanels16(p16, hw), 0, panels, values, blk16,
+             scratch + lay.gemm);
     } else {
       const PackedA v_a{vp, d, hw};
       gemm(ctx.tile, v_a, 0, v_a.panels(), MatrixPanels(s, kBlock, nb), 0, panels, values, blk,

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backend.h"
+#include "cpu/attention_bf16.h"
 #include "cpu/gemm.h"
 #include "cpu/gemm_bf16.h"
 #include "cpu/thread_pool.h"
@@ -40,6 +41,7 @@ struct CpuContext {
   Bf16Path bf16_path;  // meaningful when bf16
   Bf16Kernel tile16;
   ConvertB16 convert16;
+  AttentionBf16Kernels attn16;
 
   // Makes every worker's scratch at least `floats` long (contents not kept).
   Status reserve_scratch(size_t floats);

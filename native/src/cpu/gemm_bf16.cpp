@@ -114,7 +114,8 @@ void gemm16(Bf16Kernel kernel, const PackedA16& a, int p0, int p1, const Panel16
       const int kc = std::min(kc_even, kp - k0);
       const int rows = std::min(kc, K - k0);  // real rows of B in this block
       for (int i = 0; i < nq; ++i)
-        b.pack16(k0, rows, kc, qs + i, block + static_cast<size_t>(i) * kc * kNR, staging);
+        if (b.packed(k0, qs + i) == nullptr)
+          b.pack16(k0, rows, kc, qs + i, block + static_cast<size_t>(i) * kc * kNR, staging);
       const bool first = k0 == 0;
       const bool last = k0 + kc == kp;
       for (int p = p0; p < p1; ++p) {
@@ -124,7 +125,8 @@ void gemm16(Bf16Kernel kernel, const PackedA16& a, int p0, int p1, const Panel16
         for (int q = qs; q < qs + nq; ++q) {
           TileOut t;
           if (!tile_out(out, q, row0, mrows, first, last, &t)) continue;
-          kernel(kc, ap, block + static_cast<size_t>(q - qs) * kc * kNR, t);
+          const uint16_t* bq = b.packed(k0, q);
+          kernel(kc, ap, bq ? bq : block + static_cast<size_t>(q - qs) * kc * kNR, t);
         }
       }
     }

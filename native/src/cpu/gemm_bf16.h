@@ -79,6 +79,12 @@ class Panel16Source {
  public:
   virtual ~Panel16Source() = default;
   virtual void pack16(int k0, int rows, int kc, int q, uint16_t* dst, float* staging) const = 0;
+  // Rows k0.. of column panel q already in the B layout, to be read in place; null when
+  // the source must pack16 them.
+  virtual const uint16_t* packed(int k0, int q) const {
+    (void)k0, (void)q;
+    return nullptr;
+  }
 };
 
 // Any fp32 PanelSource, gathered into staging and rounded by convert.

@@ -1,15 +1,10 @@
-// AVX-512 versions of the exp loops. exp(x) = 2^n * e^r with n = round(x / ln 2) and
-// |r| <= ln2 / 2, e^r by its degree-7 Taylor polynomial (truncation < 1e-8 relative),
-// 2^n applied with scalef, which also flushes very negative inputs to 0 cleanly.
+// AVX-512 versions of the exp loops (exp16: exp_avx512.h).
 // x86 only: elsewhere isa.cpp never selects this path and nothing here is built.
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
+#include "cpu/exp_avx512.h"
 #include "cpu/vecmath.h"
-
-// GCC 12's _mm512_undefined_ps (the pass-through of max/min/scalef) initializes a value
-// from itself, which -Wmaybe-uninitialized reports at every use; the warning is spurious.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 namespace cm4j {
 namespace cpu {
@@ -17,24 +12,6 @@ namespace cpu {
 namespace {
 
 #define CM4J_AVX512 __attribute__((target("avx512f")))
-
-CM4J_AVX512 inline __m512 exp16(__m512 x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(88.72f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  // r = x - n ln2, with ln2 split in two so n * ln2_hi is exact.
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.0f / 5040);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(p, n);
-}
 
 CM4J_AVX512 inline __mmask16 tail_mask(size_t n) {
   return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1);
