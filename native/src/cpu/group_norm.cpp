@@ -11,37 +11,6 @@
 namespace cm4j {
 namespace cpu {
 
-namespace {
-
-constexpr int kLanes = 8;  // independent accumulators: lets the compiler vectorize the sums
-
-double sum(const float* x, size_t n) {
-  double lane[kLanes] = {};
-  size_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) lane[l] += x[i + l];
-  double total = 0;
-  for (; i < n; ++i) total += x[i];
-  for (int l = 0; l < kLanes; ++l) total += lane[l];
-  return total;
-}
-
-double centered_squares(const float* x, size_t n, double mean) {
-  double lane[kLanes] = {};
-  size_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) {
-      const double d = x[i + l] - mean;
-      lane[l] += d * d;
-    }
-  double total = 0;
-  for (; i < n; ++i) total += (x[i] - mean) * (x[i] - mean);
-  for (int l = 0; l < kLanes; ++l) total += lane[l];
-  return total;
-}
-
-}  // namespace
-
 Status group_norm(CpuContext& ctx, const GroupNormParams& p, const GroupNormArgs& a) {
   if (a.x == nullptr || a.y == nullptr) return invalid("group_norm: null x or y");
   if (p.batch <= 0 || p.channels <= 0 || p.hw <= 0 || p.groups <= 0 || p.channels % p.groups != 0)
@@ -66,10 +35,10 @@ Status group_norm(CpuContext& ctx, const GroupNormParams& p, const GroupNormArgs
     const int b = t / p.groups;
     const int g = t % p.groups;
     double total = 0;
-    for (int i = 0; i < per_group; ++i) total += sum(channel(b, g * per_group + i), hw);
+    for (int i = 0; i < per_group; ++i) total += ctx.vec->sum(channel(b, g * per_group + i), hw);
     const double mean = total / group_size;
     double squares = 0;
-    for (int i = 0; i < per_group; ++i) squares += centered_squares(channel(b, g * per_group + i), hw, mean);
+    for (int i = 0; i < per_group; ++i) squares += ctx.vec->centered_squares(channel(b, g * per_group + i), hw, mean);
     const double var = squares / group_size;  // biased, like torch
     const double rstd = 1.0 / std::sqrt(var + p.eps);
     float* y = a.y + (static_cast<size_t>(b) * p.channels + g * per_group) * hw;  // [per_group, hw]

@@ -34,9 +34,37 @@ void softmax_columns_generic(float* s, int rows, int cols, int64_t ld, float* ma
   for (int i = 0; i < cols; ++i) inv_sum[i] = 1.0f / inv_sum[i];
 }
 
+constexpr int kLanes = 8;  // independent accumulators: lets the compiler vectorize the sums
+
+double sum_generic(const float* x, size_t n) {
+  double lane[kLanes] = {};
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) lane[l] += x[i + l];
+  double total = 0;
+  for (; i < n; ++i) total += x[i];
+  for (int l = 0; l < kLanes; ++l) total += lane[l];
+  return total;
+}
+
+double centered_squares_generic(const float* x, size_t n, double mean) {
+  double lane[kLanes] = {};
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      const double d = x[i + l] - mean;
+      lane[l] += d * d;
+    }
+  double total = 0;
+  for (; i < n; ++i) total += (x[i] - mean) * (x[i] - mean);
+  for (int l = 0; l < kLanes; ++l) total += lane[l];
+  return total;
+}
+
 }  // namespace
 
-const VecKernels kVecGeneric = {affine_act_generic, softmax_columns_generic};
+const VecKernels kVecGeneric = {affine_act_generic, softmax_columns_generic, sum_generic,
+                                centered_squares_generic};
 
 const VecKernels& vec_kernels(Isa isa) {
   switch (isa) {

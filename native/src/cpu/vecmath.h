@@ -1,5 +1,6 @@
-// Elementwise loops that need exp (SiLU, softmax), one implementation per ISA: the
-// scalar libm exp would cost more than the matrix products around these loops.
+// Elementwise loops that need exp (SiLU, softmax) and the group norm sums, one
+// implementation per ISA: the scalar versions would cost more than the matrix products
+// around these loops.
 #pragma once
 
 #include <cstddef>
@@ -19,6 +20,10 @@ struct VecKernels {
   // s[j, i] = exp(s[j, i] - max_j s[:, i]) and inv_sum[i] = 1 / sum_j of those.
   // max is cols floats of scratch.
   void (*softmax_columns)(float* s, int rows, int cols, int64_t ld, float* max, float* inv_sum);
+  // Group norm's two-pass statistics, accumulated in double: sum x[i], and
+  // sum (x[i] - mean)^2.
+  double (*sum)(const float* x, size_t n);
+  double (*centered_squares)(const float* x, size_t n, double mean);
 };
 
 const VecKernels& vec_kernels(Isa isa);
