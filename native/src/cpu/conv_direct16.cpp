@@ -80,6 +80,29 @@ void PermutedConvPanels::pack16(int k0, int rows, int kc, int q, uint16_t* dst,
 
 #if defined(__x86_64__) || defined(__i386__)
 
+namespace {
+
+// About four tasks per thread, handed out dynamically: a thread whose core runs slow (a
+// busy neighbour on a shared host) passes work to the others instead of holding every
+// thread up at the end. Cut along M when the weights outweigh the packed input, so each
+// task streams only its panels' weights, else along N.
+Split direct16_split(int m_panels, int n_tiles, size_t weight_bytes, size_t input_bytes,
+                     int threads) {
+  Split s;
+  if (threads <= 1) return s;
+  const int want = 4 * threads;
+  if (weight_bytes > input_bytes) {
+    s.m_chunks = std::min(m_panels, want);
+    s.n_chunks = std::min(n_tiles, (want + s.m_chunks - 1) / s.m_chunks);
+  } else {
+    s.n_chunks = std::min(n_tiles, want);
+    s.m_chunks = std::min(m_panels, (want + s.n_chunks - 1) / s.n_chunks);
+  }
+  return s;
+}
+
+}  // namespace
+
 Status conv2d_direct16(CpuContext& ctx, const ConvParams& p, const ConvArgs& a,
                        const PackedA16& weights, const OutSpec& out) {
   const Direct16Geometry g(p);
@@ -101,7 +124,9 @@ Status conv2d_direct16(CpuContext& ctx, const ConvParams& p, const ConvArgs& a,
 
   const int m_panels = weights.panels();
   const int n_tiles = p.batch * g.tiles;
-  const Split split = split_work(out.m, m_panels, n_tiles, /*nq=*/16, ctx.pool.size());
+  const size_t weight_bytes = static_cast<size_t>(weights.k) * m_panels * kMR16 * sizeof(uint16_t);
+  const Split split = direct16_split(m_panels, n_tiles, weight_bytes,
+                                     p.batch * g.image_elems() * sizeof(uint16_t), ctx.pool.size());
   // Panels per pass over a task's tiles: their weights (about 1 MiB) stay in L2 while
   // every tile uses them.
   const size_t panel_bytes = static_cast<size_t>(weights.k) * kMR16 * sizeof(uint16_t);
