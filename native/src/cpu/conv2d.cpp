@@ -8,7 +8,6 @@
 #include "cm4j.h"
 #include "cpu/conv_direct16.h"
 #include "cpu/im2col.h"
-#include "cpu/im2col_bf16.h"
 #include "cpu/ops.h"
 #include "cpu/work_split.h"
 
@@ -27,7 +26,7 @@ Status pack_conv_weight(const CpuContext& ctx, const float* w, int c_out, int c_
   cw->c_in = c_in;
   cw->kernel = kernel;
   cw->bf16 = ctx.bf16;
-  cw->direct16 = ctx.bf16 && ctx.bf16_path == Bf16Path::kAmx;
+  cw->direct16 = ctx.bf16 && ctx.bf16_path != Bf16Path::kGeneric;
   cw->cols = cw->direct16 ? direct16_c_pad(c_in) * kernel * kernel : c_in * kernel * kernel;
   cw->floats = cw->bf16 ? (packed_a16_elems(cw->rows, cw->cols) + 1) / 2
                         : packed_a_floats(cw->rows, cw->cols);
@@ -67,19 +66,17 @@ Status check(const ConvParams& p, const ConvArgs& a, const CpuWeight** weight) {
   return Status::Ok();
 }
 
-// The bf16 weights' GEMM: the same work split, over 32-row panels. On the AMX path the
-// weights are in the direct16 layout and stride-1 convs skip im2col altogether.
+// The bf16 weights' GEMM: the same work split, over 32-row panels. On the amx and
+// avx512bf16 paths the weights are in the direct16 layout and stride-1 convs skip im2col
+// altogether.
 Status conv2d_bf16(CpuContext& ctx, const ConvParams& p, const ConvArgs& a, const CpuWeight& w,
                    const ConvPanels& cols, const OutSpec& out) {
   const PackedA16 weights = w.packed16();
   if (w.direct16 && direct16_usable(p)) return conv2d_direct16(ctx, p, a, weights, out);
   const ConvertedPanels converted(cols, ctx.convert16);
-  const ConvPanels16 gathered(p, a.src1, a.src2);
   const PermutedConvPanels permuted(cols, w.c_in, w.kernel, ctx.convert16);
-  const Panel16Source& source =
-      w.direct16 ? static_cast<const Panel16Source&>(permuted)
-      : ConvPanels16::usable(p, ctx.bf16_path) ? static_cast<const Panel16Source&>(gathered)
-                                                : static_cast<const Panel16Source&>(converted);
+  const Panel16Source& source = w.direct16 ? static_cast<const Panel16Source&>(permuted)
+                                           : static_cast<const Panel16Source&>(converted);
   const Blocking16 blk;
   static_assert(Blocking16{}.nq <= ConvPanels::kMaxPanels, "ConvPanels packs at most kMaxPanels");
   Status st = ctx.reserve_scratch(gemm16_scratch_floats(blk));

@@ -131,6 +131,8 @@ Status conv2d_direct16(CpuContext& ctx, const ConvParams& p, const ConvArgs& a,
   // every tile uses them.
   const size_t panel_bytes = static_cast<size_t>(weights.k) * kMR16 * sizeof(uint16_t);
   const int block = std::max<int>(1, static_cast<int>((size_t{1} << 20) / panel_bytes));
+  const auto tile =
+      ctx.bf16_path == Bf16Path::kAmx ? direct16_tile_amx : direct16_tile_avx512bf16;
   const auto task = [&](int t, int) {
     const TaskRange r = task_range(split, t, m_panels, n_tiles);
     alignas(64) float acc[kMR16 * kNR];
@@ -145,7 +147,7 @@ Status conv2d_direct16(CpuContext& ctx, const ConvParams& p, const ConvArgs& a,
         for (int pp = pb; pp < pe; ++pp) {
           const int row0 = pp * kMR16;
           const int rows = std::min(kMR16, out.m - row0);
-          direct16_tile_amx(g, weights.panel(pp), xi, g.half_offset(h0), g.half_offset(h1), acc);
+          tile(g, weights.panel(pp), xi, g.half_offset(h0), g.half_offset(h1), acc);
           direct16_store_half(g, out, image, row0, rows, acc, 0, g.half_start(h0));
           if (second) direct16_store_half(g, out, image, row0, rows, acc, 16, g.half_start(h1));
         }
@@ -161,7 +163,7 @@ Status conv2d_direct16(CpuContext& ctx, const ConvParams& p, const ConvArgs& a,
 
 Status conv2d_direct16(CpuContext&, const ConvParams&, const ConvArgs&, const PackedA16&,
                        const OutSpec&) {
-  return {CM4J_ERR_INTERNAL, "cpu: the direct16 conv needs x86 AMX"};
+  return {CM4J_ERR_INTERNAL, "cpu: the direct16 conv needs x86 with AVX-512-BF16"};
 }
 
 #endif  // x86

@@ -1,4 +1,4 @@
-// The AMX path's convolution without im2col. The input is rounded to bf16 once per conv
+// The bf16 convolution without im2col (amx and avx512bf16 paths). The input is rounded to bf16 once per conv
 // into channel pairs on the zero-padded grid (hp x wp: the input after the optional
 // nearest-2x upsample plus `pad` on every side), so that 16 consecutive positions of one
 // channel pair are one 64-byte row of an AMX B tile in VNNI order, and the 16 rows of a
@@ -16,8 +16,8 @@
 // is (channel block k / (32 taps), tap (k / 32) % taps, channel k % 32). The few convs this
 // path does not cover (stride 2) run gemm16 on that layout through PermutedConvPanels.
 //
-// Used on the AMX path only (the packing helpers and the tile kernel need AVX-512-BF16 and
-// AMX); the other bf16 paths keep the im2col GEMM of conv2d.cpp.
+// Used on the amx and avx512bf16 paths (the packing needs AVX-512-BF16), each with its own
+// tile kernel; the portable bf16 path keeps the im2col GEMM of conv2d.cpp.
 #pragma once
 
 #include <cstddef>
@@ -79,7 +79,7 @@ struct Direct16Geometry {
   size_t image_elems() const { return static_cast<size_t>(c_pad / kKB16) * block_step * 2; }
 };
 
-// Stride 1 (any kernel/pad, optional upsample) on the AMX path.
+// Stride 1 (any kernel/pad, optional upsample) with direct16 weights.
 inline bool direct16_usable(const ConvParams& p) { return p.stride == 1; }
 
 // out: the conv's OutSpec (conv2d.cpp): C = [B, c_out, h_out * w_out], per-image bias.
@@ -111,6 +111,9 @@ void pack_direct16_pair(const Direct16Geometry& g, const ConvParams& p, const fl
 // (columns 0..15) and o1 (16..31) of image x, over every channel and tap.
 void direct16_tile_amx(const Direct16Geometry& g, const uint16_t* a, const uint16_t* x,
                        int64_t o0, int64_t o1, float* acc);
+// The same with AVX-512-BF16 dot products (CPUs without AMX).
+void direct16_tile_avx512bf16(const Direct16Geometry& g, const uint16_t* a, const uint16_t* x,
+                              int64_t o0, int64_t o1, float* acc);
 // Columns col0..col0+15 of acc (the half starting at grid position start) into C with the
 // epilogue; only the positions that are output pixels are written.
 void direct16_store_half(const Direct16Geometry& g, const OutSpec& out, int image, int row0,

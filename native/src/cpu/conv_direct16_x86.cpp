@@ -104,6 +104,47 @@ __attribute__((target("amx-tile,amx-bf16,avx512f"))) void direct16_tile_amx(
   _tile_stored(3, acc + 16 * kNR + 16, kNR * 4);
 }
 
+// The same product with VDPBF16PS, for CPUs with AVX-512-BF16 but no AMX: 8-row sub-tiles
+// of 2 x 16 fp32 accumulators; per channel pair one 64-byte row of each half (the B tile
+// row AMX would load) and one broadcast (row, pair) of the weights per row.
+__attribute__((target("avx512f,avx512bf16"))) void direct16_tile_avx512bf16(
+    const Direct16Geometry& g, const uint16_t* a, const uint16_t* x, int64_t o0, int64_t o1,
+    float* acc) {
+  constexpr int kSub = 8;
+  const int blocks = g.c_pad / kKB16;
+  const int64_t pair = g.pair_step * 2;  // bf16 elements between channel pairs
+  for (int r0 = 0; r0 < kMR16; r0 += kSub) {
+    __m512 s[kSub][2];
+#pragma GCC unroll 8
+    for (int r = 0; r < kSub; ++r) s[r][0] = s[r][1] = _mm512_setzero_ps();
+    for (int cb = 0; cb < blocks; ++cb) {
+      const uint16_t* xb = x + cb * g.block_step * 2;
+      const uint16_t* ab = a + static_cast<size_t>(cb) * g.taps * kMR16 * kKB16 + r0 * kKB16;
+      for (int tap = 0; tap < g.taps; ++tap, ab += kMR16 * kKB16) {
+        const uint16_t* b0 = xb + 2 * (o0 + g.tap_offset[tap]);
+        const uint16_t* b1 = xb + 2 * (o1 + g.tap_offset[tap]);
+        for (int pr = 0; pr < kKB16 / 2; ++pr) {
+          const __m512bh v0 = (__m512bh)_mm512_loadu_si512(b0 + pr * pair);
+          const __m512bh v1 = (__m512bh)_mm512_loadu_si512(b1 + pr * pair);
+#pragma GCC unroll 8
+          for (int r = 0; r < kSub; ++r) {
+            int32_t w;
+            std::memcpy(&w, ab + r * kKB16 + 2 * pr, 4);
+            const __m512bh wr = (__m512bh)_mm512_set1_epi32(w);
+            s[r][0] = _mm512_dpbf16_ps(s[r][0], wr, v0);
+            s[r][1] = _mm512_dpbf16_ps(s[r][1], wr, v1);
+          }
+        }
+      }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < kSub; ++r) {
+      _mm512_store_ps(acc + (r0 + r) * kNR, s[r][0]);
+      _mm512_store_ps(acc + (r0 + r) * kNR + 16, s[r][1]);
+    }
+  }
+}
+
 __attribute__((target("avx512f"))) void direct16_store_half(const Direct16Geometry& g,
                                                            const OutSpec& out, int image, int row0,
                                                            int rows, const float* acc, int col0,

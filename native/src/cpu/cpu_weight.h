@@ -18,7 +18,7 @@ struct CpuWeight : Weight {
   int c_in = 0;    // conv only
   int kernel = 0;  // conv only
   bool bf16 = false;  // conv only: data holds packed_a16_elems bf16 (gemm_bf16.h), not floats
-  bool direct16 = false;  // bf16 conv on the AMX path: the conv_direct16.h layout
+  bool direct16 = false;  // bf16 conv on the amx/avx512bf16 paths: the conv_direct16.h layout
   size_t floats = 0;  // allocated size of data in floats
   AlignedFloats data;
 
