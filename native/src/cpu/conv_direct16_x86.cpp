@@ -121,20 +121,7 @@ __attribute__((target("avx512f,avx512bf16"))) void direct16_tile_avx512bf16(
       const uint16_t* xb = x + cb * g.block_step * 2;
       const uint16_t* ab = a + static_cast<size_t>(cb) * g.taps * kMR16 * kKB16 + r0 * kKB16;
       for (int tap = 0; tap < g.taps; ++tap, ab += kMR16 * kKB16) {
-        const uint16_t* b0 = xb + 2 * (o0 + g.tap_offset[tap]);
-        const uint16_t* b1 = xb + 2 * (o1 + g.tap_offset[tap]);
-        for (int pr = 0; pr < kKB16 / 2; ++pr) {
-          const __m512bh v0 = (__m512bh)_mm512_loadu_si512(b0 + pr * pair);
-          const __m512bh v1 = (__m512bh)_mm512_loadu_si512(b1 + pr * pair);
-#pragma GCC unroll 8
-          for (int r = 0; r < kSub; ++r) {
-            int32_t w;
-            std::memcpy(&w, ab + r * kKB16 + 2 * pr, 4);
-            const __m512bh wr = (__m512bh)_mm512_set1_epi32(w);
-            s[r][0] = _mm512_dpbf16_ps(s[r][0], wr, v0);
-            s[r][1] = _mm512_dpbf16_ps(s[r][1], wr, v1);
-          }
-        }
+        dot_8x32(ab, xb + 2 * (o0 + g.tap_offset[tap]), xb + 2 * (o1 + g.tap_offset[tap]), pair, s);
       }
     }
 #pragma GCC unroll 8

@@ -122,18 +122,7 @@ __attribute__((target("avx512f,avx512bf16"))) void tile16_avx512bf16(int kc, con
     for (int kb = 0; kb < kc; kb += kKB16) {
       const uint16_t* ab = a + static_cast<size_t>(kb) * kMR16 + r0 * kKB16;
       const uint16_t* bb = b + static_cast<size_t>(kb) * kNR;
-      for (int pr = 0; pr < kKB16 / 2; ++pr) {
-        const __m512bh b0 = (__m512bh)_mm512_load_si512(bb + pr * 32);
-        const __m512bh b1 = (__m512bh)_mm512_load_si512(bb + 512 + pr * 32);
-#pragma GCC unroll 8
-        for (int r = 0; r < kSub; ++r) {
-          int32_t pair;
-          std::memcpy(&pair, ab + r * kKB16 + 2 * pr, 4);
-          const __m512bh ar = (__m512bh)_mm512_set1_epi32(pair);
-          s[r][0] = _mm512_dpbf16_ps(s[r][0], ar, b0);
-          s[r][1] = _mm512_dpbf16_ps(s[r][1], ar, b1);
-        }
-      }
+      dot_8x32(ab, bb, bb + 512, 32, s);
     }
 #pragma GCC unroll 8
     for (int r = 0; r < kSub; ++r) {
