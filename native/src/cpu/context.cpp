@@ -61,8 +61,7 @@ Status CpuContext::reserve_packed_input(size_t floats) {
 #ifdef MADV_HUGEPAGE
   madvise(p, bytes, MADV_HUGEPAGE);
 #endif
-  AlignedFloats fresh(static_cast<float*>(p));
-  packed_input_ = std::move(fresh);
+  packed_input_.reset(static_cast<float*>(p));
   packed_input_floats_ = floats;
   return Status::Ok();
 }
