@@ -1,6 +1,7 @@
-// The bf16 attention's AVX-512-BF16 operand kernels (attention_bf16.h) against the portable
-// ones they replace on the amx and avx512bf16 paths: pack_b16_matrix and pack_a16_strided
-// (both stride cases: V and K^T) must give the same bits; the fused softmax must give the
+// The AVX-512-BF16 packing kernels against the portable ones they replace on the amx and
+// avx512bf16 paths: the direct conv's weight packing (conv_direct16.h), and the bf16
+// attention's pack_b16_matrix and pack_a16_strided (attention_bf16.h; both stride cases: V
+// and K^T) must give the same bits; the fused softmax must give the
 // same bf16 probabilities as the fp32 softmax_columns followed by pack_b16_matrix, and
 // inverse sums within rows * 2^-24 relative: the two fp32 sums of the same positive terms
 // differ only in order (the fused one adds two rows at a time), which bounds their
@@ -15,6 +16,7 @@
 
 #include "cpu/attention_bf16.h"
 #include "cpu/context.h"
+#include "cpu/conv_direct16.h"
 #include "cpu/isa.h"
 #include "cpu/vecmath.h"
 
@@ -74,6 +76,17 @@ void check_pack_a(int m, int k, bool transposed, std::mt19937& rng) {
   report(same(aligned(want), aligned(got), n), what);
 }
 
+void check_direct16_weight(int c_out, int c_in, int kernel, std::mt19937& rng) {
+  const auto w = random_vector(static_cast<size_t>(c_out) * c_in * kernel * kernel, rng, 1.0f);
+  const size_t n = direct16_weight_elems(c_out, c_in, kernel);
+  auto want = poisoned(n), got = poisoned(n);
+  pack_direct16_weight(w.data(), c_out, c_in, kernel, aligned(want));
+  pack_direct16_weight_avx512bf16(w.data(), c_out, c_in, kernel, aligned(got));
+  char what[100];
+  std::snprintf(what, sizeof what, "pack_direct16_weight [%d, %d, %d, %d]", c_out, c_in, kernel, kernel);
+  report(same(aligned(want), aligned(got), n), what);
+}
+
 void check_softmax(int rows, int cols, int ld, std::mt19937& rng) {
   const auto s = random_vector(static_cast<size_t>(rows) * ld, rng, 8.0f);
   const size_t n = static_cast<size_t>(pad_k16(rows)) * ((cols + kNR - 1) / kNR) * kNR;
@@ -99,6 +112,10 @@ int main() {
     return 77;
   }
   std::mt19937 rng(2024);
+  check_direct16_weight(192, 384, 3, rng);  // a real up-block conv
+  check_direct16_weight(40, 3, 3, rng);     // conv_in-like: 29 channels of padding
+  check_direct16_weight(70, 45, 3, rng);    // ragged rows and channels
+  check_direct16_weight(33, 72, 1, rng);
   check_pack_b(64, 128, 1024, rng);  // a query block of the real model
   check_pack_b(45, 72, 80, rng);
   check_pack_b(3, 5, 7, rng);

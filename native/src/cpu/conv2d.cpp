@@ -35,7 +35,11 @@ Status pack_conv_weight(const CpuContext& ctx, const float* w, int c_out, int c_
   uint16_t* data16 = reinterpret_cast<uint16_t*>(cw->data.get());
   // torch's [c_out, c_in, k, k] is already A = [c_out, c_in*k*k] row-major.
   if (cw->direct16)
+#if defined(__x86_64__) || defined(__i386__)
+    pack_direct16_weight_avx512bf16(w, c_out, c_in, kernel, data16);  // direct16 implies it
+#else
     pack_direct16_weight(w, c_out, c_in, kernel, data16);
+#endif
   else if (cw->bf16)
     pack_a16(w, cw->rows, cw->cols, data16);
   else

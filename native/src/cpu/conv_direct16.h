@@ -102,6 +102,9 @@ class PermutedConvPanels : public Panel16Source {
 };
 
 #if defined(__x86_64__) || defined(__i386__)
+// pack_direct16_weight with AVX-512-BF16 (the same bits; what the amx and avx512bf16 paths use).
+void pack_direct16_weight_avx512bf16(const float* w, int c_out, int c_in, int kernel,
+                                     uint16_t* dst);
 // Channel pair cp of one image of the packed input (image points at its start): channels
 // 2cp and 2cp+1 of cat(src1, src2) (zero past c_in), rounded to bf16, padded and
 // optionally upsampled, with the planar layout's slack zeroed.

@@ -30,6 +30,34 @@ __attribute__((target("avx512f,avx512bw"))) inline __m512 load_chunk(const float
 
 }  // namespace
 
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) void pack_direct16_weight_avx512bf16(
+    const float* w, int c_out, int c_in, int kernel, uint16_t* dst) {
+  const int taps = kernel * kernel;
+  const int blocks = direct16_c_pad(c_in) / kKB16;
+  const int panels = (c_out + kMR16 - 1) / kMR16;
+  // Lane i of a gather reads channel c0 + i of one tap: stride `taps` floats.
+  const __m512i index = _mm512_mullo_epi32(
+      _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(taps));
+  for (int p = 0; p < panels; ++p)
+    for (int cb = 0; cb < blocks; ++cb)
+      for (int tap = 0; tap < taps; ++tap) {
+        uint16_t* blk = dst + ((static_cast<size_t>(p) * blocks + cb) * taps + tap) * kMR16 * kKB16;
+        for (int r = 0; r < kMR16; ++r) {
+          const int row = p * kMR16 + r, c0 = cb * kKB16;
+          __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
+          if (row < c_out) {
+            const float* src = w + (static_cast<size_t>(row) * c_in + c0) * taps + tap;
+            const int n = c_in - c0;  // channels left in this row
+            const __mmask16 m0 = n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << std::max(n, 0)) - 1);
+            const __mmask16 m1 = n >= 32 ? 0xFFFF : n <= 16 ? 0 : static_cast<__mmask16>((1u << (n - 16)) - 1);
+            lo = _mm512_mask_i32gather_ps(lo, m0, index, src, 4);
+            hi = _mm512_mask_i32gather_ps(hi, m1, index, src + 16 * taps, 4);
+          }
+          _mm512_store_si512(blk + r * kKB16, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+        }
+      }
+}
+
 __attribute__((target("avx512f,avx512bw,avx512bf16"))) void pack_direct16_pair(
     const Direct16Geometry& g, const ConvParams& p, const float* src1, const float* src2,
     int image_index, int cp, uint16_t* image) {
