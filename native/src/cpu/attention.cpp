@@ -38,7 +38,8 @@ struct Layout {
     // bf16: the query block and the probabilities as whole gemm16 B panels.
     q16 = take(bf16 ? static_cast<size_t>(pad_k16(d)) * kBlock / 2 : 0);
     p16 = take(bf16 ? static_cast<size_t>(pad_k16(hw)) * kBlock / 2 : 0);
-    gemm = take(bf16 ? gemm16_scratch_floats(Blocking16{}) : gemm_scratch_floats(blk));
+    // gemm16 stages nothing here: both of its B operands are the packed q16 and p16.
+    gemm = take(bf16 ? 0 : gemm_scratch_floats(blk));
     total = at;
   }
 };
