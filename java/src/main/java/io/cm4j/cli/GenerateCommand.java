@@ -11,6 +11,7 @@ import io.cm4j.pipeline.GenerationRequest;
 import io.cm4j.pipeline.GenerationResult;
 import io.cm4j.pipeline.ImageOutput;
 import io.cm4j.pipeline.SchedulerConfig;
+import io.cm4j.serve.ImageNetClasses;
 import io.cm4j.weights.CheckpointException;
 import io.cm4j.weights.SafetensorsWriter;
 import java.awt.image.BufferedImage;
@@ -73,8 +74,10 @@ final class GenerateCommand implements Callable<Integer> {
 
   @Mixin RevisionOption revision;
 
-  @Option(names = "--class", paramLabel = "N", arity = "1..*", split = ",",
-      description = "Class label(s): one for every image, or one per image (then --batch "
+  @Option(names = "--class", paramLabel = "N|NAME", arity = "1..*", split = ",",
+      converter = Converters.ClassLabelConverter.class,
+      description = "Class label(s), as numbers or ImageNet class names (goldfish, "
+          + "\"golden retriever\"): one for every image, or one per image (then --batch "
           + "defaults to their number).")
   List<Long> classes;
 
@@ -124,7 +127,8 @@ final class GenerateCommand implements Callable<Integer> {
       GenerationRequest request = request(pipeline.unet(), images, err);
       err.printf("generate: %s on %s %s: %d image%s, %s, %s, seed %d%n", modelPath,
           pipeline.unet().device(), dtype.value, images, images == 1 ? "" : "s",
-          describeLabels(request.classLabels()), describeSteps(), seed);
+          describeLabels(request.classLabels(), pipeline.unet().numClassEmbeds()),
+          describeSteps(), seed);
       err.flush();
       // Every step in one call on the device: the images come back to the host only at the end.
       result = pipeline.generate(request);
@@ -288,11 +292,13 @@ final class GenerateCommand implements Callable<Integer> {
     return b.classLabels(classes.stream().mapToLong(Long::longValue).toArray()).build();
   }
 
-  private String describeLabels(long[] labels) {
+  private String describeLabels(long[] labels, int numClassEmbeds) {
     if (labels == null) {
       return "unconditional";
     }
-    String list = Arrays.stream(labels).mapToObj(Long::toString)
+    boolean imageNet = numClassEmbeds == ImageNetClasses.COUNT;
+    String list = Arrays.stream(labels)
+        .mapToObj(l -> imageNet ? l + " (" + ImageNetClasses.name(l) + ")" : Long.toString(l))
         .collect(Collectors.joining(","));
     return (labels.length == 1 ? "class " : "classes ") + list
         + (classes == null ? " (drawn from the seed)" : "");

@@ -87,6 +87,7 @@ public final class GenerationService implements AutoCloseable {
   private final LongAdder submitted = new LongAdder();
   private final LongAdder rejected = new LongAdder();
   private final LongAdder completed = new LongAdder();
+  private final LongAdder images = new LongAdder();
   private final LongAdder failed = new LongAdder();
   private final LongAdder cancelled = new LongAdder();
   private final LongAdder deadlineExceeded = new LongAdder();
@@ -242,6 +243,7 @@ public final class GenerationService implements AutoCloseable {
     }
     if (error == null) {
       completed.increment();
+      images.add(job.images());
       latency.record(System.nanoTime() - job.submitNanos);
       return;
     }
@@ -467,7 +469,8 @@ public final class GenerationService implements AutoCloseable {
       lock.unlock();
     }
     int running = inProgress;
-    return new ServiceStats(submitted.sum(), rejected.sum(), completed.sum(), failed.sum(),
+    return new ServiceStats(submitted.sum(), rejected.sum(), completed.sum(), images.sum(),
+        failed.sum(),
         cancelled.sum(), deadlineExceeded.sum(), queued, running, queueWait.snapshot(),
         batchImages.snapshot(), compute.snapshot(), latency.snapshot());
   }
@@ -489,6 +492,21 @@ public final class GenerationService implements AutoCloseable {
   /** The scheduler's {@code num_train_timesteps}: custom timesteps must lie below it. */
   public int numTrainTimesteps() {
     return pipeline.schedulerConfig().numTrainTimesteps();
+  }
+
+  /** The device the UNet runs on. */
+  public Device device() {
+    return unet.device();
+  }
+
+  /** The precision the UNet runs in. */
+  public Precision precision() {
+    return unet.precision();
+  }
+
+  /** Bytes of native memory the UNet holds: packed weights and the activation arena. */
+  public long nativeBytes() {
+    return unet.weightBytes() + unet.arenaBytes();
   }
 
   // ---- closing ----

@@ -204,10 +204,10 @@ class GenerationServerTest {
     assertError(400, "not valid UTF-8", post("/generate",
         new byte[] {'{', '"', (byte) 0xff, (byte) 0xfe, '"', ':', '1', '}'}));
     byte[] big = ("{\"class\": 1" + " ".repeat(5000) + "}").getBytes(StandardCharsets.UTF_8);
-    assertError(400, "request body too large: expected at most 4096 bytes", post("/generate",
+    assertError(413, "request body too large: expected at most 4096 bytes", post("/generate",
         big));
-    // the same without a Content-Length (chunked): refused after reading 4097 bytes
-    assertError(400, "request body too large", client.send(HttpRequest.newBuilder(
+    // a body without a Content-Length (chunked) is refused unread
+    assertError(411, "send Content-Length", client.send(HttpRequest.newBuilder(
         server.uri().resolve("/generate")).POST(HttpRequest.BodyPublishers.ofInputStream(
             () -> new ByteArrayInputStream(new byte[8192]))).build(),
         HttpResponse.BodyHandlers.ofByteArray()));
