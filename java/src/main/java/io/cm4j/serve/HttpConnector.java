@@ -481,13 +481,13 @@ final class HttpConnector implements AutoCloseable {
         return;
       }
       closed = true;
+      open.decrementAndGet();
       key.cancel();
       try {
         channel.close();
       } catch (IOException e) {
         // closed anyway
       }
-      open.decrementAndGet();
     }
   }
 
