@@ -1,5 +1,6 @@
 package io.cm4j.edit;
 
+import io.cm4j.EditReplacement;
 import java.util.Locale;
 
 /**
@@ -8,23 +9,23 @@ import java.util.Locale;
  */
 public enum EditTask {
   /** Fills the pixels a mask leaves free ({@code iterative_inpainting} of the original code). */
-  INPAINT("inpaint", Replacement.Kind.INPAINT, 30, 20, 10, 0),
+  INPAINT("inpaint", EditReplacement.Kind.INPAINT, 30, 20, 10, 0),
   /** Colours a grayscale image, keeping its luma ({@code iterative_colorization}). */
-  COLORIZE("colorize", Replacement.Kind.COLORIZE, descending(40)),
+  COLORIZE("colorize", EditReplacement.Kind.COLORIZE, descending(40)),
   /** Adds detail under a low-resolution image's patch means ({@code iterative_superres}). */
-  SUPERRES("superres", Replacement.Kind.SUPERRES, 30, 20, 10, 0),
+  SUPERRES("superres", EditReplacement.Kind.SUPERRES, 30, 20, 10, 0),
   /** Stroke-guided editing: noises the strokes to 5.38, then samples (timesteps [20, 16]). */
-  SDEDIT("sdedit", Replacement.Kind.NONE, 20, 16),
+  SDEDIT("sdedit", EditReplacement.Kind.NONE, 20, 16),
   /** One denoising step at a given sigma ({@code KarrasDenoiser.denoise}). */
-  DENOISE("denoise", Replacement.Kind.NONE),
+  DENOISE("denoise", EditReplacement.Kind.NONE),
   /** Spherical interpolation between two latents, then the one-step pipeline. */
-  INTERPOLATE("interpolate", Replacement.Kind.NONE, 0);
+  INTERPOLATE("interpolate", EditReplacement.Kind.NONE, 0);
 
   private final String cliName;
-  private final Replacement.Kind replacement;
+  private final EditReplacement.Kind replacement;
   private final int[] defaultTimesteps;
 
-  EditTask(String cliName, Replacement.Kind replacement, int... defaultTimesteps) {
+  EditTask(String cliName, EditReplacement.Kind replacement, int... defaultTimesteps) {
     this.cliName = cliName;
     this.replacement = replacement;
     this.defaultTimesteps = defaultTimesteps;
@@ -54,7 +55,7 @@ public enum EditTask {
         + "inpaint, colorize, superres, sdedit, denoise, interpolate");
   }
 
-  Replacement.Kind replacement() {
+  EditReplacement.Kind replacement() {
     return replacement;
   }
 
@@ -68,7 +69,7 @@ public enum EditTask {
    * loops do; the others follow diffusers' scheduler (noise only on a multistep schedule).
    */
   boolean alwaysDrawsNoise() {
-    return replacement != Replacement.Kind.NONE || this == SDEDIT;
+    return replacement != EditReplacement.Kind.NONE || this == SDEDIT;
   }
 
   /** The timesteps run when neither steps nor timesteps are given (empty for denoise). */

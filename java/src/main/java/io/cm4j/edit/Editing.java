@@ -1,5 +1,6 @@
 package io.cm4j.edit;
 
+import io.cm4j.EditReplacement;
 import io.cm4j.pipeline.TorchGenerator;
 
 /**
@@ -20,7 +21,7 @@ public final class Editing {
   private final EditRequest request;
   private final long[] shape; // [B, C, S, S]
   private final long[] labels;
-  private final Replacement.Kind kind;
+  private final EditReplacement.Kind kind;
   private final int patch;
   private final float[] reference; // y [B, C, S, S], null without a replacement
   private final float[] maskKeep; // [B, S * S], inpaint only
@@ -175,7 +176,7 @@ public final class Editing {
     return schedule;
   }
 
-  Replacement.Kind kind() {
+  EditReplacement.Kind kind() {
     return kind;
   }
 

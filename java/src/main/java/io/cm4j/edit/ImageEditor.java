@@ -1,7 +1,9 @@
 package io.cm4j.edit;
 
 import io.cm4j.Cm4jException;
+import io.cm4j.EditReplacement;
 import io.cm4j.FloatTensor;
+import io.cm4j.SamplingSteps;
 import io.cm4j.UNet;
 import io.cm4j.pipeline.CMStochasticIterativeScheduler;
 import io.cm4j.pipeline.CMStochasticIterativeScheduler.StepScalings;
@@ -114,7 +116,7 @@ public final class ImageEditor {
    */
   public List<EditResult> edit(List<EditRequest> requests) throws Cm4jException {
     List<Editing> editings = startAll(requests);
-    runStepByStep(editings);
+    runOnDevice(editings);
     List<EditResult> results = new ArrayList<>(editings.size());
     for (Editing e : editings) {
       results.add(e.result());
@@ -164,6 +166,78 @@ public final class ImageEditor {
         e.step(Arrays.copyOfRange(out, at, at + n));
         at += n;
       }
+    }
+  }
+
+  /**
+   * Runs the remaining steps of {@code editings} (one batch: same task and schedule) in one
+   * {@link UNet#edit} call on the UNet's device: the images go there once and come back once.
+   * Each edit's step noise is drawn first, in the order {@link Editing#step} draws it, so the
+   * result is bit for bit that of {@link #runStepByStep}. After a failure these edits cannot
+   * go on (their generators have moved past the steps that did not run).
+   */
+  public void runOnDevice(List<Editing> editings) throws Cm4jException {
+    checkBatchable(editings);
+    Editing first = editings.get(0);
+    Batch batch = Batch.of(editings);
+    Editing.Schedule schedule = first.schedule();
+    int from = first.stepIndex();
+    int steps = schedule.length() - from;
+    if (steps == 0) {
+      return;
+    }
+    int rows = steps * batch.images;
+    float[] t = new float[rows];
+    float[] inputScale = new float[rows];
+    float[] cSkip = new float[rows];
+    float[] cOut = new float[rows];
+    float[] noiseScale = new float[rows];
+    for (int s = 0; s < steps; s++) {
+      for (int b = s * batch.images; b < (s + 1) * batch.images; b++) {
+        t[b] = schedule.timesteps()[from + s];
+        inputScale[b] = schedule.inputScale()[from + s];
+        cSkip[b] = schedule.cSkip()[from + s];
+        cOut[b] = schedule.cOut()[from + s];
+        noiseScale[b] = schedule.noiseScale()[from + s];
+      }
+    }
+    float[] noise = schedule.drawsNoise() ? new float[steps * batch.elements] : null;
+    float[] sample = new float[batch.elements];
+    float[] reference = first.referenceArray() == null ? null : new float[batch.elements];
+    float[] mask = first.maskKeep() == null ? null : new float[batch.elements / (int) batch
+        .shape[1]];
+    int at = 0;
+    int maskAt = 0;
+    for (Editing e : editings) {
+      int n = e.sampleArray().length;
+      System.arraycopy(e.sampleArray(), 0, sample, at, n);
+      if (reference != null) {
+        System.arraycopy(e.referenceArray(), 0, reference, at, n);
+      }
+      if (mask != null) {
+        System.arraycopy(e.maskKeep(), 0, mask, maskAt, e.maskKeep().length);
+        maskAt += e.maskKeep().length;
+      }
+      for (int s = 0; noise != null && s < steps; s++) {
+        System.arraycopy(e.drawNoise(), 0, noise, s * batch.elements + at, n);
+      }
+      at += n;
+    }
+    long[] maskShape = {batch.images, 1, batch.shape[2], batch.shape[3]};
+    EditReplacement replacement = new EditReplacement(first.kind(),
+        reference == null ? null : FloatTensor.of(batch.shape, reference),
+        mask == null ? null : FloatTensor.of(maskShape, mask), first.patch());
+    long[] noiseShape = {steps, batch.shape[0], batch.shape[1], batch.shape[2], batch.shape[3]};
+    SamplingSteps values = new SamplingSteps(batch.images, t, inputScale, cSkip, cOut,
+        noiseScale, 1f, true);
+    float[] out = unet.edit(FloatTensor.of(batch.shape, sample), values,
+        noise == null ? null : FloatTensor.of(noiseShape, noise), batch.labels, replacement)
+        .toArray();
+    at = 0;
+    for (Editing e : editings) {
+      int n = e.sampleArray().length;
+      e.advance(Arrays.copyOfRange(out, at, at + n), steps);
+      at += n;
     }
   }
 
@@ -279,7 +353,7 @@ public final class ImageEditor {
           default -> throw new AssertionError(task);
         }
         sample = noised(reference, sigma0, generator.randn(shape));
-        if (task.replacement() == Replacement.Kind.NONE) {
+        if (task.replacement() == EditReplacement.Kind.NONE) {
           reference = null; // sdedit only starts from its strokes
         }
       }

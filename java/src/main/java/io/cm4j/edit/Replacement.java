@@ -18,17 +18,6 @@ package io.cm4j.edit;
 final class Replacement {
   private Replacement() {}
 
-  /** The operator's id, shared with the C API's {@code CM4J_EDIT_*} constants. */
-  enum Kind {
-    NONE(0), INPAINT(1), COLORIZE(2), SUPERRES(3);
-
-    final int id;
-
-    Kind(int id) {
-      this.id = id;
-    }
-  }
-
   /** ITU-R 601 luma weights (0.2989, 0.5870, 0.1140) over their norm, rounded to float once. */
   static final float[] Q = unitLuma();
 
