@@ -18,7 +18,6 @@
 #include "cm4j.h"
 #include "conv2d.cuh"
 #include "conv2d_nhwc.cuh"
-#include "edit_step.cuh"
 #include "elementwise.cuh"
 #include "elementwise_nhwc.cuh"
 #include "embedding.cuh"

@@ -124,19 +124,11 @@ final class EditCommand implements Callable<Integer> {
       description = "superres from a full-size image: the patch size kept (default: 8).")
   Integer patch;
 
-  @Option(names = "--device", paramLabel = "cpu[:threads]|cuda[:i]",
-      converter = Converters.DeviceConverter.class,
-      description = "Where to run (default: the GPU when one is usable, else the CPU).")
-  Device device;
+  @Mixin AutoDeviceOption device;
 
   @Mixin DtypeOption dtype;
 
-  @Option(names = "--out", paramLabel = "FILE.png|DIR", description = "Where to write PNGs.")
-  Path out;
-
-  @Option(names = "--out-tensor", paramLabel = "FILE.safetensors",
-      description = "Also (or only) write `out` and `image` as float32 tensors.")
-  Path outTensor;
+  @Mixin PngOutputOptions output;
 
   @Override
   public Integer call() throws Exception {
@@ -148,8 +140,8 @@ final class EditCommand implements Callable<Integer> {
       throw new UsageException("TASK " + e.getMessage(), e);
     }
     checkOptions(task);
-    if (outTensor != null) {
-      OutputFiles.checkWritableFile("--out-tensor", outTensor);
+    if (output.outTensor != null) {
+      OutputFiles.checkWritableFile("--out-tensor", output.outTensor);
     }
     String what = randomWeights != null ? unetConfig + " (synth-v1 seed " + randomWeights + ")"
         : model;
@@ -164,7 +156,7 @@ final class EditCommand implements Callable<Integer> {
         throw new UsageException(optionFor(e.getMessage()) + e.getMessage(), e);
       }
       int batch = editing.batchSize();
-      OutputFiles.Pngs pngs = OutputFiles.pngTargets(out, outTensor != null,
+      OutputFiles.Pngs pngs = OutputFiles.pngTargets(output.out, output.outTensor != null,
           task.cliName() + ".png", batch);
       err.printf("edit: %s with %s on %s %s: %d image%s, %s, timesteps %s, seed %d%n",
           task.cliName(), what, unet.device(), dtype.value, batch, batch == 1 ? "" : "s",
@@ -306,9 +298,9 @@ final class EditCommand implements Callable<Integer> {
       throws IOException, Cm4jException, UsageException, HubException {
     if (randomWeights == null) {
       Path modelPath = revision.resolve(model, main);
-      return ModelOpening.openPipeline("edit", modelPath, unetConfig, device, dtype.value, err);
+      return ModelOpening.openPipeline("edit", modelPath, unetConfig, device.value, dtype.value, err);
     }
-    Device on = device == null ? Device.CPU : device;
+    Device on = device.value == null ? Device.CPU : device.value;
     UNet unet = ModelOpening.open(() -> UNet.create(unetConfig, WeightSource.synthV1(
         randomWeights), on, dtype.value), "--config", on, dtype.value);
     try {
@@ -333,7 +325,7 @@ final class EditCommand implements Callable<Integer> {
       throws IOException {
     try (OutputFiles files = new OutputFiles()) {
       files.stagePngs(pngs, pngs.files().isEmpty() ? List.of() : result.toBufferedImages());
-      if (outTensor != null) {
+      if (output.outTensor != null) {
         SafetensorsWriter writer = new SafetensorsWriter()
             .metadata("cm4j.task", result.task().cliName())
             .metadata("cm4j.model", what)
@@ -346,9 +338,9 @@ final class EditCommand implements Callable<Integer> {
         try {
           writer.addFloats("out", result.out().shape(), result.out().toArray())
               .addFloats("image", result.images().shape(), result.images().toArray())
-              .write(files.stage(outTensor));
+              .write(files.stage(output.outTensor));
         } catch (IOException e) {
-          throw new IOException("--out-tensor " + outTensor + ": cannot write: " + e.getMessage(),
+          throw new IOException("--out-tensor " + output.outTensor + ": cannot write: " + e.getMessage(),
               e);
         }
       }

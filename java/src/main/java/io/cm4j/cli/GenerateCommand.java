@@ -1,7 +1,6 @@
 package io.cm4j.cli;
 
 import io.cm4j.Cm4jException;
-import io.cm4j.Device;
 import io.cm4j.UNet;
 import io.cm4j.hub.HubClient;
 import io.cm4j.pipeline.CMStochasticIterativeScheduler;
@@ -83,27 +82,20 @@ final class GenerateCommand implements Callable<Integer> {
       description = "Seed of the torch-compatible generator (default: ${DEFAULT-VALUE}).")
   long seed;
 
-  @Option(names = "--device", paramLabel = "cpu[:threads]|cuda[:i]",
-      converter = Converters.DeviceConverter.class,
-      description = "Where to run (default: the GPU when one is usable, else the CPU).")
-  Device device;
+  @Mixin AutoDeviceOption device;
 
   @Mixin DtypeOption dtype;
 
-  @Option(names = "--out", paramLabel = "FILE.png|DIR", description = "Where to write PNGs.")
-  Path out;
-
-  @Option(names = "--out-tensor", paramLabel = "FILE.safetensors",
-      description = "Also (or only) write the float images as `image` [B,H,W,3].")
-  Path outTensor;
+  @Mixin PngOutputOptions output;
 
   @Override
   public Integer call() throws Exception {
     PrintWriter err = spec.commandLine().getErr();
     int images = batchSize();
-    OutputFiles.Pngs pngs = OutputFiles.pngTargets(out, outTensor != null, DEFAULT_PNG, images);
-    if (outTensor != null) {
-      OutputFiles.checkWritableFile("--out-tensor", outTensor);
+    OutputFiles.Pngs pngs = OutputFiles.pngTargets(output.out, output.outTensor != null,
+        DEFAULT_PNG, images);
+    if (output.outTensor != null) {
+      OutputFiles.checkWritableFile("--out-tensor", output.outTensor);
     }
 
     Path modelPath = revision.resolve(model, main);
@@ -113,7 +105,7 @@ final class GenerateCommand implements Callable<Integer> {
     long start = System.nanoTime();
     GenerationResult result;
     try (ConsistencyModelPipeline pipeline = ModelOpening.openPipeline("generate", modelPath,
-        unetConfig, device, dtype.value, err)) {
+        unetConfig, device.value, dtype.value, err)) {
       GenerationRequest request = request(pipeline.unet(), images, err);
       err.printf("generate: %s on %s %s: %d image%s, %s, %s, seed %d%n", modelPath,
           pipeline.unet().device(), dtype.value, images, images == 1 ? "" : "s",
@@ -213,7 +205,7 @@ final class GenerateCommand implements Callable<Integer> {
       throws IOException {
     try (OutputFiles files = new OutputFiles()) {
       files.stagePngs(pngs, pngs.files().isEmpty() ? List.of() : result.toBufferedImages());
-      if (outTensor != null) {
+      if (output.outTensor != null) {
         SafetensorsWriter writer = new SafetensorsWriter()
             .metadata("cm4j.model", modelPath.toString())
             .metadata("cm4j.seed", Long.toString(result.seed()))
@@ -224,9 +216,9 @@ final class GenerateCommand implements Callable<Integer> {
         }
         try {
           writer.addFloats("image", result.shape(), result.imageArray())
-              .write(files.stage(outTensor));
+              .write(files.stage(output.outTensor));
         } catch (IOException e) {
-          throw new IOException("--out-tensor " + outTensor + ": cannot write: " + e.getMessage(),
+          throw new IOException("--out-tensor " + output.outTensor + ": cannot write: " + e.getMessage(),
               e);
         }
       }
