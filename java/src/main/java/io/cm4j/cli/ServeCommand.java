@@ -2,7 +2,10 @@ package io.cm4j.cli;
 
 import io.cm4j.Cm4jException;
 import io.cm4j.hub.HubClient;
+import io.cm4j.UNet;
+import io.cm4j.WeightSource;
 import io.cm4j.pipeline.ConsistencyModelPipeline;
+import io.cm4j.pipeline.SchedulerConfig;
 import io.cm4j.serve.GenerationServer;
 import io.cm4j.serve.GenerationService;
 import io.cm4j.serve.ServiceOptions;
@@ -52,6 +55,15 @@ final class ServeCommand implements Callable<Integer> {
   String model;
 
   @Mixin RevisionOption revision;
+
+  @Option(names = "--random-weights", paramLabel = "SEED",
+      description = "Serve a UNet with synth-v1 weights for this seed (with --config): the "
+          + "real-size model with no download, for load tests; the images are noise.")
+  Long randomWeights;
+
+  @Option(names = "--config", paramLabel = "config.json",
+      description = "The diffusers UNet2DModel config for --random-weights.")
+  Path config;
 
   @Option(names = "--host", paramLabel = "ADDR", defaultValue = "127.0.0.1",
       description = "Address to listen on (default: ${DEFAULT-VALUE}, this machine only).")
@@ -119,8 +131,17 @@ final class ServeCommand implements Callable<Integer> {
       throw new UsageException("--stop-after " + stopAfter + ": expected a positive number");
     }
     PrintWriter err = spec.commandLine().getErr();
-    Path modelPath = revision.resolve(model, main);
-    GenerationService service = new GenerationService(openPipeline(modelPath), options);
+    Object modelPath;
+    ConsistencyModelPipeline pipeline;
+    if (randomWeights != null || config != null) {
+      modelPath = config + " with synth-v1 weights (seed " + randomWeights + ")";
+      pipeline = synthPipeline();
+    } else {
+      Path path = revision.resolve(model, main);
+      modelPath = path;
+      pipeline = openPipeline(path);
+    }
+    GenerationService service = new GenerationService(pipeline, options);
     GenerationServer server;
     try {
       server = startServer(service);
@@ -189,6 +210,31 @@ final class ServeCommand implements Callable<Integer> {
           device.value, dtype.value);
     } catch (CheckpointException e) {
       throw new UsageException("--model " + e.getMessage(), e);
+    }
+  }
+
+  /** --config with --random-weights, the scheduler at diffusers' defaults. */
+  private ConsistencyModelPipeline synthPipeline()
+      throws IOException, Cm4jException, UsageException {
+    if (randomWeights == null || config == null) {
+      throw new UsageException(randomWeights == null
+          ? "--config needs --random-weights SEED (a model's own config comes with --model)"
+          : "--random-weights needs --config config.json");
+    }
+    if (spec.commandLine().getParseResult().hasMatchedOption("--model")) {
+      throw new UsageException("--model cannot be combined with --random-weights");
+    }
+    try {
+      UNet unet = ModelOpening.open(() -> UNet.create(config, WeightSource.synthV1(randomWeights),
+          device.value, dtype.value), "--config", device.value, dtype.value);
+      try {
+        return new ConsistencyModelPipeline(unet, SchedulerConfig.DEFAULT);
+      } catch (IllegalArgumentException e) {
+        unet.close();
+        throw new UsageException("--config " + config + ": " + e.getMessage(), e);
+      }
+    } catch (CheckpointException e) {
+      throw new UsageException("--config " + e.getMessage(), e);
     }
   }
 

@@ -37,6 +37,68 @@ final class GenerateJson {
    */
   static GenerationRequest parse(byte[] body, int numClassEmbeds, int numTrainTimesteps,
       int maxSteps) throws BadRequestException {
+    Map<?, ?> map = object(body, FIELDS, "{\"class\": 145, \"seed\": 12, \"steps\": 1}");
+    GenerationRequest.Builder b = GenerationRequest.builder();
+    Object seed = map.get("seed");
+    if (seed != null) {
+      b.seed(integer("seed", seed));
+    }
+    Long label = classLabel(map, numClassEmbeds);
+    if (label != null) {
+      b.classLabels(label);
+    }
+    Object schedule = schedule(map, numTrainTimesteps, maxSteps);
+    if (schedule instanceof Integer steps) {
+      b.numInferenceSteps(steps);
+    } else if (schedule instanceof int[] timesteps) {
+      b.timesteps(timesteps);
+    }
+    return b.build();
+  }
+
+  /** The "class" field checked against the model; null when left out. */
+  static Long classLabel(Map<?, ?> map, int numClassEmbeds) throws BadRequestException {
+    Object label = map.get("class");
+    if (label == null) {
+      return null;
+    }
+    if (numClassEmbeds == 0) {
+      throw new BadRequestException("class: the model is unconditional; leave it out");
+    }
+    long c = integer("class", label);
+    if (c < 0 || c >= numClassEmbeds) {
+      throw new BadRequestException("class: expected a label in [0, " + numClassEmbeds
+          + "), found " + c);
+    }
+    return c;
+  }
+
+  /** The "steps" (an Integer) or "timesteps" (an int[]) field; null when both are left out. */
+  static Object schedule(Map<?, ?> map, int numTrainTimesteps, int maxSteps)
+      throws BadRequestException {
+    Object steps = map.get("steps");
+    Object timesteps = map.get("timesteps");
+    if (steps != null && timesteps != null) {
+      throw new BadRequestException("steps and timesteps: give one or the other, not both");
+    }
+    int stepLimit = Math.min(maxSteps, numTrainTimesteps);
+    if (steps != null) {
+      long n = integer("steps", steps);
+      if (n < 1 || n > stepLimit) {
+        throw new BadRequestException("steps: expected 1 to " + stepLimit + ", found " + n);
+      }
+      return (int) n;
+    }
+    return timesteps == null ? null : timesteps(timesteps, numTrainTimesteps, stepLimit);
+  }
+
+  /**
+   * The body as a JSON object whose keys are all in {@code fields}.
+   *
+   * @param example a valid body, for the message when it is not an object
+   */
+  static Map<?, ?> object(byte[] body, Set<String> fields, String example)
+      throws BadRequestException {
     String text;
     try {
       text = StandardCharsets.UTF_8.newDecoder()
@@ -53,51 +115,19 @@ final class GenerateJson {
       throw new BadRequestException(e.getMessage());
     }
     if (!(parsed instanceof Map<?, ?> map)) {
-      throw new BadRequestException("expected a JSON object such as {\"class\": 145, \"seed\": "
-          + "12, \"steps\": 1}, found " + Json.typeName(parsed));
+      throw new BadRequestException("expected a JSON object such as " + example + ", found "
+          + Json.typeName(parsed));
     }
     for (Object key : map.keySet()) {
-      if (!FIELDS.contains(key)) {
-        throw new BadRequestException("unknown field " + quoted((String) key)
-            + ": expected class, seed, steps or timesteps");
+      if (!fields.contains(key)) {
+        throw new BadRequestException("unknown field " + quoted((String) key) + ": expected "
+            + String.join(", ", new java.util.TreeSet<>(fields)));
       }
     }
-    GenerationRequest.Builder b = GenerationRequest.builder();
-    Object seed = map.get("seed");
-    if (seed != null) {
-      b.seed(integer("seed", seed));
-    }
-    Object label = map.get("class");
-    if (label != null) {
-      if (numClassEmbeds == 0) {
-        throw new BadRequestException("class: the model is unconditional; leave it out");
-      }
-      long c = integer("class", label);
-      if (c < 0 || c >= numClassEmbeds) {
-        throw new BadRequestException("class: expected a label in [0, " + numClassEmbeds
-            + "), found " + c);
-      }
-      b.classLabels(c);
-    }
-    Object steps = map.get("steps");
-    Object timesteps = map.get("timesteps");
-    if (steps != null && timesteps != null) {
-      throw new BadRequestException("steps and timesteps: give one or the other, not both");
-    }
-    int stepLimit = Math.min(maxSteps, numTrainTimesteps);
-    if (steps != null) {
-      long n = integer("steps", steps);
-      if (n < 1 || n > stepLimit) {
-        throw new BadRequestException("steps: expected 1 to " + stepLimit + ", found " + n);
-      }
-      b.numInferenceSteps((int) n);
-    } else if (timesteps != null) {
-      b.timesteps(timesteps(timesteps, numTrainTimesteps, stepLimit));
-    }
-    return b.build();
+    return map;
   }
 
-  private static int[] timesteps(Object value, int numTrainTimesteps, int stepLimit)
+  static int[] timesteps(Object value, int numTrainTimesteps, int stepLimit)
       throws BadRequestException {
     if (!(value instanceof List<?> list)) {
       throw new BadRequestException("timesteps: expected an array of integers, found "
@@ -123,7 +153,7 @@ final class GenerateJson {
     return out;
   }
 
-  private static long integer(String field, Object value) throws BadRequestException {
+  static long integer(String field, Object value) throws BadRequestException {
     if (value instanceof Long l) {
       return l;
     }

@@ -1,9 +1,11 @@
 package io.cm4j.serve;
 
+import io.cm4j.edit.EditRequest;
+import io.cm4j.edit.EditTask;
 import io.cm4j.pipeline.GenerationRequest;
-import io.cm4j.pipeline.GenerationResult;
 import io.cm4j.serve.HttpConnector.Responder;
 import io.cm4j.weights.Json;
+import java.awt.image.BufferedImage;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -28,6 +30,8 @@ import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.LongAdder;
+import java.util.function.Consumer;
+import java.util.function.Function;
 import javax.imageio.ImageIO;
 import javax.imageio.ImageWriter;
 import javax.imageio.stream.ImageOutputStream;
@@ -41,6 +45,10 @@ import javax.imageio.stream.MemoryCacheImageOutputStream;
  *   <li>{@code POST /generate} with a JSON body (see {@link GenerateJson}:
  *       {@code {"class": 145, "seed": 12, "steps": 2}}) answers 200 with the image as a PNG,
  *       its class, class name, seed, timesteps and latency in {@code X-Cm4j-*} headers;</li>
+ *   <li>{@code POST /edit/{task}} (inpaint, colorize, superres, sdedit, denoise) with a JSON
+ *       body holding the image as a base64 PNG (see {@link EditJson}) answers 200 with the
+ *       edited image as a PNG; edits share UNet passes with generations and other edits, with
+ *       the same deadline, queue and errors;</li>
  *   <li>{@code GET /health}: the service's counters as JSON (503 once it is closed);</li>
  *   <li>{@code GET /metrics}: the same and more in the Prometheus text format.</li>
  * </ul>
@@ -76,6 +84,7 @@ public final class GenerationServer implements AutoCloseable {
   private final HttpConnector connector;
   private final ThreadPoolExecutor handlers;
   private final int maxBodyBytes;
+  private final int maxEditBodyBytes;
   private final Duration timeout;
   private final int maxSteps;
   private final Map<String, byte[]> pages = new ConcurrentHashMap<>();
@@ -84,6 +93,7 @@ public final class GenerationServer implements AutoCloseable {
   private GenerationServer(Builder b) throws IOException {
     this.service = b.service;
     this.maxBodyBytes = b.maxBodyBytes;
+    this.maxEditBodyBytes = b.maxEditBodyBytes;
     this.timeout = b.timeout;
     this.maxSteps = b.maxSteps;
     int threads = b.threads > 0 ? b.threads
@@ -99,7 +109,8 @@ public final class GenerationServer implements AutoCloseable {
         });
     handlers.allowCoreThreadTimeOut(true);
     HttpConnector.Limits limits = new HttpConnector.Limits(b.maxConnections, b.requestTimeout,
-        b.idleTimeout, b.requestTimeout.multipliedBy(3), 16 * 1024, maxBodyBytes);
+        b.idleTimeout, b.requestTimeout.multipliedBy(3), 16 * 1024,
+        Math.max(maxBodyBytes, maxEditBodyBytes));
     try {
       connector = new HttpConnector(b.address, limits, this::handle, handlers);
     } catch (IOException | RuntimeException e) {
@@ -161,22 +172,26 @@ public final class GenerationServer implements AutoCloseable {
 
   private void handle(HttpRequest request, Responder raw) {
     String path = request.path();
+    EditTask task = editTask(path);
     String endpoint = path.equals("/generate") || path.equals("/health")
-        || path.equals("/metrics") || PAGES.containsKey(path) ? path : "other";
+        || path.equals("/metrics") || PAGES.containsKey(path) ? path
+        : task != null ? "/edit/" + task.cliName() : "other";
     Responder responder = (status, type, headers, body) -> {
       answers.computeIfAbsent(endpoint + " " + status, k -> new LongAdder()).increment();
       raw.send(status, type, headers, body);
     };
     String method = request.method();
-    String allowed = path.equals("/generate") ? "POST" : "GET";
+    String allowed = path.equals("/generate") || task != null ? "POST" : "GET";
     if (endpoint.equals("other")) {
-      sendError(responder, 404, "no such path: expected GET /, POST /generate, GET /health "
-          + "or GET /metrics");
+      sendError(responder, 404, "no such path: expected GET /, POST /generate, POST "
+          + "/edit/{inpaint|colorize|superres|sdedit|denoise}, GET /health or GET /metrics");
     } else if (!method.equals(allowed)) {
       responder.send(405, JSON, Map.of("Allow", allowed), HttpConnector.errorBody("method "
           + method + " not allowed on " + path + ": use " + allowed));
     } else if (path.equals("/generate")) {
       generate(request, responder);
+    } else if (task != null) {
+      edit(request, task, responder);
     } else if (path.equals("/health")) {
       health(responder);
     } else if (path.equals("/metrics")) {
@@ -187,6 +202,18 @@ public final class GenerationServer implements AutoCloseable {
       String[] page = PAGES.get(path);
       responder.send(200, page[1], Map.of("Cache-Control", "no-cache"),
           pages.computeIfAbsent(page[0], GenerationServer::resource));
+    }
+  }
+
+  /** The task of an /edit/{task} path; null for any other path. */
+  private static EditTask editTask(String path) {
+    if (!path.startsWith("/edit/")) {
+      return null;
+    }
+    try {
+      return EditTask.fromName(path.substring("/edit/".length()));
+    } catch (IllegalArgumentException e) {
+      return null;
     }
   }
 
@@ -208,6 +235,9 @@ public final class GenerationServer implements AutoCloseable {
   }
 
   private void generate(HttpRequest http, Responder responder) {
+    if (tooLarge(http, maxBodyBytes, responder)) {
+      return;
+    }
     GenerationRequest request;
     try {
       request = GenerateJson.parse(http.body(), service.numClassEmbeds(),
@@ -216,16 +246,54 @@ public final class GenerationServer implements AutoCloseable {
       sendError(responder, 400, e.getMessage());
       return;
     }
+    submit(http, responder, left -> service.submit(request, left), result -> sendImage(
+        responder, result.toBufferedImages().get(0), result.classLabels(), result.seed(),
+        result.timesteps(), Map.of(), http.arrivalNanos()));
+  }
+
+  private void edit(HttpRequest http, EditTask task, Responder responder) {
+    if (tooLarge(http, maxEditBodyBytes, responder)) {
+      return;
+    }
+    EditRequest request;
+    try {
+      request = EditJson.parse(http.body(), task, service.imageSize(), service.numClassEmbeds(),
+          service.numTrainTimesteps(), maxSteps);
+    } catch (BadRequestException e) {
+      sendError(responder, 400, e.getMessage());
+      return;
+    }
+    submit(http, responder, left -> service.submitEdit(request, left), result -> sendImage(
+        responder, result.toBufferedImages().get(0), result.classLabels(), result.seed(),
+        result.timesteps(), Map.of("X-Cm4j-Task", task.cliName()), http.arrivalNanos()));
+  }
+
+  private static boolean tooLarge(HttpRequest http, int limit, Responder responder) {
+    if (http.body().length <= limit) {
+      return false;
+    }
+    sendError(responder, 413, "request body too large: expected at most " + limit
+        + " bytes, found " + http.body().length);
+    return true;
+  }
+
+  /**
+   * Submits what {@code submit} makes of the deadline left since the request's arrival, and
+   * answers from the handler pool when it is done: {@code answer} with the result, or the
+   * error. Nothing waits for it.
+   */
+  private <R> void submit(HttpRequest http, Responder responder,
+      Function<Duration, CompletableFuture<R>> submit, Consumer<R> answer) {
     long left = timeout.toNanos() - (System.nanoTime() - http.arrivalNanos());
     if (left <= 0) {
       sendError(responder, 503, "deadline of " + timeout.toMillis() + " ms passed before the "
           + "request was read");
       return;
     }
-    CompletableFuture<GenerationResult> future;
+    CompletableFuture<R> future;
     try {
-      future = service.submit(request, Duration.ofNanos(left));
-    } catch (IllegalArgumentException e) {
+      future = submit.apply(Duration.ofNanos(left));
+    } catch (IllegalArgumentException e) { // the request does not fit the model: its message
       sendError(responder, 400, e.getMessage());
       return;
     } catch (QueueFullException e) {
@@ -238,7 +306,7 @@ public final class GenerationServer implements AutoCloseable {
     }
     future.whenCompleteAsync((result, error) -> {
       if (error == null) {
-        sendImage(responder, result, http.arrivalNanos());
+        answer.accept(result);
         return;
       }
       Throwable cause = error instanceof CompletionException && error.getCause() != null
@@ -254,26 +322,25 @@ public final class GenerationServer implements AutoCloseable {
     }, handlers);
   }
 
-  private void sendImage(Responder responder, GenerationResult result, long arrivalNanos) {
+  private void sendImage(Responder responder, BufferedImage image, long[] labels, long seed,
+      float[] timesteps, Map<String, String> more, long arrivalNanos) {
     byte[] png;
     try {
-      png = png(result);
+      png = png(image);
     } catch (IOException e) {
       LOG.log(Level.ERROR, "PNG encoding failed", e);
       sendError(responder, 500, "PNG encoding failed; the server log has the cause");
       return;
     }
-    Map<String, String> headers = new LinkedHashMap<>();
-    long[] labels = result.classLabels();
+    Map<String, String> headers = new LinkedHashMap<>(more);
     if (labels != null) {
       headers.put("X-Cm4j-Class", Long.toString(labels[0]));
       if (service.numClassEmbeds() == ImageNetClasses.COUNT) {
         headers.put("X-Cm4j-Class-Name", ImageNetClasses.name(labels[0]));
       }
     }
-    headers.put("X-Cm4j-Seed", Long.toString(result.seed()));
-    headers.put("X-Cm4j-Timesteps",
-        Arrays.toString(result.timesteps()).replaceAll("[\\[\\] ]", ""));
+    headers.put("X-Cm4j-Seed", Long.toString(seed));
+    headers.put("X-Cm4j-Timesteps", Arrays.toString(timesteps).replaceAll("[\\[\\] ]", ""));
     headers.put("X-Cm4j-Latency-Ms", String.format(Locale.ROOT, "%.1f",
         (System.nanoTime() - arrivalNanos) / 1e6));
     responder.send(200, "image/png", headers, png);
@@ -310,13 +377,13 @@ public final class GenerationServer implements AutoCloseable {
         (Json.write(body) + "\n").getBytes(StandardCharsets.UTF_8));
   }
 
-  private static byte[] png(GenerationResult result) throws IOException {
+  private static byte[] png(BufferedImage image) throws IOException {
     ByteArrayOutputStream bytes = new ByteArrayOutputStream();
     // An explicit in-memory stream: ImageIO's default for OutputStreams may cache in temp files.
     ImageWriter writer = ImageIO.getImageWritersByFormatName("png").next();
     try (ImageOutputStream out = new MemoryCacheImageOutputStream(bytes)) {
       writer.setOutput(out);
-      writer.write(result.toBufferedImages().get(0));
+      writer.write(image);
     } finally {
       writer.dispose();
     }
@@ -332,6 +399,7 @@ public final class GenerationServer implements AutoCloseable {
     private final GenerationService service;
     private InetSocketAddress address = new InetSocketAddress("127.0.0.1", 8080);
     private int maxBodyBytes = 4096;
+    private int maxEditBodyBytes = 4 << 20;
     private Duration timeout = Duration.ofSeconds(30);
     private int maxSteps = 40;
     private int threads;
@@ -349,7 +417,17 @@ public final class GenerationServer implements AutoCloseable {
       return this;
     }
 
-    /** Largest request body accepted (default 4096 bytes). */
+    /** Largest body of an edit, PNGs in base64 (default 4 MiB). */
+    public Builder maxEditBodyBytes(int bytes) {
+      if (bytes < 1) {
+        throw new IllegalArgumentException("maxEditBodyBytes: expected at least 1, found "
+            + bytes);
+      }
+      this.maxEditBodyBytes = bytes;
+      return this;
+    }
+
+    /** Largest body of a generation accepted (default 4096 bytes). */
     public Builder maxBodyBytes(int bytes) {
       if (bytes < 1) {
         throw new IllegalArgumentException("maxBodyBytes: expected at least 1, found " + bytes);

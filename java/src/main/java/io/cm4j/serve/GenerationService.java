@@ -5,6 +5,10 @@ import io.cm4j.Device;
 import io.cm4j.FloatTensor;
 import io.cm4j.Precision;
 import io.cm4j.UNet;
+import io.cm4j.edit.EditRequest;
+import io.cm4j.edit.EditResult;
+import io.cm4j.edit.Editing;
+import io.cm4j.edit.ImageEditor;
 import io.cm4j.pipeline.ConsistencyModelPipeline;
 import io.cm4j.pipeline.ConsistencyModelPipeline.Sampling;
 import io.cm4j.pipeline.GenerationRequest;
@@ -69,6 +73,7 @@ public final class GenerationService implements AutoCloseable {
   private enum State { RUNNING, DRAINING, CANCELLING, TERMINATED }
 
   private final ConsistencyModelPipeline pipeline;
+  private final ImageEditor editor;
   private final UNet unet;
   private final ServiceOptions options;
   private final long maxWaitNanos;
@@ -79,7 +84,7 @@ public final class GenerationService implements AutoCloseable {
 
   private final ReentrantLock lock = new ReentrantLock();
   private final Condition changed = lock.newCondition(); // a request arrived, or closing began
-  private final ArrayDeque<Job> queue = new ArrayDeque<>(); // guarded by lock
+  private final ArrayDeque<Job<?>> queue = new ArrayDeque<>(); // guarded by lock
   private State state = State.RUNNING; // guarded by lock
   private volatile int inProgress; // written by the worker
   private volatile Throwable workerFailure;
@@ -96,11 +101,59 @@ public final class GenerationService implements AutoCloseable {
   private final Histogram compute = new Histogram();
   private final Histogram latency = new Histogram();
 
+  /**
+   * What the worker needs of a request in progress, a generation's {@link Sampling} or an
+   * edit's {@link Editing}: both step a sample of their own with the UNet's output.
+   */
+  private interface Steps<R> {
+    int batchSize();
+
+    int numSteps();
+
+    boolean isDone();
+
+    float timestep();
+
+    float[] modelInput(); // [B, C, S, S]
+
+    long[] classLabels(); // null for an unconditional model
+
+    void step(float[] modelOutput); // [B, C, S, S]
+
+    R result();
+  }
+
+  private static Steps<GenerationResult> steps(Sampling s) {
+    return new Steps<>() {
+      public int batchSize() { return s.batchSize(); }
+      public int numSteps() { return s.numSteps(); }
+      public boolean isDone() { return s.isDone(); }
+      public float timestep() { return s.timestep(); }
+      public float[] modelInput() { return s.modelInput(); }
+      public long[] classLabels() { return s.classLabels(); }
+      public void step(float[] modelOutput) { s.step(modelOutput); }
+      public GenerationResult result() { return s.result(); }
+    };
+  }
+
+  private static Steps<EditResult> steps(Editing e) {
+    return new Steps<>() {
+      public int batchSize() { return e.batchSize(); }
+      public int numSteps() { return e.numSteps(); }
+      public boolean isDone() { return e.isDone(); }
+      public float timestep() { return e.timestep(); }
+      public float[] modelInput() { return e.modelInput(); }
+      public long[] classLabels() { return e.classLabels(); }
+      public void step(float[] modelOutput) { e.step(modelOutput); }
+      public EditResult result() { return e.result(); }
+    };
+  }
+
   /** One accepted request: its state, and data that only the worker touches unless noted. */
-  private final class Job {
-    final RequestState<GenerationResult> state =
+  private final class Job<R> {
+    final RequestState<R> state =
         new RequestState<>(GenerationService.this::deliver, this::leftQueue);
-    final Sampling sampling;
+    final Steps<R> steps;
     final long submitNanos;
     final Duration deadline; // null: none
     final long deadlineNanos; // System.nanoTime() value; meaningful only with a deadline
@@ -108,8 +161,8 @@ public final class GenerationService implements AutoCloseable {
     volatile int stepsDone; // read by the event thread for deadline messages
     long readyNanos; // when it became ready for its next step
 
-    Job(Sampling sampling, long submitNanos, Duration deadline) {
-      this.sampling = sampling;
+    Job(Steps<R> steps, long submitNanos, Duration deadline) {
+      this.steps = steps;
       this.submitNanos = submitNanos;
       this.deadline = deadline;
       this.deadlineNanos = deadline == null ? 0 : submitNanos + saturatedNanos(deadline);
@@ -117,15 +170,25 @@ public final class GenerationService implements AutoCloseable {
     }
 
     int images() {
-      return sampling.batchSize();
+      return steps.batchSize();
     }
 
     boolean expiredAt(long now) {
       return deadline != null && now - deadlineNanos >= 0;
     }
 
+    /** Ends it with its result, once its last step is done. */
+    void complete() {
+      R result = steps.result();
+      state.end(f -> f.complete(result));
+    }
+
+    void fail(Throwable error) {
+      state.end(f -> f.completeExceptionally(error));
+    }
+
     /** Ended while waiting (cancelled, expired, closed): frees its queue slot now. */
-    private void leftQueue(RequestState<GenerationResult> ended) {
+    private void leftQueue(RequestState<R> ended) {
       lock.lock();
       try {
         queue.remove(this);
@@ -142,6 +205,7 @@ public final class GenerationService implements AutoCloseable {
     this.pipeline = Objects.requireNonNull(pipeline, "pipeline");
     this.options = Objects.requireNonNull(options, "options");
     this.unet = pipeline.unet();
+    this.editor = ImageEditor.of(pipeline);
     this.maxWaitNanos = saturatedNanos(options.maxWait());
     events = new ScheduledThreadPoolExecutor(1, r -> {
       Thread t = new Thread(r, "cm4j-serve-events");
@@ -194,15 +258,45 @@ public final class GenerationService implements AutoCloseable {
    */
   public CompletableFuture<GenerationResult> submit(GenerationRequest request, Duration deadline) {
     Objects.requireNonNull(request, "request");
+    checkSubmit(deadline);
+    // checks the request; draws the latents
+    return enqueue(steps(pipeline.start(request)), deadline);
+  }
+
+  /** {@link #submitEdit(EditRequest, Duration)} with the default deadline of the options. */
+  public CompletableFuture<EditResult> submitEdit(EditRequest request) {
+    return submitEdit(request, options.defaultDeadline());
+  }
+
+  /**
+   * Queues an edit ({@link ImageEditor#edit(EditRequest)}); it shares UNet passes with
+   * generations and other edits, and gets bit for bit the images it gets alone. Cancel,
+   * deadline and queue as {@link #submit(GenerationRequest, Duration)}.
+   *
+   * @throws IllegalArgumentException when the request does not fit the task or the model
+   *     (as {@link ImageEditor#start} says), or the deadline is not positive
+   * @throws QueueFullException when {@link ServiceOptions#queueCapacity()} requests wait already
+   * @throws IllegalStateException when the service is closed
+   */
+  public CompletableFuture<EditResult> submitEdit(EditRequest request, Duration deadline) {
+    Objects.requireNonNull(request, "request");
+    checkSubmit(deadline);
+    // checks the request; prepares its reference and draws its initial sample
+    return enqueue(steps(editor.start(request)), deadline);
+  }
+
+  private void checkSubmit(Duration deadline) {
     if (deadline != null && (deadline.isNegative() || deadline.isZero())) {
       throw new IllegalArgumentException("deadline: expected a positive duration, found "
           + deadline);
     }
-    if (isClosed()) { // the clear message, before the work of start()
+    if (isClosed()) { // the clear message, before the work of starting the request
       throw closedError();
     }
-    Sampling sampling = pipeline.start(request); // checks the request; draws the latents
-    Job job = new Job(sampling, System.nanoTime(), deadline);
+  }
+
+  private <R> CompletableFuture<R> enqueue(Steps<R> steps, Duration deadline) {
+    Job<R> job = new Job<>(steps, System.nanoTime(), deadline);
     lock.lock();
     try {
       if (state != State.RUNNING) {
@@ -218,7 +312,7 @@ public final class GenerationService implements AutoCloseable {
     } finally {
       lock.unlock();
     }
-    CompletableFuture<GenerationResult> future = job.state.future();
+    CompletableFuture<R> future = job.state.future();
     future.whenComplete((result, error) -> finished(job, error));
     if (deadline != null) {
       try {
@@ -236,7 +330,7 @@ public final class GenerationService implements AutoCloseable {
   }
 
   /** Counts a request's outcome and stops its deadline timer. */
-  private void finished(Job job, Throwable error) {
+  private void finished(Job<?> job, Throwable error) {
     ScheduledFuture<?> timer = job.timer;
     if (timer != null) {
       timer.cancel(false);
@@ -259,15 +353,15 @@ public final class GenerationService implements AutoCloseable {
   }
 
   /** Ends {@code job} with a {@link DeadlineExceededException}, unless it ended already. */
-  private void expire(Job job) {
+  private void expire(Job<?> job) {
     long waited = System.nanoTime() - job.submitNanos;
     int steps = job.stepsDone;
     String where = steps == 0 ? "before its first step"
-        : "after " + steps + " of " + job.sampling.numSteps() + " steps";
+        : "after " + steps + " of " + job.steps.numSteps() + " steps";
     DeadlineExceededException error = new DeadlineExceededException(String.format(Locale.ROOT,
         "deadline of %.1f ms exceeded after %.1f ms, %s", saturatedNanos(job.deadline) / 1e6,
         waited / 1e6, where));
-    job.state.end(f -> f.completeExceptionally(error));
+    job.fail(error);
   }
 
   private IllegalStateException closedError() {
@@ -289,16 +383,16 @@ public final class GenerationService implements AutoCloseable {
   // ---- the worker ----
 
   private void runWorker() {
-    List<Job> active = new ArrayList<>();
+    List<Job<?>> active = new ArrayList<>();
     try {
       while (true) {
-        List<Job> batch = nextBatch(active);
+        List<Job<?>> batch = nextBatch(active);
         if (batch == null) {
           return;
         }
         runPass(batch);
         active.clear();
-        for (Job job : batch) {
+        for (Job<?> job : batch) {
           if (!job.state.isDone()) {
             active.add(job);
           }
@@ -307,12 +401,12 @@ public final class GenerationService implements AutoCloseable {
       }
     } catch (Throwable t) { // a bug: fail what is left rather than leave callers waiting
       workerFailure = t;
-      for (Job job : active) {
-        job.state.end(f -> f.completeExceptionally(t));
+      for (Job<?> job : active) {
+        job.fail(t);
       }
       active.clear();
     } finally {
-      List<Job> left = new ArrayList<>(active);
+      List<Job<?>> left = new ArrayList<>(active);
       lock.lock();
       try {
         state = State.TERMINATED;
@@ -321,9 +415,9 @@ public final class GenerationService implements AutoCloseable {
       } finally {
         lock.unlock();
       }
-      for (Job job : left) {
-        job.state.end(f -> f.completeExceptionally(new CancellationException(
-            "GenerationService closed before the request finished")));
+      for (Job<?> job : left) {
+        job.fail(new CancellationException(
+            "GenerationService closed before the request finished"));
       }
     }
   }
@@ -332,7 +426,7 @@ public final class GenerationService implements AutoCloseable {
    * The requests of the next pass: every one in progress, then waiting ones while they fit;
    * waits for arrivals up to maxWait while there is room. Null when the worker should stop.
    */
-  private List<Job> nextBatch(List<Job> active) throws InterruptedException {
+  private List<Job<?>> nextBatch(List<Job<?>> active) throws InterruptedException {
     lock.lock();
     try {
       while (true) {
@@ -347,11 +441,11 @@ public final class GenerationService implements AutoCloseable {
           return null;
         }
         int images = 0;
-        for (Job job : active) {
+        for (Job<?> job : active) {
           images += job.images();
         }
         while (!queue.isEmpty()) {
-          Job next = queue.peekFirst();
+          Job<?> next = queue.peekFirst();
           boolean runnable = !next.state.isDone() && !next.expiredAt(now);
           if (runnable && images > 0 && images + next.images() > options.maxBatch()) {
             break; // a request larger than maxBatch runs alone
@@ -377,7 +471,7 @@ public final class GenerationService implements AutoCloseable {
           return new ArrayList<>(active);
         }
         long oldest = Long.MAX_VALUE;
-        for (Job job : active) {
+        for (Job<?> job : active) {
           oldest = Math.min(oldest, job.readyNanos);
         }
         long left = oldest + maxWaitNanos - now;
@@ -392,9 +486,9 @@ public final class GenerationService implements AutoCloseable {
   }
 
   /** One UNet pass over the next step of every request of {@code batch}. */
-  private void runPass(List<Job> batch) {
+  private void runPass(List<Job<?>> batch) {
     int images = 0;
-    for (Job job : batch) {
+    for (Job<?> job : batch) {
       images += job.images();
     }
     int channels = unet.inChannels();
@@ -406,8 +500,8 @@ public final class GenerationService implements AutoCloseable {
       float[] timesteps = new float[images];
       long[] labels = unet.isClassConditional() ? new long[images] : null;
       int at = 0;
-      for (Job job : batch) {
-        Sampling s = job.sampling;
+      for (Job<?> job : batch) {
+        Steps<?> s = job.steps;
         in.put(s.modelInput()); // [B, C, S, S] of this request
         Arrays.fill(timesteps, at, at + s.batchSize(), s.timestep());
         if (labels != null) {
@@ -422,7 +516,7 @@ public final class GenerationService implements AutoCloseable {
       batchImages.record(images);
 
       int offset = 0;
-      for (Job job : batch) {
+      for (Job<?> job : batch) {
         float[] modelOutput = new float[job.images() * perImage];
         out.get(offset, modelOutput);
         offset += modelOutput.length;
@@ -430,20 +524,19 @@ public final class GenerationService implements AutoCloseable {
           continue; // cancelled or expired during the pass
         }
         try {
-          job.sampling.step(modelOutput);
+          job.steps.step(modelOutput);
           job.stepsDone++;
           job.readyNanos = end;
-          if (job.sampling.isDone()) {
-            GenerationResult result = job.sampling.result();
-            job.state.end(f -> f.complete(result));
+          if (job.steps.isDone()) {
+            job.complete();
           }
         } catch (RuntimeException e) {
-          job.state.end(f -> f.completeExceptionally(e));
+          job.fail(e);
         }
       }
     } catch (Exception | OutOfMemoryError e) { // a failed pass fails its requests only
-      for (Job job : batch) {
-        job.state.end(f -> f.completeExceptionally(e));
+      for (Job<?> job : batch) {
+        job.fail(e);
       }
     }
   }

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.cm4j.edit.EditTask;
 import io.cm4j.pipeline.ConsistencyModelPipeline;
 import io.cm4j.pipeline.GenerationRequest;
 import java.awt.image.BufferedImage;
@@ -30,6 +31,7 @@ import org.openqa.selenium.WebElement;
 import org.openqa.selenium.chrome.ChromeDriver;
 import org.openqa.selenium.chrome.ChromeDriverService;
 import org.openqa.selenium.chrome.ChromeOptions;
+import org.openqa.selenium.interactions.Actions;
 import org.openqa.selenium.logging.LogEntry;
 import org.openqa.selenium.logging.LogType;
 import org.openqa.selenium.logging.LoggingPreferences;
@@ -38,7 +40,8 @@ import org.openqa.selenium.logging.LoggingPreferences;
  * The page in a real browser (Debian's headless chromium and chromedriver) against the server
  * on the tiny model: it loads without console errors, the class search finds "goldfish", a
  * generate click shows the image the Java pipeline makes for the same class and seed, pixel
- * for pixel, and the service panel updates. Each step leaves a screenshot in
+ * for pixel, the service panel updates, and the edit tab inpaints the gallery's image under a
+ * mask painted with the brush, as the Java editor does alone. Each step leaves a screenshot in
  * {@code target/browser/}. Skipped where chromium or chromedriver is not installed.
  */
 @Timeout(value = 180, unit = TimeUnit.SECONDS)
@@ -109,13 +112,7 @@ class BrowserTest {
     until(d -> d.findElements(By.cssSelector("#class-select option")).size() == 1000);
     until(d -> !d.findElement(By.id("m-completed")).getText().equals("-"));
     screenshot("1-loaded");
-    List<String> errors = new ArrayList<>();
-    for (LogEntry e : browser.manage().logs().get(LogType.BROWSER)) {
-      if (e.getLevel().intValue() >= Level.WARNING.intValue()) {
-        errors.add(e.getMessage());
-      }
-    }
-    assertEquals(List.of(), errors, "console errors on load");
+    assertEquals(List.of(), severe(), "console errors on load");
 
     browser.findElement(By.id("class-search")).sendKeys("goldfish");
     List<WebElement> found = browser.findElements(By.cssSelector("#class-select option"));
@@ -135,13 +132,7 @@ class BrowserTest {
     assertTrue(caption.startsWith("1: goldfish, seed 12"), caption);
     screenshot("3-generated");
 
-    // The bytes the page shows, as the browser holds them (a blob: URL).
-    String base64 = (String) browser.executeAsyncScript("const done = arguments[1];"
-        + "fetch(arguments[0].src).then(r => r.arrayBuffer()).then(b => {"
-        + "  let s = ''; new Uint8Array(b).forEach(x => s += String.fromCharCode(x));"
-        + "  done(btoa(s)); });", img);
-    BufferedImage shown = ImageIO.read(new ByteArrayInputStream(Base64.getDecoder()
-        .decode(base64)));
+    BufferedImage shown = ImageIO.read(new ByteArrayInputStream(blob(img)));
     byte[] expected;
     try (ConsistencyModelPipeline pipeline = ConsistencyModelPipeline.open(Tiny.model())) {
       expected = pipeline.generate(GenerationRequest.builder().classLabels(1).seed(12)
@@ -164,5 +155,56 @@ class BrowserTest {
         "return {text: document.getElementById('status').textContent,"
             + " cls: document.getElementById('status').className}");
     assertEquals("", status.get("cls"), "status: " + status.get("text"));
+
+    // The edit tab: the gallery's image, a mask painted with the brush, inpainted.
+    browser.findElement(By.cssSelector("#gallery .card .edit-this")).click();
+    assertTrue(browser.findElement(By.id("edit")).isDisplayed());
+    WebElement canvas = browser.findElement(By.id("paint"));
+    new Actions(browser).moveToElement(canvas, -60, -80).clickAndHold().moveByOffset(40, 60)
+        .moveByOffset(40, 60).release().perform();
+    WebElement steps = browser.findElement(By.id("edit-steps"));
+    steps.sendKeys("2");
+    browser.findElement(By.id("edit-button")).click();
+    until(d -> d.findElement(By.id("edit-status")).getText().startsWith("inpaint done"));
+    screenshot("5-edit-inpaint");
+    Map<?, ?> sent = (Map<?, ?>) browser.executeScript("return window.lastEdit.body");
+    byte[] image = dataUrl((String) sent.get("image"));
+    byte[] mask = dataUrl((String) sent.get("mask"));
+    int[] painted = EditServerTest.pixels(mask);
+    assertTrue(java.util.Arrays.stream(painted).anyMatch(v -> v == 255)
+        && java.util.Arrays.stream(painted).anyMatch(v -> v == 0), "a mask was painted");
+    int[] shownEdit = EditServerTest.pixels(blob(browser.findElement(By.id("edit-result"))));
+    int[] aloneEdit;
+    try (ConsistencyModelPipeline pipeline = ConsistencyModelPipeline.open(Tiny.model())) {
+      aloneEdit = EditServerTest.alone(pipeline, EditTask.INPAINT, image, mask, 0, 2, 1);
+    }
+    assertEquals(aloneEdit.length, shownEdit.length);
+    for (int k = 0; k < aloneEdit.length; k++) {
+      assertEquals(aloneEdit[k], shownEdit[k], "edited pixel value " + k);
+    }
+    assertEquals(List.of(), severe(), "console errors after editing");
+  }
+
+  private static byte[] dataUrl(String url) {
+    return Base64.getDecoder().decode(url.substring(url.indexOf(',') + 1));
+  }
+
+  /** The bytes of an img element's blob: URL, as the browser holds them. */
+  private static byte[] blob(WebElement img) {
+    String base64 = (String) browser.executeAsyncScript("const done = arguments[1];"
+        + "fetch(arguments[0].src).then(r => r.arrayBuffer()).then(b => {"
+        + "  let s = ''; new Uint8Array(b).forEach(x => s += String.fromCharCode(x));"
+        + "  done(btoa(s)); });", img);
+    return Base64.getDecoder().decode(base64);
+  }
+
+  private static List<String> severe() {
+    List<String> errors = new ArrayList<>();
+    for (LogEntry e : browser.manage().logs().get(LogType.BROWSER)) {
+      if (e.getLevel().intValue() >= Level.WARNING.intValue()) {
+        errors.add(e.getMessage());
+      }
+    }
+    return errors;
   }
 }

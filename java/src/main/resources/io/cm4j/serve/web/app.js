@@ -42,6 +42,10 @@ function fillClasses() {
 async function loadModel() {
   const health = await (await fetch('health')).json();
   numClasses = health.num_class_embeds;
+  imageSize = health.image_size;
+  editImage.width = editImage.height = imageSize;
+  editMask.width = editMask.height = imageSize;
+  resetMask();
   $('model').textContent = health.image_size + 'x' + health.image_size + ' on '
     + health.device + ' ' + health.dtype + ', up to ' + health.max_batch + ' images per pass';
   $('steps').max = health.max_steps;
@@ -84,7 +88,15 @@ function addCard(url, settings, headers, millis) {
     || className(Number(label))) : 'unconditional') + ', seed ' + headers.get('X-Cm4j-Seed')
     + ', t ' + headers.get('X-Cm4j-Timesteps') + ', ' + millis.toFixed(0) + ' ms (server '
     + headers.get('X-Cm4j-Latency-Ms') + ' ms)';
-  card.append(img, caption);
+  const edit = document.createElement('button');
+  edit.type = 'button';
+  edit.className = 'edit-this';
+  edit.textContent = 'edit';
+  edit.addEventListener('click', () => {
+    editFrom(img);
+    showTab('edit');
+  });
+  card.append(img, caption, edit);
   card.dataset.seed = headers.get('X-Cm4j-Seed');
   card.dataset.label = label === null ? '' : label;
   $('gallery').prepend(card);
@@ -179,6 +191,142 @@ function showTab(name) {
   document.querySelectorAll('.panel').forEach((p) => p.classList.toggle('active',
     p.id === name));
 }
+
+// The edit tab: an input image at the model's size, a mask painted over it (white =
+// generate), the task's result beside it.
+let imageSize = 64;
+const editImage = document.createElement('canvas');  // the input, imageSize square
+const editMask = document.createElement('canvas');   // black = keep, white = generate
+let hasImage = false;
+// The mask is read back on every brush stroke: ask for a canvas kept in memory for that.
+const maskContext = () => editMask.getContext('2d', { willReadFrequently: true });
+
+function resetMask() {
+  const g = maskContext();
+  g.fillStyle = '#000';
+  g.fillRect(0, 0, imageSize, imageSize);
+  drawPaint();
+}
+
+function drawPaint() {
+  const canvas = $('paint');
+  const g = canvas.getContext('2d');
+  g.imageSmoothingEnabled = false;
+  g.fillStyle = '#ddd';
+  g.fillRect(0, 0, canvas.width, canvas.height);
+  if (hasImage) {
+    g.drawImage(editImage, 0, 0, canvas.width, canvas.height);
+  }
+  // The mask's white as translucent red over the image.
+  const m = maskContext().getImageData(0, 0, imageSize, imageSize);
+  const cell = canvas.width / imageSize;
+  g.fillStyle = 'rgba(255, 0, 0, 0.45)';
+  for (let y = 0; y < imageSize; y++) {
+    for (let x = 0; x < imageSize; x++) {
+      if (m.data[4 * (y * imageSize + x)] > 127) {
+        g.fillRect(x * cell, y * cell, cell, cell);
+      }
+    }
+  }
+}
+
+// Center-crops a square of the source and scales it to the model's size.
+function setEditImage(source, width, height) {
+  const side = Math.min(width, height);
+  const g = editImage.getContext('2d');
+  g.imageSmoothingEnabled = true;
+  g.clearRect(0, 0, imageSize, imageSize);
+  g.drawImage(source, (width - side) / 2, (height - side) / 2, side, side, 0, 0, imageSize,
+    imageSize);
+  hasImage = true;
+  resetMask();
+}
+
+function editFrom(img) {
+  setEditImage(img, img.naturalWidth, img.naturalHeight);
+  $('edit-status').textContent = 'from the gallery: ' + img.alt;
+}
+
+let painting = false;
+
+function paintAt(event) {
+  const canvas = $('paint');
+  const r = canvas.getBoundingClientRect();
+  const x = ((event.clientX - r.left) / r.width) * imageSize;
+  const y = ((event.clientY - r.top) / r.height) * imageSize;
+  const g = maskContext();
+  g.fillStyle = '#fff';
+  g.beginPath();
+  g.arc(x, y, Number($('brush').value) / 2, 0, 2 * Math.PI);
+  g.fill();
+  drawPaint();
+}
+
+async function runEdit(event) {
+  event.preventDefault();
+  const status = $('edit-status');
+  if (!hasImage) {
+    status.textContent = 'no image yet: upload one or take one from the gallery';
+    status.className = 'error';
+    return;
+  }
+  const task = $('edit-task').value;
+  const b = { image: editImage.toDataURL('image/png'), seed: Number($('edit-seed').value) };
+  if (task === 'inpaint') {
+    b.mask = editMask.toDataURL('image/png');
+  }
+  if (task === 'denoise') {
+    b.sigma = Number($('edit-sigma').value);
+  } else if ($('edit-steps').value) {
+    b.steps = Number($('edit-steps').value);
+  }
+  if (numClasses > 0 && $('class-select').value !== '') {
+    b.class = Number($('class-select').value);
+  }
+  window.lastEdit = { task: task, body: b };
+  status.textContent = task + '...';
+  status.className = '';
+  const started = performance.now();
+  const response = await fetch('edit/' + task, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(b),
+  });
+  if (!response.ok) {
+    const error = await response.json().catch(() => ({ error: response.statusText }));
+    status.textContent = response.status + ': ' + error.error;
+    status.className = 'error';
+    return;
+  }
+  $('edit-result').src = URL.createObjectURL(await response.blob());
+  const millis = performance.now() - started;
+  $('edit-caption').textContent = task + ', seed ' + response.headers.get('X-Cm4j-Seed')
+    + ', t ' + response.headers.get('X-Cm4j-Timesteps') + ', ' + millis.toFixed(0) + ' ms';
+  status.textContent = task + ' done in ' + millis.toFixed(0) + ' ms';
+}
+
+$('edit-file').addEventListener('change', async () => {
+  const file = $('edit-file').files[0];
+  if (file) {
+    const bitmap = await createImageBitmap(file);
+    setEditImage(bitmap, bitmap.width, bitmap.height);
+    $('edit-status').textContent = 'uploaded ' + file.name;
+  }
+});
+$('paint').addEventListener('pointerdown', (e) => {
+  painting = true;
+  paintAt(e);
+});
+$('paint').addEventListener('pointermove', (e) => {
+  if (painting) {
+    paintAt(e);
+  }
+});
+window.addEventListener('pointerup', () => {
+  painting = false;
+});
+$('clear-mask').addEventListener('click', resetMask);
+$('edit-form').addEventListener('submit', runEdit);
 
 document.querySelectorAll('.tab').forEach((t) => t.addEventListener('click',
   () => showTab(t.dataset.tab)));
