@@ -35,8 +35,10 @@ import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
- * Serves {@link ConsistencyModelPipeline} generations to many threads at once, merging the UNet
- * passes of concurrent requests into batches (dynamic batching).
+ * Serves {@link ConsistencyModelPipeline} generations and {@link ImageEditor} edits to many
+ * threads at once, merging the UNet passes of concurrent requests into batches (dynamic
+ * batching). An edit steps its own sample with the same UNet as a generation does, so the two
+ * share passes.
  *
  * <p><b>Batching.</b> One worker thread runs the UNet. Each request is a
  * {@link ConsistencyModelPipeline.Sampling}: its own scheduler and its own seeded generator, so
