@@ -95,6 +95,10 @@ class CountingBackend : public Backend {
     calls.push_back("scheduler_step");
     return inner_->scheduler_step(p, a);
   }
+  Status edit_step(const EditStepParams& p, const EditStepArgs& a) override {
+    calls.push_back("edit_step");
+    return inner_->edit_step(p, a);
+  }
   Status synchronize() override { return inner_->synchronize(); }
 
  private:
