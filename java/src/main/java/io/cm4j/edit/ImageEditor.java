@@ -293,9 +293,10 @@ public final class ImageEditor {
     refuseUnless(task == EditTask.INTERPOLATE, r.z1() != null || r.z2() != null, "latents",
         "interpolate");
     refuseUnless(task == EditTask.SUPERRES, r.patch() != null, "patch", "superres");
-    refuseUnless(task != EditTask.DENOISE,
-        r.timesteps() != null || r.numInferenceSteps() != null, "timesteps",
-        "every task but denoise (which runs one step at its sigma)");
+    if (task == EditTask.DENOISE && (r.timesteps() != null || r.numInferenceSteps() != null)) {
+      throw new IllegalArgumentException((r.timesteps() != null ? "timesteps" : "steps")
+          + ": denoise runs one step at its sigma and takes no schedule");
+    }
     if (task == EditTask.COLORIZE && channels != 3) {
       throw new IllegalArgumentException("colorize needs an RGB model, found in_channels "
           + channels);
