@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "backend.h"
 #include "cm4j.h"
 #include "test_util.h"
 
@@ -102,6 +103,76 @@ void sampling_loop(cm4j_unet* u, const std::string& config, const std::string& w
   CHECK(e <= kBound, "tiny: sampling loop vs cpu rel_l2 %.3e > %.0e", e, kBound);
 }
 
+// The editing loop on the device (cm4j_unet_edit), tiny model, batch 2, two steps with noise,
+// for inpaint (the mask's upload) and superres (the patch means' workspace): bit for bit a host
+// loop of cm4j_unet_forward on the same engine whose editing step is the CPU backend's on
+// host memory (which io.cm4j.edit's EditDeviceLoopTest holds bit for bit to the Java loop).
+void editing_loop(cm4j_unet* u, const int64_t* labels) {
+  const int batch = 2, size = 32, patch = 8;
+  const size_t plane = size * size, n = batch * 3 * plane;  // [B, 3, 32, 32]
+  const std::vector<float> sigmas = {5.38f, 2.24f};
+  const SampleTables t = sample_tables(sigmas, batch);
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+  std::vector<float> x0(n), noise(sigmas.size() * n), reference(n), mask(batch * plane);
+  for (float& v : reference) v = unit(rng);
+  for (size_t i = 0; i < n; ++i) x0[i] = reference[i] + 5.38f * normal(rng);
+  for (float& v : noise) v = normal(rng);
+  for (float& v : mask) v = unit(rng) < 0.0f ? 0.0f : 1.0f;
+  auto cpu = cm4j::make_cpu_backend(1, CM4J_F32);
+  const struct {
+    int c_api;
+    cm4j::EditReplacement backend;
+    const char* name;
+  } kinds[] = {{CM4J_EDIT_INPAINT, cm4j::EditReplacement::kInpaint, "editing loop inpaint"},
+               {CM4J_EDIT_SUPERRES, cm4j::EditReplacement::kSuperres, "editing loop superres"}};
+  for (const auto& kind : kinds) {
+    std::vector<float> got(n);
+    int rc = cm4j_unet_edit(u, batch, static_cast<int>(sigmas.size()), x0.data(),
+                            t.timesteps.data(), t.input_scale.data(), t.c_skip.data(),
+                            t.c_out.data(), t.noise_scale.data(), noise.data(), labels,
+                            kind.c_api, patch, reference.data(), mask.data(), got.data());
+    CHECK(rc == CM4J_OK, "tiny: edit: %s", cm4j_last_error());
+    if (rc != CM4J_OK) return;
+    std::vector<float> x = x0, in(n), out(n), workspace(batch * 3 * (size / patch) * (size / patch));
+    for (size_t s = 0; s < sigmas.size() && rc == CM4J_OK; ++s) {
+      const size_t row = s * batch;
+      for (size_t i = 0; i < n; ++i)
+        in[i] = reference_scale_model_input(x[i], t.input_scale[row + i * batch / n]);
+      rc = cm4j_unet_forward(u, batch, in.data(), &t.timesteps[row], labels, out.data());
+      if (rc != CM4J_OK) break;
+      cm4j::EditStepParams p;
+      p.batch = batch;
+      p.channels = 3;
+      p.size = size;
+      p.replacement = kind.backend;
+      p.patch = patch;
+      cm4j::EditStepArgs a;
+      a.model_output = out.data();
+      a.sample = x.data();
+      a.reference = reference.data();
+      a.mask_keep = mask.data();
+      a.noise = noise.data() + s * n;
+      a.c_skip = &t.c_skip[row];
+      a.c_out = &t.c_out[row];
+      a.noise_scale = &t.noise_scale[row];
+      a.workspace = workspace.data();
+      cm4j::Status status = cpu->edit_step(p, a);
+      CHECK(status.ok(), "tiny: cpu edit_step: %s", status.message.c_str());
+    }
+    CHECK(rc == CM4J_OK, "tiny: forward: %s", cm4j_last_error());
+    const int64_t at = first_difference(got.data(), x.data(), n);
+    std::printf("%-10s %-6s %-28s %s\n", "tiny", g_device.c_str(), kind.name,
+                at < 0 ? "identical to the forward loop" : "DIFFERS from the forward loop");
+    if (at >= 0)
+      std::printf("  element %lld: edit %a, forward loop %a\n", static_cast<long long>(at),
+                  got[at], x[at]);
+    CHECK(at < 0, "tiny: %s differs from the forward loop at %lld", kind.name,
+          static_cast<long long>(at));
+  }
+}
+
 void run_case(const char* model) {
   if (!selected(model)) return;
   const bool tiny = std::string(model) == "tiny";
@@ -168,6 +239,7 @@ void run_case(const char* model) {
 
   if (tiny && rc == CM4J_OK)
     sampling_loop(u, config, dir + "/pipeline/unet/diffusion_pytorch_model.safetensors", labels);
+  if (tiny && rc == CM4J_OK) editing_loop(u, labels);
   if (tiny && rc == CM4J_OK) {
     // Same inputs again: the kernels are deterministic, so the same bits.
     std::vector<float> again(out.size());

@@ -32,6 +32,9 @@ public final class EditImages {
    */
   public static FloatTensor readImages(List<Path> files, int size, boolean resize,
       boolean lowResOk) throws IOException {
+    if (files.isEmpty()) {
+      throw new IllegalArgumentException("expected at least one image file");
+    }
     int[][][] pixels = new int[files.size()][][];
     int side = -1;
     for (int b = 0; b < files.size(); b++) {

@@ -90,7 +90,8 @@ class EditValidationTest {
     refused("sigma:", "[0.002, 80.0], found 81.0", d.sigma(81f));
     refused("sigma:", "found 0.001", d.sigma(0.001f));
     refused("sigma:", "NaN", d.sigma(Float.NaN));
-    refused("timesteps:", "only every task but denoise", d.sigma(1f).timesteps(3, 1));
+    refused("timesteps:", "takes no schedule", d.sigma(1f).timesteps(3, 1));
+    refused("steps:", "takes no schedule", d.timesteps((int[]) null).numInferenceSteps(2));
     EditRequest.Builder s = EditRequest.builder(EditTask.SDEDIT).image(image(1, 32));
     refused("timesteps:", "descending", s.timesteps(16, 20));
     refused("timesteps:", "in [0, 40), found 40", s.timesteps(40, 2));
