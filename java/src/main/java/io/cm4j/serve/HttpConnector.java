@@ -250,6 +250,7 @@ final class HttpConnector implements AutoCloseable {
     boolean inRequest; // first byte read, answer not yet written
     ByteBuffer out;
     boolean closeAfterWrite;
+    boolean draining; // answered and closing: reads what the client still sends, then closes
     boolean closed;
 
     Connection(SocketChannel channel) {
@@ -259,6 +260,10 @@ final class HttpConnector implements AutoCloseable {
     }
 
     void read() {
+      if (draining) {
+        drain();
+        return;
+      }
       int n;
       try {
         if (!in.hasRemaining()) { // headers only: readHead sizes it for the body
@@ -454,7 +459,7 @@ final class HttpConnector implements AutoCloseable {
       }
       out = null;
       if (closeAfterWrite) {
-        close();
+        linger();
         return;
       }
       inRequest = in.position() > 0;
@@ -467,9 +472,40 @@ final class HttpConnector implements AutoCloseable {
       }
     }
 
+    /**
+     * Closes after the answer without losing it: closing a socket with unread input resets
+     * the connection, and the client may then never see the answer (say a 413 while it still
+     * sends the body). So the output is shut, and what the client sends is read and dropped
+     * until it closes too, for at most a second.
+     */
+    void linger() {
+      try {
+        channel.shutdownOutput();
+      } catch (IOException e) {
+        close();
+        return;
+      }
+      draining = true;
+      in = ByteBuffer.allocate(4096);
+      deadline = System.nanoTime() + Math.min(1_000_000_000L, limits.requestTimeout().toNanos());
+      key.interestOps(SelectionKey.OP_READ);
+    }
+
+    void drain() {
+      try {
+        in.clear();
+        if (channel.read(in) >= 0) {
+          return;
+        }
+      } catch (IOException e) {
+        // gone: close
+      }
+      close();
+    }
+
     /** Its deadline passed: a request too slow to arrive, an idle or a stuck connection. */
     void expired() {
-      if (out != null || !inRequest) {
+      if (draining || out != null || !inRequest) {
         close(); // a client that does not take its answer, or an idle keep-alive
       } else if (key.interestOps() != 0) {
         fail(408, "request not received within " + limits.requestTimeout().toMillis() + " ms");
