@@ -56,13 +56,25 @@ public final class Requests {
    * @throws IllegalArgumentException for another extension, or columns of the wrong type
    */
   public static Dataset<Row> read(SparkSession spark, String file) {
-    String name = file.toLowerCase(Locale.ROOT);
-    if (name.endsWith(".parquet")) {
+    if (isParquet(file)) {
       return normalize(spark.read().parquet(file));
     }
+    return normalize(spark.read().schema(SCHEMA).option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", CORRUPT).json(file));
+  }
+
+  /**
+   * Whether {@link #read} takes {@code file} as Parquet (else as JSON lines).
+   *
+   * @throws IllegalArgumentException when the extension is neither
+   */
+  static boolean isParquet(String file) {
+    String name = file.toLowerCase(Locale.ROOT);
+    if (name.endsWith(".parquet")) {
+      return true;
+    }
     if (name.endsWith(".jsonl") || name.endsWith(".json") || name.endsWith(".ndjson")) {
-      return normalize(spark.read().schema(SCHEMA).option("mode", "PERMISSIVE")
-          .option("columnNameOfCorruptRecord", CORRUPT).json(file));
+      return false;
     }
     throw new IllegalArgumentException("expected a .jsonl (JSON lines) or .parquet file");
   }

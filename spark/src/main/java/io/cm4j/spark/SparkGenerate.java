@@ -116,6 +116,11 @@ public final class SparkGenerate implements Callable<Integer> {
     if (!Files.exists(Path.of(requests))) {
       throw usage("--requests " + requests + ": no such file");
     }
+    try {
+      Requests.isParquet(requests);
+    } catch (IllegalArgumentException e) {
+      throw usage("--requests " + requests + ": " + e.getMessage());
+    }
     SparkConf conf = new SparkConf().setAppName("cm4j spark-generate");
     if (master != null) {
       conf.setMaster(master);

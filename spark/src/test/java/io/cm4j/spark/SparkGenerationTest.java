@@ -21,36 +21,18 @@ import java.util.stream.Stream;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
-import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructType;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
 /** The Spark job in local[2] mode against the Java pipeline and `cm4j generate`. */
-class SparkGenerationTest {
-  @TempDir static Path tmp;
-  private static SparkSession spark;
-  private static TinyModel tiny;
-
-  @BeforeAll
-  static void start() throws Exception {
-    spark = SparkSession.builder().master("local[2]").appName("cm4j-spark-test")
-        .config("spark.ui.enabled", false).config("spark.sql.shuffle.partitions", 2)
-        .getOrCreate();
-    tiny = new TinyModel(tmp);
+class SparkGenerationTest extends LocalSpark {
+  @Override
+  String master() {
+    return "local[2]";
   }
 
-  @AfterAll
-  static void stop() {
-    spark.stop();
-    tiny.close();
-    ExecutorEngines.closeAll();
-  }
-
-  private static SparkGeneration.Summary generate(Path requests, Path out) throws Exception {
+  private SparkGeneration.Summary generate(Path requests, Path out) throws Exception {
     return SparkGeneration.write(SparkGeneration.generate(Requests.read(spark,
         requests.toString()), GenerationOptions.of(TinyModel.path().toString())), out.toString());
   }

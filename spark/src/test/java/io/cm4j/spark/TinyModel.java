@@ -17,11 +17,9 @@ import java.util.stream.LongStream;
  */
 final class TinyModel implements AutoCloseable {
   private final ConsistencyModelPipeline pipeline;
-  private final Path scratch;
 
-  TinyModel(Path scratch) throws Exception {
+  TinyModel() throws Exception {
     this.pipeline = ConsistencyModelPipeline.open(path());
-    this.scratch = scratch;
   }
 
   static Path path() {
@@ -72,11 +70,13 @@ final class TinyModel implements AutoCloseable {
     } else if (r.steps() != null) {
       b.numInferenceSteps(r.steps());
     }
-    Path file = Files.createTempFile(scratch, "expected", ".png");
-    pipeline.generate(b.build()).writePng(0, file);
-    byte[] bytes = Files.readAllBytes(file);
-    Files.delete(file);
-    return bytes;
+    Path file = Files.createTempFile("cm4j-spark-expected", ".png");
+    try {
+      pipeline.generate(b.build()).writePng(0, file);
+      return Files.readAllBytes(file);
+    } finally {
+      Files.delete(file);
+    }
   }
 
   @Override
