@@ -11,6 +11,7 @@
  *   cm4j_unet_finalize(unet)      checks missing/unexpected/mis-shaped keys, packs weights
  *   cm4j_unet_forward(...)        any number of times, from any thread
  *   cm4j_unet_sample(...)         a whole sampling loop on the device, likewise
+ *   cm4j_unet_edit(...)           the zero-shot editing loop on the device, likewise
  *   cm4j_unet_destroy(unet)
  */
 #ifndef CM4J_H
@@ -124,6 +125,37 @@ CM4J_API int cm4j_unet_sample(cm4j_unet *unet, int batch, int steps, const float
                      const float *c_out, const float *noise_scale, float s_noise,
                      const float *noise, const int64_t *class_labels, int clip,
                      float *sample_out);
+
+/* Replacement operators of cm4j_unet_edit. */
+#define CM4J_EDIT_NONE 0     /* sdedit, denoise, interpolate */
+#define CM4J_EDIT_INPAINT 1
+#define CM4J_EDIT_COLORIZE 2
+#define CM4J_EDIT_SUPERRES 3
+
+/* The zero-shot editing loop (io.cm4j.edit; golden README, "Editing cases") on the engine's
+ * device, uploaded and downloaded once like cm4j_unet_sample. For step s and image b:
+ *   model_input  = sample / input_scale[s,b]
+ *   model_output = unet(model_input, timesteps[s,b], class_labels)
+ *   d            = clamp(c_out[s,b] * model_output + c_skip[s,b] * sample, -1, 1)
+ *   sample       = R(reference, d) + noise[s] * noise_scale[s,b]   (no noise: R(reference, d))
+ * with R by replacement (M = mask_keep, q the unit luma axis, q.x per pixel, mean_p the
+ * patch x patch means summed row by row):
+ *   CM4J_EDIT_NONE      d                         CM4J_EDIT_INPAINT   M*y + (1-M)*d
+ *   CM4J_EDIT_COLORIZE  d + q (q.y - q.d)          CM4J_EDIT_SUPERRES  (d - mean_p(d)) + y
+ * Each operation is one float32 operation rounded as written (no fused multiply-add), so the
+ * result is bit for bit that of io.cm4j.edit's Java loop around cm4j_unet_forward. The final
+ * clamp of the output is the caller's.
+ *   sample_in, sample_out, reference  [batch, C, S, S] f32 (reference NULL for NONE)
+ *   timesteps, input_scale, c_skip, c_out, noise_scale  [steps, batch] f32
+ *   noise        [steps, batch, C, S, S] f32, each step's draw in order, or NULL (none)
+ *   mask_keep    [batch, S, S] f32 of 0 and 1 (INPAINT; ignored otherwise)
+ *   patch        SUPERRES: divides S
+ * Thread-safe like cm4j_unet_forward. */
+CM4J_API int cm4j_unet_edit(cm4j_unet *unet, int batch, int steps, const float *sample_in,
+                   const float *timesteps, const float *input_scale, const float *c_skip,
+                   const float *c_out, const float *noise_scale, const float *noise,
+                   const int64_t *class_labels, int replacement, int patch,
+                   const float *reference, const float *mask_keep, float *sample_out);
 
 /* Debug taps: when enabled, the next forward passes keep the intermediate outputs the golden
  * files record (tap.time_embedding, tap.conv_in, tap.down_blocks.N, ...). */

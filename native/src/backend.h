@@ -7,6 +7,7 @@
 // behind its Weight handle.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -130,6 +131,66 @@ struct SchedulerStepArgs {
   float* prev = nullptr;                // [B, image]; may alias sample
 };
 
+// One step of the zero-shot editing loop (io.cm4j.edit.Editing; golden README, "Editing
+// cases"), after the UNet, per element of image b, in two passes:
+//   d = clamp(c_out[b] * model_output + c_skip[b] * sample, -1, 1)   (into model_output)
+//   sample = R(y, d) + noise * noise_scale[b]      (sample = R(y, d) when noise is null)
+// with R the replacement of the task, y = reference, M = mask_keep[b, pixel], q the unit
+// luma vector (edit_luma_axis) and q.x = (q0*x0 + q1*x1) + q2*x2 per pixel:
+//   kNone      d
+//   kInpaint   M*y + (1-M)*d
+//   kColorize  d + q (q.y - q.d)                    (3 channels)
+//   kSuperres  (d - mean_p(d)) + y, mean_p(d) of each p x p patch: the patch summed row by
+//              row, left to right, in float, then divided by p*p (into workspace first)
+// Every operation is one float32 operation rounded as written (no fused multiply-add), so
+// the result is bit for bit that of the Java loop. The clamp keeps NaN, as Java's does.
+enum class EditReplacement { kNone = 0, kInpaint = 1, kColorize = 2, kSuperres = 3 };
+
+struct EditStepParams {
+  int batch = 1, channels = 0, size = 0;  // [B, C, S, S]
+  EditReplacement replacement = EditReplacement::kNone;
+  int patch = 0;  // kSuperres: p, dividing size
+};
+
+struct EditStepArgs {
+  float* model_output = nullptr;      // [B, C, S, S] the UNet's output, replaced by d
+  float* sample = nullptr;            // [B, C, S, S] x, replaced by the next x
+  const float* reference = nullptr;   // [B, C, S, S] y, or null for kNone
+  const float* mask_keep = nullptr;   // [B, S, S], kInpaint
+  const float* noise = nullptr;       // [B, C, S, S], or null
+  const float* c_skip = nullptr;      // [B]
+  const float* c_out = nullptr;       // [B]
+  const float* noise_scale = nullptr; // [B]
+  float* workspace = nullptr;         // [B, C, S/p, S/p], kSuperres
+};
+
+// What is wrong with an edit_step's arguments, or null: both backends check with this.
+inline const char* edit_step_problem(const EditStepParams& p, const EditStepArgs& a) {
+  if (!a.model_output || !a.sample || !a.c_skip || !a.c_out || !a.noise_scale)
+    return "edit_step: null pointer";
+  if (p.batch <= 0 || p.channels <= 0 || p.size <= 0) return "edit_step: bad shape";
+  switch (p.replacement) {
+    case EditReplacement::kNone:
+      return nullptr;
+    case EditReplacement::kInpaint:
+      return a.reference && a.mask_keep ? nullptr : "edit_step: inpaint needs reference and mask";
+    case EditReplacement::kColorize:
+      if (p.channels != 3) return "edit_step: colorize needs 3 channels";
+      return a.reference ? nullptr : "edit_step: colorize needs a reference";
+    case EditReplacement::kSuperres:
+      if (p.patch <= 0 || p.size % p.patch != 0) return "edit_step: patch must divide the size";
+      return a.reference && a.workspace ? nullptr : "edit_step: superres needs reference and workspace";
+  }
+  return "edit_step: unknown replacement";
+}
+
+// q = w / |w| for the luma weights w = (0.2989, 0.5870, 0.1140), in double, rounded once.
+inline void edit_luma_axis(float q[3]) {
+  const double w[3] = {0.2989, 0.5870, 0.1140};
+  const double norm = std::sqrt(w[0] * w[0] + w[1] * w[1] + w[2] * w[2]);
+  for (int c = 0; c < 3; ++c) q[c] = static_cast<float>(w[c] / norm);
+}
+
 // diffusers UNet2DModel's conditioning, time_proj -> time_embedding (+ class_embedding):
 //   emb = linear_2(silu(linear_1(sinusoid(t)))) + class_embedding[labels]
 // with the sinusoid of timestep_embedding below (channels wide) and the class term only when
@@ -226,6 +287,8 @@ class Backend {
                                    int64_t image) = 0;
   // See SchedulerStepParams. The per-image scalars are in backend memory.
   virtual Status scheduler_step(const SchedulerStepParams& p, const SchedulerStepArgs& a) = 0;
+  // See EditStepParams. The per-image scalars, reference, mask and noise are in backend memory.
+  virtual Status edit_step(const EditStepParams& p, const EditStepArgs& a) = 0;
 
   // Waits for queued work (no-op on the CPU).
   virtual Status synchronize() = 0;

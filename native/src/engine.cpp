@@ -309,67 +309,131 @@ int cm4j_unet_forward(cm4j_unet* u, int batch, const float* sample, const float*
   });
 }
 
+namespace {
+
+// cm4j_unet_sample, or cm4j_unet_edit when edit is set (already checked).
+int run_loop(cm4j_unet* u, int batch, int steps, const float* sample_in, const float* timesteps,
+             const float* input_scale, const float* c_skip, const float* c_out,
+             const float* noise_scale, float s_noise, const float* noise,
+             const int64_t* class_labels, int clip, float* sample_out,
+             const cm4j::EditLoopArgs* edit) {
+  int rc = check_ready(u);
+  if (rc != CM4J_OK) return rc;
+  const cm4j::UNetConfig& c = u->config;
+  if (c.in_channels != c.out_channels)
+    return fail(CM4J_ERR_UNSUPPORTED, "sample: the UNet outputs " + std::to_string(c.out_channels) +
+                                          " channels but takes " + std::to_string(c.in_channels) +
+                                          "; the scheduler's step needs them equal");
+  if (batch <= 0)
+    return fail(CM4J_ERR_INVALID_ARGUMENT, "batch: expected a positive size, found " + std::to_string(batch));
+  if (steps <= 0)
+    return fail(CM4J_ERR_INVALID_ARGUMENT, "steps: expected at least 1, found " + std::to_string(steps));
+  const struct {
+    const void* p;
+    const char* name;
+  } required[] = {{sample_in, "sample_in"},     {timesteps, "timesteps"}, {input_scale, "input_scale"},
+                  {c_skip, "c_skip"},           {c_out, "c_out"},         {noise_scale, "noise_scale"},
+                  {sample_out, "sample_out"}};
+  for (const auto& r : required)
+    if (!r.p) return fail(CM4J_ERR_INVALID_ARGUMENT, std::string("sample: ") + r.name + " is null");
+  if (clip != 0 && clip != 1)
+    return fail(CM4J_ERR_INVALID_ARGUMENT, "clip: expected 0 or 1, found " + std::to_string(clip));
+  const int64_t image = static_cast<int64_t>(c.in_channels) * c.sample_size * c.sample_size;
+  // The noise of every step is held on the device at once: [steps, B, C, S, S] floats.
+  if (static_cast<int64_t>(steps) * batch > INT64_MAX / static_cast<int64_t>(sizeof(float)) / image)
+    return fail(CM4J_ERR_INVALID_ARGUMENT, "sample: " + std::to_string(steps) + " steps of " +
+                                               std::to_string(batch) + " images do not fit in memory");
+  for (int64_t i = 0; i < static_cast<int64_t>(steps) * batch; ++i)
+    if (!std::isfinite(timesteps[i]))
+      return fail(CM4J_ERR_INVALID_ARGUMENT, "timesteps[" + std::to_string(i) + "] (step " +
+                                                 std::to_string(i / batch + 1) + ", image " +
+                                                 std::to_string(i % batch) +
+                                                 "): expected a finite value, found " +
+                                                 std::to_string(timesteps[i]));
+  rc = check_labels(u, batch, class_labels);
+  if (rc != CM4J_OK) return rc;
+  std::lock_guard<std::mutex> lock(u->mutex);
+  rc = prepare_plan(u, batch);
+  if (rc != CM4J_OK) return rc;
+  cm4j::SampleLoopArgs a;
+  a.batch = batch;
+  a.steps = steps;
+  a.image = image;
+  a.shape = {batch, c.in_channels, c.sample_size, c.sample_size};
+  a.sample_in = sample_in;
+  a.timesteps = timesteps;
+  a.input_scale = input_scale;
+  a.c_skip = c_skip;
+  a.c_out = c_out;
+  a.noise_scale = noise_scale;
+  a.noise = noise;
+  a.s_noise = s_noise;
+  a.clip = clip == 1;
+  a.sample_out = sample_out;
+  a.edit = edit;
+  cm4j::Status s = cm4j::run_sample_loop(*u->plan, plan_context(u, class_labels), a);
+  return s.ok() ? CM4J_OK : fail(s);
+}
+
+}  // namespace
+
 int cm4j_unet_sample(cm4j_unet* u, int batch, int steps, const float* sample_in,
                      const float* timesteps, const float* input_scale, const float* c_skip,
                      const float* c_out, const float* noise_scale, float s_noise,
                      const float* noise, const int64_t* class_labels, int clip,
                      float* sample_out) {
   return guarded([&] {
+    return run_loop(u, batch, steps, sample_in, timesteps, input_scale, c_skip, c_out,
+                    noise_scale, s_noise, noise, class_labels, clip, sample_out, nullptr);
+  });
+}
+
+int cm4j_unet_edit(cm4j_unet* u, int batch, int steps, const float* sample_in,
+                   const float* timesteps, const float* input_scale, const float* c_skip,
+                   const float* c_out, const float* noise_scale, const float* noise,
+                   const int64_t* class_labels, int replacement, int patch,
+                   const float* reference, const float* mask_keep, float* sample_out) {
+  return guarded([&] {
     int rc = check_ready(u);
     if (rc != CM4J_OK) return rc;
     const cm4j::UNetConfig& c = u->config;
-    if (c.in_channels != c.out_channels)
-      return fail(CM4J_ERR_UNSUPPORTED, "sample: the UNet outputs " + std::to_string(c.out_channels) +
-                                            " channels but takes " + std::to_string(c.in_channels) +
-                                            "; the scheduler's step needs them equal");
-    if (batch <= 0)
-      return fail(CM4J_ERR_INVALID_ARGUMENT, "batch: expected a positive size, found " + std::to_string(batch));
-    if (steps <= 0)
-      return fail(CM4J_ERR_INVALID_ARGUMENT, "steps: expected at least 1, found " + std::to_string(steps));
-    const struct {
-      const void* p;
-      const char* name;
-    } required[] = {{sample_in, "sample_in"},     {timesteps, "timesteps"}, {input_scale, "input_scale"},
-                    {c_skip, "c_skip"},           {c_out, "c_out"},         {noise_scale, "noise_scale"},
-                    {sample_out, "sample_out"}};
-    for (const auto& r : required)
-      if (!r.p) return fail(CM4J_ERR_INVALID_ARGUMENT, std::string("sample: ") + r.name + " is null");
-    if (clip != 0 && clip != 1)
-      return fail(CM4J_ERR_INVALID_ARGUMENT, "clip: expected 0 or 1, found " + std::to_string(clip));
-    const int64_t image = static_cast<int64_t>(c.in_channels) * c.sample_size * c.sample_size;
-    // The noise of every step is held on the device at once: [steps, B, C, S, S] floats.
-    if (static_cast<int64_t>(steps) * batch > INT64_MAX / static_cast<int64_t>(sizeof(float)) / image)
-      return fail(CM4J_ERR_INVALID_ARGUMENT, "sample: " + std::to_string(steps) + " steps of " +
-                                                 std::to_string(batch) + " images do not fit in memory");
-    for (int64_t i = 0; i < static_cast<int64_t>(steps) * batch; ++i)
-      if (!std::isfinite(timesteps[i]))
-        return fail(CM4J_ERR_INVALID_ARGUMENT, "timesteps[" + std::to_string(i) + "] (step " +
-                                                   std::to_string(i / batch + 1) + ", image " +
-                                                   std::to_string(i % batch) +
-                                                   "): expected a finite value, found " +
-                                                   std::to_string(timesteps[i]));
-    rc = check_labels(u, batch, class_labels);
-    if (rc != CM4J_OK) return rc;
-    std::lock_guard<std::mutex> lock(u->mutex);
-    rc = prepare_plan(u, batch);
-    if (rc != CM4J_OK) return rc;
-    cm4j::SampleLoopArgs a;
-    a.batch = batch;
-    a.steps = steps;
-    a.image = image;
-    a.shape = {batch, c.in_channels, c.sample_size, c.sample_size};
-    a.sample_in = sample_in;
-    a.timesteps = timesteps;
-    a.input_scale = input_scale;
-    a.c_skip = c_skip;
-    a.c_out = c_out;
-    a.noise_scale = noise_scale;
-    a.noise = noise;
-    a.s_noise = s_noise;
-    a.clip = clip == 1;
-    a.sample_out = sample_out;
-    cm4j::Status s = cm4j::run_sample_loop(*u->plan, plan_context(u, class_labels), a);
-    return s.ok() ? CM4J_OK : fail(s);
+    cm4j::EditLoopArgs edit;
+    edit.reference = reference;
+    edit.mask_keep = mask_keep;
+    edit.patch = patch;
+    switch (replacement) {
+      case CM4J_EDIT_NONE:
+        edit.replacement = cm4j::EditReplacement::kNone;
+        break;
+      case CM4J_EDIT_INPAINT:
+        edit.replacement = cm4j::EditReplacement::kInpaint;
+        if (!reference || !mask_keep)
+          return fail(CM4J_ERR_INVALID_ARGUMENT, "edit: inpaint needs reference and mask_keep");
+        break;
+      case CM4J_EDIT_COLORIZE:
+        edit.replacement = cm4j::EditReplacement::kColorize;
+        if (!reference) return fail(CM4J_ERR_INVALID_ARGUMENT, "edit: colorize needs a reference");
+        if (c.in_channels != 3)
+          return fail(CM4J_ERR_UNSUPPORTED, "edit: colorize needs 3 channels, the UNet has " +
+                                                std::to_string(c.in_channels));
+        break;
+      case CM4J_EDIT_SUPERRES:
+        edit.replacement = cm4j::EditReplacement::kSuperres;
+        if (!reference) return fail(CM4J_ERR_INVALID_ARGUMENT, "edit: superres needs a reference");
+        if (patch < 1 || c.sample_size % patch != 0)
+          return fail(CM4J_ERR_INVALID_ARGUMENT, "patch: expected a size that divides " +
+                                                     std::to_string(c.sample_size) + ", found " +
+                                                     std::to_string(patch));
+        break;
+      default:
+        return fail(CM4J_ERR_INVALID_ARGUMENT,
+                    "replacement: expected CM4J_EDIT_NONE..SUPERRES (0-3), found " +
+                        std::to_string(replacement));
+    }
+    if (replacement != CM4J_EDIT_INPAINT) edit.mask_keep = nullptr;
+    if (replacement == CM4J_EDIT_NONE) edit.reference = nullptr;
+    return run_loop(u, batch, steps, sample_in, timesteps, input_scale, c_skip, c_out,
+                    noise_scale, 1.0f, noise, class_labels, 1, sample_out, &edit);
   });
 }
 

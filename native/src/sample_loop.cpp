@@ -43,6 +43,25 @@ Status run_sample_loop(const Plan& plan, ExecContext ctx, const SampleLoopArgs& 
   if (s.ok()) s = buffers.alloc(5 * rows, &scalars);
   if (s.ok() && a.noise) s = buffers.alloc(a.steps * images, &noise);
   if (!s.ok()) return s;
+  EditStepArgs edit;  // the editing loop's buffers, when a.edit is set
+  if (a.edit) {
+    const ActShape& shape = a.shape;
+    const size_t plane = static_cast<size_t>(shape.h) * shape.w;
+    const EditLoopArgs& e = *a.edit;
+    float *reference = nullptr, *mask = nullptr, *workspace = nullptr;
+    if (e.reference) s = buffers.alloc(images, &reference);
+    if (s.ok() && e.mask_keep) s = buffers.alloc(a.batch * plane, &mask);
+    if (s.ok() && e.replacement == EditReplacement::kSuperres) {
+      const size_t cells = shape.h / e.patch;
+      s = buffers.alloc(static_cast<size_t>(a.batch) * shape.channels * cells * cells, &workspace);
+    }
+    if (s.ok() && reference) s = be->upload(reference, e.reference, images);
+    if (s.ok() && mask) s = be->upload(mask, e.mask_keep, a.batch * plane);
+    if (!s.ok()) return s;
+    edit.reference = reference;
+    edit.mask_keep = mask;
+    edit.workspace = workspace;
+  }
 
   // The per-step values, five [steps, B] tables in one upload.
   std::vector<float> host(5 * rows);
@@ -86,7 +105,21 @@ Status run_sample_loop(const Plan& plan, ExecContext ctx, const SampleLoopArgs& 
       s = plan.run(ctx);
     }
     if (s.ok() && !plain) s = be->activation_to_f32(act_out, model_out, a.shape);
-    if (s.ok()) {
+    if (s.ok() && a.edit) {
+      EditStepParams ep;
+      ep.batch = a.batch;
+      ep.channels = a.shape.channels;
+      ep.size = a.shape.h;
+      ep.replacement = a.edit->replacement;
+      ep.patch = a.edit->patch;
+      edit.model_output = model_out;
+      edit.sample = x;
+      edit.noise = noise ? noise + step * images : nullptr;
+      edit.c_skip = c_skip + row;
+      edit.c_out = c_out + row;
+      edit.noise_scale = noise_scale + row;
+      s = be->edit_step(ep, edit);
+    } else if (s.ok()) {
       SchedulerStepArgs sa;
       sa.model_output = model_out;
       sa.sample = x;

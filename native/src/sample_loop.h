@@ -1,6 +1,7 @@
-// The consistency-model sampling loop on one backend (cm4j_unet_sample): the sample goes up
-// once, every step scales it, runs the UNet plan with its inputs and output in backend
-// memory and applies the scheduler's step there, and the final sample comes down once.
+// The consistency-model sampling loop on one backend (cm4j_unet_sample, and with an edit step
+// cm4j_unet_edit): the sample goes up once, every step scales it, runs the UNet plan with its
+// inputs and output in backend memory and applies the scheduler's (or the edit's) step
+// there, and the final sample comes down once.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +9,15 @@
 #include "plan.h"
 
 namespace cm4j {
+
+// The editing loop's extra inputs (cm4j_unet_edit): each step applies edit_step with them
+// instead of scheduler_step. Host memory, already validated.
+struct EditLoopArgs {
+  EditReplacement replacement = EditReplacement::kNone;
+  int patch = 0;                        // kSuperres
+  const float* reference = nullptr;     // [B, image], or null for kNone
+  const float* mask_keep = nullptr;     // [B, S * S], kInpaint
+};
 
 // Host memory, already validated (engine.cpp). Per-step values are [steps, batch], row s
 // for step s; see cm4j_unet_sample in cm4j.h for the arithmetic.
@@ -25,6 +35,7 @@ struct SampleLoopArgs {
   float s_noise = 1.0f;
   bool clip = false;
   float* sample_out = nullptr;            // [B, image]; may be sample_in
+  const EditLoopArgs* edit = nullptr;     // set: the editing loop (clip and s_noise unused)
 };
 
 // ctx: the context a forward pass of `plan` runs with (backend, arena, class labels, taps);

@@ -553,6 +553,64 @@ void test_scheduler_step(const Backends& be, bool edge, int batch, int64_t image
   report_bits("scheduler_step", shape, be.kernels, cs, gs, got, ref);
 }
 
+// The editing loop's step: the denoised d and the next sample, bit for bit the CPU
+// backend's, for every replacement, with and without noise; edge values as above.
+void test_edit_step(const Backends& be, bool edge, EditReplacement replacement, int batch,
+                    int size, int patch, bool noise) {
+  const char* names[] = {"none", "inpaint", "colorize", "superres"};
+  char shape[128];
+  std::snprintf(shape, sizeof shape, "%s %s b%d 3x%dx%d p%d%s", edge ? "edge" : "random",
+                names[static_cast<int>(replacement)], batch, size, size, patch,
+                noise ? " noise" : "");
+  if (!selected(std::string("edit_step ") + shape)) return;
+  const size_t plane = static_cast<size_t>(size) * size, n = batch * 3 * plane;
+  std::vector<float> model_output = randn(n), sample = randn(n, 20.0f), z = randn(n);
+  std::vector<float> reference = uniform(n, -1.0f, 1.0f), mask = uniform(batch * plane, 0, 1);
+  for (float& m : mask) m = m < 0.5f ? 0.0f : 1.0f;
+  std::vector<float> c_skip = uniform(batch, 0.0f, 1.0f), c_out = uniform(batch, 0.0f, 0.5f);
+  std::vector<float> noise_scale = uniform(batch, 0.0f, 80.0f);
+  if (edge) {
+    const std::vector<float> v = special_values();
+    for (size_t i = 0; i < n; ++i) {
+      model_output[i] = v[i % v.size()];
+      sample[i] = v[(i / v.size()) % v.size()];
+      reference[i] = v[(i * 5 + 1) % v.size()];
+      z[i] = v[(i * 7 + 3) % v.size()];
+    }
+  }
+  auto run = [&](Backend* backend, Status* s) {
+    const size_t cells = patch > 0 ? size / patch : 1;
+    Buf bo(backend, model_output), bx(backend, sample), by(backend, reference),
+        bm(backend, mask), bz(backend, z), bs(backend, c_skip), bc(backend, c_out),
+        bn(backend, noise_scale), work(backend, batch * 3 * cells * cells);
+    EditStepParams p;
+    p.batch = batch;
+    p.channels = 3;
+    p.size = size;
+    p.replacement = replacement;
+    p.patch = patch;
+    EditStepArgs a;
+    a.model_output = bo.p;
+    a.sample = bx.p;
+    a.reference = replacement == EditReplacement::kNone ? nullptr : by.p;
+    a.mask_keep = bm.p;
+    a.noise = noise ? bz.p : nullptr;
+    a.c_skip = bs.p;
+    a.c_out = bc.p;
+    a.noise_scale = bn.p;
+    a.workspace = work.p;
+    *s = backend->edit_step(p, a);
+    if (s->ok()) *s = backend->synchronize();
+    std::vector<float> out = bo.get(), next = bx.get();
+    out.insert(out.end(), next.begin(), next.end());
+    return out;
+  };
+  Status cs, gs;
+  auto ref = run(be.cpu, &cs);
+  auto got = run(be.gpu, &gs);
+  report_bits("edit_step", shape, be.kernels, cs, gs, got, ref);
+}
+
 void test_scale_model_input(const Backends& be, bool edge, int batch, int64_t image) {
   char shape[128];
   std::snprintf(shape, sizeof shape, "%s b%d n%lld", edge ? "edge" : "random", batch,
@@ -834,6 +892,13 @@ int main() {
     test_scale_model_input(b, false, 64, 3 * 64 * 64);
     test_scale_model_input(b, false, 3, 37);
     test_scale_model_input(b, true, 6, 17 * 3);
+    for (EditReplacement r : {EditReplacement::kNone, EditReplacement::kInpaint,
+                              EditReplacement::kColorize, EditReplacement::kSuperres}) {
+      test_edit_step(b, false, r, 3, 32, 8, true);
+      test_edit_step(b, false, r, 2, 12, 4, false);
+      test_edit_step(b, true, r, 2, 18, 3, true);
+    }
+    test_edit_step(b, false, EditReplacement::kSuperres, 4, 64, 8, true);
   }
 
   // The whole time path (Backend::time_embedding): default composes four launches, the

@@ -344,6 +344,7 @@ inline void __syncthreads() { cm4j_emu::block_barrier(); }
 // -ffp-contract=off so that g++ keeps that promise too.
 inline float __fmul_rn(float a, float b) { return a * b; }
 inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fsub_rn(float a, float b) { return a - b; }
 inline float __fdiv_rn(float a, float b) { return a / b; }
 
 template <typename T>

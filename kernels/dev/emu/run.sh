@@ -42,7 +42,7 @@ for t in test_cuda_ops test_cuda_golden; do
 done
 
 rc=0
-FILTER=${CM4J_TEST_FILTER:-odd,tiny,errors,timestep,embedding_lookup,linear,b3 c5,scheduler_step,scale_model_input,time_embedding}
+FILTER=${CM4J_TEST_FILTER:-odd,tiny,errors,timestep,embedding_lookup,linear,b3 c5,scheduler_step,scale_model_input,edit_step,time_embedding}
 CM4J_TEST_FILTER=$FILTER "$B/test_cuda_ops" || rc=1
 if [ "${EMU_CANDIDATE_OPS:-1}" != 0 ]; then
   CM4J_CUDA_KERNELS=candidate CM4J_TEST_FILTER=$FILTER "$B/test_cuda_ops" || rc=1

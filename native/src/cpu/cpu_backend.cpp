@@ -84,6 +84,9 @@ class CpuBackend : public Backend {
   Status scheduler_step(const SchedulerStepParams& p, const SchedulerStepArgs& a) override {
     return guarded([&] { return cpu::scheduler_step(ctx_, p, a); });
   }
+  Status edit_step(const EditStepParams& p, const EditStepArgs& a) override {
+    return guarded([&] { return cpu::edit_step(ctx_, p, a); });
+  }
   // Composed from the calls above, each taking the lock itself (the lock is not recursive).
   Status time_embedding(const TimeEmbeddingParams& p, const TimeEmbeddingArgs& a) override {
     return compose_time_embedding(this, p, a);

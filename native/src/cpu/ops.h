@@ -27,6 +27,7 @@ Status embedding_lookup(const float* table, const int64_t* labels, float* rows, 
 Status scale_model_input(CpuContext& ctx, const float* x, const float* divisor, float* y,
                          int batch, int64_t image);
 Status scheduler_step(CpuContext& ctx, const SchedulerStepParams& p, const SchedulerStepArgs& a);
+Status edit_step(CpuContext& ctx, const EditStepParams& p, const EditStepArgs& a);
 
 }  // namespace cpu
 }  // namespace cm4j

@@ -407,6 +407,32 @@ class CudaBackend final : public Backend {
     return finish(kernels::scheduler_step_forward(k, stream_), "scheduler_step");
   }
 
+  Status edit_step(const EditStepParams& p, const EditStepArgs& a) override {
+    if (const char* problem = edit_step_problem(p, a)) return invalid(problem);
+    float q[3];
+    edit_luma_axis(q);
+    kernels::EditStepParams k;
+    k.batch = p.batch;
+    k.channels = p.channels;
+    k.size = p.size;
+    k.replacement = static_cast<int>(p.replacement);
+    k.patch = p.patch;
+    k.q0 = q[0];
+    k.q1 = q[1];
+    k.q2 = q[2];
+    k.model_output = a.model_output;
+    k.sample = a.sample;
+    k.reference = a.reference;
+    k.mask_keep = a.mask_keep;
+    k.noise = a.noise;
+    k.c_skip = a.c_skip;
+    k.c_out = a.c_out;
+    k.noise_scale = a.noise_scale;
+    k.workspace = a.workspace;
+    cudaSetDevice(device_);
+    return finish(kernels::edit_step_forward(k, stream_), "edit_step");
+  }
+
   // Candidate kernels: one launch (after the labels' copy); otherwise the four launches of
   // compose_time_embedding, as verified.
   Status time_embedding(const TimeEmbeddingParams& p, const TimeEmbeddingArgs& a) override {

@@ -317,6 +317,29 @@ public final class UNet implements AutoCloseable {
    */
   public FloatTensor sample(FloatTensor sample, SamplingSteps steps, FloatTensor noise,
       long[] classLabels) throws Cm4jException {
+    return loop(sample, steps, noise, classLabels, null);
+  }
+
+  /**
+   * The zero-shot editing loop ({@code io.cm4j.edit}) on this UNet's device, copied there and
+   * back once like {@link #sample}. Step s: {@code d = clamp(cOut * unet(x / inputScale) +
+   * cSkip * x, -1, 1)}, then {@code x = R(y, d) + noise[s] * noiseScale} (without noise,
+   * {@code R(y, d)}), R the replacement ({@link EditReplacement}; {@code steps.sNoise()} and
+   * {@code steps.clip()} are not used). Bit for bit the same loop around {@link #forward}
+   * with the arithmetic in Java ({@code io.cm4j.edit.Editing}). The final clamp is the
+   * caller's.
+   *
+   * @throws Cm4jException INVALID_ARGUMENT for inputs that do not fit (the message says which)
+   */
+  public FloatTensor edit(FloatTensor sample, SamplingSteps steps, FloatTensor noise,
+      long[] classLabels, EditReplacement replacement) throws Cm4jException {
+    Objects.requireNonNull(replacement, "replacement");
+    return loop(sample, steps, noise, classLabels, replacement);
+  }
+
+  /** {@link #sample}, or {@link #edit} when replacement is set. */
+  private FloatTensor loop(FloatTensor sample, SamplingSteps steps, FloatTensor noise,
+      long[] classLabels, EditReplacement replacement) throws Cm4jException {
     Objects.requireNonNull(sample, "sample");
     Objects.requireNonNull(steps, "steps");
     if (outChannels != inChannels) {
@@ -355,17 +378,50 @@ public final class UNet implements AutoCloseable {
             + "found " + Arrays.toString(noise.shape()));
       }
     }
+    if (replacement != null) {
+      checkReplacement(replacement, shape);
+    }
     FloatTensor out = FloatTensor.zeros(shape);
     lock.readLock().lock();
     try {
-      NativeCalls.check(Cm4jNative.cm4j_unet_sample(open(), batch, count, sample.buffer(),
-          steps.timesteps(), steps.inputScale(), steps.cSkip(), steps.cOut(), steps.noiseScale(),
-          steps.sNoise(), noise == null ? null : noise.buffer(), classLabels,
-          steps.clip() ? 1 : 0, out.buffer()), "cm4j_unet_sample", null);
+      if (replacement == null) {
+        NativeCalls.check(Cm4jNative.cm4j_unet_sample(open(), batch, count, sample.buffer(),
+            steps.timesteps(), steps.inputScale(), steps.cSkip(), steps.cOut(),
+            steps.noiseScale(), steps.sNoise(), noise == null ? null : noise.buffer(),
+            classLabels, steps.clip() ? 1 : 0, out.buffer()), "cm4j_unet_sample", null);
+      } else {
+        NativeCalls.check(Cm4jNative.cm4j_unet_edit(open(), batch, count, sample.buffer(),
+            steps.timesteps(), steps.inputScale(), steps.cSkip(), steps.cOut(),
+            steps.noiseScale(), noise == null ? null : noise.buffer(), classLabels,
+            replacement.kind().ordinal(), replacement.patch(),
+            replacement.reference() == null ? null : replacement.reference().buffer(),
+            replacement.maskKeep() == null ? null : replacement.maskKeep().buffer(),
+            out.buffer()), "cm4j_unet_edit", null);
+      }
     } finally {
       lock.readLock().unlock();
     }
     return out;
+  }
+
+  private static void checkReplacement(EditReplacement r, long[] shape) throws Cm4jException {
+    if (r.reference() != null && !Arrays.equals(r.reference().shape(), shape)) {
+      throw invalid("reference: expected " + Arrays.toString(shape) + " like the sample, found "
+          + Arrays.toString(r.reference().shape()));
+    }
+    long[] mask = {shape[0], 1, shape[2], shape[3]};
+    if (r.maskKeep() != null && !Arrays.equals(r.maskKeep().shape(), mask)) {
+      throw invalid("maskKeep: expected " + Arrays.toString(mask) + ", found "
+          + Arrays.toString(r.maskKeep().shape()));
+    }
+    if (r.kind() == EditReplacement.Kind.COLORIZE && shape[1] != 3) {
+      throw new Cm4jException(ErrorCode.UNSUPPORTED, "colorize needs 3 channels, found "
+          + shape[1]);
+    }
+    if (r.kind() == EditReplacement.Kind.SUPERRES
+        && (r.patch() < 1 || shape[2] % r.patch() != 0)) {
+      throw invalid("patch: expected a size that divides " + shape[2] + ", found " + r.patch());
+    }
   }
 
   private int validate(FloatTensor sample, float[] timestep, long[] classLabels)

@@ -2,6 +2,7 @@ package io.cm4j.cli;
 
 import io.cm4j.Device;
 import io.cm4j.Precision;
+import io.cm4j.serve.ImageNetClasses;
 import java.util.function.Function;
 import picocli.CommandLine.ITypeConverter;
 import picocli.CommandLine.TypeConversionException;
@@ -34,6 +35,19 @@ final class Converters {
   static final class DeviceConverter extends Parsing<Device> {
     DeviceConverter() {
       super(Device::parse);
+    }
+  }
+
+  /** A class label: a number, or an ImageNet class name ("goldfish", "golden retriever"). */
+  static final class ClassLabelConverter extends Parsing<Long> {
+    ClassLabelConverter() {
+      super(text -> {
+        try {
+          return Long.parseLong(text.trim()); // its range is checked against the model's
+        } catch (NumberFormatException e) {
+          return ImageNetClasses.parse(text);
+        }
+      });
     }
   }
 

@@ -1,24 +1,19 @@
 package io.cm4j.cli;
 
 import io.cm4j.Cm4jException;
-import io.cm4j.Device;
-import io.cm4j.ErrorCode;
 import io.cm4j.UNet;
 import io.cm4j.hub.HubClient;
 import io.cm4j.pipeline.CMStochasticIterativeScheduler;
 import io.cm4j.pipeline.ConsistencyModelPipeline;
 import io.cm4j.pipeline.GenerationRequest;
 import io.cm4j.pipeline.GenerationResult;
-import io.cm4j.pipeline.ImageOutput;
 import io.cm4j.pipeline.SchedulerConfig;
+import io.cm4j.serve.ImageNetClasses;
 import io.cm4j.weights.CheckpointException;
 import io.cm4j.weights.SafetensorsWriter;
-import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
@@ -73,8 +68,10 @@ final class GenerateCommand implements Callable<Integer> {
 
   @Mixin RevisionOption revision;
 
-  @Option(names = "--class", paramLabel = "N", arity = "1..*", split = ",",
-      description = "Class label(s): one for every image, or one per image (then --batch "
+  @Option(names = "--class", paramLabel = "N|NAME", arity = "1..*", split = ",",
+      converter = Converters.ClassLabelConverter.class,
+      description = "Class label(s), as numbers or ImageNet class names (goldfish, "
+          + "\"golden retriever\"): one for every image, or one per image (then --batch "
           + "defaults to their number).")
   List<Long> classes;
 
@@ -88,30 +85,20 @@ final class GenerateCommand implements Callable<Integer> {
       description = "Seed of the torch-compatible generator (default: ${DEFAULT-VALUE}).")
   long seed;
 
-  @Option(names = "--device", paramLabel = "cpu[:threads]|cuda[:i]",
-      converter = Converters.DeviceConverter.class,
-      description = "Where to run (default: the GPU when one is usable, else the CPU).")
-  Device device;
+  @Mixin AutoDeviceOption device;
 
   @Mixin DtypeOption dtype;
 
-  @Option(names = "--out", paramLabel = "FILE.png|DIR", description = "Where to write PNGs.")
-  Path out;
-
-  @Option(names = "--out-tensor", paramLabel = "FILE.safetensors",
-      description = "Also (or only) write the float images as `image` [B,H,W,3].")
-  Path outTensor;
-
-  /** --out DIR when that folder does not exist yet: made when the images are written. */
-  private Path newFolder;
+  @Mixin PngOutputOptions output;
 
   @Override
   public Integer call() throws Exception {
     PrintWriter err = spec.commandLine().getErr();
     int images = batchSize();
-    List<Path> pngs = pngTargets(images);
-    if (outTensor != null) {
-      OutputFiles.checkWritableFile("--out-tensor", outTensor);
+    OutputFiles.Pngs pngs = OutputFiles.pngTargets(output.out, output.outTensor != null,
+        DEFAULT_PNG, images);
+    if (output.outTensor != null) {
+      OutputFiles.checkWritableFile("--out-tensor", output.outTensor);
     }
 
     Path modelPath = revision.resolve(model, main);
@@ -120,11 +107,13 @@ final class GenerateCommand implements Callable<Integer> {
 
     long start = System.nanoTime();
     GenerationResult result;
-    try (ConsistencyModelPipeline pipeline = openPipeline(modelPath, err)) {
+    try (ConsistencyModelPipeline pipeline = ModelOpening.openPipeline("generate", modelPath,
+        unetConfig, device.value, dtype.value, err)) {
       GenerationRequest request = request(pipeline.unet(), images, err);
       err.printf("generate: %s on %s %s: %d image%s, %s, %s, seed %d%n", modelPath,
           pipeline.unet().device(), dtype.value, images, images == 1 ? "" : "s",
-          describeLabels(request.classLabels()), describeSteps(), seed);
+          describeLabels(request.classLabels(), pipeline.unet().numClassEmbeds()),
+          describeSteps(), seed);
       err.flush();
       // Every step in one call on the device: the images come back to the host only at the end.
       result = pipeline.generate(request);
@@ -160,103 +149,11 @@ final class GenerateCommand implements Callable<Integer> {
     return batch;
   }
 
-  /** The PNG files to write, checked to be writable; empty with only --out-tensor. */
-  private List<Path> pngTargets(int images) throws UsageException {
-    if (out == null) {
-      if (outTensor != null) {
-        return List.of();
-      }
-      OutputFiles.checkWritableFile("--out (default)", Path.of(DEFAULT_PNG));
-      return pngFiles(Path.of(DEFAULT_PNG), images);
-    }
-    String name = out.getFileName() == null ? "" : out.getFileName().toString();
-    if (Files.isDirectory(out) || (!name.contains(".") && !Files.exists(out))) {
-      if (Files.isDirectory(out)) {
-        OutputFiles.checkWritableFolder("--out " + out, out);
-      } else {
-        OutputFiles.checkWritableFolder("--out " + out, out.toAbsolutePath().getParent());
-        newFolder = out;
-      }
-      List<Path> files = new ArrayList<>();
-      for (int i = 0; i < images; i++) {
-        files.add(out.resolve(String.format(Locale.ROOT, "%04d.png", i)));
-      }
-      return files;
-    }
-    if (!name.toLowerCase(Locale.ROOT).endsWith(".png")) {
-      throw new UsageException("--out " + out + ": expected a .png file name or a folder");
-    }
-    OutputFiles.checkWritableFile("--out", out);
-    return pngFiles(out, images);
-  }
-
-  /** FILE.png for one image; FILE-0.png, FILE-1.png, ... for a batch. */
-  private static List<Path> pngFiles(Path file, int images) {
-    if (images == 1) {
-      return List.of(file);
-    }
-    String name = file.getFileName().toString();
-    String stem = name.substring(0, name.length() - ".png".length());
-    List<Path> files = new ArrayList<>();
-    for (int i = 0; i < images; i++) {
-      files.add(file.resolveSibling(stem + "-" + i + name.substring(stem.length())));
-    }
-    return files;
-  }
-
   private static SchedulerConfig schedulerConfig(Path modelPath) throws UsageException {
     try {
       return ConsistencyModelPipeline.readSchedulerConfig(modelPath);
     } catch (CheckpointException e) {
       throw new UsageException("--model " + e.getMessage(), e);
-    }
-  }
-
-  /**
-   * The pipeline on --device, or without it on the GPU when one is usable (falling back to
-   * the CPU when the GPU refuses), else on the CPU; says which on stderr.
-   */
-  private ConsistencyModelPipeline openPipeline(Path modelPath, PrintWriter err)
-      throws IOException, Cm4jException, UsageException {
-    if (ConsistencyModelPipeline.shippedSchedulerConfig(modelPath).isPresent()) {
-      err.println("generate: using the scheduler config shipped for " + modelPath.getFileName());
-    } else if (ConsistencyModelPipeline.findSchedulerConfig(modelPath).isEmpty()) {
-      err.println("generate: no scheduler/scheduler_config.json beside " + modelPath
-          + ": using diffusers' defaults (" + SchedulerConfig.DEFAULT + ")");
-    }
-    if (device != null) {
-      return open(modelPath, device);
-    }
-    int gpus = UNet.cudaDeviceCount();
-    if (gpus > 0) {
-      try {
-        ConsistencyModelPipeline p = open(modelPath, Device.parse("cuda"));
-        err.println("generate: running on cuda (" + gpus + " CUDA device" + (gpus == 1 ? "" : "s")
-            + " usable; --device cpu for the CPU)");
-        return p;
-      } catch (UsageException e) {
-        if (!(e.getCause() instanceof Cm4jException c) || c.code() != ErrorCode.DEVICE) {
-          throw e;
-        }
-        err.println("generate: the GPU cannot run this model (" + c.getMessage()
-            + "); running on cpu");
-      }
-    } else {
-      err.println("generate: no usable CUDA device; running on cpu (--device cuda says why)");
-    }
-    err.flush();
-    return open(modelPath, Device.CPU);
-  }
-
-  private ConsistencyModelPipeline open(Path modelPath, Device on)
-      throws IOException, Cm4jException, UsageException {
-    try {
-      return ModelOpening.open(
-          () -> ConsistencyModelPipeline.open(modelPath, unetConfig, on, dtype.value), "--model",
-          on, dtype.value);
-    } catch (CheckpointException e) {
-      throw new UsageException(ModelOpening.optionFor(e, unetConfig, "--model") + " "
-          + e.getMessage(), e);
     }
   }
 
@@ -288,11 +185,13 @@ final class GenerateCommand implements Callable<Integer> {
     return b.classLabels(classes.stream().mapToLong(Long::longValue).toArray()).build();
   }
 
-  private String describeLabels(long[] labels) {
+  private String describeLabels(long[] labels, int numClassEmbeds) {
     if (labels == null) {
       return "unconditional";
     }
-    String list = Arrays.stream(labels).mapToObj(Long::toString)
+    boolean imageNet = numClassEmbeds == ImageNetClasses.COUNT;
+    String list = Arrays.stream(labels)
+        .mapToObj(l -> imageNet ? l + " (" + ImageNetClasses.name(l) + ")" : Long.toString(l))
         .collect(Collectors.joining(","));
     return (labels.length == 1 ? "class " : "classes ") + list
         + (classes == null ? " (drawn from the seed)" : "");
@@ -308,21 +207,11 @@ final class GenerateCommand implements Callable<Integer> {
   }
 
   /** Writes every output, all or nothing; returns the files written. */
-  private List<Path> write(GenerationResult result, List<Path> pngs, Path modelPath)
+  private List<Path> write(GenerationResult result, OutputFiles.Pngs pngs, Path modelPath)
       throws IOException {
     try (OutputFiles files = new OutputFiles()) {
-      if (newFolder != null) {
-        files.createFolder(newFolder);
-      }
-      List<BufferedImage> images = pngs.isEmpty() ? List.of() : result.toBufferedImages();
-      for (int i = 0; i < pngs.size(); i++) {
-        try {
-          ImageOutput.writePng(images.get(i), files.stage(pngs.get(i)));
-        } catch (IOException e) {
-          throw new IOException(pngs.get(i) + ": cannot write: " + e.getMessage(), e);
-        }
-      }
-      if (outTensor != null) {
+      files.stagePngs(pngs, pngs.files().isEmpty() ? List.of() : result.toBufferedImages());
+      if (output.outTensor != null) {
         SafetensorsWriter writer = new SafetensorsWriter()
             .metadata("cm4j.model", modelPath.toString())
             .metadata("cm4j.seed", Long.toString(result.seed()))
@@ -333,9 +222,9 @@ final class GenerateCommand implements Callable<Integer> {
         }
         try {
           writer.addFloats("image", result.shape(), result.imageArray())
-              .write(files.stage(outTensor));
+              .write(files.stage(output.outTensor));
         } catch (IOException e) {
-          throw new IOException("--out-tensor " + outTensor + ": cannot write: " + e.getMessage(),
+          throw new IOException("--out-tensor " + output.outTensor + ": cannot write: " + e.getMessage(),
               e);
         }
       }

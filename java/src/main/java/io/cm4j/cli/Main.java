@@ -20,7 +20,7 @@ import picocli.CommandLine.Spec;
     mixinStandardHelpOptions = true,
     versionProvider = Main.Version.class,
     description = "Consistency-model image generation on a native UNet engine.",
-    subcommands = {GenerateCommand.class, UnetCommand.class, NoiseCommand.class,
+    subcommands = {GenerateCommand.class, EditCommand.class, UnetCommand.class, NoiseCommand.class,
         ScheduleCommand.class, DownloadCommand.class, WeightsCommand.class, ServeCommand.class,
         CommandLine.HelpCommand.class})
 public final class Main implements Runnable {

@@ -2,9 +2,14 @@ package io.cm4j.cli;
 
 import io.cm4j.Cm4jException;
 import io.cm4j.Device;
+import io.cm4j.ErrorCode;
 import io.cm4j.Precision;
+import io.cm4j.UNet;
+import io.cm4j.pipeline.ConsistencyModelPipeline;
+import io.cm4j.pipeline.SchedulerConfig;
 import io.cm4j.weights.CheckpointException;
 import java.io.IOException;
+import java.io.PrintWriter;
 import java.nio.file.Path;
 
 /**
@@ -50,5 +55,55 @@ final class ModelOpening {
   /** The option a checkpoint problem concerns: --config if it names that file, else the model's. */
   static String optionFor(CheckpointException e, Path config, String modelOption) {
     return config != null && config.equals(e.file()) ? "--config" : modelOption;
+  }
+
+  /**
+   * The pipeline on {@code device}, or without one on the GPU when one is usable (falling back
+   * to the CPU when the GPU refuses), else on the CPU; says which on stderr, each line
+   * starting with {@code command}.
+   */
+  static ConsistencyModelPipeline openPipeline(String command, Path modelPath, Path unetConfig,
+      Device device, Precision dtype, PrintWriter err)
+      throws IOException, Cm4jException, UsageException {
+    if (ConsistencyModelPipeline.shippedSchedulerConfig(modelPath).isPresent()) {
+      err.println(command + ": using the scheduler config shipped for "
+          + modelPath.getFileName());
+    } else if (ConsistencyModelPipeline.findSchedulerConfig(modelPath).isEmpty()) {
+      err.println(command + ": no scheduler/scheduler_config.json beside " + modelPath
+          + ": using diffusers' defaults (" + SchedulerConfig.DEFAULT + ")");
+    }
+    if (device != null) {
+      return openPipeline(modelPath, unetConfig, device, dtype);
+    }
+    int gpus = UNet.cudaDeviceCount();
+    if (gpus > 0) {
+      try {
+        ConsistencyModelPipeline p = openPipeline(modelPath, unetConfig, Device.parse("cuda"),
+            dtype);
+        err.println(command + ": running on cuda (" + gpus + " CUDA device"
+            + (gpus == 1 ? "" : "s") + " usable; --device cpu for the CPU)");
+        return p;
+      } catch (UsageException e) {
+        if (!(e.getCause() instanceof Cm4jException c) || c.code() != ErrorCode.DEVICE) {
+          throw e;
+        }
+        err.println(command + ": the GPU cannot run this model (" + c.getMessage()
+            + "); running on cpu");
+      }
+    } else {
+      err.println(command + ": no usable CUDA device; running on cpu (--device cuda says why)");
+    }
+    err.flush();
+    return openPipeline(modelPath, unetConfig, Device.CPU, dtype);
+  }
+
+  private static ConsistencyModelPipeline openPipeline(Path modelPath, Path unetConfig,
+      Device on, Precision dtype) throws IOException, Cm4jException, UsageException {
+    try {
+      return open(() -> ConsistencyModelPipeline.open(modelPath, unetConfig, on, dtype),
+          "--model", on, dtype);
+    } catch (CheckpointException e) {
+      throw new UsageException(optionFor(e, unetConfig, "--model") + " " + e.getMessage(), e);
+    }
   }
 }

@@ -1,5 +1,7 @@
 package io.cm4j.cli;
 
+import io.cm4j.pipeline.ImageOutput;
+import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
@@ -8,6 +10,7 @@ import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 
 /**
@@ -39,6 +42,75 @@ final class OutputFiles implements AutoCloseable {
     }
     if (!Files.isWritable(dir)) {
       throw new UsageException(what + ": folder " + dir + " is not writable");
+    }
+  }
+
+  /** The PNG files a command writes, and the --out folder to make for them (or null). */
+  record Pngs(List<Path> files, Path newFolder) {}
+
+  /**
+   * The PNG files of {@code --out} for {@code images} images, checked to be writable: FILE.png
+   * (FILE-0.png, ... for a batch), or DIR/0000.png, ... for an existing folder or a name
+   * without extension (made when the files are written). Without --out, {@code defaultPng}
+   * in the current folder, or nothing when only a tensor is written.
+   */
+  static Pngs pngTargets(Path out, boolean tensorOnly, String defaultPng, int images)
+      throws UsageException {
+    if (out == null) {
+      if (tensorOnly) {
+        return new Pngs(List.of(), null);
+      }
+      checkWritableFile("--out (default)", Path.of(defaultPng));
+      return new Pngs(pngFiles(Path.of(defaultPng), images), null);
+    }
+    String name = out.getFileName() == null ? "" : out.getFileName().toString();
+    if (Files.isDirectory(out) || (!name.contains(".") && !Files.exists(out))) {
+      Path newFolder = null;
+      if (Files.isDirectory(out)) {
+        checkWritableFolder("--out " + out, out);
+      } else {
+        checkWritableFolder("--out " + out, out.toAbsolutePath().getParent());
+        newFolder = out;
+      }
+      List<Path> files = new ArrayList<>();
+      for (int i = 0; i < images; i++) {
+        files.add(out.resolve(String.format(Locale.ROOT, "%04d.png", i)));
+      }
+      return new Pngs(files, newFolder);
+    }
+    if (!name.toLowerCase(Locale.ROOT).endsWith(".png")) {
+      throw new UsageException("--out " + out + ": expected a .png file name or a folder");
+    }
+    checkWritableFile("--out", out);
+    return new Pngs(pngFiles(out, images), null);
+  }
+
+  /** FILE.png for one image; FILE-0.png, FILE-1.png, ... for a batch. */
+  private static List<Path> pngFiles(Path file, int images) {
+    if (images == 1) {
+      return List.of(file);
+    }
+    String name = file.getFileName().toString();
+    String stem = name.substring(0, name.length() - ".png".length());
+    List<Path> files = new ArrayList<>();
+    for (int i = 0; i < images; i++) {
+      files.add(file.resolveSibling(stem + "-" + i + name.substring(stem.length())));
+    }
+    return files;
+  }
+
+  /** Makes the folder of {@code pngs} if needed and stages one image per file. */
+  void stagePngs(Pngs pngs, List<BufferedImage> images) throws IOException {
+    if (pngs.newFolder() != null) {
+      createFolder(pngs.newFolder());
+    }
+    for (int i = 0; i < pngs.files().size(); i++) {
+      Path target = pngs.files().get(i);
+      try {
+        ImageOutput.writePng(images.get(i), stage(target));
+      } catch (IOException e) {
+        throw new IOException(target + ": cannot write: " + e.getMessage(), e);
+      }
     }
   }
 

@@ -34,9 +34,11 @@ import picocli.CommandLine.Spec;
     mixinStandardHelpOptions = true,
     sortOptions = false,
     description = {
-        "Serves images over HTTP: POST /generate with a JSON body such as "
+        "Serves images over HTTP: GET / is a page to generate from a browser; "
+            + "POST /generate with a JSON body such as "
             + "{\"class\": 145, \"seed\": 12, \"steps\": 2} (or \"timesteps\": [22, 0]) answers "
-            + "with a PNG; GET /health answers with counters as JSON.",
+            + "with a PNG; GET /health answers with counters as JSON, GET /metrics in the "
+            + "Prometheus text format.",
         "Concurrent requests share UNet passes (up to --max-batch images, waiting up to "
             + "--max-wait-ms for company); each still gets the image `cm4j generate` gives for "
             + "the same arguments. Bad requests get 400 with a JSON error."})
@@ -80,6 +82,15 @@ final class ServeCommand implements Callable<Integer> {
       description = "Most steps one request may ask for (default: ${DEFAULT-VALUE}).")
   int maxSteps;
 
+  @Option(names = "--max-connections", paramLabel = "N", defaultValue = "256",
+      description = "Most open connections; more get 503 (default: ${DEFAULT-VALUE}).")
+  int maxConnections;
+
+  @Option(names = "--request-timeout-ms", paramLabel = "T", defaultValue = "10000",
+      description = "Longest a client may take to send a request, from its first byte; slower "
+          + "ones get 408 (default: ${DEFAULT-VALUE}).")
+  long requestTimeoutMs;
+
   @Mixin DeviceOption device;
   @Mixin DtypeOption dtype;
 
@@ -97,13 +108,15 @@ final class ServeCommand implements Callable<Integer> {
     if (maxSteps < 1) {
       throw new UsageException("--max-steps " + maxSteps + ": expected at least 1");
     }
+    if (maxConnections < 1) {
+      throw new UsageException("--max-connections " + maxConnections + ": expected at least 1");
+    }
+    if (requestTimeoutMs < 1) {
+      throw new UsageException("--request-timeout-ms " + requestTimeoutMs
+          + ": expected at least 1");
+    }
     if (stopAfter != null && !(stopAfter > 0)) {
       throw new UsageException("--stop-after " + stopAfter + ": expected a positive number");
-    }
-    // The JDK server reads this once: without it a client that never finishes its request
-    // headers holds a connection forever.
-    if (System.getProperty("sun.net.httpserver.maxReqTime") == null) {
-      System.setProperty("sun.net.httpserver.maxReqTime", "30");
     }
     PrintWriter err = spec.commandLine().getErr();
     Path modelPath = revision.resolve(model, main);
@@ -128,7 +141,8 @@ final class ServeCommand implements Callable<Integer> {
     };
     try {
       err.printf("serve: %s on %s, %s%n", modelPath, device.value, options);
-      err.printf("serve: listening on %s (POST /generate, GET /health)%n", server.uri());
+      err.printf("serve: listening on %s (the page at /; POST /generate, GET /health, "
+          + "GET /metrics)%n", server.uri());
       err.flush();
       // SIGTERM or Ctrl-C: the JVM halts once this hook returns
       Thread hook = new Thread(stopServing, "cm4j-serve-shutdown");
@@ -182,7 +196,9 @@ final class ServeCommand implements Callable<Integer> {
       throws IOException, UsageException {
     try {
       return GenerationServer.builder(service).address(new InetSocketAddress(host, port))
-          .timeout(Duration.ofMillis(timeoutMs)).maxSteps(maxSteps).start();
+          .timeout(Duration.ofMillis(timeoutMs)).maxSteps(maxSteps)
+          .maxConnections(maxConnections).requestTimeout(Duration.ofMillis(requestTimeoutMs))
+          .start();
     } catch (BindException e) {
       throw new UsageException("--host " + host + " --port " + port + ": cannot listen: "
           + e.getMessage(), e);

@@ -87,6 +87,18 @@ public final class Cm4jNative {
       @Cast("const float*") FloatBuffer noise, @Cast("const int64_t*") long[] classLabels,
       int clip, FloatBuffer sampleOut);
 
+  /**
+   * The editing loop: buffers as for cm4j_unet_sample; reference null for CM4J_EDIT_NONE,
+   * maskKeep null except for CM4J_EDIT_INPAINT.
+   */
+  public static native int cm4j_unet_edit(cm4j_unet unet, int batch, int steps,
+      @Cast("const float*") FloatBuffer sampleIn, @Cast("const float*") float[] timesteps,
+      @Cast("const float*") float[] inputScale, @Cast("const float*") float[] cSkip,
+      @Cast("const float*") float[] cOut, @Cast("const float*") float[] noiseScale,
+      @Cast("const float*") FloatBuffer noise, @Cast("const int64_t*") long[] classLabels,
+      int replacement, int patch, @Cast("const float*") FloatBuffer reference,
+      @Cast("const float*") FloatBuffer maskKeep, FloatBuffer sampleOut);
+
   public static native int cm4j_unet_set_capture_taps(cm4j_unet unet, int enable);
 
   public static native int cm4j_unet_tap_count(@Const cm4j_unet unet);

@@ -354,6 +354,16 @@ public final class CMStochasticIterativeScheduler {
   }
 
   /**
+   * The scalars of a denoising step at any sigma, on the schedule or not (the original's
+   * {@code KarrasDenoiser.denoise}), by the code {@link #takeStep} uses; {@code noiseScale} 0.
+   * The state does not change.
+   */
+  public StepScalings scalingsAt(float sigma) {
+    BoundaryScalings s = getScalingsForBoundaryCondition(sigma);
+    return new StepScalings(inputScale(sigma), s.cSkip(), s.cOut(), 0f);
+  }
+
+  /**
    * {@code add_noise}: {@code original + noise * sigma(t_b)} for each batch item b, where
    * {@code timesteps[b]} must be in the schedule. Both arrays are [B, ...] row-major.
    */

@@ -1,102 +1,111 @@
 package io.cm4j.serve;
 
-import com.sun.net.httpserver.HttpExchange;
-import com.sun.net.httpserver.HttpServer;
 import io.cm4j.pipeline.GenerationRequest;
 import io.cm4j.pipeline.GenerationResult;
+import io.cm4j.serve.HttpConnector.Responder;
 import io.cm4j.weights.Json;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.lang.System.Logger.Level;
 import java.net.InetSocketAddress;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
+import java.util.TreeMap;
 import java.util.concurrent.CancellationException;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Future;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.LongAdder;
 import javax.imageio.ImageIO;
 import javax.imageio.ImageWriter;
 import javax.imageio.stream.ImageOutputStream;
 import javax.imageio.stream.MemoryCacheImageOutputStream;
 
 /**
- * A small HTTP front end of a {@link GenerationService}, on the JDK's own server
- * ({@code com.sun.net.httpserver}), for demos and load tests:
+ * The HTTP front end of a {@link GenerationService}:
  * <ul>
+ *   <li>{@code GET /}: the page (generate form, gallery, live service view), plain
+ *       HTML/CSS/JS from the jar;</li>
  *   <li>{@code POST /generate} with a JSON body (see {@link GenerateJson}:
  *       {@code {"class": 145, "seed": 12, "steps": 2}}) answers 200 with the image as a PNG,
- *       its class, seed and timesteps in {@code X-Cm4j-*} headers;</li>
- *   <li>{@code GET /health} answers 200 with the service's counters as JSON (503 once the
- *       service is closed).</li>
+ *       its class, class name, seed, timesteps and latency in {@code X-Cm4j-*} headers;</li>
+ *   <li>{@code GET /health}: the service's counters as JSON (503 once it is closed);</li>
+ *   <li>{@code GET /metrics}: the same and more in the Prometheus text format.</li>
  * </ul>
- * Every failure is a JSON body {@code {"error": "..."}}: 400 for a bad body (not UTF-8, not
- * JSON, unknown fields, values out of range, larger than {@link Builder#maxBodyBytes}), 404 and
- * 405 for other paths and methods, 503 when the queue is full, the deadline passed or the
- * service is closing, 500 for anything else. No input stops the server: each exchange's
- * failures end with that exchange.
+ * Every failure is a JSON body {@code {"error": "..."}} that names the problem, never a stack
+ * trace or an exception's text: 400 for a bad body, 404 and 405 for other paths and methods,
+ * 408 for a request not received within {@link Builder#requestTimeout}, 411 for a chunked
+ * body, 413 for a body over {@link Builder#maxBodyBytes}, 503 with {@code Retry-After} when
+ * the service queue is full, too many connections are open, the deadline passed or the
+ * service is closing, 500 for anything else (logged).
  *
- * <p>Each request blocks one handler thread until its image is ready (or its deadline
- * passes), so the handler pool must be at least as large as the batches it should form; the
- * default is {@code max(16, 2 * maxBatch)}. The server does not own the service: close both.
- * Thread-safe: the JDK server runs exchanges on the handler pool, and {@link #close()} may be
+ * <p><b>Overload.</b> The accepting layer ({@link HttpConnector}) reads requests on one
+ * selector thread, so a client that sends slowly holds a connection slot, not a thread, and
+ * at most {@link Builder#maxConnections} are open. A request is submitted to the service as
+ * soon as it is read and no thread waits for its result: the service queue is the only queue,
+ * and a full one answers 503 at once. Each request's deadline ({@link Builder#timeout}) counts
+ * from the arrival of its first byte. The defaults bound everything, so an embedding
+ * application is protected without settings.
+ *
+ * <p>The server does not own the service: close both. Thread-safe: {@link #close()} may be
  * called from any thread.
- *
- * <p>The JDK server takes two settings from system properties, read once when its classes
- * load. This class sets {@code sun.net.httpserver.nodelay=true} unless it is set already (see
- * below); {@code cm4j serve} also bounds the time a client may take to send its request
- * ({@code sun.net.httpserver.maxReqTime}), which an embedding application should do too.
  */
 public final class GenerationServer implements AutoCloseable {
-  static {
-    // The JDK server writes a response's headers and body in two writes. With Nagle's
-    // algorithm on, the body waits for the client's (delayed) ACK of the headers: 40 ms more
-    // per answer on Linux, measured 46 ms against 3 ms for a 400 on loopback. No effect if
-    // the JDK's server classes were loaded before this one.
-    if (System.getProperty("sun.net.httpserver.nodelay") == null) {
-      System.setProperty("sun.net.httpserver.nodelay", "true");
-    }
-  }
+  private static final System.Logger LOG = System.getLogger(GenerationServer.class.getName());
+  private static final String JSON = "application/json; charset=utf-8";
+  private static final Map<String, String[]> PAGES = Map.of(
+      "/", new String[] {"web/index.html", "text/html; charset=utf-8"},
+      "/app.js", new String[] {"web/app.js", "text/javascript; charset=utf-8"},
+      "/app.css", new String[] {"web/app.css", "text/css; charset=utf-8"},
+      "/imagenet-classes.txt",
+      new String[] {ImageNetClasses.RESOURCE, "text/plain; charset=utf-8"});
 
   private final GenerationService service;
-  private final HttpServer server;
-  private final ExecutorService handlers;
+  private final HttpConnector connector;
+  private final ThreadPoolExecutor handlers;
   private final int maxBodyBytes;
   private final Duration timeout;
   private final int maxSteps;
+  private final Map<String, byte[]> pages = new ConcurrentHashMap<>();
+  private final ConcurrentHashMap<String, LongAdder> answers = new ConcurrentHashMap<>();
 
   private GenerationServer(Builder b) throws IOException {
     this.service = b.service;
     this.maxBodyBytes = b.maxBodyBytes;
     this.timeout = b.timeout;
     this.maxSteps = b.maxSteps;
-    int threads = b.threads > 0 ? b.threads : Math.max(16, 2 * service.options().maxBatch());
+    int threads = b.threads > 0 ? b.threads
+        : Math.max(2, Runtime.getRuntime().availableProcessors());
     AtomicInteger n = new AtomicInteger();
+    // Handlers never wait on a socket or a result: they parse, submit, and encode PNGs. Their
+    // queue holds at most one task per open connection.
     handlers = new ThreadPoolExecutor(threads, threads, 30, TimeUnit.SECONDS,
         new LinkedBlockingQueue<>(), r -> {
           Thread t = new Thread(r, "cm4j-http-" + n.incrementAndGet());
           t.setDaemon(true);
           return t;
         });
+    handlers.allowCoreThreadTimeOut(true);
+    HttpConnector.Limits limits = new HttpConnector.Limits(b.maxConnections, b.requestTimeout,
+        b.idleTimeout, b.requestTimeout.multipliedBy(3), 16 * 1024, maxBodyBytes);
     try {
-      server = HttpServer.create(b.address, 0);
+      connector = new HttpConnector(b.address, limits, this::handle, handlers);
     } catch (IOException | RuntimeException e) {
       handlers.shutdownNow();
       throw e;
     }
-    server.setExecutor(handlers);
-    server.createContext("/", this::handle);
-    server.start();
   }
 
   /** A server for {@code service}; {@link Builder#start()} binds it and starts serving. */
@@ -106,7 +115,7 @@ public final class GenerationServer implements AutoCloseable {
 
   /** The address bound, with the actual port when 0 was asked for. */
   public InetSocketAddress address() {
-    return server.getAddress();
+    return connector.address();
   }
 
   /** {@code http://host:port}. */
@@ -117,6 +126,11 @@ public final class GenerationServer implements AutoCloseable {
         + a.getPort());
   }
 
+  /** Open connections now (slow and idle ones included). */
+  public int openConnections() {
+    return connector.openConnections();
+  }
+
   /** Stops listening and ends the exchanges in flight at once; the service stays open. */
   @Override
   public void close() {
@@ -124,154 +138,176 @@ public final class GenerationServer implements AutoCloseable {
   }
 
   /**
-   * Stops listening, gives the exchanges in flight up to {@code grace} (whole seconds) to
-   * answer, then ends the rest (they answer 503 if they still can). The service stays open:
-   * close it first to let its accepted requests finish and be answered.
+   * Stops listening, gives the requests in flight up to {@code grace} to be answered, then
+   * closes every connection. The service stays open: close it first to let its accepted
+   * requests finish and be answered.
    */
   public void close(Duration grace) {
-    server.stop((int) Math.min(Integer.MAX_VALUE, (grace.toMillis() + 999) / 1000));
-    handlers.shutdownNow(); // wakes handlers waiting on a result
+    connector.stopAccepting();
+    long end = System.nanoTime() + grace.toNanos();
+    while (connector.busyRequests() > 0 && System.nanoTime() - end < 0) {
+      try {
+        Thread.sleep(10);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        break;
+      }
+    }
+    connector.close();
+    handlers.shutdownNow();
   }
 
-  private void handle(HttpExchange exchange) {
-    try (exchange) {
-      String path = exchange.getRequestURI().getPath();
-      String method = exchange.getRequestMethod();
-      if ("/generate".equals(path)) {
-        if (!"POST".equals(method)) {
-          exchange.getResponseHeaders().set("Allow", "POST");
-          sendError(exchange, 405, "method " + method + " not allowed on /generate: use POST");
-        } else {
-          generate(exchange);
-        }
-      } else if ("/health".equals(path)) {
-        if (!"GET".equals(method)) {
-          exchange.getResponseHeaders().set("Allow", "GET");
-          sendError(exchange, 405, "method " + method + " not allowed on /health: use GET");
-        } else {
-          health(exchange);
-        }
-      } else {
-        sendError(exchange, 404, "no such path: expected POST /generate or GET /health");
-      }
-    } catch (IOException e) {
-      // the client went away: nothing to answer
-    } catch (RuntimeException | Error e) { // a bug: answer if still possible, keep serving
-      try {
-        sendError(exchange, 500, "internal error: " + e);
-      } catch (IOException | RuntimeException ignored) {
-        // headers already sent, or the client went away
-      }
+  // ---- routing ----
+
+  private void handle(HttpRequest request, Responder raw) {
+    String path = request.path();
+    String endpoint = path.equals("/generate") || path.equals("/health")
+        || path.equals("/metrics") || PAGES.containsKey(path) ? path : "other";
+    Responder responder = (status, type, headers, body) -> {
+      answers.computeIfAbsent(endpoint + " " + status, k -> new LongAdder()).increment();
+      raw.send(status, type, headers, body);
+    };
+    String method = request.method();
+    String allowed = path.equals("/generate") ? "POST" : "GET";
+    if (endpoint.equals("other")) {
+      sendError(responder, 404, "no such path: expected GET /, POST /generate, GET /health "
+          + "or GET /metrics");
+    } else if (!method.equals(allowed)) {
+      responder.send(405, JSON, Map.of("Allow", allowed), HttpConnector.errorBody("method "
+          + method + " not allowed on " + path + ": use " + allowed));
+    } else if (path.equals("/generate")) {
+      generate(request, responder);
+    } else if (path.equals("/health")) {
+      health(responder);
+    } else if (path.equals("/metrics")) {
+      responder.send(200, PrometheusText.CONTENT_TYPE, Map.of(), PrometheusText.render(
+          service, requestCounts(), connector.openConnections())
+          .getBytes(StandardCharsets.UTF_8));
+    } else {
+      String[] page = PAGES.get(path);
+      responder.send(200, page[1], Map.of("Cache-Control", "no-cache"),
+          pages.computeIfAbsent(page[0], GenerationServer::resource));
     }
   }
 
-  private void generate(HttpExchange exchange) throws IOException {
+  private Map<String, Long> requestCounts() {
+    Map<String, Long> out = new TreeMap<>();
+    answers.forEach((k, v) -> out.put(k, v.sum()));
+    return out;
+  }
+
+  private static byte[] resource(String name) {
+    try (InputStream in = GenerationServer.class.getResourceAsStream(name)) {
+      if (in == null) {
+        throw new IllegalStateException("resource " + name + " missing from the jar");
+      }
+      return in.readAllBytes();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  private void generate(HttpRequest http, Responder responder) {
     GenerationRequest request;
     try {
-      request = GenerateJson.parse(readBody(exchange), service.numClassEmbeds(),
+      request = GenerateJson.parse(http.body(), service.numClassEmbeds(),
           service.numTrainTimesteps(), maxSteps);
     } catch (BadRequestException e) {
-      sendError(exchange, 400, e.getMessage());
+      sendError(responder, 400, e.getMessage());
       return;
     }
-    Future<GenerationResult> future;
+    long left = timeout.toNanos() - (System.nanoTime() - http.arrivalNanos());
+    if (left <= 0) {
+      sendError(responder, 503, "deadline of " + timeout.toMillis() + " ms passed before the "
+          + "request was read");
+      return;
+    }
+    CompletableFuture<GenerationResult> future;
     try {
-      future = service.submit(request, timeout);
+      future = service.submit(request, Duration.ofNanos(left));
     } catch (IllegalArgumentException e) {
-      sendError(exchange, 400, e.getMessage());
+      sendError(responder, 400, e.getMessage());
       return;
     } catch (QueueFullException e) {
-      exchange.getResponseHeaders().set("Retry-After", "1");
-      sendError(exchange, 503, e.getMessage());
+      responder.send(503, JSON, Map.of("Retry-After", "1"),
+          HttpConnector.errorBody(e.getMessage()));
       return;
     } catch (IllegalStateException e) {
-      sendError(exchange, 503, "server is shutting down: " + e.getMessage());
+      sendError(responder, 503, "server is shutting down: the service is closed");
       return;
     }
-    GenerationResult result;
-    try {
-      result = future.get();
-    } catch (ExecutionException e) {
-      Throwable cause = e.getCause();
-      if (cause instanceof DeadlineExceededException || cause instanceof CancellationException) {
-        sendError(exchange, 503, cause.getMessage());
-      } else {
-        sendError(exchange, 500, "generation failed: " + cause);
+    future.whenCompleteAsync((result, error) -> {
+      if (error == null) {
+        sendImage(responder, result, http.arrivalNanos());
+        return;
       }
-      return;
-    } catch (CancellationException e) {
-      sendError(exchange, 503, "request cancelled: " + e.getMessage());
-      return;
-    } catch (InterruptedException e) {
-      future.cancel(true);
-      sendError(exchange, 503, "server is shutting down");
+      Throwable cause = error instanceof CompletionException && error.getCause() != null
+          ? error.getCause() : error;
+      if (cause instanceof DeadlineExceededException) {
+        sendError(responder, 503, cause.getMessage());
+      } else if (cause instanceof CancellationException) {
+        sendError(responder, 503, "request cancelled: the service is closing");
+      } else {
+        LOG.log(Level.ERROR, "generation failed", cause);
+        sendError(responder, 500, "generation failed; the server log has the cause");
+      }
+    }, handlers);
+  }
+
+  private void sendImage(Responder responder, GenerationResult result, long arrivalNanos) {
+    byte[] png;
+    try {
+      png = png(result);
+    } catch (IOException e) {
+      LOG.log(Level.ERROR, "PNG encoding failed", e);
+      sendError(responder, 500, "PNG encoding failed; the server log has the cause");
       return;
     }
-    byte[] png = png(result);
-    var headers = exchange.getResponseHeaders();
-    headers.set("Content-Type", "image/png");
+    Map<String, String> headers = new LinkedHashMap<>();
     long[] labels = result.classLabels();
     if (labels != null) {
-      headers.set("X-Cm4j-Class", Long.toString(labels[0]));
-    }
-    headers.set("X-Cm4j-Seed", Long.toString(result.seed()));
-    float[] ts = result.timesteps();
-    headers.set("X-Cm4j-Timesteps", Arrays.toString(ts).replaceAll("[\\[\\] ]", ""));
-    exchange.sendResponseHeaders(200, png.length);
-    try (OutputStream out = exchange.getResponseBody()) {
-      out.write(png);
-    }
-  }
-
-  /** At most maxBodyBytes of body; more is a BadRequestException, read no further. */
-  private byte[] readBody(HttpExchange exchange) throws IOException, BadRequestException {
-    String length = exchange.getRequestHeaders().getFirst("Content-Length");
-    if (length != null) {
-      long declared;
-      try {
-        declared = Long.parseLong(length.trim());
-      } catch (NumberFormatException e) {
-        throw new BadRequestException("Content-Length: expected a number, found " + length);
-      }
-      if (declared > maxBodyBytes) {
-        throw tooLarge(declared + " bytes");
+      headers.put("X-Cm4j-Class", Long.toString(labels[0]));
+      if (service.numClassEmbeds() == ImageNetClasses.COUNT) {
+        headers.put("X-Cm4j-Class-Name", ImageNetClasses.name(labels[0]));
       }
     }
-    try (InputStream in = exchange.getRequestBody()) {
-      byte[] body = in.readNBytes(maxBodyBytes + 1);
-      if (body.length > maxBodyBytes) {
-        throw tooLarge("more");
-      }
-      return body;
-    }
+    headers.put("X-Cm4j-Seed", Long.toString(result.seed()));
+    headers.put("X-Cm4j-Timesteps",
+        Arrays.toString(result.timesteps()).replaceAll("[\\[\\] ]", ""));
+    headers.put("X-Cm4j-Latency-Ms", String.format(Locale.ROOT, "%.1f",
+        (System.nanoTime() - arrivalNanos) / 1e6));
+    responder.send(200, "image/png", headers, png);
   }
 
-  private BadRequestException tooLarge(String found) {
-    return new BadRequestException("request body too large: expected at most " + maxBodyBytes
-        + " bytes, found " + found);
-  }
-
-  private void health(HttpExchange exchange) throws IOException {
+  private void health(Responder responder) {
     ServiceStats s = service.stats();
     boolean open = !service.isClosed();
     Map<String, Object> body = new LinkedHashMap<>();
     body.put("status", open ? "ok" : "closed");
+    body.put("device", service.device().toString());
+    body.put("dtype", service.precision().toString());
     body.put("image_size", (long) service.imageSize());
     body.put("num_class_embeds", (long) service.numClassEmbeds());
     body.put("max_batch", (long) service.options().maxBatch());
+    body.put("max_steps", (long) Math.min(maxSteps, service.numTrainTimesteps()));
+    body.put("queue_capacity", (long) service.options().queueCapacity());
     body.put("queued", (long) s.queued());
     body.put("in_progress", (long) s.inProgress());
     body.put("submitted", s.submitted());
     body.put("completed", s.completed());
+    body.put("images", s.images());
     body.put("rejected", s.rejected());
     body.put("failed", s.failed());
     body.put("cancelled", s.cancelled());
     body.put("deadline_exceeded", s.deadlineExceeded());
     body.put("unet_passes", s.unetPasses());
     body.put("images_per_pass_mean", s.batchImages().mean());
+    body.put("images_per_pass_max", s.batchImages().max());
     body.put("latency_ms_p50", s.latency().percentile(0.5) / 1e6);
     body.put("latency_ms_p99", s.latency().percentile(0.99) / 1e6);
-    sendJson(exchange, open ? 200 : 503, body);
+    body.put("connections", (long) connector.openConnections());
+    responder.send(open ? 200 : 503, JSON, Map.of(),
+        (Json.write(body) + "\n").getBytes(StandardCharsets.UTF_8));
   }
 
   private static byte[] png(GenerationResult result) throws IOException {
@@ -287,19 +323,8 @@ public final class GenerationServer implements AutoCloseable {
     return bytes.toByteArray();
   }
 
-  private static void sendError(HttpExchange exchange, int status, String message)
-      throws IOException {
-    sendJson(exchange, status, Map.of("error", message));
-  }
-
-  private static void sendJson(HttpExchange exchange, int status, Map<String, Object> body)
-      throws IOException {
-    byte[] bytes = (Json.write(body) + "\n").getBytes(StandardCharsets.UTF_8);
-    exchange.getResponseHeaders().set("Content-Type", "application/json; charset=utf-8");
-    exchange.sendResponseHeaders(status, bytes.length);
-    try (OutputStream out = exchange.getResponseBody()) {
-      out.write(bytes);
-    }
+  private static void sendError(Responder responder, int status, String message) {
+    responder.send(status, JSON, Map.of(), HttpConnector.errorBody(message));
   }
 
   /** Settings of a {@link GenerationServer}. */
@@ -310,6 +335,9 @@ public final class GenerationServer implements AutoCloseable {
     private Duration timeout = Duration.ofSeconds(30);
     private int maxSteps = 40;
     private int threads;
+    private int maxConnections = 256;
+    private Duration requestTimeout = Duration.ofSeconds(10);
+    private Duration idleTimeout = Duration.ofSeconds(30);
 
     private Builder(GenerationService service) {
       this.service = Objects.requireNonNull(service, "service");
@@ -330,13 +358,9 @@ public final class GenerationServer implements AutoCloseable {
       return this;
     }
 
-    /** Deadline of each generation, from its arrival (default 30 s). */
+    /** Deadline of each generation, from the arrival of its first byte (default 30 s). */
     public Builder timeout(Duration timeout) {
-      if (timeout.isNegative() || timeout.isZero()) {
-        throw new IllegalArgumentException("timeout: expected a positive duration, found "
-            + timeout);
-      }
-      this.timeout = timeout;
+      this.timeout = positive("timeout", timeout);
       return this;
     }
 
@@ -349,7 +373,46 @@ public final class GenerationServer implements AutoCloseable {
       return this;
     }
 
-    /** Handler threads (default max(16, 2 * maxBatch)). */
+    /**
+     * Most open connections (default 256): more are answered 503 and closed at once. Slow and
+     * idle connections count; each costs a socket and a buffer, no thread.
+     */
+    public Builder maxConnections(int connections) {
+      if (connections < 1) {
+        throw new IllegalArgumentException("maxConnections: expected at least 1, found "
+            + connections);
+      }
+      this.maxConnections = connections;
+      return this;
+    }
+
+    /**
+     * Longest a client may take to send one request, headers and body, from its first byte
+     * (default 10 s): slower ones get 408 and lose their connection. Three times this is the
+     * longest a client may take to read an answer.
+     */
+    public Builder requestTimeout(Duration timeout) {
+      this.requestTimeout = positive("requestTimeout", timeout);
+      return this;
+    }
+
+    /** Longest a keep-alive connection may wait for its next request (default 30 s). */
+    public Builder idleTimeout(Duration timeout) {
+      this.idleTimeout = positive("idleTimeout", timeout);
+      return this;
+    }
+
+    private static Duration positive(String what, Duration d) {
+      if (d.isNegative() || d.isZero()) {
+        throw new IllegalArgumentException(what + ": expected a positive duration, found " + d);
+      }
+      return d;
+    }
+
+    /**
+     * Handler threads (default: one per core, at least 2). They parse requests, submit them
+     * and encode the PNGs; none waits for a result or a socket.
+     */
     public Builder threads(int threads) {
       if (threads < 1) {
         throw new IllegalArgumentException("threads: expected at least 1, found " + threads);

@@ -55,7 +55,9 @@ import java.util.concurrent.locks.ReentrantLock;
  * worker only, one pass at a time. Futures are completed on the service's event thread (which
  * also fires deadlines): dependent stages added with non-async methods ({@code thenApply},
  * {@code whenComplete}) run there and delay other requests' completions, so give heavy work an
- * executor ({@code thenApplyAsync(f, executor)}).
+ * executor ({@code thenApplyAsync(f, executor)}). Where each request stands (queued, running,
+ * done) is one {@link RequestState}, moved only by its compare-and-set: the worker's take and
+ * result, the deadline, a cancel and closing race there and nowhere else.
  *
  * <p><b>Life.</b> The service owns its pipeline and frees the UNet's native memory when it
  * closes: {@link #close()} first finishes every accepted request, {@link #closeNow()} cancels
@@ -85,6 +87,7 @@ public final class GenerationService implements AutoCloseable {
   private final LongAdder submitted = new LongAdder();
   private final LongAdder rejected = new LongAdder();
   private final LongAdder completed = new LongAdder();
+  private final LongAdder images = new LongAdder();
   private final LongAdder failed = new LongAdder();
   private final LongAdder cancelled = new LongAdder();
   private final LongAdder deadlineExceeded = new LongAdder();
@@ -93,19 +96,17 @@ public final class GenerationService implements AutoCloseable {
   private final Histogram compute = new Histogram();
   private final Histogram latency = new Histogram();
 
-  /** One accepted request. Fields without a comment are the worker's alone. */
-  private static final class Job {
+  /** One accepted request: its state, and data that only the worker touches unless noted. */
+  private final class Job {
+    final RequestState<GenerationResult> state =
+        new RequestState<>(GenerationService.this::deliver, this::leftQueue);
     final Sampling sampling;
-    final CompletableFuture<GenerationResult> future = new CompletableFuture<>();
     final long submitNanos;
     final Duration deadline; // null: none
     final long deadlineNanos; // System.nanoTime() value; meaningful only with a deadline
     volatile ScheduledFuture<?> timer;
     volatile int stepsDone; // read by the event thread for deadline messages
-    volatile boolean dequeued; // left the queue (taken by the worker, or dropped)
     long readyNanos; // when it became ready for its next step
-    boolean started;
-    boolean finished; // its outcome has been handed to the event thread
 
     Job(Sampling sampling, long submitNanos, Duration deadline) {
       this.sampling = sampling;
@@ -121,6 +122,16 @@ public final class GenerationService implements AutoCloseable {
 
     boolean expiredAt(long now) {
       return deadline != null && now - deadlineNanos >= 0;
+    }
+
+    /** Ended while waiting (cancelled, expired, closed): frees its queue slot now. */
+    private void leftQueue(RequestState<GenerationResult> ended) {
+      lock.lock();
+      try {
+        queue.remove(this);
+      } finally {
+        lock.unlock();
+      }
     }
   }
 
@@ -207,23 +218,24 @@ public final class GenerationService implements AutoCloseable {
     } finally {
       lock.unlock();
     }
-    job.future.whenComplete((result, error) -> finished(job, error));
+    CompletableFuture<GenerationResult> future = job.state.future();
+    future.whenComplete((result, error) -> finished(job, error));
     if (deadline != null) {
       try {
         ScheduledFuture<?> timer = events.schedule(() -> expire(job),
             Math.max(0, job.deadlineNanos - System.nanoTime()), TimeUnit.NANOSECONDS);
         job.timer = timer;
-        if (job.future.isDone()) {
+        if (future.isDone()) {
           timer.cancel(false);
         }
       } catch (RejectedExecutionException e) {
         // closed meanwhile: the worker has finished or cancelled the request already
       }
     }
-    return job.future;
+    return future;
   }
 
-  /** Counts a request's outcome, frees its queue slot and stops its deadline timer. */
+  /** Counts a request's outcome and stops its deadline timer. */
   private void finished(Job job, Throwable error) {
     ScheduledFuture<?> timer = job.timer;
     if (timer != null) {
@@ -231,6 +243,7 @@ public final class GenerationService implements AutoCloseable {
     }
     if (error == null) {
       completed.increment();
+      images.add(job.images());
       latency.record(System.nanoTime() - job.submitNanos);
       return;
     }
@@ -243,27 +256,18 @@ public final class GenerationService implements AutoCloseable {
     } else {
       failed.increment();
     }
-    if (!job.dequeued) { // cancelled or expired while waiting: free its slot now
-      lock.lock();
-      try {
-        queue.remove(job);
-      } finally {
-        lock.unlock();
-      }
-    }
   }
 
+  /** Ends {@code job} with a {@link DeadlineExceededException}, unless it ended already. */
   private void expire(Job job) {
-    if (job.future.isDone()) {
-      return;
-    }
     long waited = System.nanoTime() - job.submitNanos;
     int steps = job.stepsDone;
     String where = steps == 0 ? "before its first step"
         : "after " + steps + " of " + job.sampling.numSteps() + " steps";
-    job.future.completeExceptionally(new DeadlineExceededException(String.format(Locale.ROOT,
+    DeadlineExceededException error = new DeadlineExceededException(String.format(Locale.ROOT,
         "deadline of %.1f ms exceeded after %.1f ms, %s", saturatedNanos(job.deadline) / 1e6,
-        waited / 1e6, where)));
+        waited / 1e6, where));
+    job.state.end(f -> f.completeExceptionally(error));
   }
 
   private IllegalStateException closedError() {
@@ -295,7 +299,7 @@ public final class GenerationService implements AutoCloseable {
         runPass(batch);
         active.clear();
         for (Job job : batch) {
-          if (!job.finished) {
+          if (!job.state.isDone()) {
             active.add(job);
           }
         }
@@ -304,7 +308,7 @@ public final class GenerationService implements AutoCloseable {
     } catch (Throwable t) { // a bug: fail what is left rather than leave callers waiting
       workerFailure = t;
       for (Job job : active) {
-        fail(job, t);
+        job.state.end(f -> f.completeExceptionally(t));
       }
       active.clear();
     } finally {
@@ -313,18 +317,13 @@ public final class GenerationService implements AutoCloseable {
       try {
         state = State.TERMINATED;
         left.addAll(queue);
-        queue.clear();
         inProgress = 0;
       } finally {
         lock.unlock();
       }
       for (Job job : left) {
-        job.dequeued = true;
-        if (!job.finished) {
-          job.finished = true;
-          deliver(() -> job.future.completeExceptionally(new CancellationException(
-              "GenerationService closed before the request finished")));
-        }
+        job.state.end(f -> f.completeExceptionally(new CancellationException(
+            "GenerationService closed before the request finished")));
       }
     }
   }
@@ -334,12 +333,16 @@ public final class GenerationService implements AutoCloseable {
    * waits for arrivals up to maxWait while there is room. Null when the worker should stop.
    */
   private List<Job> nextBatch(List<Job> active) throws InterruptedException {
-    List<Job> expired = new ArrayList<>();
     lock.lock();
     try {
       while (true) {
         long now = System.nanoTime();
-        dropFinished(active, now, expired);
+        active.removeIf(job -> {
+          if (job.expiredAt(now)) {
+            expire(job);
+          }
+          return job.state.isDone(); // cancelled or expired
+        });
         if (state == State.CANCELLING) {
           return null;
         }
@@ -349,21 +352,18 @@ public final class GenerationService implements AutoCloseable {
         }
         while (!queue.isEmpty()) {
           Job next = queue.peekFirst();
-          if (next.future.isDone() || next.expiredAt(now)) {
-            queue.pollFirst();
-            next.dequeued = true;
-            if (!next.future.isDone()) {
-              expired.add(next);
-            }
-            continue;
-          }
-          if (images > 0 && images + next.images() > options.maxBatch()) {
+          boolean runnable = !next.state.isDone() && !next.expiredAt(now);
+          if (runnable && images > 0 && images + next.images() > options.maxBatch()) {
             break; // a request larger than maxBatch runs alone
           }
           queue.pollFirst();
-          next.dequeued = true;
-          active.add(next);
-          images += next.images();
+          if (!runnable) {
+            expire(next); // a no-op when it ended already
+          } else if (next.state.take()) { // false: it ended meanwhile
+            queueWait.record(now - next.submitNanos);
+            active.add(next);
+            images += next.images();
+          }
         }
         inProgress = active.size();
         if (active.isEmpty()) {
@@ -388,30 +388,11 @@ public final class GenerationService implements AutoCloseable {
       }
     } finally {
       lock.unlock();
-      for (Job job : expired) {
-        job.finished = true;
-        deliver(() -> expire(job));
-      }
     }
-  }
-
-  /** Removes cancelled and expired requests from {@code active}. */
-  private static void dropFinished(List<Job> active, long now, List<Job> expired) {
-    active.removeIf(job -> {
-      if (job.future.isDone()) {
-        return true;
-      }
-      if (job.expiredAt(now)) {
-        expired.add(job);
-        return true;
-      }
-      return false;
-    });
   }
 
   /** One UNet pass over the next step of every request of {@code batch}. */
   private void runPass(List<Job> batch) {
-    long start = System.nanoTime();
     int images = 0;
     for (Job job : batch) {
       images += job.images();
@@ -426,10 +407,6 @@ public final class GenerationService implements AutoCloseable {
       long[] labels = unet.isClassConditional() ? new long[images] : null;
       int at = 0;
       for (Job job : batch) {
-        if (!job.started) {
-          job.started = true;
-          queueWait.record(start - job.submitNanos);
-        }
         Sampling s = job.sampling;
         in.put(s.modelInput()); // [B, C, S, S] of this request
         Arrays.fill(timesteps, at, at + s.batchSize(), s.timestep());
@@ -449,9 +426,8 @@ public final class GenerationService implements AutoCloseable {
         float[] modelOutput = new float[job.images() * perImage];
         out.get(offset, modelOutput);
         offset += modelOutput.length;
-        if (job.future.isDone()) {
-          job.finished = true; // cancelled or expired during the pass
-          continue;
+        if (job.state.isDone()) {
+          continue; // cancelled or expired during the pass
         }
         try {
           job.sampling.step(modelOutput);
@@ -459,24 +435,16 @@ public final class GenerationService implements AutoCloseable {
           job.readyNanos = end;
           if (job.sampling.isDone()) {
             GenerationResult result = job.sampling.result();
-            job.finished = true;
-            deliver(() -> job.future.complete(result));
+            job.state.end(f -> f.complete(result));
           }
         } catch (RuntimeException e) {
-          fail(job, e);
+          job.state.end(f -> f.completeExceptionally(e));
         }
       }
     } catch (Exception | OutOfMemoryError e) { // a failed pass fails its requests only
       for (Job job : batch) {
-        fail(job, e);
+        job.state.end(f -> f.completeExceptionally(e));
       }
-    }
-  }
-
-  private void fail(Job job, Throwable error) {
-    if (!job.finished) {
-      job.finished = true;
-      deliver(() -> job.future.completeExceptionally(error));
     }
   }
 
@@ -501,7 +469,8 @@ public final class GenerationService implements AutoCloseable {
       lock.unlock();
     }
     int running = inProgress;
-    return new ServiceStats(submitted.sum(), rejected.sum(), completed.sum(), failed.sum(),
+    return new ServiceStats(submitted.sum(), rejected.sum(), completed.sum(), images.sum(),
+        failed.sum(),
         cancelled.sum(), deadlineExceeded.sum(), queued, running, queueWait.snapshot(),
         batchImages.snapshot(), compute.snapshot(), latency.snapshot());
   }
@@ -523,6 +492,21 @@ public final class GenerationService implements AutoCloseable {
   /** The scheduler's {@code num_train_timesteps}: custom timesteps must lie below it. */
   public int numTrainTimesteps() {
     return pipeline.schedulerConfig().numTrainTimesteps();
+  }
+
+  /** The device the UNet runs on. */
+  public Device device() {
+    return unet.device();
+  }
+
+  /** The precision the UNet runs in. */
+  public Precision precision() {
+    return unet.precision();
+  }
+
+  /** Bytes of native memory the UNet holds: packed weights and the activation arena. */
+  public long nativeBytes() {
+    return unet.weightBytes() + unet.arenaBytes();
   }
 
   // ---- closing ----

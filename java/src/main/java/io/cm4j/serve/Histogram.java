@@ -99,6 +99,15 @@ public final class Histogram {
       return max;
     }
 
+    /** Values at or below {@code value}, counted by bucket: exact within 1/16. */
+    public long countAtMost(long value) {
+      long n = 0;
+      for (int i = 0; i < counts.length && upperBound(i) <= value; i++) {
+        n += counts[i];
+      }
+      return n;
+    }
+
     public double mean() {
       return count == 0 ? 0 : (double) sum / count;
     }

@@ -14,6 +14,7 @@ import java.util.Locale;
  * @param submitted requests accepted by {@code submit}
  * @param rejected requests refused because the queue was full
  * @param completed requests that produced their images
+ * @param images images of the completed requests
  * @param failed requests that ended with an error (a failed forward pass)
  * @param cancelled requests cancelled by their caller or by {@code closeNow}
  * @param deadlineExceeded requests that missed their deadline
@@ -24,7 +25,8 @@ import java.util.Locale;
  * @param compute nanoseconds of each UNet pass
  * @param latency nanoseconds from submit to the result, for completed requests
  */
-public record ServiceStats(long submitted, long rejected, long completed, long failed,
+public record ServiceStats(long submitted, long rejected, long completed, long images,
+    long failed,
     long cancelled, long deadlineExceeded, int queued, int inProgress,
     Histogram.Snapshot queueWait, Histogram.Snapshot batchImages, Histogram.Snapshot compute,
     Histogram.Snapshot latency) {

@@ -39,7 +39,7 @@ public final class CliRun {
   public static void assertBadInput(Result r, String... parts) {
     assertEquals(2, r.exit, "exit code; stderr: " + r.err);
     List<String> lines = r.err.strip().lines()
-        .filter(l -> !l.startsWith("generate: ")).toList(); // progress and choices
+        .filter(l -> !l.startsWith("generate: ") && !l.startsWith("edit: ")).toList(); // progress
     assertTrue(lines.size() == 1 || (lines.size() == 2 && lines.get(1).startsWith("Try '")),
         "expected one error line, found: " + r.err);
     for (String part : parts) {

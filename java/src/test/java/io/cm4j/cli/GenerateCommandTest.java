@@ -60,10 +60,25 @@ class GenerateCommandTest {
     assertEquals("wrote " + png, r.out().strip());
     assertTrue(r.err().contains("running on cpu") || r.err().contains("running on cuda"),
         "says which device: " + r.err());
-    assertTrue(r.err().contains("class 145, 1 step, seed 12"), r.err());
+    assertTrue(r.err().contains("class 145 (king penguin), 1 step, seed 12"), r.err());
     BufferedImage image = ImageIO.read(png.toFile());
     assertEquals(32, image.getWidth());
     assertEquals(32, image.getHeight());
+  }
+
+  @Test
+  void aClassGivenByItsImageNetNameIsThatLabel() throws Exception {
+    Path byName = tmp.resolve("name.png");
+    Path byLabel = tmp.resolve("label.png");
+    Result r = generate("--class", "Goldfish", "--seed", "3", "--out", byName.toString());
+    assertEquals(0, r.exit(), r.err());
+    assertTrue(r.err().contains("class 1 (goldfish)"), r.err());
+    assertEquals(0, generate("--class", "1", "--seed", "3", "--out", byLabel.toString()).exit());
+    assertArrayEquals(Files.readAllBytes(byLabel), Files.readAllBytes(byName));
+    assertBadInput(generate("--class", "goldfsh", "--out", png()), "--class", "\"goldfsh\"",
+        "not an ImageNet class name");
+    assertBadInput(generate("--class", "CARDIGAN", "--out", png()), "\"Cardigan\" (264)",
+        "\"cardigan\" (474)");
   }
 
   @Test

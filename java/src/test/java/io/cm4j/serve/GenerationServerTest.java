@@ -204,10 +204,10 @@ class GenerationServerTest {
     assertError(400, "not valid UTF-8", post("/generate",
         new byte[] {'{', '"', (byte) 0xff, (byte) 0xfe, '"', ':', '1', '}'}));
     byte[] big = ("{\"class\": 1" + " ".repeat(5000) + "}").getBytes(StandardCharsets.UTF_8);
-    assertError(400, "request body too large: expected at most 4096 bytes", post("/generate",
+    assertError(413, "request body too large: expected at most 4096 bytes", post("/generate",
         big));
-    // the same without a Content-Length (chunked): refused after reading 4097 bytes
-    assertError(400, "request body too large", client.send(HttpRequest.newBuilder(
+    // a body without a Content-Length (chunked) is refused unread
+    assertError(411, "send Content-Length", client.send(HttpRequest.newBuilder(
         server.uri().resolve("/generate")).POST(HttpRequest.BodyPublishers.ofInputStream(
             () -> new ByteArrayInputStream(new byte[8192]))).build(),
         HttpResponse.BodyHandlers.ofByteArray()));
@@ -308,6 +308,78 @@ class GenerationServerTest {
       assertEquals(503, health.statusCode());
     } finally {
       small.close();
+    }
+  }
+
+  static HttpResponse<String> get(String path) throws Exception {
+    return client.send(HttpRequest.newBuilder(server.uri().resolve(path)).GET().build(),
+        HttpResponse.BodyHandlers.ofString());
+  }
+
+  @Test
+  void thePageAndItsFilesComeFromTheJar() throws Exception {
+    HttpResponse<String> page = get("/");
+    assertEquals(200, page.statusCode());
+    assertTrue(page.headers().firstValue("Content-Type").orElse("").startsWith("text/html"));
+    assertTrue(page.body().contains("<script src=\"app.js\"></script>"), page.body());
+    assertTrue(!page.body().contains("http://") && !page.body().contains("https://"),
+        "the page loads nothing from elsewhere");
+    assertTrue(get("/app.js").body().contains("fetch('generate'"));
+    assertEquals(200, get("/app.css").statusCode());
+    assertTrue(get("/imagenet-classes.txt").body().startsWith("tench\ngoldfish\n"));
+  }
+
+  @Test
+  void eachImageComesWithItsClassNameAndLatency() throws Exception {
+    HttpResponse<byte[]> r = post("/generate", "{\"class\": 1, \"seed\": 4}");
+    assertEquals(200, r.statusCode());
+    assertEquals("1", r.headers().firstValue("X-Cm4j-Class").orElse(""));
+    assertEquals("goldfish", r.headers().firstValue("X-Cm4j-Class-Name").orElse(""));
+    double ms = Double.parseDouble(r.headers().firstValue("X-Cm4j-Latency-Ms").orElse("-1"));
+    assertTrue(ms > 0 && ms < 30_000, "latency " + ms);
+  }
+
+  private static final java.util.regex.Pattern SAMPLE = java.util.regex.Pattern.compile(
+      "([a-zA-Z_:][a-zA-Z0-9_:]*)(\\{[a-z_]+=\"[^\"]*\"(,[a-z_]+=\"[^\"]*\")*\\})? "
+          + "(-?[0-9.]+(e[-+]?[0-9]+)?)");
+
+  @Test
+  void metricsAreInThePrometheusTextFormat() throws Exception {
+    assertImageOf(2, post("/generate", json(2)));
+    assertError(400, "expected a JSON object", post("/generate", "[]"));
+    HttpResponse<String> r = get("/metrics");
+    assertEquals(200, r.statusCode());
+    assertEquals("text/plain; version=0.0.4; charset=utf-8",
+        r.headers().firstValue("Content-Type").orElse(""));
+    Map<String, Double> samples = new java.util.LinkedHashMap<>();
+    for (String line : r.body().split("\n")) {
+      if (line.startsWith("# HELP ") || line.startsWith("# TYPE ")) {
+        continue;
+      }
+      java.util.regex.Matcher m = SAMPLE.matcher(line);
+      assertTrue(m.matches(), "not a sample line: " + line);
+      samples.put(line.substring(0, line.lastIndexOf(' ')), Double.parseDouble(m.group(4)));
+    }
+    assertTrue(samples.get("cm4j_http_requests_total{endpoint=\"/generate\",status=\"200\"}")
+        >= 1);
+    assertTrue(samples.get("cm4j_http_requests_total{endpoint=\"/generate\",status=\"400\"}")
+        >= 1);
+    assertEquals(1.0, samples.get("cm4j_info{device=\"cpu\",dtype=\"fp32\",image_size=\"32\"}"));
+    assertTrue(samples.get("cm4j_images_generated_total") >= 1);
+    assertTrue(samples.containsKey("cm4j_queue_depth"));
+    assertTrue(samples.get("cm4j_native_memory_bytes") > 0);
+    assertTrue(samples.get("cm4j_jvm_memory_used_bytes{area=\"heap\"}") > 0);
+    for (String h : List.of("cm4j_batch_images", "cm4j_queue_wait_seconds",
+        "cm4j_compute_seconds", "cm4j_latency_seconds")) {
+      double previous = 0;
+      for (Map.Entry<String, Double> e : samples.entrySet()) {
+        if (e.getKey().startsWith(h + "_bucket{")) {
+          assertTrue(e.getValue() >= previous, "cumulative buckets: " + e.getKey());
+          previous = e.getValue();
+        }
+      }
+      assertEquals(samples.get(h + "_count"), samples.get(h + "_bucket{le=\"+Inf\"}"), h);
+      assertTrue(samples.get(h + "_count") >= 1, h);
     }
   }
 }

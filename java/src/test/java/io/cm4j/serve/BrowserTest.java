@@ -1,0 +1,168 @@
+package io.cm4j.serve;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.cm4j.pipeline.ConsistencyModelPipeline;
+import io.cm4j.pipeline.GenerationRequest;
+import java.awt.image.BufferedImage;
+import java.io.ByteArrayInputStream;
+import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Function;
+import java.util.concurrent.TimeUnit;
+import java.util.logging.Level;
+import javax.imageio.ImageIO;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.openqa.selenium.By;
+import org.openqa.selenium.OutputType;
+import org.openqa.selenium.WebElement;
+import org.openqa.selenium.chrome.ChromeDriver;
+import org.openqa.selenium.chrome.ChromeDriverService;
+import org.openqa.selenium.chrome.ChromeOptions;
+import org.openqa.selenium.logging.LogEntry;
+import org.openqa.selenium.logging.LogType;
+import org.openqa.selenium.logging.LoggingPreferences;
+
+/**
+ * The page in a real browser (Debian's headless chromium and chromedriver) against the server
+ * on the tiny model: it loads without console errors, the class search finds "goldfish", a
+ * generate click shows the image the Java pipeline makes for the same class and seed, pixel
+ * for pixel, and the service panel updates. Each step leaves a screenshot in
+ * {@code target/browser/}. Skipped where chromium or chromedriver is not installed.
+ */
+@Timeout(value = 180, unit = TimeUnit.SECONDS)
+class BrowserTest {
+  private static final Path CHROMIUM = Path.of("/usr/bin/chromium");
+  private static final Path CHROMEDRIVER = Path.of("/usr/bin/chromedriver");
+  private static final Path SHOTS = Path.of("target", "browser");
+
+  private static GenerationService service;
+  private static GenerationServer server;
+  private static ChromeDriver browser;
+
+  @BeforeAll
+  static void start() throws Exception {
+    assumeTrue(Files.isExecutable(CHROMIUM) && Files.isExecutable(CHROMEDRIVER),
+        "chromium and chromium-driver are not installed");
+    service = GenerationService.open(Tiny.model(), ServiceOptions.DEFAULT);
+    server = GenerationServer.builder(service).address(new InetSocketAddress("127.0.0.1", 0))
+        .start();
+    ChromeOptions options = new ChromeOptions();
+    options.setBinary(CHROMIUM.toFile());
+    options.addArguments("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+        "--disable-gpu", "--window-size=1200,800", "--no-first-run");
+    LoggingPreferences logs = new LoggingPreferences();
+    logs.enable(LogType.BROWSER, Level.ALL);
+    options.setCapability("goog:loggingPrefs", logs);
+    ChromeDriverService driver = new ChromeDriverService.Builder()
+        .usingDriverExecutable(CHROMEDRIVER.toFile()).usingAnyFreePort().build();
+    browser = new ChromeDriver(driver, options);
+    Files.createDirectories(SHOTS);
+  }
+
+  @AfterAll
+  static void stop() {
+    if (browser != null) {
+      browser.quit();
+    }
+    if (server != null) {
+      server.close();
+    }
+    if (service != null) {
+      service.close();
+    }
+  }
+
+  private static void screenshot(String name) throws Exception {
+    Files.write(SHOTS.resolve(name + ".png"), browser.getScreenshotAs(OutputType.BYTES));
+  }
+
+  /** Polls {@code condition} until it gives a value other than null or false (30 s). */
+  private static <T> T until(Function<ChromeDriver, T> condition) throws InterruptedException {
+    long end = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+    while (true) {
+      T value = condition.apply(browser);
+      if (value != null && !Boolean.FALSE.equals(value)) {
+        return value;
+      }
+      if (System.nanoTime() - end > 0) {
+        throw new AssertionError("the page did not get there within 30 s");
+      }
+      Thread.sleep(50);
+    }
+  }
+
+  @Test
+  void theGenerateTabMakesThePipelinesImageAndTheServicePanelFollows() throws Exception {
+    browser.get(server.uri().toString() + "/");
+    until(d -> d.findElements(By.cssSelector("#class-select option")).size() == 1000);
+    until(d -> !d.findElement(By.id("m-completed")).getText().equals("-"));
+    screenshot("1-loaded");
+    List<String> errors = new ArrayList<>();
+    for (LogEntry e : browser.manage().logs().get(LogType.BROWSER)) {
+      if (e.getLevel().intValue() >= Level.WARNING.intValue()) {
+        errors.add(e.getMessage());
+      }
+    }
+    assertEquals(List.of(), errors, "console errors on load");
+
+    browser.findElement(By.id("class-search")).sendKeys("goldfish");
+    List<WebElement> found = browser.findElements(By.cssSelector("#class-select option"));
+    assertEquals(List.of("1: goldfish"), found.stream().map(WebElement::getText).toList());
+    assertEquals("1", browser.findElement(By.id("class-select")).getAttribute("value"));
+    screenshot("2-class-search");
+
+    WebElement seed = browser.findElement(By.id("seed"));
+    seed.clear();
+    seed.sendKeys("12");
+    browser.findElement(By.id("generate-button")).click();
+    WebElement img = until(d -> d.findElements(By.cssSelector("#gallery .card img"))
+        .stream().filter(i -> (Boolean) d.executeScript(
+            "return arguments[0].complete && arguments[0].naturalWidth > 0", i))
+        .findFirst().orElse(null));
+    String caption = browser.findElement(By.cssSelector("#gallery .card div")).getText();
+    assertTrue(caption.startsWith("1: goldfish, seed 12"), caption);
+    screenshot("3-generated");
+
+    // The bytes the page shows, as the browser holds them (a blob: URL).
+    String base64 = (String) browser.executeAsyncScript("const done = arguments[1];"
+        + "fetch(arguments[0].src).then(r => r.arrayBuffer()).then(b => {"
+        + "  let s = ''; new Uint8Array(b).forEach(x => s += String.fromCharCode(x));"
+        + "  done(btoa(s)); });", img);
+    BufferedImage shown = ImageIO.read(new ByteArrayInputStream(Base64.getDecoder()
+        .decode(base64)));
+    byte[] expected;
+    try (ConsistencyModelPipeline pipeline = ConsistencyModelPipeline.open(Tiny.model())) {
+      expected = pipeline.generate(GenerationRequest.builder().classLabels(1).seed(12)
+          .numInferenceSteps(1).build()).toUint8(); // [1, H, W, 3]
+    }
+    int size = service.imageSize();
+    assertEquals(size, shown.getWidth());
+    int[] rgb = shown.getRaster().getPixels(0, 0, size, size, (int[]) null);
+    assertEquals(expected.length, rgb.length);
+    for (int k = 0; k < rgb.length; k++) {
+      assertEquals(expected[k] & 0xff, rgb[k], "pixel value " + k);
+    }
+
+    until(d -> d.findElement(By.id("m-completed")).getText().equals("1"));
+    String rate = browser.findElement(By.id("m-rate")).getText();
+    assertTrue(rate.matches("[0-9.]+"), "images/s shown: " + rate);
+    assertTrue(browser.findElement(By.id("m-p50")).getText().endsWith(" ms"));
+    screenshot("4-service-panel");
+    Map<?, ?> status = (Map<?, ?>) browser.executeScript(
+        "return {text: document.getElementById('status').textContent,"
+            + " cls: document.getElementById('status').className}");
+    assertEquals("", status.get("cls"), "status: " + status.get("text"));
+  }
+}
