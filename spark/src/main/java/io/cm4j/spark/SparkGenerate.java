@@ -9,6 +9,7 @@ import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.stream.Stream;
@@ -108,12 +109,13 @@ public final class SparkGenerate implements Callable<Integer> {
           + e.getMessage());
     }
     checkModel();
-    Path out = Path.of(output);
-    boolean created = !Files.exists(out);
-    if (!created && !isEmptyFolder(out)) {
+    // hdfs://, s3a://, ...: Hadoop's file systems, checked by the job (SparkGeneration.write)
+    Path out = isUri(output) ? null : Path.of(output);
+    boolean created = out != null && !Files.exists(out);
+    if (out != null && !created && !isEmptyFolder(out)) {
       throw usage("--output " + output + ": exists and is not an empty folder");
     }
-    if (!Files.exists(Path.of(requests))) {
+    if (!isUri(requests) && !Files.exists(Path.of(requests))) {
       throw usage("--requests " + requests + ": no such file");
     }
     try {
@@ -135,7 +137,9 @@ public final class SparkGenerate implements Callable<Integer> {
       } catch (IllegalArgumentException e) {
         throw usage("--requests " + requests + ": " + e.getMessage());
       }
-      Files.createDirectories(out);
+      if (out != null) {
+        Files.createDirectories(out);
+      }
       SparkGeneration.Summary summary;
       try {
         summary = SparkGeneration.write(SparkGeneration.generate(table, options), output);
@@ -151,9 +155,10 @@ public final class SparkGenerate implements Callable<Integer> {
           summary.errors() == 1 ? "" : "s", seconds, summary.ok() / seconds,
           spark.sparkContext().master());
       PrintWriter stdout = spec.commandLine().getOut();
-      stdout.println("wrote " + out.resolve(SparkGeneration.IMAGES));
-      stdout.println("wrote " + out.resolve(SparkGeneration.MANIFEST_JSONL));
-      stdout.println("wrote " + out.resolve(SparkGeneration.MANIFEST_PARQUET));
+      for (String name : List.of(SparkGeneration.IMAGES, SparkGeneration.MANIFEST_JSONL,
+          SparkGeneration.MANIFEST_PARQUET)) {
+        stdout.println("wrote " + new org.apache.hadoop.fs.Path(output, name));
+      }
       stdout.flush();
     }
     return 0;
@@ -172,6 +177,10 @@ public final class SparkGenerate implements Callable<Integer> {
 
   private ParameterException usage(String message) {
     return new ParameterException(spec.commandLine(), message);
+  }
+
+  private static boolean isUri(String path) {
+    return path.matches("[A-Za-z][A-Za-z0-9+.-]*://.*");
   }
 
   private static boolean isEmptyFolder(Path dir) throws IOException {

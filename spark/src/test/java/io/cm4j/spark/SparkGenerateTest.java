@@ -44,11 +44,14 @@ class SparkGenerateTest {
     List<TinyModel.Request> requests = TinyModel.requests(3);
     Path file = TinyModel.writeJsonl(tmp.resolve("r.jsonl"), TinyModel.jsonLines(requests));
     Path out = tmp.resolve("out");
+    // the output as a Hadoop URI, as on a cluster (hdfs://, s3a://): made by the job itself
     Run r = run("--master", "local[2]", "--model", TinyModel.path().toString(), "--requests",
-        file.toString(), "--output", out.toString(), "--device", "cpu", "--dtype", "fp32");
+        file.toString(), "--output", out.toUri().toString(), "--device", "cpu", "--dtype",
+        "fp32");
     assertEquals(0, r.exit(), r.err());
-    assertEquals(List.of("wrote " + out.resolve("images"), "wrote " + out.resolve("manifest.jsonl"),
-        "wrote " + out.resolve("manifest.parquet")), r.out().lines().toList());
+    assertEquals(List.of("wrote file:" + out.resolve("images"),
+        "wrote file:" + out.resolve("manifest.jsonl"),
+        "wrote file:" + out.resolve("manifest.parquet")), r.out().lines().toList());
     assertTrue(r.err().contains("spark-generate: 3 images, 0 errors in"), r.err());
     try (TinyModel tiny = new TinyModel()) {
       for (TinyModel.Request q : requests) {
