@@ -1,11 +1,13 @@
 package io.cm4j.cli;
 
 import io.cm4j.Cm4jException;
-import io.cm4j.hub.HubClient;
+import io.cm4j.Device;
 import io.cm4j.UNet;
+import io.cm4j.hub.HubClient;
 import io.cm4j.WeightSource;
 import io.cm4j.pipeline.ConsistencyModelPipeline;
 import io.cm4j.pipeline.SchedulerConfig;
+import io.cm4j.serve.EnginePool;
 import io.cm4j.serve.GenerationServer;
 import io.cm4j.serve.GenerationService;
 import io.cm4j.serve.ServiceOptions;
@@ -16,6 +18,8 @@ import java.net.BindException;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -103,7 +107,12 @@ final class ServeCommand implements Callable<Integer> {
           + "ones get 408 (default: ${DEFAULT-VALUE}).")
   long requestTimeoutMs;
 
-  @Mixin DeviceOption device;
+  @Option(names = "--device", paramLabel = "DEVICES", defaultValue = "cpu",
+      description = "Where to run: cpu[:threads], cuda[:i], a list (cuda:0,cuda:1), a range "
+          + "(cuda:0-3; cpu:0-1: two CPU engines sharing the cores) or all (every CUDA "
+          + "device, else the CPU). One engine per device, each batch on the least-loaded one; "
+          + "one that fails leaves the pool while the others serve (default: ${DEFAULT-VALUE}).")
+  String devices;
   @Mixin DtypeOption dtype;
 
   @Option(names = "--stop-after", paramLabel = "S",
@@ -132,16 +141,14 @@ final class ServeCommand implements Callable<Integer> {
     }
     PrintWriter err = spec.commandLine().getErr();
     Object modelPath;
-    ConsistencyModelPipeline pipeline;
+    Path path = null; // null: synth-v1 weights on --config
     if (randomWeights != null || config != null) {
       modelPath = config + " with synth-v1 weights (seed " + randomWeights + ")";
-      pipeline = synthPipeline();
     } else {
-      Path path = revision.resolve(model, main);
+      path = revision.resolve(model, main);
       modelPath = path;
-      pipeline = openPipeline(path);
     }
-    GenerationService service = new GenerationService(pipeline, options);
+    GenerationService service = new GenerationService(openEngines(path), options);
     GenerationServer server;
     try {
       server = startServer(service);
@@ -156,12 +163,13 @@ final class ServeCommand implements Callable<Integer> {
         service.close(); // finishes what was accepted (later requests get 503), frees the model
         server.close(Duration.ofSeconds(1)); // time to send the last answers
         err.println("serve: stopped; " + service.stats());
+        service.engineStats().forEach(e -> err.println("serve: engine " + e));
         err.flush();
       }
       stop.countDown();
     };
     try {
-      err.printf("serve: %s on %s, %s%n", modelPath, device.value, options);
+      err.printf("serve: %s on %s, %s%n", modelPath, devices, options);
       err.printf("serve: listening on %s (the page at /; POST /generate, GET /health, "
           + "GET /metrics)%n", server.uri());
       err.flush();
@@ -202,19 +210,36 @@ final class ServeCommand implements Callable<Integer> {
         .defaultDeadline(Duration.ofMillis(timeoutMs)).build();
   }
 
-  private ConsistencyModelPipeline openPipeline(Path modelPath)
+  /** One engine per device of --device; closes what it opened when one fails. */
+  /** One engine per --device entry, of the model at {@code modelPath} or synth-v1 weights. */
+  private EnginePool openEngines(Path modelPath)
       throws IOException, Cm4jException, UsageException {
+    List<Device> list;
     try {
-      return ModelOpening.open(
-          () -> ConsistencyModelPipeline.open(modelPath, device.value, dtype.value), "--model",
-          device.value, dtype.value);
+      list = EnginePool.parseDevices(devices, devices.strip().equals("all")
+          ? UNet.cudaDeviceCount() : 0, Runtime.getRuntime().availableProcessors());
+    } catch (IllegalArgumentException e) {
+      throw new UsageException("--device " + e.getMessage(), e);
+    }
+    List<ConsistencyModelPipeline> opened = new ArrayList<>();
+    try {
+      for (Device device : list) {
+        opened.add(modelPath == null ? synthPipeline(device) : ModelOpening.open(
+            () -> ConsistencyModelPipeline.open(modelPath, device, dtype.value), "--model",
+            device, dtype.value));
+      }
+      return new EnginePool(opened);
     } catch (CheckpointException e) {
+      opened.forEach(ConsistencyModelPipeline::close);
       throw new UsageException("--model " + e.getMessage(), e);
+    } catch (IOException | Cm4jException | UsageException | RuntimeException e) {
+      opened.forEach(ConsistencyModelPipeline::close);
+      throw e;
     }
   }
 
   /** --config with --random-weights, the scheduler at diffusers' defaults. */
-  private ConsistencyModelPipeline synthPipeline()
+  private ConsistencyModelPipeline synthPipeline(Device device)
       throws IOException, Cm4jException, UsageException {
     if (randomWeights == null || config == null) {
       throw new UsageException(randomWeights == null
@@ -226,7 +251,7 @@ final class ServeCommand implements Callable<Integer> {
     }
     try {
       UNet unet = ModelOpening.open(() -> UNet.create(config, WeightSource.synthV1(randomWeights),
-          device.value, dtype.value), "--config", device.value, dtype.value);
+          device, dtype.value), "--config", device, dtype.value);
       try {
         return new ConsistencyModelPipeline(unet, SchedulerConfig.DEFAULT);
       } catch (IllegalArgumentException e) {

@@ -30,6 +30,7 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
@@ -40,7 +41,9 @@ import java.util.concurrent.locks.ReentrantLock;
  * batching). An edit steps its own sample with the same UNet as a generation does, so the two
  * share passes.
  *
- * <p><b>Batching.</b> One worker thread runs the UNet. Each request is a
+ * <p><b>Batching.</b> A worker thread per engine of its {@link EnginePool} (one engine unless
+ * the service is built over a pool) takes the next batch and runs the pass on the least-loaded
+ * engine; a request keeps its worker to its last step. Each request is a
  * {@link ConsistencyModelPipeline.Sampling}: its own scheduler and its own seeded generator, so
  * its latents and step noise never depend on other requests. Since the UNet takes a timestep
  * and a label per image, one pass can carry the next step of any set of requests, whatever
@@ -57,29 +60,31 @@ import java.util.concurrent.locks.ReentrantLock;
  * image). {@code GenerationServiceTest} checks this on the tiny model.
  *
  * <p><b>Threads.</b> Thread-safe: {@link #submit}, {@link #stats()}, {@link #close()} and
- * {@link #closeNow()} may be called from any thread at any time. The UNet is used by the
- * worker only, one pass at a time. Futures are completed on the service's event thread (which
+ * {@link #closeNow()} may be called from any thread at any time. The engines are used by the
+ * workers only, one pass per worker at a time. Futures are completed on the service's event thread (which
  * also fires deadlines): dependent stages added with non-async methods ({@code thenApply},
  * {@code whenComplete}) run there and delay other requests' completions, so give heavy work an
  * executor ({@code thenApplyAsync(f, executor)}). Where each request stands (queued, running,
- * done) is one {@link RequestState}, moved only by its compare-and-set: the worker's take and
+ * done) is one {@link RequestState}, moved only by its compare-and-set: a worker's take and
  * result, the deadline, a cancel and closing race there and nowhere else.
  *
- * <p><b>Life.</b> The service owns its pipeline and frees the UNet's native memory when it
+ * <p><b>Life.</b> The service owns its engines and frees their native memory when it
  * closes: {@link #close()} first finishes every accepted request, {@link #closeNow()} cancels
- * them. Both wait for the worker, so that on return every accepted future is done and the
+ * them. Both wait for the workers, so that on return every accepted future is done and the
  * native memory is freed. Closing twice is harmless; {@code submit} on a closed service throws
  * {@link IllegalStateException}.
  */
 public final class GenerationService implements AutoCloseable {
   private enum State { RUNNING, DRAINING, CANCELLING, TERMINATED }
 
-  private final ConsistencyModelPipeline pipeline;
+  private final EnginePool engines;
+  private final ConsistencyModelPipeline pipeline; // the pool's first: latents, model facts
   private final ImageEditor editor;
   private final UNet unet;
   private final ServiceOptions options;
   private final long maxWaitNanos;
-  private final Thread worker;
+  private final List<Thread> workers = new ArrayList<>();
+  private int workersLeft; // guarded by lock
   /** Deadlines and future completions: one daemon thread, so the worker never runs callers' code. */
   private final ScheduledThreadPoolExecutor events;
   private volatile Thread eventThread;
@@ -88,7 +93,7 @@ public final class GenerationService implements AutoCloseable {
   private final Condition changed = lock.newCondition(); // a request arrived, or closing began
   private final ArrayDeque<Job<?>> queue = new ArrayDeque<>(); // guarded by lock
   private State state = State.RUNNING; // guarded by lock
-  private volatile int inProgress; // written by the worker
+  private final AtomicIntegerArray inProgress; // per worker, written by that worker
   private volatile Throwable workerFailure;
 
   private final LongAdder submitted = new LongAdder();
@@ -204,7 +209,16 @@ public final class GenerationService implements AutoCloseable {
    * A service over {@code pipeline}, which it takes ownership of: {@link #close()} closes it.
    */
   public GenerationService(ConsistencyModelPipeline pipeline, ServiceOptions options) {
-    this.pipeline = Objects.requireNonNull(pipeline, "pipeline");
+    this(new EnginePool(List.of(Objects.requireNonNull(pipeline, "pipeline"))), options);
+  }
+
+  /**
+   * A service over every engine of {@code engines}, which it takes ownership of:
+   * {@link #close()} closes them. A request gets the same images on any of them.
+   */
+  public GenerationService(EnginePool engines, ServiceOptions options) {
+    this.engines = Objects.requireNonNull(engines, "engines");
+    this.pipeline = engines.primary();
     this.options = Objects.requireNonNull(options, "options");
     this.unet = pipeline.unet();
     this.editor = ImageEditor.of(pipeline);
@@ -216,9 +230,16 @@ public final class GenerationService implements AutoCloseable {
       return t;
     });
     events.setRemoveOnCancelPolicy(true); // a finished request's deadline timer goes at once
-    worker = new Thread(this::runWorker, "cm4j-serve-batcher");
-    worker.setDaemon(true);
-    worker.start();
+    inProgress = new AtomicIntegerArray(engines.size());
+    workersLeft = engines.size();
+    for (int w = 0; w < engines.size(); w++) {
+      int index = w;
+      Thread worker = new Thread(() -> runWorker(index),
+          "cm4j-serve-batcher" + (engines.size() == 1 ? "" : "-" + w));
+      worker.setDaemon(true);
+      workers.add(worker);
+    }
+    workers.forEach(Thread::start);
   }
 
   /**
@@ -233,11 +254,17 @@ public final class GenerationService implements AutoCloseable {
   /** A service over the model at {@code model} on {@code device}. */
   public static GenerationService open(Path model, Device device, Precision precision,
       ServiceOptions options) throws IOException, Cm4jException {
-    ConsistencyModelPipeline pipeline = ConsistencyModelPipeline.open(model, device, precision);
+    return open(model, List.of(device), precision, options);
+  }
+
+  /** A service with one engine on each of {@code devices} (see {@link EnginePool}). */
+  public static GenerationService open(Path model, List<Device> devices, Precision precision,
+      ServiceOptions options) throws IOException, Cm4jException {
+    EnginePool pool = EnginePool.open(model, devices, precision);
     try {
-      return new GenerationService(pipeline, options);
+      return new GenerationService(pool, options);
     } catch (RuntimeException | Error e) {
-      pipeline.close();
+      pool.close();
       throw e;
     }
   }
@@ -384,11 +411,11 @@ public final class GenerationService implements AutoCloseable {
 
   // ---- the worker ----
 
-  private void runWorker() {
+  private void runWorker(int w) {
     List<Job<?>> active = new ArrayList<>();
     try {
       while (true) {
-        List<Job<?>> batch = nextBatch(active);
+        List<Job<?>> batch = nextBatch(w, active);
         if (batch == null) {
           return;
         }
@@ -399,7 +426,7 @@ public final class GenerationService implements AutoCloseable {
             active.add(job);
           }
         }
-        inProgress = active.size();
+        inProgress.set(w, active.size());
       }
     } catch (Throwable t) { // a bug: fail what is left rather than leave callers waiting
       workerFailure = t;
@@ -411,9 +438,11 @@ public final class GenerationService implements AutoCloseable {
       List<Job<?>> left = new ArrayList<>(active);
       lock.lock();
       try {
-        state = State.TERMINATED;
-        left.addAll(queue);
-        inProgress = 0;
+        inProgress.set(w, 0);
+        if (--workersLeft == 0) { // the last worker: nothing runs the queue any more
+          state = State.TERMINATED;
+          left.addAll(queue);
+        }
       } finally {
         lock.unlock();
       }
@@ -428,7 +457,7 @@ public final class GenerationService implements AutoCloseable {
    * The requests of the next pass: every one in progress, then waiting ones while they fit;
    * waits for arrivals up to maxWait while there is room. Null when the worker should stop.
    */
-  private List<Job<?>> nextBatch(List<Job<?>> active) throws InterruptedException {
+  private List<Job<?>> nextBatch(int w, List<Job<?>> active) throws InterruptedException {
     lock.lock();
     try {
       while (true) {
@@ -461,7 +490,10 @@ public final class GenerationService implements AutoCloseable {
             images += next.images();
           }
         }
-        inProgress = active.size();
+        inProgress.set(w, active.size());
+        if (!queue.isEmpty()) {
+          changed.signal(); // what this pass leaves is for an idle worker
+        }
         if (active.isEmpty()) {
           if (state != State.RUNNING) {
             return null; // closing, and nothing is left
@@ -512,7 +544,7 @@ public final class GenerationService implements AutoCloseable {
         at += s.batchSize();
       }
       long computeStart = System.nanoTime();
-      FloatBuffer out = unet.forward(input, timesteps, labels).buffer(); // [N, C, S, S]
+      FloatBuffer out = engines.forward(input, timesteps, labels).buffer(); // [N, C, S, S]
       long end = System.nanoTime();
       compute.record(end - computeStart);
       batchImages.record(images);
@@ -563,7 +595,10 @@ public final class GenerationService implements AutoCloseable {
     } finally {
       lock.unlock();
     }
-    int running = inProgress;
+    int running = 0;
+    for (int w = 0; w < inProgress.length(); w++) {
+      running += inProgress.get(w);
+    }
     return new ServiceStats(submitted.sum(), rejected.sum(), completed.sum(), images.sum(),
         failed.sum(),
         cancelled.sum(), deadlineExceeded.sum(), queued, running, queueWait.snapshot(),
@@ -572,6 +607,11 @@ public final class GenerationService implements AutoCloseable {
 
   public ServiceOptions options() {
     return options;
+  }
+
+  /** Each engine's device, state and work so far. */
+  public List<EnginePool.EngineStats> engineStats() {
+    return engines.stats();
   }
 
   /** Height and width of the images ({@code sample_size}). */
@@ -634,14 +674,16 @@ public final class GenerationService implements AutoCloseable {
       lock.unlock();
     }
     boolean interrupted = false;
-    while (worker.isAlive()) {
-      try {
-        worker.join();
-      } catch (InterruptedException e) {
-        interrupted = true; // closing must not leave the native memory behind
+    for (Thread worker : workers) {
+      while (worker.isAlive()) {
+        try {
+          worker.join();
+        } catch (InterruptedException e) {
+          interrupted = true; // closing must not leave the native memory behind
+        }
       }
     }
-    pipeline.close();
+    engines.close();
     events.shutdown(); // completions already handed over still run
     if (Thread.currentThread() != eventThread) { // a callback may close the service
       while (!events.isTerminated()) {

@@ -40,6 +40,8 @@ class ServeCommandTest {
         "-1"), "--max-wait-ms");
     CliRun.assertBadInput(CliRun.runOffline(tmp, "serve", "--model",
         tmp.resolve("nothing").toString(), "--port", "0"), "nothing");
+    CliRun.assertBadInput(CliRun.runOffline(tmp, "serve", "--model", tiny(), "--device",
+        "cpu:1-0"), "--device invalid device range 'cpu:1-0'");
   }
 
   @Test
@@ -49,7 +51,7 @@ class ServeCommandTest {
     CompletableFuture<Integer> exit = CompletableFuture.supplyAsync(() -> Main.commandLine(
         new PrintWriter(out), new PrintWriter(err), Map.of("HF_HUB_OFFLINE", "1"))
         .execute("serve", "--model", tiny(), "--port", "0", "--max-batch", "4",
-            "--max-wait-ms", "1", "--stop-after", "5"));
+            "--max-wait-ms", "1", "--stop-after", "5", "--device", "cpu:0-1"));
     Pattern listening = Pattern.compile("listening on (http://\\S+) ");
     Matcher m = listening.matcher("");
     long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
@@ -68,5 +70,7 @@ class ServeCommandTest {
     assertEquals(0, exit.get(30, TimeUnit.SECONDS), "stderr: " + err);
     assertTrue(err.toString().contains("serve: stopped; ServiceStats[submitted 1"),
         err.toString());
+    assertEquals(2, err.toString().lines().filter(l -> l.startsWith("serve: engine "
+        + "EngineStats[device=cpu:")).count(), "one engine per CPU thread group: " + err);
   }
 }
