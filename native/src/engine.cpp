@@ -98,6 +98,20 @@ bool parse_device(const char* device, bool* cuda, int* index) {
 
 int element_size(int dtype) { return dtype == CM4J_F32 ? 4 : 2; }
 
+// A caller's shape against the size it gave for it, counted in `unit`s of unit_size bytes,
+// the product checked for overflow; *numel is the shape's element count.
+int check_size(const std::string& what, const std::vector<int64_t>& dims, int64_t unit_size,
+               const char* unit, int64_t given, int64_t* numel) {
+  int64_t size = 0;
+  if (!cm4j::checked_numel(dims, numel) || __builtin_mul_overflow(*numel, unit_size, &size))
+    return fail(CM4J_ERR_INVALID_ARGUMENT,
+                what + ": shape has a negative dimension or over 2^63 " + unit);
+  if (size != given)
+    return fail(CM4J_ERR_INVALID_ARGUMENT, what + ": expected " + std::to_string(size) + " " + unit +
+                                               " for its shape, found " + std::to_string(given));
+  return CM4J_OK;
+}
+
 std::vector<float> to_float(int dtype, const void* data, int64_t n) {
   std::vector<float> out(static_cast<size_t>(n));
   if (dtype == CM4J_F32 && n > 0) {  // memcpy from or to a null pointer is undefined, even of 0
@@ -205,13 +219,8 @@ int cm4j_synth_v1(const char* name, const int64_t* shape, int ndim, uint64_t see
       return fail(CM4J_ERR_INVALID_ARGUMENT, "synth_v1: invalid arguments");
     std::vector<int64_t> dims(shape, shape + ndim);
     int64_t numel = 0;
-    if (!cm4j::checked_numel(dims, &numel))
-      return fail(CM4J_ERR_INVALID_ARGUMENT, std::string("synth_v1 ") + name +
-                                                 ": shape has a negative dimension or over 2^63 elements");
-    if (numel != n)
-      return fail(CM4J_ERR_INVALID_ARGUMENT, std::string("synth_v1 ") + name + ": expected " +
-                                                 std::to_string(numel) + " elements for its shape, found " +
-                                                 std::to_string(n));
+    int rc = check_size(std::string("synth_v1 ") + name, dims, 1, "elements", n, &numel);
+    if (rc != CM4J_OK) return rc;
     cm4j::synth_v1_fill(name, dims, seed, out);
     return CM4J_OK;
   });
@@ -307,15 +316,8 @@ int cm4j_unet_bind(cm4j_unet* u, const char* name, int dtype, const int64_t* sha
       return fail(CM4J_ERR_INVALID_ARGUMENT, std::string("bind ") + name + ": dtype must be f32, f16 or bf16");
     std::vector<int64_t> dims(shape, shape + ndim);
     int64_t numel = 0;
-    int64_t bytes = 0;
-    if (!cm4j::checked_numel(dims, &numel) ||
-        __builtin_mul_overflow(numel, static_cast<int64_t>(element_size(dtype)), &bytes))
-      return fail(CM4J_ERR_INVALID_ARGUMENT, std::string("bind ") + name +
-                                                 ": shape has a negative dimension or over 2^63 bytes");
-    if (bytes != nbytes)
-      return fail(CM4J_ERR_INVALID_ARGUMENT, std::string("bind ") + name + ": expected " +
-                                                 std::to_string(bytes) + " bytes for its shape, found " +
-                                                 std::to_string(nbytes));
+    int rc = check_size(std::string("bind ") + name, dims, element_size(dtype), "bytes", nbytes, &numel);
+    if (rc != CM4J_OK) return rc;
     std::lock_guard<std::mutex> lock(u->mutex);
     std::vector<float> values = to_float(dtype, data, numel);
     cm4j::Status s = u->weights->bind(name, dims, values.data());
