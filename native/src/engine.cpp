@@ -399,11 +399,9 @@ int cm4j_unet_sample(cm4j_unet* u, int batch, int steps, const float* sample_in,
       if (!r.p) return fail(CM4J_ERR_INVALID_ARGUMENT, std::string("sample: ") + r.name + " is null");
     if (clip != 0 && clip != 1)
       return fail(CM4J_ERR_INVALID_ARGUMENT, "clip: expected 0 or 1, found " + std::to_string(clip));
+    // The noise of every step is held on the device at once: [steps, B, C, S, S] floats, under
+    // 2^31 x 2^31 of them (check_batch keeps B x C x S x S under 2^31): its bytes fit in int64.
     const int64_t image = static_cast<int64_t>(c.in_channels) * c.sample_size * c.sample_size;
-    // The noise of every step is held on the device at once: [steps, B, C, S, S] floats.
-    if (static_cast<int64_t>(steps) * batch > INT64_MAX / static_cast<int64_t>(sizeof(float)) / image)
-      return fail(CM4J_ERR_INVALID_ARGUMENT, "sample: " + std::to_string(steps) + " steps of " +
-                                                 std::to_string(batch) + " images do not fit in memory");
     for (int64_t i = 0; i < static_cast<int64_t>(steps) * batch; ++i)
       if (!std::isfinite(timesteps[i]))
         return fail(CM4J_ERR_INVALID_ARGUMENT, "timesteps[" + std::to_string(i) + "] (step " +
