@@ -32,13 +32,14 @@ class NativeMemoryLeakTest {
   private static final int CYCLES = 10_000;
   private static final int WARMUP = 1_000;
   /**
-   * Most RSS growth per cycle, in kB (KiB, as /proc reports it), of the fitted line. A leak of
-   * 10 KiB a cycle fits a slope of 10 and fails; warmed-up runs fit under 3.5 (the service's
-   * 200 cycles after warm-up on a loaded 2-core machine, where the collector and malloc leave
-   * steps of some 600 kB) and under 0.5 (the engine's 9,000). A bound on total growth, as a
-   * percentage of RSS, let 10 KiB a cycle through: 3 MB over 300 cycles is under 5% of 120 MB.
+   * Most RSS growth per cycle, in kB (KiB, as /proc reports it), of the fitted line: a leak of
+   * 10 KiB a cycle fits a slope of at least 10 and fails. Without one, the engine's 9,000 cycles
+   * after warm-up fit about 0 (-0.03 measured) and the service's 200 fit 3.4 to 5.7 (measured on
+   * a loaded 2-core machine): its RSS creeps up in steps of some 600 kB, from the JIT and malloc,
+   * over its first thousand cycles. The old bound, 5% of RSS, let 10 KiB a cycle through: 3 MB
+   * over 300 cycles is under 5% of 120 MB.
    */
-  private static final double MAX_KB_PER_CYCLE = 6.0;
+  private static final double MAX_KB_PER_CYCLE = 9.0;
 
   @TempDir Path tmp;
 
@@ -172,8 +173,8 @@ class NativeMemoryLeakTest {
   /** A leak of 10 KiB a cycle, with the steps real runs show, fails; a flat run passes. */
   @Test
   void theBoundCatchesTenKilobytesACycle() {
-    long[][] steps = {{200, 0}, {222, 200}, {244, 100}, {266, 100}, {288, 250}, {310, 200},
-        {332, 800}, {354, 800}, {376, 700}, {398, 800}, {400, 800}};
+    long[][] steps = {{200, 0}, {222, 700}, {244, 600}, {266, 500}, {288, 950}, {310, 1200},
+        {332, 1500}, {354, 1500}, {376, 1300}, {398, 1200}, {400, 1200}};
     List<long[]> flat = new ArrayList<>();
     List<long[]> leaking = new ArrayList<>();
     for (long[] s : steps) {
