@@ -72,25 +72,33 @@ int main() {
 
   // Every number is range-checked before it is converted, with the key (and entry) named:
   // a double outside int's range would be undefined behaviour to convert.
-  expect_error(edited("32,\n    64\n  ]", "32,\n    1e300\n  ]"), CM4J_ERR_INVALID_ARGUMENT,
-               "block_out_channels[1] must be an integer in [1, 65536], found 1e+300");
-  expect_error(edited("32,\n    64\n  ]", "-32,\n    64\n  ]"), CM4J_ERR_INVALID_ARGUMENT,
-               "block_out_channels[0] must be an integer in [1, 65536], found -32");
-  expect_error(edited("32,\n    64\n  ]", "32,\n    64.5\n  ]"), CM4J_ERR_INVALID_ARGUMENT,
-               "block_out_channels[1] must be an integer");
-  expect_error(edited("\"sample_size\": 32", "\"sample_size\": [1e300, 1e300]"),
-               CM4J_ERR_INVALID_ARGUMENT, "sample_size[0] must be an integer in [1, 16384]");
-  expect_error(edited("\"sample_size\": 32", "\"sample_size\": 4294967328"),
-               CM4J_ERR_INVALID_ARGUMENT, "sample_size must be an integer in [1, 16384]");
-  expect_error(edited("\"num_class_embeds\": 1000", "\"num_class_embeds\": -3"),
-               CM4J_ERR_INVALID_ARGUMENT, "num_class_embeds must be an integer in [0, 16777216]");
-  expect_error(edited("\"norm_eps\": 1e-05", "\"norm_eps\": 1e300"), CM4J_ERR_INVALID_ARGUMENT,
-               "norm_eps must be a finite float32 number, found 1e+300");
-  expect_error(edited("\"dropout\": 0.0", "\"dropout\": \"none\""), CM4J_ERR_INVALID_ARGUMENT,
-               "dropout must be a finite float32 number");
-  // In range, but one image's activations would pass the backends' 32-bit element counts.
-  expect_error(edited("\"sample_size\": 32", "\"sample_size\": 16384"), CM4J_ERR_UNSUPPORTED,
-               "an activation of one image would hold up to 25769803776 elements");
+  const char* channels = "32,\n    64\n  ]";
+  const struct {
+    const char* from;
+    const char* to;
+    int code;
+    const char* needle;
+  } ranges[] = {
+      {channels, "32,\n    1e300\n  ]", CM4J_ERR_INVALID_ARGUMENT,
+       "block_out_channels[1] must be an integer in [1, 65536], found 1e+300"},
+      {channels, "-32,\n    64\n  ]", CM4J_ERR_INVALID_ARGUMENT,
+       "block_out_channels[0] must be an integer in [1, 65536], found -32"},
+      {channels, "32,\n    64.5\n  ]", CM4J_ERR_INVALID_ARGUMENT, "block_out_channels[1] must be an integer"},
+      {"\"sample_size\": 32", "\"sample_size\": [1e300, 1e300]", CM4J_ERR_INVALID_ARGUMENT,
+       "sample_size[0] must be an integer in [1, 16384]"},
+      {"\"sample_size\": 32", "\"sample_size\": 4294967328", CM4J_ERR_INVALID_ARGUMENT,
+       "sample_size must be an integer in [1, 16384]"},
+      {"\"num_class_embeds\": 1000", "\"num_class_embeds\": -3", CM4J_ERR_INVALID_ARGUMENT,
+       "num_class_embeds must be an integer in [0, 16777216]"},
+      {"\"norm_eps\": 1e-05", "\"norm_eps\": 1e300", CM4J_ERR_INVALID_ARGUMENT,
+       "norm_eps must be a finite float32 number, found 1e+300"},
+      {"\"dropout\": 0.0", "\"dropout\": \"none\"", CM4J_ERR_INVALID_ARGUMENT,
+       "dropout must be a finite float32 number"},
+      // in range, but one image's activations would pass the backends' 32-bit element counts
+      {"\"sample_size\": 32", "\"sample_size\": 16384", CM4J_ERR_UNSUPPORTED,
+       "an activation of one image would hold up to 25769803776 elements"},
+  };
+  for (const auto& r : ranges) expect_error(edited(r.from, r.to), r.code, r.needle);
 
   // Through the C API: the same errors, as status codes plus cm4j_last_error().
   cm4j_unet* u = nullptr;
