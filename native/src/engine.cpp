@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "backend.h"
+#include "checked.h"
+#include "cpu/isa.h"
 #include "cm4j.h"
 #include "sample_loop.h"
 #include "synth.h"
@@ -41,17 +43,37 @@ int fail(int code, const std::string& message) {
 }
 int fail(const cm4j::Status& s) { return fail(s.code, s.message); }
 
-// Runs fn, turning any escaping C++ exception into a status: nothing unwinds into the JVM.
-template <typename Fn>
-int guarded(Fn fn) {
+// The status of the exception being handled, its message kept for cm4j_last_error().
+int caught() {
   try {
-    return fn();
+    throw;
   } catch (const std::bad_alloc&) {
     return fail(CM4J_ERR_OUT_OF_MEMORY, "out of host memory");
   } catch (const std::exception& e) {
     return fail(CM4J_ERR_INTERNAL, std::string("internal error: ") + e.what());
   } catch (...) {
     return fail(CM4J_ERR_INTERNAL, "internal error");
+  }
+}
+
+// Every exported function runs its body through guarded: an escaping C++ exception becomes a
+// status (or, for a function that returns a value, on_failure with the message kept), so
+// nothing unwinds into the JVM. test_api_guarded checks that each one in cm4j.h does.
+template <typename Fn>
+int guarded(Fn fn) {
+  try {
+    return fn();
+  } catch (...) {
+    return caught();
+  }
+}
+template <typename R, typename Fn>
+R guarded(R on_failure, Fn fn) {
+  try {
+    return fn();
+  } catch (...) {
+    caught();
+    return on_failure;
   }
 }
 
@@ -76,9 +98,23 @@ bool parse_device(const char* device, bool* cuda, int* index) {
 
 int element_size(int dtype) { return dtype == CM4J_F32 ? 4 : 2; }
 
+// A caller's shape against the size it gave for it, counted in `unit`s of unit_size bytes,
+// the product checked for overflow; *numel is the shape's element count.
+int check_size(const std::string& what, const std::vector<int64_t>& dims, int64_t unit_size,
+               const char* unit, int64_t given, int64_t* numel) {
+  int64_t size = 0;
+  if (!cm4j::checked_numel(dims, numel) || __builtin_mul_overflow(*numel, unit_size, &size))
+    return fail(CM4J_ERR_INVALID_ARGUMENT,
+                what + ": shape has a negative dimension or over 2^63 " + unit);
+  if (size != given)
+    return fail(CM4J_ERR_INVALID_ARGUMENT, what + ": expected " + std::to_string(size) + " " + unit +
+                                               " for its shape, found " + std::to_string(given));
+  return CM4J_OK;
+}
+
 std::vector<float> to_float(int dtype, const void* data, int64_t n) {
   std::vector<float> out(static_cast<size_t>(n));
-  if (dtype == CM4J_F32) {
+  if (dtype == CM4J_F32 && n > 0) {  // memcpy from or to a null pointer is undefined, even of 0
     std::memcpy(out.data(), data, static_cast<size_t>(n) * 4);
     return out;
   }
@@ -92,6 +128,16 @@ int check_ready(const cm4j_unet* u) {
   if (!u) return fail(CM4J_ERR_INVALID_ARGUMENT, "engine handle is null");
   if (!u->weights->finalized())
     return fail(CM4J_ERR_STATE, "weights are not finalized: bind every weight, then finalize");
+  return CM4J_OK;
+}
+
+// A batch size of one call: positive, and small enough for the backends' 32-bit counts.
+int check_batch(const cm4j_unet* u, int batch) {
+  if (batch <= 0)
+    return fail(CM4J_ERR_INVALID_ARGUMENT, "batch: expected a positive size, found " + std::to_string(batch));
+  if (batch > u->config.max_batch())
+    return fail(CM4J_ERR_INVALID_ARGUMENT, "batch: at most " + std::to_string(u->config.max_batch()) +
+                                               " images for this model, found " + std::to_string(batch));
   return CM4J_OK;
 }
 
@@ -149,9 +195,13 @@ int prepare_plan(cm4j_unet* u, int batch) {
 
 extern "C" {
 
-const char* cm4j_last_error(void) { return last_error.c_str(); }
+const char* cm4j_last_error(void) {
+  return guarded<const char*>("", [] { return last_error.c_str(); });
+}
 
-const char* cm4j_version(void) { return "0.1.0"; }
+const char* cm4j_version(void) {
+  return guarded<const char*>("", [] { return CM4J_VERSION; });
+}
 
 int cm4j_cuda_device_count(void) {
   return guarded([] {
@@ -164,14 +214,16 @@ int cm4j_cuda_device_count(void) {
 
 int cm4j_synth_v1(const char* name, const int64_t* shape, int ndim, uint64_t seed, float* out,
                   int64_t n) {
-  if (!name || (!shape && ndim > 0) || !out || ndim < 0 || ndim > 8)
-    return fail(CM4J_ERR_INVALID_ARGUMENT, "synth_v1: invalid arguments");
-  std::vector<int64_t> dims(shape, shape + ndim);
-  int64_t numel = 1;
-  for (int64_t d : dims) numel *= d;
-  if (numel != n) return fail(CM4J_ERR_INVALID_ARGUMENT, "synth_v1: output size does not match shape");
-  cm4j::synth_v1_fill(name, dims, seed, out);
-  return CM4J_OK;
+  return guarded([&] {
+    if (!name || (!shape && ndim > 0) || !out || ndim < 0 || ndim > 8)
+      return fail(CM4J_ERR_INVALID_ARGUMENT, "synth_v1: invalid arguments");
+    std::vector<int64_t> dims(shape, shape + ndim);
+    int64_t numel = 0;
+    int rc = check_size(std::string("synth_v1 ") + name, dims, 1, "elements", n, &numel);
+    if (rc != CM4J_OK) return rc;
+    cm4j::synth_v1_fill(name, dims, seed, out);
+    return CM4J_OK;
+  });
 }
 
 int cm4j_unet_create(const char* config_json, const char* device, int dtype, cm4j_unet** out) {
@@ -196,6 +248,8 @@ int cm4j_unet_create(const char* config_json, const char* device, int dtype, cm4
       u->backend = cm4j::make_cuda_backend(index, dtype, &error);
       if (!u->backend) return fail(CM4J_ERR_DEVICE, error);
     } else {
+      s = cm4j::cpu::check_isa_override();
+      if (!s.ok()) return fail(s);
       u->backend = cm4j::make_cpu_backend(index, dtype);
       if (!u->backend) return fail(CM4J_ERR_INTERNAL, "cpu backend: could not start its threads");
     }
@@ -209,34 +263,49 @@ int cm4j_unet_create(const char* config_json, const char* device, int dtype, cm4
 }
 
 void cm4j_unet_destroy(cm4j_unet* unet) {
-  if (!unet) return;
-  // Weights and the arena go back to the backend before it is destroyed.
-  unet->weights.reset();
-  if (unet->arena) unet->backend->free(unet->arena);
-  delete unet;
+  guarded([&] {
+    if (!unet) return CM4J_OK;
+    // Weights and the arena go back to the backend before it is destroyed.
+    unet->weights.reset();
+    if (unet->arena) unet->backend->free(unet->arena);
+    delete unet;
+    return CM4J_OK;
+  });
 }
 
 int cm4j_unet_param_count(const cm4j_unet* u) {
-  return u ? static_cast<int>(u->weights->specs().size()) : 0;
+  return guarded(0, [&] { return u ? static_cast<int>(u->weights->specs().size()) : 0; });
 }
 
 const char* cm4j_unet_param_name(const cm4j_unet* u, int index) {
-  if (!u || index < 0 || index >= cm4j_unet_param_count(u)) return nullptr;
-  return u->weights->specs()[index].name.c_str();
+  return guarded<const char*>(nullptr, [&]() -> const char* {
+    if (!u || index < 0 || index >= cm4j_unet_param_count(u)) return nullptr;
+    return u->weights->specs()[index].name.c_str();
+  });
 }
 
 int cm4j_unet_param_shape(const cm4j_unet* u, int index, int64_t* shape_out) {
-  if (!u || !shape_out || index < 0 || index >= cm4j_unet_param_count(u))
-    return fail(CM4J_ERR_INVALID_ARGUMENT, "param_shape: index out of range");
-  const auto& shape = u->weights->specs()[index].shape;
-  for (size_t i = 0; i < shape.size(); ++i) shape_out[i] = shape[i];
-  return static_cast<int>(shape.size());
+  return guarded([&] {
+    if (!u || !shape_out || index < 0 || index >= cm4j_unet_param_count(u))
+      return fail(CM4J_ERR_INVALID_ARGUMENT, "param_shape: index out of range");
+    const auto& shape = u->weights->specs()[index].shape;
+    for (size_t i = 0; i < shape.size(); ++i) shape_out[i] = shape[i];
+    return static_cast<int>(shape.size());
+  });
 }
 
-int cm4j_unet_in_channels(const cm4j_unet* u) { return u ? u->config.in_channels : 0; }
-int cm4j_unet_out_channels(const cm4j_unet* u) { return u ? u->config.out_channels : 0; }
-int cm4j_unet_sample_size(const cm4j_unet* u) { return u ? u->config.sample_size : 0; }
-int cm4j_unet_num_class_embeds(const cm4j_unet* u) { return u ? u->config.num_class_embeds : 0; }
+int cm4j_unet_in_channels(const cm4j_unet* u) {
+  return guarded(0, [&] { return u ? u->config.in_channels : 0; });
+}
+int cm4j_unet_out_channels(const cm4j_unet* u) {
+  return guarded(0, [&] { return u ? u->config.out_channels : 0; });
+}
+int cm4j_unet_sample_size(const cm4j_unet* u) {
+  return guarded(0, [&] { return u ? u->config.sample_size : 0; });
+}
+int cm4j_unet_num_class_embeds(const cm4j_unet* u) {
+  return guarded(0, [&] { return u ? u->config.num_class_embeds : 0; });
+}
 
 int cm4j_unet_bind(cm4j_unet* u, const char* name, int dtype, const int64_t* shape, int ndim,
                    const void* data, int64_t nbytes) {
@@ -246,16 +315,9 @@ int cm4j_unet_bind(cm4j_unet* u, const char* name, int dtype, const int64_t* sha
     if (dtype != CM4J_F32 && dtype != CM4J_F16 && dtype != CM4J_BF16)
       return fail(CM4J_ERR_INVALID_ARGUMENT, std::string("bind ") + name + ": dtype must be f32, f16 or bf16");
     std::vector<int64_t> dims(shape, shape + ndim);
-    int64_t numel = 1;
-    for (int64_t d : dims) {
-      if (d < 0 || (d > 0 && numel > INT64_MAX / d))
-        return fail(CM4J_ERR_INVALID_ARGUMENT, std::string("bind ") + name + ": invalid shape");
-      numel *= d;
-    }
-    if (numel * element_size(dtype) != nbytes)
-      return fail(CM4J_ERR_INVALID_ARGUMENT, std::string("bind ") + name + ": expected " +
-                                                 std::to_string(numel * element_size(dtype)) +
-                                                 " bytes for its shape, found " + std::to_string(nbytes));
+    int64_t numel = 0;
+    int rc = check_size(std::string("bind ") + name, dims, element_size(dtype), "bytes", nbytes, &numel);
+    if (rc != CM4J_OK) return rc;
     std::lock_guard<std::mutex> lock(u->mutex);
     std::vector<float> values = to_float(dtype, data, numel);
     cm4j::Status s = u->weights->bind(name, dims, values.data());
@@ -293,7 +355,8 @@ int cm4j_unet_forward(cm4j_unet* u, int batch, const float* sample, const float*
   return guarded([&] {
     int rc = check_ready(u);
     if (rc != CM4J_OK) return rc;
-    if (batch <= 0) return fail(CM4J_ERR_INVALID_ARGUMENT, "batch: expected a positive size, found " + std::to_string(batch));
+    rc = check_batch(u, batch);
+    if (rc != CM4J_OK) return rc;
     if (!sample || !timestep || !out) return fail(CM4J_ERR_INVALID_ARGUMENT, "forward: null buffer");
     rc = check_labels(u, batch, class_labels);
     if (rc != CM4J_OK) return rc;
@@ -324,8 +387,8 @@ int run_loop(cm4j_unet* u, int batch, int steps, const float* sample_in, const f
     return fail(CM4J_ERR_UNSUPPORTED, "sample: the UNet outputs " + std::to_string(c.out_channels) +
                                           " channels but takes " + std::to_string(c.in_channels) +
                                           "; the scheduler's step needs them equal");
-  if (batch <= 0)
-    return fail(CM4J_ERR_INVALID_ARGUMENT, "batch: expected a positive size, found " + std::to_string(batch));
+  rc = check_batch(u, batch);
+  if (rc != CM4J_OK) return rc;
   if (steps <= 0)
     return fail(CM4J_ERR_INVALID_ARGUMENT, "steps: expected at least 1, found " + std::to_string(steps));
   const struct {
@@ -339,10 +402,8 @@ int run_loop(cm4j_unet* u, int batch, int steps, const float* sample_in, const f
   if (clip != 0 && clip != 1)
     return fail(CM4J_ERR_INVALID_ARGUMENT, "clip: expected 0 or 1, found " + std::to_string(clip));
   const int64_t image = static_cast<int64_t>(c.in_channels) * c.sample_size * c.sample_size;
-  // The noise of every step is held on the device at once: [steps, B, C, S, S] floats.
-  if (static_cast<int64_t>(steps) * batch > INT64_MAX / static_cast<int64_t>(sizeof(float)) / image)
-    return fail(CM4J_ERR_INVALID_ARGUMENT, "sample: " + std::to_string(steps) + " steps of " +
-                                               std::to_string(batch) + " images do not fit in memory");
+  // The noise of every step is held on the device at once: [steps, B, C, S, S] floats, under
+  // 2^31 x 2^31 of them (check_batch keeps B x C x S x S under 2^31): its bytes fit in int64.
   for (int64_t i = 0; i < static_cast<int64_t>(steps) * batch; ++i)
     if (!std::isfinite(timesteps[i]))
       return fail(CM4J_ERR_INVALID_ARGUMENT, "timesteps[" + std::to_string(i) + "] (step " +
@@ -438,46 +499,56 @@ int cm4j_unet_edit(cm4j_unet* u, int batch, int steps, const float* sample_in,
 }
 
 int cm4j_unet_set_capture_taps(cm4j_unet* u, int enable) {
-  if (!u) return fail(CM4J_ERR_INVALID_ARGUMENT, "engine handle is null");
-  std::lock_guard<std::mutex> lock(u->mutex);
-  u->capture_taps = enable != 0;
-  return CM4J_OK;
+  return guarded([&] {
+    if (!u) return fail(CM4J_ERR_INVALID_ARGUMENT, "engine handle is null");
+    std::lock_guard<std::mutex> lock(u->mutex);
+    u->capture_taps = enable != 0;
+    return CM4J_OK;
+  });
 }
 
-int cm4j_unet_tap_count(const cm4j_unet* u) { return u ? static_cast<int>(u->taps.size()) : 0; }
+int cm4j_unet_tap_count(const cm4j_unet* u) {
+  return guarded(0, [&] { return u ? static_cast<int>(u->taps.size()) : 0; });
+}
 
 const char* cm4j_unet_tap_name(const cm4j_unet* u, int index) {
-  if (!u || index < 0 || index >= cm4j_unet_tap_count(u)) return nullptr;
-  return u->taps[index].name.c_str();
+  return guarded<const char*>(nullptr, [&]() -> const char* {
+    if (!u || index < 0 || index >= cm4j_unet_tap_count(u)) return nullptr;
+    return u->taps[index].name.c_str();
+  });
 }
 
 int cm4j_unet_tap_shape(const cm4j_unet* u, int index, int64_t* shape_out) {
-  if (!u || !shape_out || index < 0 || index >= cm4j_unet_tap_count(u)) {
-    fail(CM4J_ERR_INVALID_ARGUMENT, "tap_shape: index out of range");
-    return -1;
-  }
-  const auto& shape = u->taps[index].shape;
-  for (size_t i = 0; i < shape.size(); ++i) shape_out[i] = shape[i];
-  return static_cast<int>(shape.size());
+  return guarded(-1, [&] {
+    if (!u || !shape_out || index < 0 || index >= cm4j_unet_tap_count(u)) {
+      fail(CM4J_ERR_INVALID_ARGUMENT, "tap_shape: index out of range");
+      return -1;
+    }
+    const auto& shape = u->taps[index].shape;
+    for (size_t i = 0; i < shape.size(); ++i) shape_out[i] = shape[i];
+    return static_cast<int>(shape.size());
+  });
 }
 
 int cm4j_unet_tap_copy(const cm4j_unet* u, int index, float* dst, int64_t n) {
-  if (!u || !dst || index < 0 || index >= cm4j_unet_tap_count(u))
-    return fail(CM4J_ERR_INVALID_ARGUMENT, "tap_copy: index out of range");
-  const auto& data = u->taps[index].data;
-  if (static_cast<int64_t>(data.size()) != n)
-    return fail(CM4J_ERR_INVALID_ARGUMENT, "tap_copy: expected " + std::to_string(data.size()) +
-                                               " elements, found " + std::to_string(n));
-  std::memcpy(dst, data.data(), data.size() * sizeof(float));
-  return CM4J_OK;
+  return guarded([&] {
+    if (!u || !dst || index < 0 || index >= cm4j_unet_tap_count(u))
+      return fail(CM4J_ERR_INVALID_ARGUMENT, "tap_copy: index out of range");
+    const auto& data = u->taps[index].data;
+    if (static_cast<int64_t>(data.size()) != n)
+      return fail(CM4J_ERR_INVALID_ARGUMENT, "tap_copy: expected " + std::to_string(data.size()) +
+                                                 " elements, found " + std::to_string(n));
+    std::memcpy(dst, data.data(), data.size() * sizeof(float));
+    return CM4J_OK;
+  });
 }
 
 int64_t cm4j_unet_weight_bytes(const cm4j_unet* u) {
-  return u ? static_cast<int64_t>(u->weights->bytes()) : 0;
+  return guarded<int64_t>(0, [&] { return u ? static_cast<int64_t>(u->weights->bytes()) : 0; });
 }
 
 int64_t cm4j_unet_arena_bytes(const cm4j_unet* u) {
-  return u ? static_cast<int64_t>(u->arena_floats * sizeof(float)) : 0;
+  return guarded<int64_t>(0, [&] { return u ? static_cast<int64_t>(u->arena_floats * sizeof(float)) : 0; });
 }
 
 }  // extern "C"

@@ -1,6 +1,9 @@
 #include "unet_config.h"
 
+#include <algorithm>
+#include <cfloat>
 #include <cmath>
+#include <cstdint>
 #include <set>
 
 #include "cm4j.h"
@@ -29,25 +32,43 @@ Status unsupported(const std::string& key, const JsonValue& v, const std::string
           "config: unsupported " + key + " = " + v.dump() + (why.empty() ? "" : " (" + why + ")")};
 }
 
+// Integer values are checked once, against these ranges, before any is converted to int: a
+// double outside int's range would be undefined behaviour to convert. The bounds leave every
+// released UNet2DModel config far inside (channels <= 1280, samples <= 1024, 3 layers, 1000
+// classes) and keep each weight's element count far below 2^63 (65536^2 x 3 x 3).
+constexpr int kMaxChannels = 65536;
+constexpr int kMaxSampleSize = 16384;
+constexpr int kMaxLayersPerBlock = 1024;
+constexpr int kMaxClasses = 1 << 24;
+
+// `key` holds an integer in [lo, hi]; *out is set only then.
+Status whole(const std::string& key, const JsonValue& v, int lo, int hi, int* out) {
+  if (v.type != JsonValue::Type::Number || v.number != std::floor(v.number) || v.number < lo ||
+      v.number > hi)
+    return invalid(key + " must be an integer in [" + std::to_string(lo) + ", " +
+                   std::to_string(hi) + "], found " + v.dump());
+  *out = static_cast<int>(v.number);
+  return Status::Ok();
+}
+
 // Reads the config's typed values; every reader fails with the key named.
 class Reader {
  public:
   explicit Reader(const JsonValue& root) : root_(root) {}
 
-  Status integer(const char* key, int* out, bool nullable = false) {
+  Status integer(const char* key, int* out, int lo, int hi, bool nullable = false) {
     const JsonValue* v = root_.find(key);
     if (!v || (nullable && v->is_null())) return Status::Ok();
-    if (v->type != JsonValue::Type::Number || v->number != std::floor(v->number) ||
-        std::fabs(v->number) > 1e9)
-      return invalid(std::string(key) + " must be an integer, found " + v->dump());
-    *out = static_cast<int>(v->number);
-    return Status::Ok();
+    return whole(key, *v, lo, hi, out);
   }
+  // A number of the config, checked once here: finite and a float (the engine computes in
+  // float; a double beyond float's range would become infinite).
   Status real(const char* key, float* out) {
     const JsonValue* v = root_.find(key);
     if (!v) return Status::Ok();
-    if (v->type != JsonValue::Type::Number)
-      return invalid(std::string(key) + " must be a number, found " + v->dump());
+    if (v->type != JsonValue::Type::Number || !std::isfinite(v->number) ||
+        std::fabs(v->number) > FLT_MAX)
+      return invalid(std::string(key) + " must be a finite float32 number, found " + v->dump());
     *out = static_cast<float>(v->number);
     return Status::Ok();
   }
@@ -127,19 +148,14 @@ Status check_structure(const JsonValue& root, UNetConfig* c) {
     return invalid("up_block_types has " + std::to_string(c->up_block_types.size()) +
                    " entries but down_block_types has " +
                    std::to_string(c->down_block_types.size()));
-  if (c->sample_size <= 0) return invalid("sample_size must be positive");
   // Every level but the last halves the resolution.
   int levels = static_cast<int>(c->down_block_types.size()) - 1;
   if (levels > 20 || c->sample_size % (1 << levels) != 0)
     return unsupported("sample_size", *root.find("sample_size"),
                        "must be divisible by 2^" + std::to_string(levels));
-  if (c->in_channels <= 0 || c->out_channels <= 0 || c->layers_per_block <= 0)
-    return invalid("in_channels, out_channels and layers_per_block must be positive");
-  if (c->norm_num_groups <= 0) return invalid("norm_num_groups must be positive");
   size_t n = c->block_out_channels.size();
   for (size_t i = 0; i < n; ++i) {
     int ch = c->block_out_channels[i];
-    if (ch <= 0) return invalid("block_out_channels must be positive");
     if (ch % c->norm_num_groups != 0)
       return unsupported("norm_num_groups", *root.find("norm_num_groups"),
                          "does not divide block_out_channels entry " + std::to_string(ch));
@@ -151,6 +167,10 @@ Status check_structure(const JsonValue& root, UNetConfig* c) {
       return unsupported("attention_head_dim", *root.find("attention_head_dim"),
                          "does not divide block_out_channels entry " + std::to_string(ch));
   }
+  if (c->max_batch() < 1)
+    return unsupported("sample_size", *root.find("sample_size"),
+                       "with these block_out_channels an activation of one image would hold up to " +
+                           std::to_string(c->image_elements()) + " elements, over 2^31 - 1");
   int groups = c->mid_attn_groups();
   if (groups > 0 && c->block_out_channels.back() % groups != 0)
     return unsupported("attn_norm_num_groups", *root.find("attn_norm_num_groups"),
@@ -159,6 +179,18 @@ Status check_structure(const JsonValue& root, UNetConfig* c) {
 }
 
 }  // namespace
+
+int64_t UNetConfig::image_elements() const {
+  // Each factor is bounded by the parse (channels <= 2^16, pixels <= 2^28): no overflow.
+  int64_t most = int64_t{3} * std::max(in_channels, out_channels) * sample_size * sample_size;
+  for (size_t i = 0; i < block_out_channels.size(); ++i) {
+    int64_t side = sample_size >> i;
+    most = std::max<int64_t>(most, int64_t{3} * block_out_channels[i] * side * side);
+  }
+  return most;
+}
+
+int UNetConfig::max_batch() const { return static_cast<int>(INT32_MAX / image_elements()); }
 
 const char* block_type_name(BlockType t) {
   for (const auto& b : kBlocks)
@@ -178,16 +210,19 @@ Status parse_unet_config(const std::string& json, UNetConfig* out) {
   UNetConfig c;
   Reader r(root);
   const JsonValue* size = root.find("sample_size");
-  if (size && size->type == JsonValue::Type::Array && size->array.size() == 2 &&
-      size->array[0].number == size->array[1].number)
-    c.sample_size = static_cast<int>(size->array[0].number);  // [s, s]: square
-  else if (size && size->type == JsonValue::Type::Array)
-    return unsupported("sample_size", *size, "only square samples");
-  else
-    CM4J_TRY(r.integer("sample_size", &c.sample_size));
   if (!size) return invalid("missing sample_size");
-  CM4J_TRY(r.integer("in_channels", &c.in_channels));
-  CM4J_TRY(r.integer("out_channels", &c.out_channels));
+  if (size->type == JsonValue::Type::Array && size->array.size() == 2) {  // [s, s]: square
+    int w = 0;
+    CM4J_TRY(whole("sample_size[0]", size->array[0], 1, kMaxSampleSize, &c.sample_size));
+    CM4J_TRY(whole("sample_size[1]", size->array[1], 1, kMaxSampleSize, &w));
+    if (w != c.sample_size) return unsupported("sample_size", *size, "only square samples");
+  } else if (size->type == JsonValue::Type::Array) {
+    return unsupported("sample_size", *size, "only square samples");
+  } else {
+    CM4J_TRY(r.integer("sample_size", &c.sample_size, 1, kMaxSampleSize));
+  }
+  CM4J_TRY(r.integer("in_channels", &c.in_channels, 1, kMaxChannels));
+  CM4J_TRY(r.integer("out_channels", &c.out_channels, 1, kMaxChannels));
   bool center = false;
   CM4J_TRY(r.boolean("center_input_sample", &center));
   if (center) return unsupported("center_input_sample", *root.find("center_input_sample"), "");
@@ -202,28 +237,29 @@ Status parse_unet_config(const std::string& json, UNetConfig* out) {
   if (const JsonValue* v = root.find("block_out_channels")) {
     if (v->type != JsonValue::Type::Array)
       return invalid("block_out_channels must be a list, found " + v->dump());
-    for (const auto& e : v->array) {
-      if (e.type != JsonValue::Type::Number || e.number != std::floor(e.number))
-        return invalid("block_out_channels must hold integers, found " + v->dump());
-      c.block_out_channels.push_back(static_cast<int>(e.number));
+    for (size_t i = 0; i < v->array.size(); ++i) {
+      int ch = 0;
+      CM4J_TRY(whole("block_out_channels[" + std::to_string(i) + "]", v->array[i], 1, kMaxChannels,
+                     &ch));
+      c.block_out_channels.push_back(ch);
     }
   } else {
     return invalid("missing block_out_channels");
   }
-  CM4J_TRY(r.integer("layers_per_block", &c.layers_per_block));
+  CM4J_TRY(r.integer("layers_per_block", &c.layers_per_block, 1, kMaxLayersPerBlock));
   CM4J_TRY(r.real("mid_block_scale_factor", &c.mid_block_scale_factor));
   int padding = 1;
-  CM4J_TRY(r.integer("downsample_padding", &padding));
+  CM4J_TRY(r.integer("downsample_padding", &padding, INT32_MIN, INT32_MAX));
   if (padding != 1) return unsupported("downsample_padding", *root.find("downsample_padding"), "only 1");
   CM4J_TRY(r.only("downsample_type", {"conv", "resnet"}, false));
   CM4J_TRY(r.text("downsample_type", &c.downsample_type));
   CM4J_TRY(r.only("upsample_type", {"conv", "resnet"}, false));
   CM4J_TRY(r.text("upsample_type", &c.upsample_type));
   CM4J_TRY(r.only("act_fn", {"silu", "swish"}, false));
-  CM4J_TRY(r.integer("attention_head_dim", &c.attention_head_dim, true));
+  CM4J_TRY(r.integer("attention_head_dim", &c.attention_head_dim, 1, kMaxChannels, true));
   if (const JsonValue* v = root.find("attention_head_dim"); v && v->is_null()) c.attention_head_dim = 0;
-  CM4J_TRY(r.integer("norm_num_groups", &c.norm_num_groups));
-  CM4J_TRY(r.integer("attn_norm_num_groups", &c.attn_norm_num_groups, true));
+  CM4J_TRY(r.integer("norm_num_groups", &c.norm_num_groups, 1, kMaxChannels));
+  CM4J_TRY(r.integer("attn_norm_num_groups", &c.attn_norm_num_groups, 1, kMaxChannels, true));
   CM4J_TRY(r.real("norm_eps", &c.norm_eps));
   CM4J_TRY(r.only("resnet_time_scale_shift", {"default", "scale_shift"}, false));
   std::string shift = "default";
@@ -231,8 +267,12 @@ Status parse_unet_config(const std::string& json, UNetConfig* out) {
   c.scale_shift = shift == "scale_shift";
   CM4J_TRY(r.boolean("add_attention", &c.add_attention));
   CM4J_TRY(r.only("class_embed_type", {}, true));
-  CM4J_TRY(r.integer("num_class_embeds", &c.num_class_embeds, true));
-  if (c.num_class_embeds < 0) return invalid("num_class_embeds must not be negative");
+  CM4J_TRY(r.integer("num_class_embeds", &c.num_class_embeds, 0, kMaxClasses, true));
+  // Training-only numbers, not used here, still checked like the others.
+  float dropout = 0;
+  CM4J_TRY(r.real("dropout", &dropout));
+  int train_steps = 0;
+  CM4J_TRY(r.integer("num_train_timesteps", &train_steps, 0, INT32_MAX, true));
   CM4J_TRY(check_structure(root, &c));
   *out = c;
   return Status::Ok();

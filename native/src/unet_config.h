@@ -2,6 +2,7 @@
 // parsed and validated. Anything outside it is refused with the key and value named.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,12 @@ struct UNetConfig {
     return scale_shift ? 0 : norm_num_groups;
   }
   int head_dim(int channels) const { return attention_head_dim > 0 ? attention_head_dim : channels; }
+  // A bound on the elements of one image's widest activation: at each level, three times its
+  // channels (an up block's input concatenates a skip of at most twice as many) over its
+  // pixels. The backends count an activation's elements in 32 bits, batch included.
+  int64_t image_elements() const;
+  // The largest batch whose activations stay within those 32-bit counts.
+  int max_batch() const;
 };
 
 const char* block_type_name(BlockType t);

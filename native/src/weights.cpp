@@ -3,14 +3,17 @@
 #include <algorithm>
 #include <cstring>
 #include <sstream>
+#include <stdexcept>
 
+#include "checked.h"
 #include "cm4j.h"
 
 namespace cm4j {
 
 int64_t ParamSpec::numel() const {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  int64_t n = 0;
+  // The config's ranges keep every parameter far below 2^63; a shape past it is a bug.
+  if (!checked_numel(shape, &n)) throw std::overflow_error("parameter " + name + ": shape overflows");
   return n;
 }
 

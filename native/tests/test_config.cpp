@@ -1,5 +1,6 @@
 // Config parsing: the family is accepted, everything else refused with key and value named.
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "cm4j.h"
@@ -69,6 +70,36 @@ int main() {
   expect_error("{\"a\": 1, \"a\": 2}", CM4J_ERR_INVALID_ARGUMENT, "duplicate key");
   expect_error("[1, 2]", CM4J_ERR_INVALID_ARGUMENT, "top level must be an object");
 
+  // Every number is range-checked before it is converted, with the key (and entry) named:
+  // a double outside int's range would be undefined behaviour to convert.
+  const char* channels = "32,\n    64\n  ]";
+  const struct {
+    const char* from;
+    const char* to;
+    int code;
+    const char* needle;
+  } ranges[] = {
+      {channels, "32,\n    1e300\n  ]", CM4J_ERR_INVALID_ARGUMENT,
+       "block_out_channels[1] must be an integer in [1, 65536], found 1e+300"},
+      {channels, "-32,\n    64\n  ]", CM4J_ERR_INVALID_ARGUMENT,
+       "block_out_channels[0] must be an integer in [1, 65536], found -32"},
+      {channels, "32,\n    64.5\n  ]", CM4J_ERR_INVALID_ARGUMENT, "block_out_channels[1] must be an integer"},
+      {"\"sample_size\": 32", "\"sample_size\": [1e300, 1e300]", CM4J_ERR_INVALID_ARGUMENT,
+       "sample_size[0] must be an integer in [1, 16384]"},
+      {"\"sample_size\": 32", "\"sample_size\": 4294967328", CM4J_ERR_INVALID_ARGUMENT,
+       "sample_size must be an integer in [1, 16384]"},
+      {"\"num_class_embeds\": 1000", "\"num_class_embeds\": -3", CM4J_ERR_INVALID_ARGUMENT,
+       "num_class_embeds must be an integer in [0, 16777216]"},
+      {"\"norm_eps\": 1e-05", "\"norm_eps\": 1e300", CM4J_ERR_INVALID_ARGUMENT,
+       "norm_eps must be a finite float32 number, found 1e+300"},
+      {"\"dropout\": 0.0", "\"dropout\": \"none\"", CM4J_ERR_INVALID_ARGUMENT,
+       "dropout must be a finite float32 number"},
+      // in range, but one image's activations would pass the backends' 32-bit element counts
+      {"\"sample_size\": 32", "\"sample_size\": 16384", CM4J_ERR_UNSUPPORTED,
+       "an activation of one image would hold up to 25769803776 elements"},
+  };
+  for (const auto& r : ranges) expect_error(edited(r.from, r.to), r.code, r.needle);
+
   // Through the C API: the same errors, as status codes plus cm4j_last_error().
   cm4j_unet* u = nullptr;
   CHECK(cm4j_unet_create(edited("\"AttnDownBlock2D\"", "\"Foo\"").c_str(), "cpu", CM4J_F32, &u) ==
@@ -89,6 +120,28 @@ int main() {
   u = nullptr;
   CHECK(cm4j_unet_create(tiny().c_str(), "cpu", CM4J_F16, &u) == CM4J_ERR_UNSUPPORTED,
         "fp16 on cpu: %s", cm4j_last_error());
+
+  // CM4J_CPU_ISA is an explicit choice: an unknown value or a path this CPU lacks is an error
+  // naming the valid and the available values, never silently another path.
+  setenv("CM4J_CPU_ISA", "avx1024", 1);
+  CHECK(cm4j_unet_create(tiny().c_str(), "cpu", CM4J_F32, &u) == CM4J_ERR_INVALID_ARGUMENT &&
+            u == nullptr, "unknown CM4J_CPU_ISA accepted");
+  std::string m = cm4j_last_error();
+  CHECK(m.find("CM4J_CPU_ISA=avx1024: unknown value; valid: amx, avx512bf16, avx512, avx2, "
+               "generic; available on this CPU: ") != std::string::npos, "%s", m.c_str());
+  CHECK(m.find("generic", m.find("available")) != std::string::npos, "%s", m.c_str());
+  for (const char* path : {"amx", "avx512bf16", "avx512", "avx2"}) {
+    setenv("CM4J_CPU_ISA", path, 1);
+    int rc = cm4j_unet_create(tiny().c_str(), "cpu", CM4J_BF16, &u);
+    m = cm4j_last_error();
+    const bool lacked = m.find(std::string("CM4J_CPU_ISA=") + path + ": this CPU lacks it") == 0;
+    CHECK(rc == CM4J_OK || (rc == CM4J_ERR_INVALID_ARGUMENT && lacked), "%s: %d %s", path, rc,
+          m.c_str());
+    std::printf("CM4J_CPU_ISA=%s: %s\n", path, rc == CM4J_OK ? "available" : m.c_str());
+    cm4j_unet_destroy(u);
+    u = nullptr;
+  }
+  unsetenv("CM4J_CPU_ISA");
   std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "PASSED", failures);
   return failures ? 1 : 0;
 }

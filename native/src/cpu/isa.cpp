@@ -3,6 +3,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <string>
+
+#include "cm4j.h"
 
 #if defined(__linux__) && (defined(__x86_64__) || defined(__i386__))
 #include <sys/syscall.h>
@@ -102,6 +105,34 @@ Bf16Path choose_bf16_path() {
            std::strcmp(env, "generic") == 0)
     wanted = Bf16Path::kGeneric;
   return static_cast<int>(wanted) <= static_cast<int>(best) ? wanted : best;
+}
+
+Status check_isa_override() {
+  const char* env = std::getenv("CM4J_CPU_ISA");
+  if (env == nullptr || *env == '\0') return Status::Ok();
+  // Best first, as the kernels are preferred.
+  const struct {
+    const char* name;
+    bool available;
+  } paths[] = {{"amx", detect_bf16_path() == Bf16Path::kAmx},
+               {"avx512bf16", detect_bf16_path() >= Bf16Path::kAvx512Bf16},
+               {"avx512", detect_isa() == Isa::kAvx512},
+               {"avx2", detect_isa() >= Isa::kAvx2},
+               {"generic", true}};
+  std::string valid, available;
+  bool known = false, usable = false;
+  for (const auto& p : paths) {
+    valid += (valid.empty() ? "" : ", ") + std::string(p.name);
+    if (p.available) available += (available.empty() ? "" : ", ") + std::string(p.name);
+    if (std::strcmp(env, p.name) == 0) {
+      known = true;
+      usable = p.available;
+    }
+  }
+  if (usable) return Status::Ok();
+  return {CM4J_ERR_INVALID_ARGUMENT, std::string("CM4J_CPU_ISA=") + env +
+                                         (known ? ": this CPU lacks it" : ": unknown value") +
+                                         "; valid: " + valid + "; available on this CPU: " + available};
 }
 
 }  // namespace cpu

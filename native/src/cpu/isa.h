@@ -4,6 +4,8 @@
 // AVX-512 kernels live in their own files behind target attributes.
 #pragma once
 
+#include "backend.h"
+
 namespace cm4j {
 namespace cpu {
 
@@ -25,6 +27,11 @@ enum class Bf16Path { kGeneric = 0, kAvx512Bf16 = 1, kAmx = 2 };
 const char* bf16_path_name(Bf16Path path);
 Bf16Path detect_bf16_path();
 Bf16Path choose_bf16_path();
+
+// CM4J_CPU_ISA, checked: OK when unset or empty or naming a path this CPU has; otherwise an
+// error naming the value, the valid values and those this CPU has. The engine refuses to start
+// a CPU backend on an error, so a forced path is never silently replaced by another.
+Status check_isa_override();
 
 }  // namespace cpu
 }  // namespace cm4j

@@ -85,11 +85,19 @@ class CheckpointFormatsTest {
   }
 
   @Test
-  void anOpenAIFileOfAnotherNameNeedsAConfig() {
-    CheckpointException e = assertThrows(CheckpointException.class,
-        () -> UNet.open(Golden.file("tiny/openai/tiny_cd_test.pt")));
-    assertTrue(e.getMessage().contains("tiny_cd_test.pt"), e.getMessage());
+  void anOpenAIFileOfAnotherNameNeedsAConfig() throws Exception {
+    Path pt = Files.copy(Golden.file("tiny/openai/tiny_cd_test.pt"), dir.resolve("tiny_cd.pt"));
+    CheckpointException e = assertThrows(CheckpointException.class, () -> UNet.open(pt));
+    assertTrue(e.getMessage().contains("tiny_cd.pt"), e.getMessage());
     assertTrue(e.getMessage().contains("give a UNet config"), e.getMessage());
+  }
+
+  /** A name holding "test" gets diffusers' converter's test config, which the tiny model is. */
+  @Test
+  void anOpenAITestFileRunsWithTheConvertersTestConfig() throws Exception {
+    try (UNet u = UNet.open(Golden.file("tiny/openai/tiny_cd_test.pt"))) {
+      assertGolden("tiny_cd_test.pt with no --config", u);
+    }
   }
 
   @Test
@@ -111,11 +119,13 @@ class CheckpointFormatsTest {
     SchedulerConfig config = ConsistencyModelPipeline.readSchedulerConfig(pt);
     assertEquals(201, config.numTrainTimesteps());
     assertTrue(ConsistencyModelPipeline.shippedSchedulerConfig(pt).isPresent());
-    // the tiny copies are not OpenAI files of a published name
-    for (Path p : List.of(Golden.file("tiny/openai/tiny_cd_test.pt"),
-        Golden.file("tiny/pipeline/unet/diffusion_pytorch_model.bin"))) {
-      assertTrue(ConsistencyModelPipeline.shippedSchedulerConfig(p).isEmpty(), p.toString());
-    }
+    // a test checkpoint gets the CD scheduler, as diffusers' converter gives it
+    Path test = Golden.file("tiny/openai/tiny_cd_test.pt");
+    assertEquals(40, ConsistencyModelPipeline.readSchedulerConfig(test).numTrainTimesteps());
+    assertTrue(ConsistencyModelPipeline.shippedSchedulerConfig(test).isPresent());
+    // a diffusers file is not an OpenAI file of a published name
+    Path bin = Golden.file("tiny/pipeline/unet/diffusion_pytorch_model.bin");
+    assertTrue(ConsistencyModelPipeline.shippedSchedulerConfig(bin).isEmpty());
   }
 
   /** Runs the tiny golden case; asserts the output within the CPU bound, prints the error. */

@@ -14,6 +14,7 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -74,22 +75,36 @@ final class SynthCheckpoint implements Checkpoint {
   @Override
   public TensorEntry get(String name) throws CheckpointException {
     long[] shape = shape(name);
-    long n = 1;
-    for (long d : shape) {
-      n *= d;
-    }
-    if (n > Integer.MAX_VALUE / 4) {
-      throw new CheckpointException(config, "parameter '" + name + "' is too large to compute");
-    }
-    float[] values = new float[(int) n];
+    int n = floatCount(config, name, shape);
+    float[] values = new float[n];
     int status = Cm4jNative.cm4j_synth_v1(name, shape, shape.length, seed, values, n);
     if (status != 0) {
       throw new CheckpointException(config, "synth-v1 of '" + name + "' failed: "
           + Cm4jNative.cm4j_last_error());
     }
-    ByteBuffer data = ByteBuffer.allocateDirect((int) n * 4).order(ByteOrder.LITTLE_ENDIAN);
+    ByteBuffer data = ByteBuffer.allocateDirect(n * 4).order(ByteOrder.LITTLE_ENDIAN);
     data.asFloatBuffer().put(values);
     return new TensorEntry(name, DType.F32, shape, data);
+  }
+
+  /** The elements of a parameter, counted without overflow; at most what one buffer holds. */
+  static int floatCount(Path config, String name, long[] shape) throws CheckpointException {
+    long n = 1;
+    try {
+      for (long d : shape) {
+        if (d < 0) {
+          throw new ArithmeticException("negative dimension");
+        }
+        n = Math.multiplyExact(n, d);
+      }
+    } catch (ArithmeticException e) {
+      n = Long.MAX_VALUE;
+    }
+    if (n > Integer.MAX_VALUE / 4) {
+      throw new CheckpointException(config, "parameter '" + name + "' of shape "
+          + Arrays.toString(shape) + " is too large to compute");
+    }
+    return (int) n;
   }
 
   private long[] shape(String name) throws CheckpointException {

@@ -6,8 +6,6 @@ import java.io.IOException;
 import java.lang.System.Logger.Level;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Optional;
 import java.util.Properties;
 import org.bytedeco.javacpp.Loader;
@@ -17,12 +15,12 @@ import org.bytedeco.javacpp.Loader;
  * <ol>
  *   <li>the system property {@value #PATH_PROPERTY}: a folder holding {@code libcm4j.so}, or
  *       that file itself (a library built elsewhere, e.g. with CUDA); the glue still comes
- *       from the jar;</li>
- *   <li>the library bundled in the jar under {@code io/cm4j/internal/<platform>/}, through
- *       JavaCPP's {@link Loader}.</li>
+ *       from the jar. An explicit choice: when it does not load, that is the error (naming the
+ *       path and the loader's reason), never a silent fallback to the bundled library;</li>
+ *   <li>otherwise the library bundled in the jar under {@code io/cm4j/internal/<platform>/},
+ *       through JavaCPP's {@link Loader}.</li>
  * </ol>
- * Each step is logged at DEBUG level (logger {@code io.cm4j.native}); when every step fails,
- * the exception lists what was tried and why each failed.
+ * Each step is logged at DEBUG level (logger {@code io.cm4j.native}).
  */
 public final class NativeLibrary {
   /** System property naming a libcm4j.so (or its folder) to use instead of the bundled one. */
@@ -44,7 +42,6 @@ public final class NativeLibrary {
     if (failure != null) {
       throw new Cm4jException(ErrorCode.LIBRARY_UNAVAILABLE, failure);
     }
-    List<String> tried = new ArrayList<>();
     String property = System.getProperty(PATH_PROPERTY);
     if (property != null && !property.isBlank()) {
       Path file = Path.of(property);
@@ -54,18 +51,17 @@ public final class NativeLibrary {
       LOG.log(Level.DEBUG, "cm4j: trying {0}={1} ({2})", PATH_PROPERTY, property, file);
       String why = tryExplicit(file);
       if (why == null) {
-        loadedFrom = mappedPath().orElse(file.toAbsolutePath().toString());
-        if (isSameFile(loadedFrom, file)) {
+        String mapped = mappedPath().orElse(file.toAbsolutePath().toString());
+        if (isSameFile(mapped, file)) {
+          loadedFrom = mapped;
           LOG.log(Level.DEBUG, "cm4j: loaded {0}", loadedFrom);
-        } else {
-          // JavaCPP tries its bundled copy when the requested file fails to load
-          LOG.log(Level.WARNING, "cm4j: {0} could not be loaded, using {1} instead", file,
-              loadedFrom);
+          return;
         }
-        return;
+        why = "the loader used " + mapped + " instead";
       }
-      LOG.log(Level.DEBUG, "cm4j: {0} failed: {1}", PATH_PROPERTY, why);
-      tried.add(PATH_PROPERTY + "=" + property + ": " + why);
+      failure = "cannot load the cm4j native library " + file + " named by " + PATH_PROPERTY
+          + "=" + property + ": " + why;
+      throw new Cm4jException(ErrorCode.LIBRARY_UNAVAILABLE, failure);
     }
     LOG.log(Level.DEBUG, "cm4j: trying the library bundled in the jar ({0}/)",
         Loader.getPlatform());
@@ -76,11 +72,10 @@ public final class NativeLibrary {
       return;
     } catch (UnsatisfiedLinkError | NoClassDefFoundError e) {
       LOG.log(Level.DEBUG, "cm4j: bundled library failed: {0}", e.toString());
-      tried.add("bundled library (io/cm4j/internal/" + Loader.getPlatform() + "/ on the class path): "
-          + e.getMessage());
+      failure = "cannot load the cm4j native library bundled in the jar (io/cm4j/internal/"
+          + Loader.getPlatform() + "/ on the class path): " + e.getMessage();
+      throw new Cm4jException(ErrorCode.LIBRARY_UNAVAILABLE, failure);
     }
-    failure = "cannot load the cm4j native library; tried: " + String.join("; ", tried);
-    throw new Cm4jException(ErrorCode.LIBRARY_UNAVAILABLE, failure);
   }
 
   /** Where libcm4j was loaded from (null before {@link #load()} succeeded). */
@@ -96,6 +91,18 @@ public final class NativeLibrary {
     if (!file.getFileName().toString().equals(LIBRARY_FILE)) {
       // the JNI glue links against the soname libcm4j.so; another name would not satisfy it
       return "expected a folder holding " + LIBRARY_FILE + " or a file of that name";
+    }
+    // Loaded by path first, for the dynamic loader's own reason when it fails (JavaCPP would
+    // try its bundled copy instead); the glue then finds it already loaded, by its soname.
+    String path = file.toAbsolutePath().toString();
+    try {
+      System.load(path);
+    } catch (UnsatisfiedLinkError e) {
+      String why = String.valueOf(e.getMessage()); // "PATH: PATH: reason" from the JVM and dlerror
+      while (why.startsWith(path + ": ")) {
+        why = why.substring(path.length() + 2);
+      }
+      return why;
     }
     // JavaCPP searches platform.linkpath before its bundled resources when pathsFirst is set.
     Properties properties = new Properties();

@@ -25,6 +25,15 @@ class NativeLibraryTest {
     assertTrue(Cm4jNative.cm4j_version().matches("\\d+\\.\\d+\\.\\d+.*"));
   }
 
+  /** One version: the library's comes from CMakeLists.txt's project(VERSION), the pom's too. */
+  @Test
+  void theLibraryVersionIsThePomVersion() throws Exception {
+    NativeLibrary.load();
+    String pom = System.getProperty("cm4j.project.version");
+    assertTrue(pom != null && !pom.isBlank(), "cm4j.project.version is not set by the pom");
+    assertEquals(pom.replaceFirst("-SNAPSHOT$", ""), Cm4jNative.cm4j_version());
+  }
+
   @Test
   void cm4jLibraryPathFolderComesFirst() throws Exception {
     Path copy = dir.resolve("libcm4j.so");
@@ -35,11 +44,18 @@ class NativeLibraryTest {
     assertTrue(out.startsWith("loaded " + copy + " version "), out);
   }
 
+  /** An explicit library that does not load is the error: no fallback to the bundled one. */
   @Test
-  void aMissingPathFallsBackToTheBundledLibrary() throws Exception {
-    String out = probe(dir.resolve("nowhere").toString());
-    assertTrue(out.startsWith("loaded ") && out.contains("libcm4j.so"), out);
-    assertTrue(!out.contains(dir.toString()), out);
+  void aPathThatDoesNotLoadIsAnErrorNamingItAndWhy() throws Exception {
+    Path nowhere = dir.resolve("nowhere");
+    String out = probe(nowhere.toString());
+    assertEquals("failed cannot load the cm4j native library " + nowhere
+        + " named by cm4j.library.path=" + nowhere + ": no libcm4j.so there", out);
+    Path junk = Files.writeString(dir.resolve("libcm4j.so"), "not a shared library");
+    out = probe(junk.toString()).lines().reduce((first, last) -> last).orElse("");
+    // after the JVM's own warnings: our message, with dlopen's reason
+    assertEquals("failed cannot load the cm4j native library " + junk + " named by "
+        + "cm4j.library.path=" + junk + ": file too short", out);
   }
 
   private static Path bundled() throws Exception {

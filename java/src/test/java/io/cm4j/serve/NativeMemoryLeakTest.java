@@ -18,8 +18,8 @@ import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Create/forward/close cycles with the resident set (VmRSS) flat within 5% after warm-up. Each
- * runs in a child JVM with a fixed, pre-touched heap and the serial collector, so that heap
+ * Create/forward/close cycles whose resident set (VmRSS) does not grow after warm-up: the
+ * least-squares slope of RSS over the cycles after warm-up is bounded. Each runs in a child JVM with a fixed, pre-touched heap and the serial collector, so that heap
  * growth, other tests and collector threads do not move RSS.
  *
  * <p>The default run does 10,000 cycles of the tiny model at sample_size 4 (its own config and
@@ -31,7 +31,15 @@ import org.junit.jupiter.api.io.TempDir;
 class NativeMemoryLeakTest {
   private static final int CYCLES = 10_000;
   private static final int WARMUP = 1_000;
-  private static final double TOLERANCE = 0.05;
+  /**
+   * Most RSS growth per cycle, in kB (KiB, as /proc reports it), of the fitted line: a leak of
+   * 10 KiB a cycle fits a slope of at least 10 and fails. Without one, the engine's 9,000 cycles
+   * after warm-up fit about 0 (-0.03 measured) and the service's 200 fit 3.4 to 5.7 (measured on
+   * a loaded 2-core machine): its RSS creeps up in steps of some 600 kB, from the JIT and malloc,
+   * over its first thousand cycles. The old bound, 5% of RSS, let 10 KiB a cycle through: 3 MB
+   * over 300 cycles is under 5% of 120 MB.
+   */
+  private static final double MAX_KB_PER_CYCLE = 9.0;
 
   @TempDir Path tmp;
 
@@ -42,7 +50,7 @@ class NativeMemoryLeakTest {
 
   @Test
   void serviceOpenGenerateCloseCyclesKeepRssAndThreadsFlat() throws Exception {
-    assertFlat(run("service", smallTiny(4), 400, 100, 60), true);
+    assertFlat(run("service", smallTiny(4), 400, 200, 60), true);
   }
 
   @Test
@@ -129,19 +137,53 @@ class NativeMemoryLeakTest {
     return sb.toString();
   }
 
-  /** Every sample after warm-up within 5% of the warm-up sample; threads back to its count. */
+  /** The fitted RSS slope after warm-up within the bound; threads back to the warm-up count. */
   private static void assertFlat(List<long[]> samples, boolean checkThreads) {
-    assertTrue(samples.size() >= 2, "expected samples, found " + samples.size());
+    assertTrue(samples.size() >= 3, "expected samples, found " + samples.size());
+    double slope = slope(samples);
+    assertTrue(slope <= MAX_KB_PER_CYCLE, String.format(Locale.ROOT, "RSS grows %.2f kB a cycle "
+        + "(least squares), more than %.1f:%s", slope, MAX_KB_PER_CYCLE, describe(samples)));
     long[] warm = samples.get(0);
     for (long[] s : samples) {
-      double growth = (double) (s[1] - warm[1]) / warm[1];
-      assertTrue(growth <= TOLERANCE, String.format(Locale.ROOT, "RSS grew %.1f%% from cycle "
-          + "%d to cycle %d (%d kB to %d kB):%s", 100 * growth, warm[0], s[0], warm[1], s[1],
-          describe(samples)));
       if (checkThreads) {
         assertTrue(s[2] <= warm[2], "threads grew from " + warm[2] + " to " + s[2]
             + " by cycle " + s[0]);
       }
     }
+  }
+
+  /** The least-squares slope of RSS (kB) over cycle number. */
+  static double slope(List<long[]> samples) {
+    double n = samples.size();
+    double mx = 0;
+    double my = 0;
+    for (long[] s : samples) {
+      mx += s[0] / n;
+      my += s[1] / n;
+    }
+    double sxy = 0;
+    double sxx = 0;
+    for (long[] s : samples) {
+      sxy += (s[0] - mx) * (s[1] - my);
+      sxx += (s[0] - mx) * (s[0] - mx);
+    }
+    return sxy / sxx;
+  }
+
+  /** A leak of 10 KiB a cycle, with the steps real runs show, fails; a flat run passes. */
+  @Test
+  void theBoundCatchesTenKilobytesACycle() {
+    long[][] steps = {{200, 0}, {222, 700}, {244, 600}, {266, 500}, {288, 950}, {310, 1200},
+        {332, 1500}, {354, 1500}, {376, 1300}, {398, 1200}, {400, 1200}};
+    List<long[]> flat = new ArrayList<>();
+    List<long[]> leaking = new ArrayList<>();
+    for (long[] s : steps) {
+      flat.add(new long[] {s[0], 120_000 + s[1], 2});
+      leaking.add(new long[] {s[0], 120_000 + s[1] + 10 * (s[0] - 200), 2});
+    }
+    assertFlat(flat, true);
+    assertTrue(slope(leaking) > MAX_KB_PER_CYCLE, "slope " + slope(leaking));
+    // the old bound: 5% of the warm-up RSS
+    assertTrue(leaking.get(leaking.size() - 1)[1] - 120_000 < 0.05 * 120_000);
   }
 }

@@ -15,11 +15,11 @@ public record TensorInfo(String name, DType dtype, long[] shape) {
     return shape.clone();
   }
 
-  /** Number of elements (1 for a scalar). */
+  /** Number of elements (1 for a scalar); ArithmeticException past 2^63 (no reader makes one). */
   public long numel() {
     long n = 1;
     for (long d : shape) {
-      n *= d;
+      n = Math.multiplyExact(n, d);
     }
     return n;
   }

@@ -17,8 +17,11 @@ import java.util.TreeSet;
  *
  * <p>UNet configs: ImageNet-64 is diffusers' {@code openai/diffusers-cd_imagenet64_l2} config
  * (with its mid-block attention group norm fix, {@code attn_norm_num_groups} 32); LSUN-256 is
- * the conversion script's, unconditional with {@code default} time conditioning. Schedulers:
- * 40 training steps for CD, 201 for CT ImageNet-64, 151 for CT LSUN-256; sigma 0.002 to 80.
+ * the conversion script's, unconditional with {@code default} time conditioning. A name holding
+ * {@code test} (and none of those) gets the script's {@code TEST_UNET_CONFIG} (32x32, channels 32
+ * and 64) and the CD scheduler, as diffusers' {@code convert_consistency_to_diffusers.py} gives
+ * it. Schedulers: 40 training steps for CD, 201 for CT ImageNet-64, 151 for CT LSUN-256; sigma
+ * 0.002 to 80.
  */
 public final class OpenAIConfigs {
   /** The configs of one checkpoint name: UNet and scheduler, as JSON text. */
@@ -33,7 +36,8 @@ public final class OpenAIConfigs {
 
   /**
    * The configs for a checkpoint file name: the longest known name the file name contains
-   * ({@code cd_imagenet64_l2.pt}, {@code openai-cd_imagenet64_l2.pt}), if any.
+   * ({@code cd_imagenet64_l2.pt}, {@code openai-cd_imagenet64_l2.pt}), if any; {@code test}, the
+   * shortest, only when no published name matches (the conversion script checks it last).
    */
   public static Optional<Known> forFileName(String fileName) {
     String best = null;

@@ -24,11 +24,10 @@ import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.zip.DataFormatException;
-import java.util.zip.Inflater;
 
 /**
  * A {@code torch.save} zip archive ({@code diffusion_pytorch_model.bin}, {@code *.pt}): the
@@ -41,7 +40,11 @@ import java.util.zip.Inflater;
  * stride-0 views would be materialised at any size they declare), and its dtype is float32,
  * float16 or bfloat16. Stored
  * records are memory-mapped, so contiguous tensors are views of the file; strided ones are copied
- * into contiguous buffers by {@link #get}.
+ * into contiguous buffers by {@link #get}. Each storage record must be exactly as long as the
+ * storage its persistent id declares, stored or deflated, so a deflated record cannot make the
+ * reader inflate more than the storage; a deflated record is inflated once, on first use, and
+ * kept until {@link #close}. Stored records over 2 GiB are refused (a buffer cannot address
+ * them).
  */
 public final class TorchZipCheckpoint implements Checkpoint {
   /** Element sizes of torch's storage classes, for checking record lengths. */
@@ -53,7 +56,12 @@ public final class TorchZipCheckpoint implements Checkpoint {
       Map.entry("ComplexDoubleStorage", 16));
   private static final Map<String, DType> FLOAT_STORAGES = Map.of(
       "FloatStorage", DType.F32, "HalfStorage", DType.F16, "BFloat16Storage", DType.BF16);
-  private static final long MAX_PICKLE_BYTES = 1L << 30;
+  /**
+   * A state dict's pickle holds names, shapes and storage ids, not tensor data: about 150 bytes
+   * a tensor, so 64 MiB is room for some 400,000 tensors (the unpickler stops at a million
+   * opcodes anyway). A larger declared size is refused before anything is inflated.
+   */
+  private static final long MAX_PICKLE_BYTES = 64L << 20;
 
   /** A storage as its persistent id names it. */
   private record Storage(String type, String key, long numel) {}
@@ -65,6 +73,7 @@ public final class TorchZipCheckpoint implements Checkpoint {
   private final SlotTable<Slot> tensors;
   private final int count; // toString has always reported it, closed or not
   private volatile Map<String, ByteBuffer> mapped; // stored records by name; empty when closed
+  private final Map<String, ByteBuffer> inflated = new HashMap<>(); // guarded by itself
 
   private TorchZipCheckpoint(Path path, Map<String, Slot> tensors,
       Map<String, ByteBuffer> mapped) {
@@ -128,6 +137,10 @@ public final class TorchZipCheckpoint implements Checkpoint {
       Slot slot = slot(path, zip, prefix, name, (TorchTensorRef) e.getValue());
       tensors.put(name, slot);
       ZipIndex.Entry rec = slot.record;
+      if (rec.stored() && rec.size() > Integer.MAX_VALUE) {
+        throw new CheckpointException(path, "storage record '" + rec.name() + "' of tensor '"
+            + name + "' is " + rec.size() + " bytes; records over 2 GiB are not supported");
+      }
       if (rec.stored() && !mapped.containsKey(rec.name())) {
         mapped.put(rec.name(), ch.map(FileChannel.MapMode.READ_ONLY, rec.dataOffset(),
             rec.size()).order(ByteOrder.LITTLE_ENDIAN));
@@ -184,6 +197,7 @@ public final class TorchZipCheckpoint implements Checkpoint {
     long[] stride = ref.stride();
     long needElems;
     long numel = 1;
+    long storageBytes;
     try {
       long last = ref.offset();
       for (int i = 0; i < size.length; i++) {
@@ -194,6 +208,7 @@ public final class TorchZipCheckpoint implements Checkpoint {
       }
       needElems = numel == 0 ? 0 : Math.addExact(last, 1);
       Math.multiplyExact(Math.max(needElems, s.numel), (long) STORAGE_BYTES.get(s.type));
+      storageBytes = s.numel * STORAGE_BYTES.get(s.type);
     } catch (ArithmeticException e) {
       throw new CheckpointException(path, "tensor '" + name + "': size "
           + Arrays.toString(size) + " with stride " + Arrays.toString(stride)
@@ -205,6 +220,12 @@ public final class TorchZipCheckpoint implements Checkpoint {
           + ", size " + Arrays.toString(size) + ", stride " + Arrays.toString(stride)
           + ") needs " + Math.max(needElems, s.numel) * elemSize + " bytes of storage record '"
           + recordName + "', which holds " + rec.size());
+    }
+    if (rec.size() != storageBytes) {
+      throw new CheckpointException(path, "storage record '" + recordName + "' of tensor '"
+          + name + "' is " + rec.size() + " bytes (" + (rec.stored() ? "stored" : "deflated")
+          + "), but its storage of " + s.numel + " torch." + s.type + " elements is "
+          + storageBytes + " bytes");
     }
     if (numel > s.numel) { // only views that repeat elements (stride 0) have more
       throw new CheckpointException(path, "tensor '" + name + "' (size " + Arrays.toString(size)
@@ -222,39 +243,7 @@ public final class TorchZipCheckpoint implements Checkpoint {
           + " bytes, more than the limit of " + limit);
     }
     ByteBuffer raw = ch.map(FileChannel.MapMode.READ_ONLY, e.dataOffset(), e.compressedSize());
-    return e.stored() ? raw.order(ByteOrder.LITTLE_ENDIAN) : inflate(path, e, raw);
-  }
-
-  private static ByteBuffer inflate(Path path, ZipIndex.Entry e, ByteBuffer raw)
-      throws CheckpointException {
-    if (e.method() != 8) {
-      throw new CheckpointException(path, "zip entry '" + e.name() + "' uses compression method "
-          + e.method() + "; only stored and deflated entries are supported");
-    }
-    if (e.size() > Integer.MAX_VALUE) {
-      throw new CheckpointException(path, "compressed zip entry '" + e.name()
-          + "' is over 2 GiB");
-    }
-    ByteBuffer out = ByteBuffer.allocateDirect((int) e.size()).order(ByteOrder.LITTLE_ENDIAN);
-    Inflater inf = new Inflater(true);
-    try {
-      inf.setInput(raw);
-      while (out.hasRemaining() && !inf.finished()) {
-        if (inf.inflate(out) == 0 && (inf.needsInput() || inf.needsDictionary())) {
-          break;
-        }
-      }
-      if (out.hasRemaining() || !inf.finished()) {
-        throw new CheckpointException(path, "zip entry '" + e.name()
-            + "' does not inflate to its declared " + e.size() + " bytes");
-      }
-    } catch (DataFormatException ex) {
-      throw new CheckpointException(path, "zip entry '" + e.name() + "' is corrupt: "
-          + ex.getMessage());
-    } finally {
-      inf.end();
-    }
-    return out.flip();
+    return e.stored() ? raw.order(ByteOrder.LITTLE_ENDIAN) : Inflation.inflate(path, e, raw);
   }
 
   @Override
@@ -308,6 +297,18 @@ public final class TorchZipCheckpoint implements Checkpoint {
     if (m != null) {
       return m.duplicate().order(ByteOrder.LITTLE_ENDIAN);
     }
+    synchronized (inflated) {
+      tensors.checkOpen(); // close() may have run since: nothing is cached after it
+      ByteBuffer done = inflated.get(e.name());
+      if (done == null) {
+        done = inflateRecord(e);
+        inflated.put(e.name(), done);
+      }
+      return done.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+    }
+  }
+
+  private ByteBuffer inflateRecord(ZipIndex.Entry e) throws CheckpointException {
     // Not CheckpointException.reading: a file deleted since open is "cannot read", as before,
     // not "file not found".
     try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
@@ -323,6 +324,9 @@ public final class TorchZipCheckpoint implements Checkpoint {
   public void close() {
     tensors.close();
     mapped = Map.of();
+    synchronized (inflated) {
+      inflated.clear();
+    }
   }
 
   @Override

@@ -109,6 +109,26 @@ class OpenAIKeyMapTest {
     assertTrue(e.getMessage().contains("expected a 1x1 convolution"), e.getMessage());
   }
 
+  /** diffusers' converter maps any name holding "test" with its TEST_UNET_CONFIG. */
+  @Test
+  void aTestCheckpointGetsTheConvertersTestConfig() throws IOException {
+    OpenAIConfigs.Known test = OpenAIConfigs.forFileName("tiny_cd_test.pt").orElseThrow();
+    assertEquals("test", test.checkpoint());
+    // the golden tiny model was made from that config by diffusers
+    assertEquals(config(TestData.tinyUnet().resolve("config.json")),
+        Json.parseObject(test.unetConfig()));
+    assertEquals(40L, Json.parseObject(test.schedulerConfig()).get("num_train_timesteps"));
+    // published names come first, as in the converter
+    assertEquals("cd_imagenet64_l2",
+        OpenAIConfigs.forFileName("cd_imagenet64_l2_test.pt").orElseThrow().checkpoint());
+    Path pt = TestData.golden().resolve("tiny/openai/tiny_cd_test.pt");
+    try (Checkpoint c = Checkpoints.open(pt);
+        Checkpoint diffusers = Checkpoints.open(TestData.tinyUnet())) {
+      assertEquals(diffusers.names().stream().sorted().toList(),
+          c.names().stream().sorted().toList());
+    }
+  }
+
   @Test
   void configsAreChosenByPublishedFileName() throws IOException {
     assertEquals("cd_imagenet64_l2",
@@ -117,8 +137,8 @@ class OpenAIKeyMapTest {
         OpenAIConfigs.forFileName("openai-cd_imagenet64_lpips.pt").orElseThrow().checkpoint());
     assertEquals("ct_cat256", OpenAIConfigs.forFileName("ct_cat256.pt").orElseThrow()
         .checkpoint());
-    assertTrue(OpenAIConfigs.forFileName("tiny_cd_test.pt").isEmpty());
-    assertEquals(9, OpenAIConfigs.names().size());
+    assertTrue(OpenAIConfigs.forFileName("tiny_cd.pt").isEmpty());
+    assertEquals(10, OpenAIConfigs.names().size());
     Map<String, Object> sched = Json.parseObject(
         OpenAIConfigs.forFileName("ct_bedroom256.pt").orElseThrow().schedulerConfig());
     assertEquals(151L, sched.get("num_train_timesteps"));

@@ -2,8 +2,15 @@ package io.cm4j.weights.torch;
 
 import java.io.IOException;
 import java.io.OutputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.zip.CRC32;
@@ -60,5 +67,49 @@ public final class TorchZips {
       }
     }
     return file;
+  }
+
+  /**
+   * Writes the entries stored, by hand, plus the record {@code data/key} of {@code size} zero
+   * bytes left as a hole of a sparse file: a record of gigabytes costs no disk and no time.
+   * Sizes must stay under 4 GiB (no ZIP64); CRCs are left 0 (the reader does not check them).
+   */
+  public Path writeWithSparseRecord(Path file, String key, long size) throws IOException {
+    try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE,
+        StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
+      List<ByteBuffer> central = new ArrayList<>();
+      Map<String, byte[]> all = new LinkedHashMap<>(entries);
+      all.put("data/" + key, null);
+      for (Map.Entry<String, byte[]> e : all.entrySet()) {
+        byte[] name = (prefix + "/" + e.getKey()).getBytes(StandardCharsets.UTF_8);
+        long n = e.getValue() == null ? size : e.getValue().length;
+        long local = ch.position();
+        ch.write(le(30 + name.length).putInt(0x04034b50).putShort((short) 20).putLong(0)
+            .putInt(0).putInt((int) n).putInt((int) n).putShort((short) name.length)
+            .putShort((short) 0).put(name).flip());
+        if (e.getValue() == null) {
+          ch.position(ch.position() + n);
+        } else {
+          ch.write(ByteBuffer.wrap(e.getValue()));
+        }
+        central.add(le(46 + name.length).putInt(0x02014b50).putShort((short) 20)
+            .putShort((short) 20).putLong(0).putInt(0).putInt((int) n).putInt((int) n)
+            .putShort((short) name.length).putLong(0).putInt(0).putInt((int) local).put(name)
+            .flip());
+      }
+      long cdOffset = ch.position();
+      for (ByteBuffer c : central) {
+        ch.write(c);
+      }
+      long cdSize = ch.position() - cdOffset;
+      ch.write(le(22).putInt(0x06054b50).putInt(0).putShort((short) central.size())
+          .putShort((short) central.size()).putInt((int) cdSize).putInt((int) cdOffset)
+          .putShort((short) 0).flip());
+    }
+    return file;
+  }
+
+  private static ByteBuffer le(int n) {
+    return ByteBuffer.allocate(n).order(ByteOrder.LITTLE_ENDIAN);
   }
 }
