@@ -24,19 +24,25 @@ import java.util.Set;
  * where to generate, black where to keep; {@code steps} or {@code timesteps}: the task's
  * default when left out; {@code sigma} and {@code add_noise}: denoise only. Checked here as far
  * as the body goes; the editor checks the rest and names the argument.
+ *
+ * <p>Interpolate takes no image: {@code {"alpha": 0.5, "class": 145, "seed": 6}} is the one
+ * image at {@code alpha} between the two latents the seed draws, the image that
+ * {@code cm4j edit interpolate --alphas ... --seed 6} makes at that position; a client asks for
+ * each position it wants, and the requests share passes.
  */
 final class EditJson {
   private static final Set<String> FIELDS = Set.of("image", "mask", "class", "seed", "steps",
       "timesteps", "sigma", "add_noise");
   private static final String EXAMPLE = "{\"image\": \"<base64 PNG>\", \"seed\": 0}";
+  private static final Set<String> INTERPOLATE_FIELDS = Set.of("alpha", "class", "seed");
+  private static final String INTERPOLATE_EXAMPLE = "{\"alpha\": 0.5, \"seed\": 0}";
 
   private EditJson() {}
 
   static EditRequest parse(byte[] body, EditTask task, int imageSize, int numClassEmbeds,
       int numTrainTimesteps, int maxSteps) throws BadRequestException {
     if (!task.takesImage()) {
-      throw new BadRequestException(task.cliName() + ": not served over HTTP (it takes no "
-          + "image); use cm4j edit " + task.cliName());
+      return interpolation(body, numClassEmbeds);
     }
     Map<?, ?> map = GenerateJson.object(body, FIELDS, EXAMPLE);
     EditRequest.Builder b = EditRequest.builder(task);
@@ -49,14 +55,7 @@ final class EditJson {
     if (mask != null) {
       b.maskKeep(png("mask", mask, imageSize, task));
     }
-    Object seed = map.get("seed");
-    if (seed != null) {
-      b.seed(GenerateJson.integer("seed", seed));
-    }
-    Long label = GenerateJson.classLabel(map, numClassEmbeds);
-    if (label != null) {
-      b.classLabels(label);
-    }
+    seedAndLabel(map, b, numClassEmbeds);
     Object schedule = GenerateJson.schedule(map, numTrainTimesteps, maxSteps);
     if (schedule instanceof Integer steps) {
       b.numInferenceSteps(steps);
@@ -79,6 +78,32 @@ final class EditJson {
       b.addNoise(add);
     }
     return b.build();
+  }
+
+  /** Interpolate: one position; the editor checks that alpha is in [0, 1]. */
+  private static EditRequest interpolation(byte[] body, int numClassEmbeds)
+      throws BadRequestException {
+    Map<?, ?> map = GenerateJson.object(body, INTERPOLATE_FIELDS, INTERPOLATE_EXAMPLE);
+    Object alpha = map.get("alpha");
+    if (!(alpha instanceof Number a)) {
+      throw new BadRequestException("alpha: expected a number in [0, 1], found "
+          + (alpha == null ? "nothing" : Json.typeName(alpha)));
+    }
+    EditRequest.Builder b = EditRequest.builder(EditTask.INTERPOLATE).alphas(a.doubleValue());
+    seedAndLabel(map, b, numClassEmbeds);
+    return b.build();
+  }
+
+  private static void seedAndLabel(Map<?, ?> map, EditRequest.Builder b, int numClassEmbeds)
+      throws BadRequestException {
+    Object seed = map.get("seed");
+    if (seed != null) {
+      b.seed(GenerateJson.integer("seed", seed));
+    }
+    Long label = GenerateJson.classLabel(map, numClassEmbeds);
+    if (label != null) {
+      b.classLabels(label);
+    }
   }
 
   /**

@@ -47,8 +47,9 @@ import javax.imageio.stream.MemoryCacheImageOutputStream;
  *       its class, class name, seed, timesteps and latency in {@code X-Cm4j-*} headers;</li>
  *   <li>{@code POST /edit/{task}} (inpaint, colorize, superres, sdedit, denoise) with a JSON
  *       body holding the image as a base64 PNG (see {@link EditJson}) answers 200 with the
- *       edited image as a PNG; edits share UNet passes with generations and other edits, with
- *       the same deadline, queue and errors;</li>
+ *       edited image as a PNG; {@code POST /edit/interpolate} with {@code alpha}, class and
+ *       seed answers with the image at that position; edits share UNet passes with
+ *       generations and other edits, with the same deadline, queue and errors;</li>
  *   <li>{@code GET /health}: the service's counters as JSON (503 once it is closed);</li>
  *   <li>{@code GET /metrics}: the same and more in the Prometheus text format.</li>
  * </ul>
@@ -184,7 +185,8 @@ public final class GenerationServer implements AutoCloseable {
     String allowed = path.equals("/generate") || task != null ? "POST" : "GET";
     if (endpoint.equals("other")) {
       sendError(responder, 404, "no such path: expected GET /, POST /generate, POST "
-          + "/edit/{inpaint|colorize|superres|sdedit|denoise}, GET /health or GET /metrics");
+          + "/edit/{inpaint|colorize|superres|sdedit|denoise|interpolate}, GET /health or "
+          + "GET /metrics");
     } else if (!method.equals(allowed)) {
       responder.send(405, JSON, Map.of("Allow", allowed), HttpConnector.errorBody("method "
           + method + " not allowed on " + path + ": use " + allowed));

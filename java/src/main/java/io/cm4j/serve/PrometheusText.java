@@ -6,8 +6,10 @@ import java.lang.management.MemoryMXBean;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.function.ToDoubleFunction;
 
 /**
  * {@code GET /metrics}: the service in the Prometheus text exposition format (version 0.0.4).
@@ -36,6 +38,7 @@ final class PrometheusText {
     t.help("cm4j_info", "gauge", "The model's device and precision (value 1).");
     t.sample("cm4j_info", "device=\"" + service.device() + "\",dtype=\"" + service.precision()
         + "\",image_size=\"" + service.imageSize() + "\"", 1);
+    t.engines(service.engineStats());
     t.help("cm4j_http_requests_total", "counter", "HTTP answers by endpoint and status.");
     requests.forEach((key, n) -> {
       int space = key.lastIndexOf(' ');
@@ -84,6 +87,26 @@ final class PrometheusText {
     t.help("jvm_threads_current", "gauge", "Live JVM threads.");
     t.sample("jvm_threads_current", "", ManagementFactory.getThreadMXBean().getThreadCount());
     return t.out.toString();
+  }
+
+  /** Per engine of the pool, labelled by its index and device. */
+  private void engines(List<EnginePool.EngineStats> engines) {
+    help("cm4j_engine_serving", "gauge", "1 while the engine is in the pool, 0 once it failed.");
+    engineSamples("cm4j_engine_serving", engines, e -> e.serving() ? 1 : 0);
+    help("cm4j_engine_passes_total", "counter", "UNet passes run by the engine.");
+    engineSamples("cm4j_engine_passes_total", engines, e -> e.passes());
+    help("cm4j_engine_images_total", "counter", "Images in the engine's passes.");
+    engineSamples("cm4j_engine_images_total", engines, e -> e.images());
+    help("cm4j_engine_busy_seconds_total", "counter", "Time the engine spent in passes.");
+    engineSamples("cm4j_engine_busy_seconds_total", engines, e -> e.busySeconds());
+  }
+
+  private void engineSamples(String name, List<EnginePool.EngineStats> engines,
+      ToDoubleFunction<EnginePool.EngineStats> value) {
+    for (int i = 0; i < engines.size(); i++) {
+      EnginePool.EngineStats e = engines.get(i);
+      sample(name, "engine=\"" + i + "\",device=\"" + e.device() + "\"", value.applyAsDouble(e));
+    }
   }
 
   private void help(String name, String type, String help) {

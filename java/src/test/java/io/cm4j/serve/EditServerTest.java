@@ -158,6 +158,28 @@ class EditServerTest {
   }
 
   @Test
+  void interpolationsAskedOnePositionEachAreThePositionsOfOneCall() throws Exception {
+    double[] alphas = {0, 0.25, 0.5, 1};
+    List<CompletableFuture<HttpResponse<byte[]>>> sent = new ArrayList<>();
+    for (double alpha : alphas) {
+      sent.add(postAsync("/edit/interpolate",
+          "{\"alpha\": " + alpha + ", \"class\": 145, \"seed\": 6}"));
+    }
+    byte[] uint8 = ImageEditor.of(reference).edit(EditRequest.builder(EditTask.INTERPOLATE)
+        .classLabels(145, 145, 145, 145).seed(6).alphas(alphas).build()).toUint8(); // [4, H, W, 3]
+    int perImage = uint8.length / alphas.length;
+    for (int i = 0; i < alphas.length; i++) {
+      HttpResponse<byte[]> r = sent.get(i).get(60, TimeUnit.SECONDS);
+      assertEquals(200, r.statusCode(), () -> new String(r.body()));
+      int[] got = pixels(r.body());
+      assertEquals(perImage, got.length);
+      for (int k = 0; k < perImage; k++) {
+        assertEquals(uint8[i * perImage + k] & 0xff, got[k], "alpha " + alphas[i] + ": value " + k);
+      }
+    }
+  }
+
+  @Test
   void badEditsGet400Or404Or405Or413NamingTheProblem() throws Exception {
     assertError(400, "image: expected a PNG in base64, found nothing",
         postAsync("/edit/inpaint", "{\"seed\": 1}").get());
@@ -171,8 +193,11 @@ class EditServerTest {
         .get());
     assertError(400, "unknown field \"strength\"",
         postAsync("/edit/sdedit", "{\"strength\": 1}").get());
-    assertError(400, "interpolate: not served over HTTP",
-        postAsync("/edit/interpolate", "{}").get());
+    assertError(400, "alpha: expected a number in [0, 1], found nothing",
+        postAsync("/edit/interpolate", "{\"seed\": 1}").get());
+    assertError(400, "alpha", postAsync("/edit/interpolate", "{\"alpha\": 1.5}").get());
+    assertError(400, "unknown field \"image\"",
+        postAsync("/edit/interpolate", "{\"alpha\": 0.5, \"image\": \"\"}").get());
     assertError(404, "no such path", postAsync("/edit/recolor", "{}").get());
     assertError(405, "use POST", client.send(HttpRequest.newBuilder(
         server.uri().resolve("/edit/inpaint")).GET().build(),

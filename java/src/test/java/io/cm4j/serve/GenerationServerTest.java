@@ -366,6 +366,9 @@ class GenerationServerTest {
         >= 1);
     assertEquals(1.0, samples.get("cm4j_info{device=\"cpu\",dtype=\"fp32\",image_size=\"32\"}"));
     assertTrue(samples.get("cm4j_images_generated_total") >= 1);
+    assertEquals(1.0, samples.get("cm4j_engine_serving{engine=\"0\",device=\"cpu\"}"));
+    assertTrue(samples.get("cm4j_engine_passes_total{engine=\"0\",device=\"cpu\"}") >= 1);
+    assertTrue(samples.get("cm4j_engine_images_total{engine=\"0\",device=\"cpu\"}") >= 2);
     assertTrue(samples.containsKey("cm4j_queue_depth"));
     assertTrue(samples.get("cm4j_native_memory_bytes") > 0);
     assertTrue(samples.get("cm4j_jvm_memory_used_bytes{area=\"heap\"}") > 0);
