@@ -121,6 +121,9 @@ void null_handles() {
   expect_failure(cm4j_unet_forward(nullptr, 1, f, f, nullptr, f), "forward null");
   expect_failure(cm4j_unet_sample(nullptr, 1, 1, f, f, f, f, f, f, 1, nullptr, nullptr, 0, f),
                  "sample null");
+  expect_failure(cm4j_unet_edit(nullptr, 1, 1, f, f, f, f, f, f, nullptr, nullptr, CM4J_EDIT_NONE,
+                                1, nullptr, nullptr, f),
+                 "edit null");
   expect_failure(cm4j_unet_set_capture_taps(nullptr, 1), "set_capture_taps null");
   CHECK(cm4j_unet_tap_count(nullptr) == 0 && cm4j_unet_tap_name(nullptr, 0) == nullptr, "taps");
   CHECK(cm4j_unet_tap_shape(nullptr, 0, shape) == -1, "tap_shape null");
@@ -208,8 +211,9 @@ void random_binds(cm4j_unet* u, int cases) {
   if (rc != CM4J_OK) CHECK(std::strlen(cm4j_last_error()) > 0, "finalize failed with no message");
 }
 
-// Forward passes and sampling loops, half of them with one fault (a bad batch, step count,
-// label, timestep or clip flag, or a null buffer), then every tap read back.
+// Forward passes, sampling loops and editing loops, half of them with one fault (a bad batch,
+// step count, label, timestep or clip flag, a null buffer, or an edit's bad replacement or
+// patch), then every tap read back.
 void random_runs(cm4j_unet* u, int cases) {
   const int image = 3 * 8 * 8;
   // INT_MAX is over the model's max_batch; any batch it allows would read the whole batch.
@@ -228,7 +232,11 @@ void random_runs(cm4j_unet* u, int cases) {
     const float* c_out = table.data();
     const int64_t* lab = labels.data();
     float* dst = out.data();
-    const int fault = pick(2) == 0 ? 1 + pick(8) : 0;
+    std::vector<float> reference(sample.size(), -0.5f), mask(static_cast<size_t>(b) * 8 * 8, 1.0f);
+    int replacement = pick(4), patch = 1 << pick(4);  // CM4J_EDIT_NONE..SUPERRES; 1 to 8
+    const int mode = pick(3);                          // forward, sample, edit
+    const bool forward = mode == 0, edit = mode == 2;
+    const int fault = pick(2) == 0 ? 1 + pick(edit ? 10 : 8) : 0;
     switch (fault) {
       case 1: batch = pick(bad_batches); break;
       case 2: steps = -pick(2); break;
@@ -238,19 +246,24 @@ void random_runs(cm4j_unet* u, int cases) {
       case 6: clip = 2; break;
       case 7: in = nullptr; c_out = nullptr; break;
       case 8: dst = nullptr; break;
+      case 9: replacement = pick(2) == 0 ? -1 : 4; break;
+      case 10: replacement = CM4J_EDIT_SUPERRES; patch = 3; break;
     }
     int rc;
-    const bool forward = pick(2) == 0;
     if (forward) {
       CHECK(cm4j_unet_set_capture_taps(u, pick(2)) == CM4J_OK, "taps: %s", cm4j_last_error());
       rc = cm4j_unet_forward(u, batch, in, t.data(), lab, dst);
-    } else {
+    } else if (!edit) {
       rc = cm4j_unet_sample(u, batch, steps, in, t.data(), table.data(), table.data(), c_out,
                             table.data(), 1.0f, pick(2) == 0 ? nullptr : noise.data(), lab, clip,
                             dst);
+    } else {
+      rc = cm4j_unet_edit(u, batch, steps, in, t.data(), table.data(), table.data(), c_out,
+                          table.data(), pick(2) == 0 ? nullptr : noise.data(), lab, replacement,
+                          patch, reference.data(), mask.data(), dst);
     }
-    // forward does not read steps, clip or finite timesteps
-    const bool harmless = forward && (fault == 2 || fault == 5 || fault == 6);
+    // forward does not read steps, clip or finite timesteps; an edit has no clip flag
+    const bool harmless = (forward && (fault == 2 || fault == 5 || fault == 6)) || (edit && fault == 6);
     if (fault == 0 || harmless) {
       CHECK(rc == CM4J_OK, "run without a fault: %s", cm4j_last_error());
     } else {
