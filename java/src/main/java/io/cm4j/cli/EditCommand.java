@@ -153,7 +153,7 @@ final class EditCommand implements Callable<Integer> {
       try {
         editing = editor.start(request);
       } catch (IllegalArgumentException e) {
-        throw new UsageException(optionFor(e.getMessage()) + e.getMessage(), e);
+        throw new UsageException(withOption(e.getMessage()), e);
       }
       int batch = editing.batchSize();
       OutputFiles.Pngs pngs = OutputFiles.pngTargets(output.out, output.outTensor != null,
@@ -279,8 +279,12 @@ final class EditCommand implements Callable<Integer> {
     }
   }
 
-  /** The option an ImageEditor message (which starts with the argument's name) concerns. */
-  private String optionFor(String message) {
+  /**
+   * An ImageEditor message (which starts with the argument's name, "sigma: ...") told as the
+   * option it came from: "--sigma: ...", or "--inputs FILE: sigma: ..." when the case file
+   * gave the value.
+   */
+  private String withOption(String message) {
     String[][] names = {{"image:", "--image"}, {"mask_keep:", "--mask"}, {"sigma:", "--sigma"},
         {"timesteps:", "--timesteps"}, {"steps:", "--steps"}, {"alphas:", "--alphas"},
         {"class_labels:", "--class"}, {"patch:", "--patch"}, {"latents:", "--inputs"}};
@@ -288,10 +292,11 @@ final class EditCommand implements Callable<Integer> {
       if (message.startsWith(n[0])) {
         boolean fromFile = inputs != null && !spec.commandLine().getParseResult()
             .hasMatchedOption(n[1]);
-        return fromFile ? "--inputs " + inputs + ": " : n[1] + ": ";
+        return fromFile ? "--inputs " + inputs + ": " + message
+            : n[1] + ":" + message.substring(n[0].length());
       }
     }
-    return "";
+    return message;
   }
 
   private ConsistencyModelPipeline openPipeline(PrintWriter err)

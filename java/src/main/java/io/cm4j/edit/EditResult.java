@@ -1,18 +1,15 @@
 package io.cm4j.edit;
 
 import io.cm4j.FloatTensor;
+import io.cm4j.pipeline.ImageBatch;
 import io.cm4j.pipeline.ImageOutput;
-import java.awt.image.BufferedImage;
-import java.io.IOException;
-import java.nio.file.Path;
-import java.util.List;
 
 /**
  * The output of one edit: {@code out} [B, C, S, S] in [-1, 1] (after the final clamp), the
  * images made from it as {@code ConsistencyModelPipeline} makes them, and what made them.
  * Immutable.
  */
-public final class EditResult {
+public final class EditResult implements ImageBatch {
   private final EditTask task;
   private final float[] out;
   private final long[] shape;
@@ -51,25 +48,11 @@ public final class EditResult {
   }
 
   /** float32 [B, H, W, C] in [0, 1]: {@code (out / 2 + 0.5).clamp(0, 1)}, as diffusers. */
+  @Override
   public FloatTensor images() {
     int size = (int) shape[2];
     return FloatTensor.of(new long[] {shape[0], size, size, shape[1]},
         ImageOutput.denormalizeToNhwc(out, (int) shape[0], (int) shape[1], size, size));
-  }
-
-  /** 8-bit pixels [B, H, W, C]: {@code round(image * 255)}, read with {@code & 0xff}. */
-  public byte[] toUint8() {
-    return ImageOutput.toUint8(images().toArray());
-  }
-
-  public List<BufferedImage> toBufferedImages() {
-    int size = (int) shape[2];
-    return ImageOutput.toBufferedImages(toUint8(), (int) shape[0], size, size, (int) shape[1]);
-  }
-
-  /** Writes image {@code index} as a PNG, atomically (see {@link ImageOutput#writePng}). */
-  public void writePng(int index, Path file) throws IOException {
-    ImageOutput.writePng(toBufferedImages().get(index), file);
   }
 
   /** The label of each image, or null for an unconditional model. */

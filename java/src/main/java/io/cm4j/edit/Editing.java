@@ -1,6 +1,7 @@
 package io.cm4j.edit;
 
 import io.cm4j.EditReplacement;
+import io.cm4j.pipeline.StepLoop;
 import io.cm4j.pipeline.TorchGenerator;
 
 /**
@@ -17,7 +18,7 @@ import io.cm4j.pipeline.TorchGenerator;
  * with R the task's {@link Replacement} (the identity for sdedit, denoise and interpolate).
  * Created by {@link ImageEditor#start}, which checks every input. Not thread-safe.
  */
-public final class Editing {
+public final class Editing implements StepLoop<EditResult> {
   private final EditRequest request;
   private final long[] shape; // [B, C, S, S]
   private final long[] labels;
@@ -67,6 +68,7 @@ public final class Editing {
     return request.task();
   }
 
+  @Override
   public int batchSize() {
     return (int) shape[0];
   }
@@ -76,25 +78,27 @@ public final class Editing {
     return shape.clone();
   }
 
-  /** One label per image (drawn ones included), or null for an unconditional model. */
+  @Override
   public long[] classLabels() {
     return labels == null ? null : labels.clone();
   }
 
+  @Override
   public int numSteps() {
     return schedule.length();
   }
 
-  /** Index of the next step, from 0 to {@link #numSteps()}. */
+  @Override
   public int stepIndex() {
     return step;
   }
 
+  @Override
   public boolean isDone() {
     return step == schedule.length();
   }
 
-  /** The current step's timestep, the UNet's timestep input for every image. */
+  @Override
   public float timestep() {
     checkNotDone();
     return schedule.timesteps()[step];
@@ -115,7 +119,7 @@ public final class Editing {
     return reference == null ? null : reference.clone();
   }
 
-  /** The UNet input of the current step: the sample scaled for its sigma, [B, C, S, S]. */
+  @Override
   public float[] modelInput() {
     checkNotDone();
     float scale = schedule.inputScale()[step];
@@ -127,6 +131,7 @@ public final class Editing {
   }
 
   /** Takes the UNet output for {@link #modelInput()} and advances one step. */
+  @Override
   public void step(float[] modelOutput) {
     checkNotDone();
     if (modelOutput.length != sample.length) {
@@ -203,6 +208,7 @@ public final class Editing {
   }
 
   /** The output, once every step is done: {@code clamp(x, -1, 1)}. */
+  @Override
   public EditResult result() {
     if (!isDone()) {
       throw new IllegalStateException("edit not done: step " + step + " of "

@@ -277,7 +277,7 @@ public final class ConsistencyModelPipeline implements AutoCloseable {
    * arithmetic and generator draws of {@link #generate}, so the result does not depend on what
    * else shared the UNet pass. Not thread-safe.
    */
-  public final class Sampling {
+  public final class Sampling implements StepLoop<GenerationResult> {
     private final GenerationRequest request;
     private final long[] shape; // [B, C, S, S]
     private final long[] labels; // null for an unconditional model
@@ -315,7 +315,7 @@ public final class ConsistencyModelPipeline implements AutoCloseable {
       return request;
     }
 
-    /** Number of images. */
+    @Override
     public int batchSize() {
       return (int) shape[0];
     }
@@ -325,31 +325,33 @@ public final class ConsistencyModelPipeline implements AutoCloseable {
       return shape.clone();
     }
 
-    /** One label per image (drawn ones included), or null for an unconditional model. */
+    @Override
     public long[] classLabels() {
       return labels == null ? null : labels.clone();
     }
 
-    /** Index of the next step, from 0 to {@link #numSteps()}. */
+    @Override
     public int stepIndex() {
       return step;
     }
 
+    @Override
     public int numSteps() {
       return timesteps.length;
     }
 
+    @Override
     public boolean isDone() {
       return step == timesteps.length;
     }
 
-    /** The current step's timestep: the UNet's timestep input for every image. */
+    @Override
     public float timestep() {
       checkNotDone();
       return timesteps[step];
     }
 
-    /** The UNet input of the current step: the sample scaled for its sigma, [B, C, S, S]. */
+    @Override
     public float[] modelInput() {
       checkNotDone();
       return scheduler.scaleModelInput(sample, timesteps[step]);
@@ -359,6 +361,7 @@ public final class ConsistencyModelPipeline implements AutoCloseable {
      * Takes the UNet output for {@link #modelInput()} ([B, C, S, S]) and advances one step,
      * drawing this generation's step noise.
      */
+    @Override
     public void step(float[] modelOutput) {
       checkNotDone();
       float[] noise = scheduler.drawsNoise() ? generator.randn(shape) : null;
@@ -423,6 +426,7 @@ public final class ConsistencyModelPipeline implements AutoCloseable {
     }
 
     /** The images, once every step is done. */
+    @Override
     public GenerationResult result() {
       if (!isDone()) {
         throw new IllegalStateException("generation not done: step " + step + " of "

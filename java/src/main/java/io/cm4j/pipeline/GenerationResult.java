@@ -1,16 +1,12 @@
 package io.cm4j.pipeline;
 
 import io.cm4j.FloatTensor;
-import java.awt.image.BufferedImage;
-import java.io.IOException;
-import java.nio.file.Path;
-import java.util.List;
 
 /**
  * The images of one {@link ConsistencyModelPipeline#generate} call, with what made them: the
  * class labels used (drawn ones included) and the schedule. Immutable.
  */
-public final class GenerationResult {
+public final class GenerationResult implements ImageBatch {
   private final float[] images; // [B, H, W, C] in [0, 1]
   private final int batch;
   private final int height;
@@ -42,10 +38,7 @@ public final class GenerationResult {
     return new long[] {batch, height, width, channels};
   }
 
-  /**
-   * The images as diffusers' {@code output_type="np"}: float32 [B, H, W, C] in [0, 1]
-   * ({@code (sample / 2 + 0.5).clamp(0, 1)}).
-   */
+  @Override
   public FloatTensor images() {
     return FloatTensor.of(shape(), images);
   }
@@ -55,19 +48,9 @@ public final class GenerationResult {
     return images.clone();
   }
 
-  /** 8-bit pixels [B, H, W, C]: {@code round(image * 255)}, read with {@code & 0xff}. */
+  @Override
   public byte[] toUint8() {
-    return ImageOutput.toUint8(images);
-  }
-
-  /** The images as diffusers' {@code output_type="pil"} would give them. */
-  public List<BufferedImage> toBufferedImages() {
-    return ImageOutput.toBufferedImages(toUint8(), batch, height, width, channels);
-  }
-
-  /** Writes image {@code index} as a PNG, atomically (see {@link ImageOutput#writePng}). */
-  public void writePng(int index, Path file) throws IOException {
-    ImageOutput.writePng(toBufferedImages().get(index), file);
+    return ImageOutput.toUint8(images); // without images()'s copy
   }
 
   /** The label of each image, or null for an unconditional model. */

@@ -7,10 +7,9 @@ import io.cm4j.Precision;
 import io.cm4j.UNet;
 import io.cm4j.edit.EditRequest;
 import io.cm4j.edit.EditResult;
-import io.cm4j.edit.Editing;
 import io.cm4j.edit.ImageEditor;
 import io.cm4j.pipeline.ConsistencyModelPipeline;
-import io.cm4j.pipeline.ConsistencyModelPipeline.Sampling;
+import io.cm4j.pipeline.StepLoop;
 import io.cm4j.pipeline.GenerationRequest;
 import io.cm4j.pipeline.GenerationResult;
 import java.io.IOException;
@@ -43,8 +42,9 @@ import java.util.concurrent.locks.ReentrantLock;
  *
  * <p><b>Batching.</b> A worker thread per engine of its {@link EnginePool} (one engine unless
  * the service is built over a pool) takes the next batch and runs the pass on the least-loaded
- * engine; a request keeps its worker to its last step. Each request is a
- * {@link ConsistencyModelPipeline.Sampling}: its own scheduler and its own seeded generator, so
+ * engine; a request keeps its worker to its last step. Each request is a {@link StepLoop} (a
+ * generation's {@link ConsistencyModelPipeline.Sampling} or an edit's
+ * {@link io.cm4j.edit.Editing}): its own schedule and its own seeded generator, so
  * its latents and step noise never depend on other requests. Since the UNet takes a timestep
  * and a label per image, one pass can carry the next step of any set of requests, whatever
  * their seeds, labels, step counts or timesteps. A pass takes every request in progress, then
@@ -108,59 +108,11 @@ public final class GenerationService implements AutoCloseable {
   private final Histogram compute = new Histogram();
   private final Histogram latency = new Histogram();
 
-  /**
-   * What the worker needs of a request in progress, a generation's {@link Sampling} or an
-   * edit's {@link Editing}: both step a sample of their own with the UNet's output.
-   */
-  private interface Steps<R> {
-    int batchSize();
-
-    int numSteps();
-
-    boolean isDone();
-
-    float timestep();
-
-    float[] modelInput(); // [B, C, S, S]
-
-    long[] classLabels(); // null for an unconditional model
-
-    void step(float[] modelOutput); // [B, C, S, S]
-
-    R result();
-  }
-
-  private static Steps<GenerationResult> steps(Sampling s) {
-    return new Steps<>() {
-      public int batchSize() { return s.batchSize(); }
-      public int numSteps() { return s.numSteps(); }
-      public boolean isDone() { return s.isDone(); }
-      public float timestep() { return s.timestep(); }
-      public float[] modelInput() { return s.modelInput(); }
-      public long[] classLabels() { return s.classLabels(); }
-      public void step(float[] modelOutput) { s.step(modelOutput); }
-      public GenerationResult result() { return s.result(); }
-    };
-  }
-
-  private static Steps<EditResult> steps(Editing e) {
-    return new Steps<>() {
-      public int batchSize() { return e.batchSize(); }
-      public int numSteps() { return e.numSteps(); }
-      public boolean isDone() { return e.isDone(); }
-      public float timestep() { return e.timestep(); }
-      public float[] modelInput() { return e.modelInput(); }
-      public long[] classLabels() { return e.classLabels(); }
-      public void step(float[] modelOutput) { e.step(modelOutput); }
-      public EditResult result() { return e.result(); }
-    };
-  }
-
   /** One accepted request: its state, and data that only the worker touches unless noted. */
   private final class Job<R> {
     final RequestState<R> state =
         new RequestState<>(GenerationService.this::deliver, this::leftQueue);
-    final Steps<R> steps;
+    final StepLoop<R> steps;
     final long submitNanos;
     final Duration deadline; // null: none
     final long deadlineNanos; // System.nanoTime() value; meaningful only with a deadline
@@ -168,7 +120,7 @@ public final class GenerationService implements AutoCloseable {
     volatile int stepsDone; // read by the event thread for deadline messages
     long readyNanos; // when it became ready for its next step
 
-    Job(Steps<R> steps, long submitNanos, Duration deadline) {
+    Job(StepLoop<R> steps, long submitNanos, Duration deadline) {
       this.steps = steps;
       this.submitNanos = submitNanos;
       this.deadline = deadline;
@@ -289,7 +241,7 @@ public final class GenerationService implements AutoCloseable {
     Objects.requireNonNull(request, "request");
     checkSubmit(deadline);
     // checks the request; draws the latents
-    return enqueue(steps(pipeline.start(request)), deadline);
+    return enqueue(pipeline.start(request), deadline);
   }
 
   /** {@link #submitEdit(EditRequest, Duration)} with the default deadline of the options. */
@@ -311,7 +263,7 @@ public final class GenerationService implements AutoCloseable {
     Objects.requireNonNull(request, "request");
     checkSubmit(deadline);
     // checks the request; prepares its reference and draws its initial sample
-    return enqueue(steps(editor.start(request)), deadline);
+    return enqueue(editor.start(request), deadline);
   }
 
   private void checkSubmit(Duration deadline) {
@@ -324,7 +276,7 @@ public final class GenerationService implements AutoCloseable {
     }
   }
 
-  private <R> CompletableFuture<R> enqueue(Steps<R> steps, Duration deadline) {
+  private <R> CompletableFuture<R> enqueue(StepLoop<R> steps, Duration deadline) {
     Job<R> job = new Job<>(steps, System.nanoTime(), deadline);
     lock.lock();
     try {
@@ -535,7 +487,7 @@ public final class GenerationService implements AutoCloseable {
       long[] labels = unet.isClassConditional() ? new long[images] : null;
       int at = 0;
       for (Job<?> job : batch) {
-        Steps<?> s = job.steps;
+        StepLoop<?> s = job.steps;
         in.put(s.modelInput()); // [B, C, S, S] of this request
         Arrays.fill(timesteps, at, at + s.batchSize(), s.timestep());
         if (labels != null) {

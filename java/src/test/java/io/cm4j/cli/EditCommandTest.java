@@ -216,8 +216,9 @@ class EditCommandTest {
   @Test
   void sigmaAlphasAndTimestepsOutOfRange() throws Exception {
     Path image = png("image.png", 32, 32, 100);
-    assertRefused(badEdit("denoise", "--image", image.toString(), "--sigma", "100"),
-        "--sigma", "[0.002, 80.0]", "100.0");
+    CliRun.Result sigma = badEdit("denoise", "--image", image.toString(), "--sigma", "100");
+    assertRefused(sigma, "--sigma: expected", "[0.002, 80.0]", "100.0");
+    assertTrue(!sigma.err().contains("sigma: sigma"), "the name told twice: " + sigma.err());
     assertRefused(badEdit("denoise", "--image", image.toString()), "--sigma", "needs");
     assertRefused(badEdit("interpolate", "--alphas", "0,1.5"), "--alphas", "[0, 1]", "1.5");
     assertRefused(badEdit("interpolate", "--alphas", "-0.1"), "--alphas", "-0.1");
