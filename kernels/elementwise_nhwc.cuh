@@ -7,6 +7,13 @@
 
 #include "nhwc.cuh"
 
+// Resource ceilings, per thread and per block, for every template instance on sm_80 and
+// sm_90 (kernels/dev/ptxas-check.sh holds ptxas to them, and to no spills):
+// ptxas budget: avg_pool2_nhwc_kernel 32 registers, 0 bytes shared
+// ptxas budget: upsample_nearest2_nhwc_kernel 40 registers, 0 bytes shared
+// ptxas budget: nchw_to_nhwc_kernel 32 registers, 0 bytes shared
+// ptxas budget: nhwc_to_nchw_kernel 32 registers, 0 bytes shared
+
 namespace cm4j {
 namespace kernels {
 

@@ -8,6 +8,10 @@
 
 #include "nhwc.cuh"
 
+// Resource ceilings, per thread and per block, for every template instance on sm_80 and
+// sm_90 (kernels/dev/ptxas-check.sh holds ptxas to them, and to no spills):
+// ptxas budget: group_norm_nhwc_kernel 32 registers, 64 bytes shared
+
 namespace cm4j {
 namespace kernels {
 

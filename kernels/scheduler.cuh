@@ -9,6 +9,14 @@
 
 #include <cstdint>
 
+// Resource ceilings, per thread and per block, for every template instance on sm_80 and
+// sm_90 (kernels/dev/ptxas-check.sh holds ptxas to them, and to no spills):
+// ptxas budget: scale_model_input_kernel 32 registers, 0 bytes shared
+// ptxas budget: scheduler_step_kernel 32 registers, 0 bytes shared
+// ptxas budget: edit_denoise_kernel 32 registers, 0 bytes shared
+// ptxas budget: edit_replace_kernel 40 registers, 0 bytes shared
+// ptxas budget: edit_patch_means_kernel 32 registers, 0 bytes shared
+
 namespace cm4j {
 namespace kernels {
 

@@ -8,6 +8,10 @@
 
 #include <cstdint>
 
+// Resource ceilings, per thread and per block, for every template instance on sm_80 and
+// sm_90 (kernels/dev/ptxas-check.sh holds ptxas to them, and to no spills):
+// ptxas budget: time_embedding_kernel 32 registers, 20480 bytes shared
+
 namespace cm4j {
 namespace kernels {
 
