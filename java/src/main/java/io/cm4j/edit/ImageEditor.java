@@ -218,10 +218,13 @@ public final class ImageEditor {
       schedule = steps(scheduler, task);
       float sigma0 = scheduler.sigmas()[0];
       if (task == EditTask.INTERPOLATE) {
+        // diffusers' prepare_latents: times init_noise_sigma (sigma_max) whatever the
+        // schedule, so an interpolated latent gives generate's image for that latent
         float[] latents = Slerp.latents(r.z1(), r.z2(), r.alphas(), shape, generator);
+        float initNoiseSigma = (float) scheduler.initNoiseSigma();
         sample = new float[latents.length];
         for (int i = 0; i < sample.length; i++) {
-          sample[i] = latents[i] * sigma0;
+          sample[i] = latents[i] * initNoiseSigma;
         }
       } else {
         int plane = size * size;

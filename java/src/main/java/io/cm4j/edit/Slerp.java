@@ -30,6 +30,10 @@ final class Slerp {
       na += (double) a[i] * a[i];
       nb += (double) b[i] * b[i];
     }
+    if (na == 0 || nb == 0) {
+      throw new IllegalArgumentException("latents: " + (na == 0 ? "z1" : "z2")
+          + " is all zeros, so it has no direction to interpolate along");
+    }
     double psi = Math.acos(Math.max(-1, Math.min(1, dot / (Math.sqrt(na) * Math.sqrt(nb)))));
     double sinPsi = Math.sin(psi);
     float[] out = new float[alphas.length * a.length];

@@ -10,12 +10,16 @@ import io.cm4j.Golden;
 import io.cm4j.Precision;
 import io.cm4j.UNet;
 import io.cm4j.pipeline.ConsistencyModelPipeline;
+import io.cm4j.pipeline.GenerationRequest;
+import io.cm4j.pipeline.GenerationResult;
 import io.cm4j.pipeline.SchedulerConfig;
+import io.cm4j.pipeline.TorchGenerator;
 import io.cm4j.weights.SafetensorsFile;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
@@ -111,5 +115,26 @@ class EditGoldenTest {
           BF16_TOLERANCE);
     }
     assertArrayEquals(request(task).classLabels(), result.classLabels());
+  }
+
+  /**
+   * Interpolation is the pipeline on the interpolated latents, as diffusers runs it: at alpha
+   * 0, with a two-step schedule that starts below sigma_max (sigma(20) = 2.24), the image
+   * generate gives for latents z1. Both scale the latents by init_noise_sigma (80) whatever the
+   * first step's sigma, and both draw the step noise from the seed.
+   */
+  @Test
+  void interpolateAtAlphaZeroIsGenerateOnZ1() throws Exception {
+    TorchGenerator g = new TorchGenerator(5);
+    FloatTensor z1 = FloatTensor.of(new long[] {1, 3, 32, 32}, g.randn(1, 3, 32, 32));
+    FloatTensor z2 = FloatTensor.of(new long[] {1, 3, 32, 32}, g.randn(1, 3, 32, 32));
+    EditResult edit = new ImageEditor(fp32, config).edit(EditRequest.builder(
+        EditTask.INTERPOLATE).alphas(0).latents(z1, z2).timesteps(30, 20).classLabels(145)
+        .seed(9).build());
+    GenerationResult generated = new ConsistencyModelPipeline(fp32, config).generate(
+        GenerationRequest.builder().latents(z1).timesteps(30, 20).classLabels(145).seed(9)
+            .build());
+    double e = Golden.relativeL2(edit.images().toArray(), generated.images().toArray());
+    assertTrue(e < 1e-6, "interpolate vs generate: rel L2 " + e);
   }
 }

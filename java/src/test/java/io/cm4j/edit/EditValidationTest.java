@@ -13,6 +13,7 @@ import io.cm4j.pipeline.SchedulerConfig;
 import io.cm4j.weights.Json;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
@@ -41,6 +42,12 @@ class EditValidationTest {
   static void close() {
     conditional.close();
     unconditional.close();
+  }
+
+  private static float[] filled(int n, float v) {
+    float[] a = new float[n];
+    Arrays.fill(a, v);
+    return a;
   }
 
   private static FloatTensor image(int batch, int size) {
@@ -103,6 +110,8 @@ class EditValidationTest {
     refused("alphas:", "found NaN", i.alphas(Double.NaN));
     refused("alphas:", "only interpolate", s.numInferenceSteps(null).alphas(0.5));
     refused("latents:", "both", i.alphas(0.5).latents(FloatTensor.zeros(1, 3, 32, 32), null));
+    FloatTensor ones = FloatTensor.of(new long[] {1, 3, 32, 32}, filled(3 * 32 * 32, 1f));
+    refused("latents:", "z2 is all zeros", i.latents(ones, FloatTensor.zeros(1, 3, 32, 32)));
   }
 
   @Test
