@@ -124,11 +124,17 @@ public final class NativeLibrary {
     }
   }
 
-  /** The libcm4j.so this process has mapped, from /proc/self/maps where there is one. */
+  /**
+   * The libcm4j.so this process has mapped, from /proc/self/maps where there is one. A line is
+   * "address perms offset dev inode path": the path is everything after the fifth field (it may
+   * hold spaces), with " (deleted)" after it when the file was replaced since it was mapped.
+   */
   private static Optional<String> mappedPath() {
     try {
       return Files.readAllLines(Path.of("/proc/self/maps")).stream()
-          .map(line -> line.substring(line.lastIndexOf(' ') + 1))
+          .map(line -> line.trim().split("\\s+", 6))
+          .filter(f -> f.length == 6)
+          .map(f -> f[5].replaceFirst(" \\(deleted\\)$", ""))
           .filter(p -> p.endsWith("/" + LIBRARY_FILE))
           .findFirst();
     } catch (IOException | RuntimeException e) {

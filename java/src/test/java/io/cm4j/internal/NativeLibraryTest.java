@@ -44,6 +44,15 @@ class NativeLibraryTest {
     assertTrue(out.startsWith("loaded " + copy + " version "), out);
   }
 
+  /** /proc/self/maps ends a line with the path, which may hold spaces. */
+  @Test
+  void aLibraryPathWithSpacesLoads() throws Exception {
+    Path copy = Files.createDirectories(dir.resolve("a folder")).resolve("libcm4j.so");
+    Files.copy(bundled(), copy, StandardCopyOption.REPLACE_EXISTING);
+    String out = probe(copy.toString());
+    assertTrue(out.startsWith("loaded " + copy + " version "), out);
+  }
+
   /** An explicit library that does not load is the error: no fallback to the bundled one. */
   @Test
   void aPathThatDoesNotLoadIsAnErrorNamingItAndWhy() throws Exception {
