@@ -6,8 +6,10 @@ import java.awt.image.IndexColorModel;
 import java.awt.image.Raster;
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import javax.imageio.ImageIO;
 
@@ -19,6 +21,10 @@ import javax.imageio.ImageIO;
  * area-averaged to the model's size. Errors name the file and what is wrong.
  */
 public final class EditImages {
+  /** Largest PNG read: a 4096x4096 photo, or a long strip; decoding it takes about 250 MB. */
+  static final int MAX_SIDE = 16384;
+  static final long MAX_PIXELS = 4096L * 4096;
+  private static final int IHDR = 0x49484452; // "IHDR", big-endian
   private static final byte[] PNG_SIGNATURE = {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a,
       '\n'};
 
@@ -119,12 +125,24 @@ public final class EditImages {
     if (!Files.isRegularFile(file)) {
       throw new IllegalArgumentException(file + ": no such file");
     }
-    byte[] head = new byte[PNG_SIGNATURE.length];
+    // The signature, then the IHDR chunk (length, type, width, height): the size is checked
+    // before decoding, since a PNG of a few hundred kB can declare 30000x30000 pixels.
+    ByteBuffer head = ByteBuffer.allocate(PNG_SIGNATURE.length + 16);
     try (InputStream in = Files.newInputStream(file)) {
-      if (in.readNBytes(head, 0, head.length) != head.length
-          || !java.util.Arrays.equals(head, PNG_SIGNATURE)) {
+      int n = in.readNBytes(head.array(), 0, head.capacity());
+      if (n < PNG_SIGNATURE.length || !Arrays.equals(head.array(), 0, PNG_SIGNATURE.length,
+          PNG_SIGNATURE, 0, PNG_SIGNATURE.length)) {
         throw new IllegalArgumentException(file + ": not a PNG file");
       }
+      if (n < head.capacity() || head.getInt(12) != IHDR) {
+        throw new IllegalArgumentException(file + ": unreadable PNG: no IHDR chunk first");
+      }
+    }
+    long width = Integer.toUnsignedLong(head.getInt(16));
+    long height = Integer.toUnsignedLong(head.getInt(20));
+    if (width > MAX_SIDE || height > MAX_SIDE || width * height > MAX_PIXELS) {
+      throw new IllegalArgumentException(file + ": " + width + "x" + height + " pixels is too large (at "
+          + "most " + MAX_SIDE + " a side and " + MAX_PIXELS + " pixels)");
     }
     BufferedImage image;
     try {

@@ -9,6 +9,7 @@ import io.cm4j.FloatTensor;
 import io.cm4j.Golden;
 import io.cm4j.weights.SafetensorsFile;
 import java.awt.image.BufferedImage;
+import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -46,6 +47,25 @@ class EditImagesTest {
     IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
         () -> EditImages.readImages(pngs("superres", "lowres", 1), 32, false, false));
     assertTrue(e.getMessage().contains("expected a 32x32 image"), e.getMessage());
+  }
+
+  /** The declared size is checked before decoding: a small file can declare a huge image. */
+  @Test
+  void refusesAHugeDeclaredSizeBeforeDecoding(@TempDir Path tmp) throws Exception {
+    Path small = tmp.resolve("small.png");
+    ImageIO.write(new BufferedImage(8, 8, BufferedImage.TYPE_INT_RGB), "png", small.toFile());
+    byte[] bytes = Files.readAllBytes(small);
+    ByteBuffer.wrap(bytes).putInt(16, 30000).putInt(20, 30000); // IHDR width, height
+    Path bomb = Files.write(tmp.resolve("bomb.png"), bytes);
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        () -> EditImages.readImages(List.of(bomb), 32, true, false));
+    assertTrue(e.getMessage().startsWith(bomb + ": 30000x30000 pixels is too large"),
+        e.getMessage());
+    ByteBuffer.wrap(bytes).putInt(16, EditImages.MAX_SIDE + 1).putInt(20, 1);
+    Path strip = Files.write(tmp.resolve("strip.png"), bytes);
+    e = assertThrows(IllegalArgumentException.class,
+        () -> EditImages.readImages(List.of(strip), 32, true, false));
+    assertTrue(e.getMessage().contains("16385x1 pixels is too large"), e.getMessage());
   }
 
   @Test
