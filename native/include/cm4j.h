@@ -77,6 +77,9 @@ CM4J_API int cm4j_unet_in_channels(const cm4j_unet *unet);
 CM4J_API int cm4j_unet_out_channels(const cm4j_unet *unet);
 CM4J_API int cm4j_unet_sample_size(const cm4j_unet *unet);
 CM4J_API int cm4j_unet_num_class_embeds(const cm4j_unet *unet); /* 0 for unconditional models */
+/* Most images one forward, sample or edit call takes: every activation of the batch must
+   stay under 2^31 elements (910 for imagenet64, 85 for LSUN-256). */
+CM4J_API int cm4j_unet_max_batch(const cm4j_unet *unet);
 
 /* Binds one named tensor. data holds nbytes of little-endian dtype elements, row-major.
  * The data is copied (converted to the engine's storage type); the caller may free it after.

@@ -306,6 +306,9 @@ int cm4j_unet_sample_size(const cm4j_unet* u) {
 int cm4j_unet_num_class_embeds(const cm4j_unet* u) {
   return guarded(0, [&] { return u ? u->config.num_class_embeds : 0; });
 }
+int cm4j_unet_max_batch(const cm4j_unet* u) {
+  return guarded(0, [&] { return u ? u->config.max_batch() : 0; });
+}
 
 int cm4j_unet_bind(cm4j_unet* u, const char* name, int dtype, const int64_t* shape, int ndim,
                    const void* data, int64_t nbytes) {

@@ -112,7 +112,8 @@ void null_handles() {
   int64_t shape[4];
   expect_failure(cm4j_unet_param_shape(nullptr, 0, shape), "param_shape null");
   CHECK(cm4j_unet_in_channels(nullptr) == 0 && cm4j_unet_out_channels(nullptr) == 0 &&
-            cm4j_unet_sample_size(nullptr) == 0 && cm4j_unet_num_class_embeds(nullptr) == 0,
+            cm4j_unet_sample_size(nullptr) == 0 && cm4j_unet_num_class_embeds(nullptr) == 0 &&
+            cm4j_unet_max_batch(nullptr) == 0,
         "null handle facts");
   float f[4] = {0, 0, 0, 0};
   expect_failure(cm4j_unet_bind(nullptr, "x", CM4J_F32, shape, 1, f, 4), "bind null");
@@ -150,7 +151,8 @@ void random_creates(int cases) {
       continue;
     }
     ++created;
-    CHECK(cm4j_unet_sample_size(u) > 0 && cm4j_unet_in_channels(u) > 0, "created facts");
+    CHECK(cm4j_unet_sample_size(u) > 0 && cm4j_unet_in_channels(u) > 0 &&
+              cm4j_unet_max_batch(u) > 0, "created facts");
     // Synthesize only what is small: a mutated config may declare a valid but huge model.
     if (total_params(u) < (1 << 20)) {
       CHECK(cm4j_unet_bind_synth(u, static_cast<uint64_t>(i)) == CM4J_OK, "bind_synth: %s",

@@ -24,6 +24,21 @@ public record SamplingSteps(int batch, float[] timesteps, float[] inputScale, fl
     Objects.requireNonNull(noiseScale, "noiseScale");
   }
 
+  /**
+   * The length of a noise tensor [steps, B, C, S, S] for a sample of {@code elements} values,
+   * refused when it passes a Java array's 2^31 - 1.
+   *
+   * @throws IllegalArgumentException naming both counts, when the product overflows
+   */
+  public static int noiseLength(int steps, int elements) {
+    try {
+      return Math.multiplyExact(steps, elements);
+    } catch (ArithmeticException e) {
+      throw new IllegalArgumentException("the step noise of " + steps + " steps of " + elements
+          + " values each is more than 2^31 - 1 values: run fewer images or steps at a time");
+    }
+  }
+
   /** The number of steps: {@code timesteps.length / batch}. */
   public int count() {
     return batch <= 0 ? 0 : timesteps.length / batch;

@@ -55,6 +55,7 @@ public final class UNet implements AutoCloseable {
   private final int outChannels;
   private final int sampleSize;
   private final int numClassEmbeds;
+  private final int maxBatch;
 
   private UNet(Cm4jNative.cm4j_unet handle, Device device, Precision precision) {
     this.handle = handle;
@@ -64,6 +65,7 @@ public final class UNet implements AutoCloseable {
     this.outChannels = Cm4jNative.cm4j_unet_out_channels(handle);
     this.sampleSize = Cm4jNative.cm4j_unet_sample_size(handle);
     this.numClassEmbeds = Cm4jNative.cm4j_unet_num_class_embeds(handle);
+    this.maxBatch = Cm4jNative.cm4j_unet_max_batch(handle);
   }
 
   /** {@link #open(Path, Device, Precision)} on the CPU in float32. */
@@ -587,6 +589,14 @@ public final class UNet implements AutoCloseable {
   /** Number of classes ({@code num_class_embeds}); 0 for unconditional models. */
   public int numClassEmbeds() {
     return numClassEmbeds;
+  }
+
+  /**
+   * Most images one call takes (forward, sample, edit): every activation of the batch stays
+   * under 2^31 elements; 910 for imagenet64, 85 for LSUN-256.
+   */
+  public int maxBatch() {
+    return maxBatch;
   }
 
   /** Whether forward passes need class labels. */

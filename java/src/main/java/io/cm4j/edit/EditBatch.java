@@ -20,7 +20,7 @@ final class EditBatch {
   static void runStepByStep(UNet unet, List<Editing> editings) throws Cm4jException {
     checkBatchable(editings);
     while (!editings.get(0).isDone()) {
-      Batch batch = Batch.of(editings);
+      Batch batch = Batch.of(editings, unet.maxBatch());
       float[] input = new float[batch.elements];
       int at = 0;
       for (Editing e : editings) {
@@ -44,7 +44,7 @@ final class EditBatch {
   static void runOnDevice(UNet unet, List<Editing> editings) throws Cm4jException {
     checkBatchable(editings);
     Editing first = editings.get(0);
-    Batch batch = Batch.of(editings);
+    Batch batch = Batch.of(editings, unet.maxBatch());
     Editing.Schedule schedule = first.schedule();
     int from = first.stepIndex();
     int steps = schedule.length() - from;
@@ -66,7 +66,8 @@ final class EditBatch {
         noiseScale[b] = schedule.noiseScale()[from + s];
       }
     }
-    float[] noise = schedule.drawsNoise() ? new float[steps * batch.elements] : null;
+    float[] noise = schedule.drawsNoise()
+        ? new float[SamplingSteps.noiseLength(steps, batch.elements)] : null;
     float[] sample = new float[batch.elements];
     float[] reference = first.referenceArray() == null ? null : new float[batch.elements];
     float[] mask = first.maskKeep() == null ? null : new float[batch.elements / (int) batch
@@ -108,14 +109,18 @@ final class EditBatch {
 
   /** The images, labels and shape of several edits side by side. */
   private record Batch(int images, int elements, long[] shape, long[] labels) {
-    static Batch of(List<Editing> editings) {
-      int images = 0;
+    static Batch of(List<Editing> editings, int maxBatch) {
+      long images = 0;
       for (Editing e : editings) {
         images += e.batchSize();
       }
+      if (images > maxBatch) {
+        throw new IllegalArgumentException("requests: " + images + " images together, at most "
+            + maxBatch + " in one pass of this model");
+      }
       long[] shape = editings.get(0).shape();
       shape[0] = images;
-      long[] labels = editings.get(0).classLabels() == null ? null : new long[images];
+      long[] labels = editings.get(0).classLabels() == null ? null : new long[(int) images];
       int at = 0;
       for (Editing e : editings) {
         if (labels != null) {
@@ -123,7 +128,9 @@ final class EditBatch {
         }
         at += e.batchSize();
       }
-      return new Batch(images, (int) (shape[0] * shape[1] * shape[2] * shape[3]), shape, labels);
+      // images <= max_batch, so every activation, the sample's too, has under 2^31 elements
+      return new Batch((int) images, (int) (shape[0] * shape[1] * shape[2] * shape[3]), shape,
+          labels);
     }
   }
 

@@ -62,6 +62,8 @@ public final class Cm4jNative {
 
   public static native int cm4j_unet_num_class_embeds(@Const cm4j_unet unet);
 
+  public static native int cm4j_unet_max_batch(@Const cm4j_unet unet);
+
   /** data: a direct buffer of nbytes little-endian elements. */
   public static native int cm4j_unet_bind(cm4j_unet unet, @Cast("const char*") String name,
       int dtype, @Cast("const int64_t*") long[] shape, int ndim,

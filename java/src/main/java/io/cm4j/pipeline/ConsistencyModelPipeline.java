@@ -290,6 +290,10 @@ public final class ConsistencyModelPipeline implements AutoCloseable {
     private Sampling(GenerationRequest request) {
       this.request = request;
       int batch = request.batchSize();
+      if (batch > unet.maxBatch()) {
+        throw new IllegalArgumentException("batch_size: at most " + unet.maxBatch()
+            + " images in one call of this model, found " + batch);
+      }
       int size = unet.sampleSize();
       shape = new long[] {batch, unet.inChannels(), size, size};
       labels = ConsistencyModelPipeline.this.classLabels(request);
@@ -395,7 +399,7 @@ public final class ConsistencyModelPipeline implements AutoCloseable {
       float[] cOut = new float[rows];
       float[] noiseScale = new float[rows];
       boolean noisy = scheduler.drawsNoise();
-      float[] noise = noisy ? new float[steps * sample.length] : null;
+      float[] noise = noisy ? new float[SamplingSteps.noiseLength(steps, sample.length)] : null;
       for (int s = 0; s < steps; s++) {
         float t = timesteps[step + s];
         CMStochasticIterativeScheduler.StepScalings v = scheduler.takeStep(t);

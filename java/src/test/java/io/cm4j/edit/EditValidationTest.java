@@ -1,5 +1,6 @@
 package io.cm4j.edit;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -9,6 +10,8 @@ import io.cm4j.Golden;
 import io.cm4j.Precision;
 import io.cm4j.UNet;
 import io.cm4j.WeightSource;
+import io.cm4j.pipeline.ConsistencyModelPipeline;
+import io.cm4j.pipeline.GenerationRequest;
 import io.cm4j.pipeline.SchedulerConfig;
 import io.cm4j.weights.Json;
 import java.nio.file.Files;
@@ -123,6 +126,30 @@ class EditValidationTest {
         EditRequest.builder(EditTask.SDEDIT).image(image(2, 32)).classLabels(3));
     refused("class_labels:", "out of range",
         EditRequest.builder(EditTask.SDEDIT).image(image(1, 32)).classLabels(1000));
+  }
+
+  /**
+   * A batch over the model's limit (every activation under 2^31 elements) is refused before
+   * anything is allocated: the tiny model at sample_size 2048 takes 5 images a call.
+   */
+  @Test
+  void batchesOverTheModelsLimit(@TempDir Path tmp) throws Exception {
+    Map<String, Object> config = Json.parseObject(Files.readString(
+        Golden.file("tiny/pipeline/unet/config.json")));
+    config.put("sample_size", 2048);
+    Path file = Files.writeString(tmp.resolve("config.json"), Json.write(config));
+    try (UNet big = UNet.create(file, WeightSource.synthV1(1), Device.CPU, Precision.FP32)) {
+      assertEquals(5, big.maxBatch());
+      refused(new ImageEditor(big, SchedulerConfig.DEFAULT), "alphas:",
+          "6 images, at most 5 in one edit",
+          EditRequest.builder(EditTask.INTERPOLATE).alphas(0, 0.2, 0.4, 0.6, 0.8, 1));
+      IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+          () -> new ConsistencyModelPipeline(big, SchedulerConfig.DEFAULT).generate(
+              GenerationRequest.builder().batchSize(6).build()));
+      assertTrue(e.getMessage().startsWith("batch_size: at most 5 images"), e.getMessage());
+    }
+    // 3 x channels x side^2 at the widest level: 3 x 32 x 32^2 at 32x32
+    assertEquals(Integer.MAX_VALUE / (3 * 32 * 32 * 32), conditional.maxBatch());
   }
 
   @Test
