@@ -96,9 +96,11 @@ final class EditCommand implements Callable<Integer> {
       description = "Exact float inputs instead of PNGs (the golden editing files' layout).")
   Path inputs;
 
-  @Option(names = "--class", paramLabel = "N", arity = "1..*", split = ",",
-      description = "Class label(s): one for every image, or one per image (default: drawn "
-          + "from the seed).")
+  @Option(names = "--class", paramLabel = "N|NAME", arity = "1..*", split = ",",
+      converter = Converters.ClassLabelConverter.class,
+      description = "Class label(s), as numbers or ImageNet class names (goldfish, "
+          + "\"golden retriever\"): one for every image, or one per image (default: drawn from "
+          + "the seed).")
   List<Long> classes;
 
   @Option(names = "--seed", paramLabel = "S",
@@ -156,7 +158,7 @@ final class EditCommand implements Callable<Integer> {
         throw new UsageException(withOption(e.getMessage()), e);
       }
       int batch = editing.batchSize();
-      OutputFiles.Pngs pngs = OutputFiles.pngTargets(output.out, output.outTensor != null,
+      OutputFiles.Pngs pngs = OutputFiles.pngTargets(output.out, output.outTensor,
           task.cliName() + ".png", batch);
       err.printf("edit: %s with %s on %s %s: %d image%s, %s, timesteps %s, seed %d%n",
           task.cliName(), what, unet.device(), dtype.value, batch, batch == 1 ? "" : "s",
@@ -290,8 +292,8 @@ final class EditCommand implements Callable<Integer> {
         {"class_labels:", "--class"}, {"patch:", "--patch"}, {"latents:", "--inputs"}};
     for (String[] n : names) {
       if (message.startsWith(n[0])) {
-        boolean fromFile = inputs != null && !spec.commandLine().getParseResult()
-            .hasMatchedOption(n[1]);
+        boolean fromFile = inputs != null && (n[1].equals("--inputs")
+            || !spec.commandLine().getParseResult().hasMatchedOption(n[1]));
         return fromFile ? "--inputs " + inputs + ": " + message
             : n[1] + ":" + message.substring(n[0].length());
       }

@@ -95,7 +95,7 @@ final class GenerateCommand implements Callable<Integer> {
   public Integer call() throws Exception {
     PrintWriter err = spec.commandLine().getErr();
     int images = batchSize();
-    OutputFiles.Pngs pngs = OutputFiles.pngTargets(output.out, output.outTensor != null,
+    OutputFiles.Pngs pngs = OutputFiles.pngTargets(output.out, output.outTensor,
         DEFAULT_PNG, images);
     if (output.outTensor != null) {
       OutputFiles.checkWritableFile("--out-tensor", output.outTensor);

@@ -16,7 +16,8 @@ import java.util.Map;
 /**
  * A command's output files, written all or nothing: each is first written to a hidden
  * temporary file beside its target ({@link #stage}), and only when every one is complete are
- * they renamed into place ({@link #commit}). {@link #close()} removes whatever was staged but
+ * they renamed into place ({@link #commit}), in turn (a rename within one folder, which only a
+ * vanished folder or disk fails). {@link #close()} removes whatever was staged but
  * not committed, and a folder {@link #createFolder} made, if it is still empty. Not
  * thread-safe.
  */
@@ -49,12 +50,25 @@ final class OutputFiles implements AutoCloseable {
   record Pngs(List<Path> files, Path newFolder) {}
 
   /**
-   * The PNG files of {@code --out} for {@code images} images, checked to be writable: FILE.png
-   * (FILE-0.png, ... for a batch), or DIR/0000.png, ... for an existing folder or a name
-   * without extension (made when the files are written). Without --out, {@code defaultPng}
-   * in the current folder, or nothing when only a tensor is written.
+   * The PNG files of {@code --out} for {@code images} images, checked to be writable and not
+   * to be {@code outTensor} too: FILE.png (FILE-0.png, ... for a batch), or DIR/0000.png, ...
+   * for an existing folder or a name without extension (made when the files are written).
+   * Without --out, {@code defaultPng} in the current folder, or nothing when only a tensor
+   * ({@code outTensor}, null for none) is written.
    */
-  static Pngs pngTargets(Path out, boolean tensorOnly, String defaultPng, int images)
+  static Pngs pngTargets(Path out, Path outTensor, String defaultPng, int images)
+      throws UsageException {
+    Pngs pngs = pngTargets(out, outTensor != null, defaultPng, images);
+    for (Path png : pngs.files()) {
+      if (outTensor != null
+          && png.toAbsolutePath().normalize().equals(outTensor.toAbsolutePath().normalize())) {
+        throw new UsageException("--out-tensor " + outTensor + ": is also a PNG of --out");
+      }
+    }
+    return pngs;
+  }
+
+  private static Pngs pngTargets(Path out, boolean tensorOnly, String defaultPng, int images)
       throws UsageException {
     if (out == null) {
       if (tensorOnly) {
@@ -124,6 +138,9 @@ final class OutputFiles implements AutoCloseable {
 
   /** A temporary path beside {@code target} to write the file to; nothing is created yet. */
   Path stage(Path target) {
+    if (staged.containsKey(target)) {
+      throw new IllegalStateException(target + " is staged twice");
+    }
     Path abs = target.toAbsolutePath();
     Path tmp = abs.resolveSibling("." + abs.getFileName() + "." + ProcessHandle.current().pid()
         + "." + staged.size() + ".partial");

@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.cm4j.Golden;
 import io.cm4j.weights.Json;
 import io.cm4j.weights.SafetensorsFile;
+import io.cm4j.weights.SafetensorsWriter;
 import java.awt.image.BufferedImage;
 import java.awt.image.Raster;
 import java.nio.ByteBuffer;
@@ -227,6 +228,19 @@ class EditCommandTest {
     assertRefused(badEdit("recolor", "--image", image.toString()), "TASK", "recolor");
   }
 
+  /** A value from the --inputs file is told as that file's, with the argument's name. */
+  @Test
+  void aLatentFromTheInputsFileNamesTheFile() throws Exception {
+    Path inputs = tmp.resolve("sdedit+z.safetensors");
+    float[] z = new float[3 * 32 * 32];
+    new SafetensorsWriter()
+        .addFloats("image", new long[] {1, 3, 32, 32}, new float[3 * 32 * 32])
+        .addFloats("z1", new long[] {1, 3, 32, 32}, z)
+        .addFloats("z2", new long[] {1, 3, 32, 32}, z).write(inputs);
+    assertRefused(badEdit("sdedit", "--inputs", inputs.toString()),
+        "--inputs " + inputs + ": latents: only interpolate takes it");
+  }
+
   @Test
   void anUnconditionalModelGivenAClass() throws Exception {
     Map<String, Object> config = Json.parseObject(Files.readString(
@@ -240,6 +254,16 @@ class EditCommandTest {
     CliRun.Result ok = edit("sdedit", "--config", file.toString(), "--random-weights", "1",
         "--image", image.toString(), "--out-tensor", tmp.resolve("u.safetensors").toString());
     assertEquals(0, ok.exit(), ok.err());
+  }
+
+  /** --class takes ImageNet names, as generate's does. */
+  @Test
+  void aClassGivenByItsImageNetName() throws Exception {
+    Path image = png("image.png", 32, 32, 100);
+    CliRun.Result ok = edit("sdedit", "--image", image.toString(), "--class", "goldfish",
+        "--out-tensor", tmp.resolve("g.safetensors").toString());
+    assertEquals(0, ok.exit(), ok.err());
+    assertTrue(ok.err().contains(" class 1,") || ok.err().contains(" class 1 "), ok.err());
   }
 
   @Test

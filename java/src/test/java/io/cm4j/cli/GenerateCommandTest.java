@@ -213,6 +213,8 @@ class GenerateCommandTest {
         "does not exist");
     assertBadInput(generate("--out", tmp.resolve("x.jpg").toString()), "--out", ".png");
     assertBadInput(generate("--out-tensor", tmp.toString()), "--out-tensor", "is a folder");
+    assertBadInput(generate("--out", png(), "--out-tensor", png()), "--out-tensor " + png(),
+        "is also a PNG of --out");
     Files.delete(tmp.resolve("file"));
     assertNothingWritten();
   }
