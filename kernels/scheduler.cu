@@ -128,6 +128,12 @@ cudaError_t edit_step_forward(const EditStepParams& p, cudaStream_t stream) {
   if (!p.model_output || !p.sample || !p.c_skip || !p.c_out || !p.noise_scale || p.batch < 1 ||
       p.channels < 1 || p.size < 1 || p.replacement < 0 || p.replacement > 3)
     return cudaErrorInvalidValue;
+  // What each replacement reads (backend.h's edit_step_problem, checked here too so that no
+  // caller can reach a division by a zero patch or a null reference)
+  if ((p.replacement != 0 && !p.reference) || (p.replacement == 1 && !p.mask_keep) ||
+      (p.replacement == 2 && p.channels != 3) ||
+      (p.replacement == 3 && (p.patch < 1 || p.size % p.patch != 0 || !p.workspace)))
+    return cudaErrorInvalidValue;
   const int64_t image = static_cast<int64_t>(p.channels) * p.size * p.size;
   const int64_t n = p.batch * image;
   CM4J_LAUNCH(edit_denoise_kernel, blocks_for(n), kThreads, stream, p, n, image);

@@ -31,6 +31,7 @@
 #include "test_util.h"
 #ifdef CM4J_HAVE_CUDA
 #include "cuda/cuda_backend.h"
+#include "scheduler.cuh"
 #endif
 
 using namespace cm4j;
@@ -744,11 +745,24 @@ void test_error_paths(const std::vector<Backends>& sets) {
   s = b.gpu->alloc(static_cast<size_t>(1) << 50, &huge);  // 1 PiB
   std::printf("    1 PiB alloc: code %d, \"%s\"\n", s.code, s.message.c_str());
   ok = ok && !s.ok() && huge == nullptr && s.message.find("CUDA error in alloc") == 0;
+  // The editing step's launcher refuses on its own what edit_step_problem refuses.
+  kernels::EditStepParams e;
+  e.channels = 3;
+  e.size = 4;
+  e.model_output = e.sample = e.workspace = src.p;
+  e.c_skip = e.c_out = e.noise_scale = e.reference = src.p;
+  e.replacement = 3;  // superres
+  e.patch = 0;
+  ok = ok && kernels::edit_step_forward(e, nullptr) == cudaErrorInvalidValue;
+  e.patch = 3;  // does not divide 4
+  ok = ok && kernels::edit_step_forward(e, nullptr) == cudaErrorInvalidValue;
+  e.replacement = 1;  // inpaint without a mask
+  ok = ok && kernels::edit_step_forward(e, nullptr) == cudaErrorInvalidValue;
   s = b.gpu->synchronize();
   ok = ok && s.ok();
   if (!ok) ++g_failures;
   std::printf("| %-18s | %-44s | %-9s | %10s | %10s | %7s | %-4s |\n", "errors",
-              "bad conv call, 1 PiB alloc, then sync", b.kernels, "-", "-", "-",
+              "bad conv, edit_step calls, 1 PiB alloc, sync", b.kernels, "-", "-", "-",
               ok ? "ok" : "FAIL");
 }
 
