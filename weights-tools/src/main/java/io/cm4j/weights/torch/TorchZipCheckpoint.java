@@ -242,6 +242,10 @@ public final class TorchZipCheckpoint implements Checkpoint {
       throw new CheckpointException(path, "zip entry '" + e.name() + "' is " + e.size()
           + " bytes, more than the limit of " + limit);
     }
+    if (e.compressedSize() > Integer.MAX_VALUE) { // what one mapping can hold
+      throw new CheckpointException(path, "zip entry '" + e.name() + "' is "
+          + e.compressedSize() + " compressed bytes; entries over 2 GiB are not supported");
+    }
     ByteBuffer raw = ch.map(FileChannel.MapMode.READ_ONLY, e.dataOffset(), e.compressedSize());
     return e.stored() ? raw.order(ByteOrder.LITTLE_ENDIAN) : Inflation.inflate(path, e, raw);
   }

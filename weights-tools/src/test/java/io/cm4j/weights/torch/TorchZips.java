@@ -75,6 +75,15 @@ public final class TorchZips {
    * Sizes must stay under 4 GiB (no ZIP64); CRCs are left 0 (the reader does not check them).
    */
   public Path writeWithSparseRecord(Path file, String key, long size) throws IOException {
+    return writeWithSparseRecord(file, key, size, size, false);
+  }
+
+  /**
+   * The same, with the sparse record declared {@code compressedSize} bytes that inflate to
+   * {@code size} when {@code deflated} (method 8; the hole is not valid deflate data).
+   */
+  public Path writeWithSparseRecord(Path file, String key, long compressedSize, long size,
+      boolean deflated) throws IOException {
     try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE,
         StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
       List<ByteBuffer> central = new ArrayList<>();
@@ -82,18 +91,22 @@ public final class TorchZips {
       all.put("data/" + key, null);
       for (Map.Entry<String, byte[]> e : all.entrySet()) {
         byte[] name = (prefix + "/" + e.getKey()).getBytes(StandardCharsets.UTF_8);
-        long n = e.getValue() == null ? size : e.getValue().length;
+        boolean sparse = e.getValue() == null;
+        long n = sparse ? compressedSize : e.getValue().length;
+        long inflated = sparse ? size : n;
+        short method = (short) (sparse && deflated ? 8 : 0);
         long local = ch.position();
-        ch.write(le(30 + name.length).putInt(0x04034b50).putShort((short) 20).putLong(0)
-            .putInt(0).putInt((int) n).putInt((int) n).putShort((short) name.length)
-            .putShort((short) 0).put(name).flip());
+        ch.write(le(30 + name.length).putInt(0x04034b50).putShort((short) 20).putShort((short) 0)
+            .putShort(method).putInt(0).putInt(0).putInt((int) n).putInt((int) inflated)
+            .putShort((short) name.length).putShort((short) 0).put(name).flip());
         if (e.getValue() == null) {
           ch.position(ch.position() + n);
         } else {
           ch.write(ByteBuffer.wrap(e.getValue()));
         }
         central.add(le(46 + name.length).putInt(0x02014b50).putShort((short) 20)
-            .putShort((short) 20).putLong(0).putInt(0).putInt((int) n).putInt((int) n)
+            .putShort((short) 20).putShort((short) 0).putShort(method).putInt(0).putInt(0)
+            .putInt((int) n).putInt((int) inflated)
             .putShort((short) name.length).putLong(0).putInt(0).putInt((int) local).put(name)
             .flip());
       }

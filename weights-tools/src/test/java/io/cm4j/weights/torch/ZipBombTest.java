@@ -110,6 +110,22 @@ class ZipBombTest {
         + "bytes; records over 2 GiB are not supported"), e.getMessage());
   }
 
+  /** FileChannel.map takes at most 2 GiB: a longer deflated record is refused before it. */
+  @Test
+  void aDeflatedRecordOver2GibCompressedIsRefused() throws IOException {
+    long compressed = (2L << 30) + 8; // a sparse file again
+    Path f = new TorchZips("a", pickle(4, 0, 4)).writeWithSparseRecord(dir.resolve("deep.bin"),
+        "0", compressed, 16, true);
+    CheckpointException e = assertThrows(CheckpointException.class, () -> {
+      try (TorchZipCheckpoint c = TorchZipCheckpoint.open(f)) {
+        c.get("w");
+      }
+    });
+    assertTrue(e.getMessage().startsWith(f + ": "), e.getMessage());
+    assertTrue(e.getMessage().contains("zip entry 'a/data/0' is 2147483656 compressed bytes"),
+        e.getMessage());
+  }
+
   /** Rewrites the size the central directory gives {@code name}. */
   private static void declareSize(Path zip, String name, int size) throws IOException {
     ByteBuffer b = ByteBuffer.wrap(Files.readAllBytes(zip)).order(ByteOrder.LITTLE_ENDIAN);
