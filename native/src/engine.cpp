@@ -406,7 +406,9 @@ int run_loop(cm4j_unet* u, int batch, int steps, const float* sample_in, const f
     return fail(CM4J_ERR_INVALID_ARGUMENT, "clip: expected 0 or 1, found " + std::to_string(clip));
   const int64_t image = static_cast<int64_t>(c.in_channels) * c.sample_size * c.sample_size;
   // The noise of every step is held on the device at once: [steps, B, C, S, S] floats, under
-  // 2^31 x 2^31 of them (check_batch keeps B x C x S x S under 2^31): its bytes fit in int64.
+  // 2^31 x 2^31 = 2^62 of them (check_batch keeps B x C x S x S under 2^31), so its bytes,
+  // under 2^64, fit the size_t the loop computes them in; too many for the device is the
+  // allocation's error, which names the bytes.
   for (int64_t i = 0; i < static_cast<int64_t>(steps) * batch; ++i)
     if (!std::isfinite(timesteps[i]))
       return fail(CM4J_ERR_INVALID_ARGUMENT, "timesteps[" + std::to_string(i) + "] (step " +
