@@ -64,22 +64,29 @@ def parse_args():
     return args
 
 
-def main():
-    args = parse_args()
+def load_model(config_path, tool):
+    """diffusers' UNet2DModel of the config, with PyTorch's default initialisation under
+    torch.manual_seed(0); exits with a message starting with `tool` when the baseline does not
+    import or the config cannot be read."""
     try:
         import torch
         from diffusers import UNet2DModel
     except ImportError as e:
-        sys.exit(f"cpu_baseline: {e} (run scripts/cpu-baseline-setup.sh, then this script with "
+        sys.exit(f"{tool}: {e} (run scripts/cpu-baseline-setup.sh, then this script with "
                  f"PYTHONPATH=.baseline /usr/bin/python3)")
     try:
-        with open(args.config) as f:
+        with open(config_path) as f:
             config = json.load(f)
     except (OSError, ValueError) as e:
-        sys.exit(f"cpu_baseline: cannot read the config: {e}")
-
+        sys.exit(f"{tool}: cannot read the config {config_path}: {e}")
     torch.manual_seed(0)
-    model = UNet2DModel.from_config(config).eval()
+    return UNet2DModel.from_config(config).eval()
+
+
+def main():
+    args = parse_args()
+    model = load_model(args.config, "cpu_baseline")
+    import torch
     n_params = sum(p.numel() for p in model.parameters())
     print(f"# torch {torch.__version__}, BLAS {blas_library()}, config {args.config}, "
           f"{n_params / 1e6:.1f}M parameters, {args.iters} iteration(s) after one warm-up",

@@ -4,7 +4,6 @@ import io.cm4j.pipeline.GenerationRequest;
 import io.cm4j.pipeline.GenerationResult;
 import io.cm4j.serve.GenerationService;
 import io.cm4j.serve.ServiceOptions;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
@@ -66,16 +65,10 @@ public class ServiceBenchmark {
   }
 
   static Path model() {
-    String property = System.getProperty("cm4j.bench.model");
-    if (property != null) {
-      return Path.of(property);
+    Path model = BenchFiles.find("cm4j.bench.model", "shared/golden/tiny/pipeline");
+    if (model == null) {
+      throw new IllegalStateException("tiny model not found: set -Dcm4j.bench.model=DIR");
     }
-    for (Path p = Path.of("").toAbsolutePath(); p != null; p = p.getParent()) {
-      Path candidate = p.resolve("shared/golden/tiny/pipeline");
-      if (Files.isDirectory(candidate)) {
-        return candidate;
-      }
-    }
-    throw new IllegalStateException("tiny model not found: set -Dcm4j.bench.model=DIR");
+    return model;
   }
 }

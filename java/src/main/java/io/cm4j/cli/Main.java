@@ -22,7 +22,7 @@ import picocli.CommandLine.Spec;
     description = "Consistency-model image generation on a native UNet engine.",
     subcommands = {GenerateCommand.class, EditCommand.class, UnetCommand.class, NoiseCommand.class,
         ScheduleCommand.class, DownloadCommand.class, WeightsCommand.class, ServeCommand.class,
-        CommandLine.HelpCommand.class})
+        BenchCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
   @Spec CommandSpec spec;
 

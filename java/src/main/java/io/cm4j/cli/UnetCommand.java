@@ -1,12 +1,9 @@
 package io.cm4j.cli;
 
 import io.cm4j.Cm4jException;
-import io.cm4j.Device;
 import io.cm4j.ErrorCode;
 import io.cm4j.FloatTensor;
-import io.cm4j.Precision;
 import io.cm4j.UNet;
-import io.cm4j.WeightSource;
 import io.cm4j.weights.CheckpointException;
 import io.cm4j.weights.DType;
 import io.cm4j.weights.SafetensorsFile;
@@ -39,20 +36,7 @@ final class UnetCommand implements Callable<Integer> {
 
   @Spec CommandSpec spec;
 
-  @Option(names = "--model", paramLabel = "DIR|FILE",
-      description = "A diffusers pipeline or unet folder, a weights file (safetensors, torch "
-          + ".bin, Paddle .pdparams) with config.json beside it, or an original OpenAI .pt "
-          + "checkpoint.")
-  Path model;
-
-  @Option(names = "--config", paramLabel = "config.json",
-      description = "A diffusers UNet2DModel config: for --random-weights, or instead of the "
-          + "--model's own.")
-  Path config;
-
-  @Option(names = "--random-weights", paramLabel = "SEED",
-      description = "Use synth-v1 weights for this seed instead of a checkpoint.")
-  Long seed;
+  @Mixin UNetOptions unet;
 
   @Option(names = "--inputs", required = true, paramLabel = "IN.safetensors",
       description = "The input tensors.")
@@ -70,7 +54,7 @@ final class UnetCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    String modelOption = checkModelOptions();
+    unet.check();
     checkOutput();
     long start = System.nanoTime();
     FloatTensor out;
@@ -81,10 +65,10 @@ final class UnetCommand implements Callable<Integer> {
       float[] timestep = in.floats(perItem(input(in, "timestep", DType.F32)));
       long[] labels = in.contains("class_labels")
           ? in.longs(perItem(input(in, "class_labels", DType.I64))) : null;
-      try (UNet unet = createUNet(modelOption)) {
-        unet.setCaptureTaps(taps);
+      try (UNet model = unet.open(device.value, dtype.value)) {
+        model.setCaptureTaps(taps);
         try {
-          out = unet.forward(sample, timestep, labels);
+          out = model.forward(sample, timestep, labels);
         } catch (Cm4jException e) {
           if (e.code() == ErrorCode.INVALID_ARGUMENT) {
             throw new UsageException("--inputs " + inputs + ": " + e.getMessage(), e);
@@ -92,15 +76,11 @@ final class UnetCommand implements Callable<Integer> {
           throw e;
         }
         if (taps) {
-          tapValues = unet.taps();
+          tapValues = model.taps();
         }
       }
-    } catch (CheckpointException e) {
-      if (e.file() != null && e.file().equals(inputs)) {
-        throw new UsageException("--inputs " + e.getMessage(), e);
-      }
-      throw new UsageException(ModelOpening.optionFor(e, config, modelOption) + " "
-          + e.getMessage(), e);
+    } catch (CheckpointException e) { // the model's are usage errors already
+      throw new UsageException("--inputs " + e.getMessage(), e);
     }
     SafetensorsWriter writer = new SafetensorsWriter()
         .metadata("cm4j.device", device.value.toString())
@@ -119,28 +99,6 @@ final class UnetCommand implements Callable<Integer> {
         device.value, dtype.value, (System.nanoTime() - start) / 1e9);
     spec.commandLine().getOut().flush();
     return 0;
-  }
-
-  /** Checks the weight options form one of the two accepted combinations; names the one used. */
-  private String checkModelOptions() throws UsageException {
-    if (model != null) {
-      if (seed != null) {
-        throw new UsageException("--model cannot be combined with --random-weights");
-      }
-      return "--model";
-    }
-    if (config == null && seed == null) {
-      throw new UsageException("expected --model DIR|FILE, or --config config.json with "
-          + "--random-weights SEED");
-    }
-    if (seed == null) {
-      throw new UsageException("--config needs --random-weights SEED (for weights from a file, "
-          + "use --model)");
-    }
-    if (config == null) {
-      throw new UsageException("--random-weights needs --config config.json");
-    }
-    return "--config";
   }
 
   private void checkOutput() throws UsageException {
@@ -186,14 +144,5 @@ final class UnetCommand implements Callable<Integer> {
           + "[batch], found rank " + t.shape().length + " " + Arrays.toString(t.shape()));
     }
     return t.name();
-  }
-
-  private UNet createUNet(String modelOption) throws IOException, Cm4jException,
-      UsageException {
-    Device on = device.value;
-    Precision type = dtype.value;
-    return ModelOpening.open(() -> model != null
-        ? UNet.open(model, config, on, type)
-        : UNet.create(config, WeightSource.synthV1(seed), on, type), modelOption, on, type);
   }
 }

@@ -1,11 +1,9 @@
 package io.cm4j.serve;
 
+import io.cm4j.internal.ProcessMemory;
 import java.lang.management.BufferPoolMXBean;
 import java.lang.management.ManagementFactory;
 import java.lang.management.MemoryMXBean;
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -79,7 +77,7 @@ final class PrometheusText {
     t.help("cm4j_native_memory_bytes", "gauge",
         "Native memory of the model: packed weights and activation arena.");
     t.sample("cm4j_native_memory_bytes", "", service.nativeBytes());
-    long rss = residentBytes();
+    long rss = ProcessMemory.residentBytes();
     if (rss >= 0) {
       t.help("process_resident_memory_bytes", "gauge", "Resident memory of the process.");
       t.sample("process_resident_memory_bytes", "", rss);
@@ -137,19 +135,5 @@ final class PrometheusText {
   private static String number(double v) {
     return v == Math.rint(v) && Math.abs(v) < 1e15 ? Long.toString((long) v)
         : String.format(Locale.ROOT, "%.6g", v);
-  }
-
-  /** VmRSS of /proc/self/status; -1 where there is none. */
-  private static long residentBytes() {
-    try {
-      for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-        if (line.startsWith("VmRSS:")) {
-          return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
-        }
-      }
-    } catch (IOException | RuntimeException e) {
-      // not Linux
-    }
-    return -1;
   }
 }
