@@ -185,6 +185,53 @@ class BrowserTest {
     assertEquals(List.of(), severe(), "console errors after editing");
   }
 
+  /**
+   * A file the browser cannot decode is reported in the edit status line (not an unhandled
+   * rejection), and a new result frees the previous result's blob: URL.
+   */
+  @Test
+  void editErrorsShowInTheStatusLineAndOldResultsAreFreed() throws Exception {
+    browser.get(server.uri().toString() + "/");
+    until(d -> d.findElements(By.cssSelector("#class-select option")).size() == 1000);
+    browser.manage().logs().get(LogType.BROWSER); // drop what loading logged
+    browser.findElement(By.id("tab-edit")).click();
+    Path notAnImage = Files.writeString(Files.createTempFile("cm4j-not-an-image", ".png"),
+        "not an image");
+    Path png = Files.createTempFile("cm4j-image", ".png");
+    try {
+      browser.findElement(By.id("edit-file")).sendKeys(notAnImage.toString());
+      WebElement status = browser.findElement(By.id("edit-status"));
+      until(d -> status.getText().startsWith("failed: cannot read "));
+      assertEquals("error", status.getAttribute("class"));
+      screenshot("6-edit-unreadable-file");
+      assertEquals(List.of(), severe(), "console errors after an unreadable file");
+
+      try (ConsistencyModelPipeline pipeline = ConsistencyModelPipeline.open(Tiny.model())) {
+        ImageIO.write(pipeline.generate(GenerationRequest.builder().classLabels(1).seed(3)
+            .build()).toBufferedImages().get(0), "png", png.toFile());
+      }
+      browser.findElement(By.id("edit-file")).sendKeys(png.toString());
+      until(d -> status.getText().startsWith("uploaded "));
+      new org.openqa.selenium.support.ui.Select(browser.findElement(By.id("edit-task")))
+          .selectByValue("colorize");
+      List<String> results = new ArrayList<>();
+      for (int i = 0; i < 2; i++) {
+        browser.findElement(By.id("edit-button")).click();
+        until(d -> status.getText().startsWith("colorize done")
+            && !results.contains(d.findElement(By.id("edit-result")).getAttribute("src")));
+        results.add(browser.findElement(By.id("edit-result")).getAttribute("src"));
+      }
+      assertEquals(List.of(), severe(), "console errors after editing");
+      Object first = browser.executeAsyncScript("const done = arguments[1];"
+          + "fetch(arguments[0]).then(() => done('readable'), () => done('revoked'));",
+          results.get(0));
+      assertEquals("revoked", first, "the first result's URL once the second is shown");
+    } finally {
+      Files.delete(notAnImage);
+      Files.delete(png);
+    }
+  }
+
   private static byte[] dataUrl(String url) {
     return Base64.getDecoder().decode(url.substring(url.indexOf(',') + 1));
   }
