@@ -23,7 +23,10 @@ import java.util.logging.Level;
 import javax.imageio.ImageIO;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestMethodOrder;
 import org.junit.jupiter.api.Timeout;
 import org.openqa.selenium.By;
 import org.openqa.selenium.OutputType;
@@ -45,6 +48,7 @@ import org.openqa.selenium.logging.LoggingPreferences;
  * {@code target/browser/}. Skipped where chromium or chromedriver is not installed.
  */
 @Timeout(value = 180, unit = TimeUnit.SECONDS)
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class) // the first counts the service's requests
 class BrowserTest {
   private static final Path CHROMIUM = Path.of("/usr/bin/chromium");
   private static final Path CHROMEDRIVER = Path.of("/usr/bin/chromedriver");
@@ -107,6 +111,7 @@ class BrowserTest {
   }
 
   @Test
+  @Order(1)
   void theGenerateTabMakesThePipelinesImageAndTheServicePanelFollows() throws Exception {
     browser.get(server.uri().toString() + "/");
     until(d -> d.findElements(By.cssSelector("#class-select option")).size() == 1000);
@@ -190,6 +195,7 @@ class BrowserTest {
    * rejection), and a new result frees the previous result's blob: URL.
    */
   @Test
+  @Order(2)
   void editErrorsShowInTheStatusLineAndOldResultsAreFreed() throws Exception {
     browser.get(server.uri().toString() + "/");
     until(d -> d.findElements(By.cssSelector("#class-select option")).size() == 1000);
@@ -212,8 +218,7 @@ class BrowserTest {
       }
       browser.findElement(By.id("edit-file")).sendKeys(png.toString());
       until(d -> status.getText().startsWith("uploaded "));
-      new org.openqa.selenium.support.ui.Select(browser.findElement(By.id("edit-task")))
-          .selectByValue("colorize");
+      browser.executeScript("document.getElementById('edit-task').value = 'colorize'");
       List<String> results = new ArrayList<>();
       for (int i = 0; i < 2; i++) {
         browser.findElement(By.id("edit-button")).click();
@@ -227,6 +232,7 @@ class BrowserTest {
           results.get(0));
       assertEquals("revoked", first, "the first result's URL once the second is shown");
     } finally {
+      browser.manage().logs().get(LogType.BROWSER); // that fetch's error is this test's
       Files.delete(notAnImage);
       Files.delete(png);
     }
