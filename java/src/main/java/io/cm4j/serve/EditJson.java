@@ -131,9 +131,12 @@ final class EditJson {
       return field.equals("mask") ? EditImages.readMasks(List.of(file), size, true)
           : EditImages.readImages(List.of(file), size, true, task == EditTask.SUPERRES);
     } catch (IllegalArgumentException e) {
+      // EditImages' own findings (size, mask values) name the problem; a decoder's exception
+      // (the cause) has text of its own, which an answer never carries
       String message = e.getMessage();
-      throw new BadRequestException(field + ": " + (message.startsWith(file + ": ")
-          ? message.substring(file.toString().length() + 2) : "unreadable PNG"));
+      throw new BadRequestException(field + ": " + (e.getCause() == null && message != null
+          && message.startsWith(file + ": ") ? message.substring(file.toString().length() + 2)
+          : "unreadable PNG"));
     } catch (IOException e) {
       throw new BadRequestException(field + ": unreadable PNG");
     } finally {

@@ -20,7 +20,10 @@ import java.util.stream.Collectors;
  * images in flight, then fewest images so far). An engine whose pass fails with an engine error
  * leaves the pool, the reason logged and kept in its {@link EngineStats}, and the pass runs
  * again on another engine, so its requests never see the failure while another engine is left.
- * The last engine stays: its failure fails the pass's requests, as a single engine's does.
+ * The last engine stays: its failure fails the pass's requests, as a single engine's does. A
+ * pass the engine refuses ({@link ErrorCode#INVALID_ARGUMENT}) or has no memory for
+ * ({@link ErrorCode#OUT_OF_MEMORY}: a smaller pass may fit) fails without the engine leaving,
+ * so one oversized pass cannot empty the pool.
  *
  * <p>Same images on any engine: a pass's output does not depend on the engine that ran it
  * within one device type and dtype (every CPU engine computes each image with the same
@@ -214,12 +217,20 @@ public final class EnginePool implements AutoCloseable {
   }
 
   /**
+   * Whether {@code error} of a pass is the engine's, so it leaves the pool; not when it is the
+   * pass's: an argument the engine refused, or memory it lacked for a pass this large.
+   */
+  static boolean isEngineFailure(Exception error) {
+    return !(error instanceof Cm4jException c) || (c.code() != ErrorCode.INVALID_ARGUMENT
+        && c.code() != ErrorCode.OUT_OF_MEMORY);
+  }
+
+  /**
    * Takes {@code engine} out of the pool for {@code error}, unless it is the last one or the
-   * error is the pass's (an argument the engine refused). Returns whether it left.
+   * error is the pass's ({@link #isEngineFailure}). Returns whether it left.
    */
   private boolean takeOut(Engine engine, int images, Exception error) {
-    boolean engineError = !(error instanceof Cm4jException c)
-        || c.code() != ErrorCode.INVALID_ARGUMENT;
+    boolean engineError = isEngineFailure(error);
     synchronized (lock) {
       engine.inFlight -= images;
       long serving = engines.stream().filter(e -> e.failure == null).count();
@@ -239,6 +250,22 @@ public final class EnginePool implements AutoCloseable {
       return engines.stream().map(e -> new EngineStats(e.unet().device(), e.failure == null,
           e.failure, e.passes, e.images, e.busyNanos / 1e9, e.inFlight)).toList();
     }
+  }
+
+  /**
+   * Bytes of native memory the engines' UNets hold (packed weights and activation arenas), in
+   * the pool or not; a closed engine holds none.
+   */
+  public long nativeBytes() {
+    long bytes = 0;
+    for (Engine e : engines) {
+      try {
+        bytes += e.unet().weightBytes() + e.unet().arenaBytes();
+      } catch (IllegalStateException closed) {
+        // freed: nothing held
+      }
+    }
+    return bytes;
   }
 
   /** Closes every engine's pipeline; a second call does nothing. */

@@ -56,9 +56,10 @@ import javax.imageio.stream.MemoryCacheImageOutputStream;
  * Every failure is a JSON body {@code {"error": "..."}} that names the problem, never a stack
  * trace or an exception's text: 400 for a bad body, 404 and 405 for other paths and methods,
  * 408 for a request not received within {@link Builder#requestTimeout}, 411 for a chunked
- * body, 413 for a body over {@link Builder#maxBodyBytes}, 503 with {@code Retry-After} when
- * the service queue is full, too many connections are open, the deadline passed or the
- * service is closing, 500 for anything else (logged).
+ * body, 413 for a body over {@link Builder#maxBodyBytes} ({@link Builder#maxEditBodyBytes} for
+ * an edit), answered from its declared length before the body is read, 503 with
+ * {@code Retry-After} when the service queue is full, too many connections are open, the
+ * deadline passed or the service is closing, 500 for anything else (logged).
  *
  * <p><b>Overload.</b> The accepting layer ({@link HttpConnector}) reads requests on one
  * selector thread, so a client that sends slowly holds a connection slot, not a thread, and
@@ -111,7 +112,7 @@ public final class GenerationServer implements AutoCloseable {
     handlers.allowCoreThreadTimeOut(true);
     HttpConnector.Limits limits = new HttpConnector.Limits(b.maxConnections, b.requestTimeout,
         b.idleTimeout, b.requestTimeout.multipliedBy(3), 16 * 1024,
-        Math.max(maxBodyBytes, maxEditBodyBytes));
+        path -> editTask(path) != null ? maxEditBodyBytes : maxBodyBytes);
     try {
       connector = new HttpConnector(b.address, limits, this::handle, handlers);
     } catch (IOException | RuntimeException e) {
@@ -141,6 +142,14 @@ public final class GenerationServer implements AutoCloseable {
   /** Open connections now (slow and idle ones included). */
   public int openConnections() {
     return connector.openConnections();
+  }
+
+  /**
+   * Whether it still accepts and answers: false once closed, or after its I/O thread died of
+   * an internal error (logged), when nothing more can be served.
+   */
+  public boolean isServing() {
+    return connector.isServing();
   }
 
   /** Stops listening and ends the exchanges in flight at once; the service stays open. */
@@ -219,9 +228,11 @@ public final class GenerationServer implements AutoCloseable {
     }
   }
 
+  /** Answers by "endpoint status"; the connector's own (a request not routed) as "connector". */
   private Map<String, Long> requestCounts() {
     Map<String, Long> out = new TreeMap<>();
     answers.forEach((k, v) -> out.put(k, v.sum()));
+    connector.answers().forEach((status, n) -> out.put("connector " + status, n));
     return out;
   }
 
@@ -237,9 +248,6 @@ public final class GenerationServer implements AutoCloseable {
   }
 
   private void generate(HttpRequest http, Responder responder) {
-    if (tooLarge(http, maxBodyBytes, responder)) {
-      return;
-    }
     GenerationRequest request;
     try {
       request = GenerateJson.parse(http.body(), service.numClassEmbeds(),
@@ -254,9 +262,6 @@ public final class GenerationServer implements AutoCloseable {
   }
 
   private void edit(HttpRequest http, EditTask task, Responder responder) {
-    if (tooLarge(http, maxEditBodyBytes, responder)) {
-      return;
-    }
     EditRequest request;
     try {
       request = EditJson.parse(http.body(), task, service.imageSize(), service.numClassEmbeds(),
@@ -270,15 +275,6 @@ public final class GenerationServer implements AutoCloseable {
         result.timesteps(), Map.of("X-Cm4j-Task", task.cliName()), http.arrivalNanos()));
   }
 
-  private static boolean tooLarge(HttpRequest http, int limit, Responder responder) {
-    if (http.body().length <= limit) {
-      return false;
-    }
-    sendError(responder, 413, "request body too large: expected at most " + limit
-        + " bytes, found " + http.body().length);
-    return true;
-  }
-
   /**
    * Submits what {@code submit} makes of the deadline left since the request's arrival, and
    * answers from the handler pool when it is done: {@code answer} with the result, or the
@@ -288,7 +284,7 @@ public final class GenerationServer implements AutoCloseable {
       Function<Duration, CompletableFuture<R>> submit, Consumer<R> answer) {
     long left = timeout.toNanos() - (System.nanoTime() - http.arrivalNanos());
     if (left <= 0) {
-      sendError(responder, 503, "deadline of " + timeout.toMillis() + " ms passed before the "
+      unavailable(responder, "deadline of " + timeout.toMillis() + " ms passed before the "
           + "request was read");
       return;
     }
@@ -299,29 +295,46 @@ public final class GenerationServer implements AutoCloseable {
       sendError(responder, 400, e.getMessage());
       return;
     } catch (QueueFullException e) {
-      responder.send(503, JSON, Map.of("Retry-After", "1"),
-          HttpConnector.errorBody(e.getMessage()));
+      unavailable(responder, e.getMessage());
       return;
     } catch (IllegalStateException e) {
-      sendError(responder, 503, "server is shutting down: the service is closed");
+      unavailable(responder, "server is shutting down: the service is closed");
       return;
     }
-    future.whenCompleteAsync((result, error) -> {
-      if (error == null) {
+    future.whenCompleteAsync((result, error) -> answer(responder, answer, result, error),
+        handlers);
+  }
+
+  /**
+   * Answers a finished request: {@code answer} with its result, or its error. Whatever
+   * {@code answer} throws (a bug, no memory for the PNG) is logged and answered 500: the
+   * completion stage would swallow it, and the client would wait for nothing.
+   */
+  static <R> void answer(Responder responder, Consumer<R> answer, R result, Throwable error) {
+    if (error == null) {
+      try {
         answer.accept(result);
-        return;
+      } catch (Throwable e) {
+        LOG.log(Level.ERROR, "answering failed", e);
+        sendError(responder, 500, "answering failed; the server log has the cause");
       }
-      Throwable cause = error instanceof CompletionException && error.getCause() != null
-          ? error.getCause() : error;
-      if (cause instanceof DeadlineExceededException) {
-        sendError(responder, 503, cause.getMessage());
-      } else if (cause instanceof CancellationException) {
-        sendError(responder, 503, "request cancelled: the service is closing");
-      } else {
-        LOG.log(Level.ERROR, "generation failed", cause);
-        sendError(responder, 500, "generation failed; the server log has the cause");
-      }
-    }, handlers);
+      return;
+    }
+    Throwable cause = error instanceof CompletionException && error.getCause() != null
+        ? error.getCause() : error;
+    if (cause instanceof DeadlineExceededException) {
+      unavailable(responder, cause.getMessage());
+    } else if (cause instanceof CancellationException) {
+      unavailable(responder, "request cancelled: the service is closing");
+    } else {
+      LOG.log(Level.ERROR, "generation failed", cause);
+      sendError(responder, 500, "generation failed; the server log has the cause");
+    }
+  }
+
+  /** A 503 the client may retry after a second: overloaded, too late, or closing. */
+  private static void unavailable(Responder responder, String message) {
+    responder.send(503, JSON, Map.of("Retry-After", "1"), HttpConnector.errorBody(message));
   }
 
   private void sendImage(Responder responder, BufferedImage image, long[] labels, long seed,

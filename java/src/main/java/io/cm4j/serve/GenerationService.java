@@ -591,9 +591,12 @@ public final class GenerationService implements AutoCloseable {
     return unet.precision();
   }
 
-  /** Bytes of native memory the UNet holds: packed weights and the activation arena. */
+  /**
+   * Bytes of native memory the UNets of every engine hold: packed weights and activation
+   * arenas; 0 once the service is closed.
+   */
   public long nativeBytes() {
-    return unet.weightBytes() + unet.arenaBytes();
+    return engines.nativeBytes();
   }
 
   // ---- closing ----

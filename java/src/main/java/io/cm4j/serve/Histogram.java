@@ -4,18 +4,19 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
 
 /**
- * A lock-free histogram of non-negative longs (nanoseconds, batch sizes): exact below 64, then
- * 16 buckets per power of two, so a percentile is within 1/16 (6.25%) of the true value. No
- * dependency (HdrHistogram's idea, in 1,000 buckets of fixed size).
+ * A lock-free histogram of non-negative longs (nanoseconds, batch sizes): exact below 256 (every
+ * batch size of a pass, so a full batch of 64 or 128 counts at its bound), then 16 buckets per
+ * power of two, so a percentile is within 1/16 (6.25%) of the true value. No dependency
+ * (HdrHistogram's idea, in 1,136 buckets of fixed size).
  *
  * <p>Thread-safe: {@link #record} may be called from any thread while another takes a
  * {@link #snapshot}; a snapshot taken during recording may miss the values recorded meanwhile.
  */
 public final class Histogram {
-  private static final int EXACT = 64; // values below are their own bucket
+  private static final int EXACT = 256; // values below are their own bucket
   private static final int SUB_BITS = 4; // 16 buckets per power of two above EXACT
   private static final int SUB = 1 << SUB_BITS;
-  private static final int FIRST_EXP = 6; // log2(EXACT)
+  private static final int FIRST_EXP = 8; // log2(EXACT)
   private static final int BUCKETS = EXACT + (63 - FIRST_EXP) * SUB;
 
   private final AtomicLongArray counts = new AtomicLongArray(BUCKETS);

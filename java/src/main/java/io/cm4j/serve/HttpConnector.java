@@ -1,6 +1,7 @@
 package io.cm4j.serve;
 
 import java.io.IOException;
+import java.lang.System.Logger.Level;
 import java.net.InetSocketAddress;
 import java.net.StandardSocketOptions;
 import java.nio.ByteBuffer;
@@ -15,11 +16,15 @@ import java.util.HashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
+import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.Executor;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.LongAdder;
+import java.util.function.ToIntFunction;
 
 /**
  * The accepting layer of {@link GenerationServer}: one thread with a NIO selector accepts
@@ -31,8 +36,12 @@ import java.util.concurrent.atomic.AtomicInteger;
  *
  * <p>HTTP/1.1 with keep-alive, one request at a time per connection (a pipelined request is
  * read once the previous answer is written). Bodies need {@code Content-Length}; chunked
- * bodies get 411. A complete request goes to {@link Handler#handle} on the handler executor,
- * which answers through the {@link Responder}, from any thread, once.
+ * bodies get 411, a length over the path's limit 413 before any of the body is read, and the
+ * body's buffer grows as its bytes arrive, not to the length declared. A complete request goes
+ * to {@link Handler#handle} on the handler executor, which answers through the
+ * {@link Responder}, from any thread, once. The errors the connector answers itself (400, 408,
+ * 411, 413, 431, 500 for a handler that threw, 503) are counted by status
+ * ({@link #answers()}); a handler that threw is logged.
  */
 final class HttpConnector implements AutoCloseable {
   /** Answers one request; must call {@link Responder#send} exactly once, from any thread. */
@@ -54,11 +63,14 @@ final class HttpConnector implements AutoCloseable {
    * @param idleTimeout an open connection with no request in progress is closed after this
    * @param writeTimeout a response must be taken by the client within this
    * @param maxHeaderBytes request line and headers, at most
-   * @param maxBodyBytes request body, at most; more gets 413 without being read
+   * @param maxBodyBytes request body at most, by the request's path; more gets 413 without
+   *     being read
    */
   record Limits(int maxConnections, Duration requestTimeout, Duration idleTimeout,
-      Duration writeTimeout, int maxHeaderBytes, int maxBodyBytes) {}
+      Duration writeTimeout, int maxHeaderBytes, ToIntFunction<String> maxBodyBytes) {}
 
+  private static final System.Logger LOG = System.getLogger(HttpConnector.class.getName());
+  private static final String JSON = "application/json; charset=utf-8";
   private static final byte[] HEADER_END = {'\r', '\n', '\r', '\n'};
   private static final long SWEEP_NANOS = 100_000_000L;
 
@@ -71,6 +83,7 @@ final class HttpConnector implements AutoCloseable {
   private final ConcurrentLinkedQueue<Runnable> tasks = new ConcurrentLinkedQueue<>();
   private final AtomicInteger open = new AtomicInteger();
   private final AtomicInteger busy = new AtomicInteger(); // requests being handled or written
+  private final Map<Integer, LongAdder> answers = new ConcurrentHashMap<>(); // our own, by status
   private final AtomicBoolean closed = new AtomicBoolean();
   private volatile boolean accepting = true;
 
@@ -107,9 +120,25 @@ final class HttpConnector implements AutoCloseable {
     return open.get();
   }
 
-  /** Requests being handled or answered now. */
+  /** Requests being handled or answered now: until the answer's last byte is written. */
   int busyRequests() {
     return busy.get();
+  }
+
+  /** Whether the I/O thread still serves: false once closed, or when it died of a bug. */
+  boolean isServing() {
+    return thread.isAlive() && !closed.get();
+  }
+
+  /** The answers the connector gave itself (not through a handler), by status. */
+  Map<Integer, Long> answers() {
+    Map<Integer, Long> out = new TreeMap<>();
+    answers.forEach((status, n) -> out.put(status, n.sum()));
+    return out;
+  }
+
+  private void count(int status) {
+    answers.computeIfAbsent(status, k -> new LongAdder()).increment();
   }
 
   /** Stops accepting; open connections and requests in flight go on. */
@@ -161,17 +190,19 @@ final class HttpConnector implements AutoCloseable {
             continue;
           }
           if (key.isAcceptable()) {
-            accept();
-          } else if (key.attachment() instanceof Connection c) {
             try {
+              accept();
+            } catch (RuntimeException | Error e) { // out of memory: later accepts may do
+              LOG.log(Level.ERROR, "HTTP accept failed", e);
+            }
+          } else if (key.attachment() instanceof Connection c) {
+            serve(c, () -> {
               if (key.isWritable()) {
                 c.write();
               } else if (key.isReadable()) {
                 c.read();
               }
-            } catch (RuntimeException e) { // a bug: lose this connection, not the server
-              c.close();
-            }
+            });
           }
         }
         selector.selectedKeys().clear();
@@ -179,14 +210,21 @@ final class HttpConnector implements AutoCloseable {
         if (now - nextSweep >= 0) {
           nextSweep = now + SWEEP_NANOS;
           for (SelectionKey key : selector.keys()) {
-            if (key.attachment() instanceof Connection c && now - c.deadline >= 0) {
-              c.expired();
+            // a key cancelled in this pass (its connection closed) stays listed until the
+            // next select
+            if (key.isValid() && key.attachment() instanceof Connection c && !c.closed
+                && now - c.deadline >= 0) {
+              serve(c, c::expired);
             }
           }
         }
       }
     } catch (IOException | ClosedSelectorException e) {
-      // the selector itself failed: nothing more can be served
+      if (!closed.get()) {
+        LOG.log(Level.ERROR, "HTTP connector stopped: its selector failed", e);
+      }
+    } catch (RuntimeException | Error e) {
+      LOG.log(Level.ERROR, "HTTP connector stopped by a bug: nothing more is served", e);
     } finally {
       for (SelectionKey key : selector.keys()) {
         if (key.attachment() instanceof Connection c) {
@@ -199,6 +237,19 @@ final class HttpConnector implements AutoCloseable {
       } catch (IOException e) {
         // closing anyway
       }
+    }
+  }
+
+  /**
+   * Runs {@code step} of {@code c}'s exchange; a bug there (or an OutOfMemoryError) loses this
+   * connection, not the server.
+   */
+  private static void serve(Connection c, Runnable step) {
+    try {
+      step.run();
+    } catch (RuntimeException | Error e) {
+      LOG.log(Level.ERROR, "HTTP connection dropped by an internal error", e);
+      c.close();
     }
   }
 
@@ -218,9 +269,10 @@ final class HttpConnector implements AutoCloseable {
         channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
         if (open.get() >= limits.maxConnections()) {
           // Best effort: a fresh socket's send buffer takes this small answer whole.
-          channel.write(ByteBuffer.wrap(response(503, "application/json; charset=utf-8",
-              Map.of("Retry-After", "1"), errorBody("too many connections: at most "
-                  + limits.maxConnections() + " are served at once"), false)));
+          channel.write(ByteBuffer.wrap(response(503, JSON, Map.of("Retry-After", "1"),
+              errorBody("too many connections: at most " + limits.maxConnections()
+                  + " are served at once"), false)));
+          count(503);
           channel.close();
           continue;
         }
@@ -243,11 +295,13 @@ final class HttpConnector implements AutoCloseable {
     SelectionKey key;
     ByteBuffer in;
     int headerEnd = -1; // index after the blank line, once found
+    int searched; // bytes searched for the blank line so far
     int bodyLength;
     boolean keepAlive;
     long arrival;
     long deadline;
     boolean inRequest; // first byte read, answer not yet written
+    boolean handedOver; // to the handler, answer not yet written: counted in busy
     ByteBuffer out;
     boolean closeAfterWrite;
     boolean draining; // answered and closing: reads what the client still sends, then closes
@@ -266,8 +320,9 @@ final class HttpConnector implements AutoCloseable {
       }
       int n;
       try {
-        if (!in.hasRemaining()) { // headers only: readHead sizes it for the body
-          grow(Math.min(limits.maxHeaderBytes(), 2 * in.capacity()));
+        if (!in.hasRemaining()) { // twice as large, up to the headers' or the body's end
+          int most = headerEnd < 0 ? limits.maxHeaderBytes() : headerEnd + bodyLength;
+          grow(Math.max(in.capacity(), Math.min(most, 2 * in.capacity())));
         }
         n = channel.read(in);
       } catch (IOException e) {
@@ -289,7 +344,9 @@ final class HttpConnector implements AutoCloseable {
     /** Acts on what has been read: waits for more, answers an error, or hands over. */
     void parse() {
       if (headerEnd < 0) {
-        headerEnd = indexOf(in, HEADER_END);
+        // the blank line may straddle what was searched and what is new
+        headerEnd = indexOf(in, HEADER_END, Math.max(0, searched - HEADER_END.length + 1));
+        searched = in.position();
         if (headerEnd < 0) {
           if (in.position() >= limits.maxHeaderBytes()) {
             fail(431, "request headers too large: at most " + limits.maxHeaderBytes()
@@ -306,20 +363,23 @@ final class HttpConnector implements AutoCloseable {
         return; // more body to come
       }
       key.interestOps(0);
+      handedOver = true;
       busy.incrementAndGet();
       HttpRequest request = request();
       boolean keep = keepAlive;
       try {
         handlers.execute(() -> handle(request, keep));
       } catch (RejectedExecutionException e) {
-        busy.decrementAndGet();
-        fail(503, "server is shutting down");
+        fail(503, "server is shutting down", Map.of("Retry-After", "1"));
       }
     }
 
     private HttpRequest head;
 
     void grow(int capacity) {
+      if (capacity == in.capacity()) {
+        return;
+      }
       ByteBuffer bigger = ByteBuffer.allocate(capacity);
       in.flip();
       bigger.put(in);
@@ -339,14 +399,27 @@ final class HttpConnector implements AutoCloseable {
       }
       Map<String, String> headers = new HashMap<>();
       for (int i = 1; i < lines.length; i++) {
-        int colon = lines[i].indexOf(':');
-        if (colon <= 0) {
+        String line = lines[i];
+        int colon = line.indexOf(':');
+        if (colon <= 0 || line.charAt(0) == ' ' || line.charAt(0) == '\t') {
+          // a leading space is an obsolete line folding (RFC 9112 5.2): refused, not joined
           fail(400, "malformed header line " + i + ": expected Name: value");
           return false;
         }
-        headers.put(lines[i].substring(0, colon).trim().toLowerCase(Locale.ROOT),
-            lines[i].substring(colon + 1).trim());
+        String name = line.substring(0, colon);
+        if (name.indexOf(' ') >= 0 || name.indexOf('\t') >= 0) { // RFC 9112 5.1: a 400
+          fail(400, "malformed header line " + i + ": no space allowed in or after the name");
+          return false;
+        }
+        if (headers.put(name.toLowerCase(Locale.ROOT), line.substring(colon + 1).trim()) != null
+            && name.equalsIgnoreCase("content-length")) { // which one frames the body?
+          fail(400, "Content-Length: given more than once");
+          return false;
+        }
       }
+      String target = start[1];
+      int q = target.indexOf('?');
+      String path = q < 0 ? target : target.substring(0, q);
       if (headers.containsKey("transfer-encoding")) {
         fail(411, "chunked request bodies are not supported: send Content-Length");
         return false;
@@ -354,33 +427,24 @@ final class HttpConnector implements AutoCloseable {
       String length = headers.get("content-length");
       bodyLength = 0;
       if (length != null) {
-        long declared;
-        try {
-          declared = Long.parseLong(length);
-        } catch (NumberFormatException e) {
-          declared = -1;
-        }
-        if (declared < 0) {
+        if (!length.matches("[0-9]{1,10}")) { // no sign, no list: Long.parseLong takes "+5"
           fail(400, "Content-Length: expected a number of bytes");
           return false;
         }
-        if (declared > limits.maxBodyBytes()) {
-          fail(413, "request body too large: expected at most " + limits.maxBodyBytes()
-              + " bytes, found " + declared);
+        long declared = Long.parseLong(length);
+        int most = limits.maxBodyBytes().applyAsInt(path);
+        if (declared > most) {
+          fail(413, "request body too large: expected at most " + most + " bytes, found "
+              + declared);
           return false;
         }
         bodyLength = (int) declared;
       }
-      if (in.capacity() < headerEnd + bodyLength) {
-        grow(headerEnd + bodyLength);
-      }
       String connection = headers.getOrDefault("connection", "").toLowerCase(Locale.ROOT);
       keepAlive = start[2].equals("HTTP/1.1") ? !connection.contains("close")
           : connection.contains("keep-alive");
-      String target = start[1];
-      int q = target.indexOf('?');
-      head = new HttpRequest(start[0], q < 0 ? target : target.substring(0, q),
-          q < 0 ? "" : target.substring(q + 1), Map.copyOf(headers), new byte[0], arrival);
+      head = new HttpRequest(start[0], path, q < 0 ? "" : target.substring(q + 1),
+          Map.copyOf(headers), new byte[0], arrival);
       if (bodyLength > 0 && "100-continue".equalsIgnoreCase(headers.get("expect"))
           && in.position() < headerEnd + bodyLength) {
         try {
@@ -404,6 +468,7 @@ final class HttpConnector implements AutoCloseable {
       in = ByteBuffer.allocate(Math.max(1024, rest));
       in.put(next);
       headerEnd = -1;
+      searched = 0;
       return new HttpRequest(head.method(), head.path(), head.query(), head.headers(), body,
           head.arrivalNanos());
     }
@@ -413,35 +478,40 @@ final class HttpConnector implements AutoCloseable {
       AtomicBoolean sent = new AtomicBoolean();
       Responder responder = (status, type, headers, body) -> {
         if (sent.compareAndSet(false, true)) {
-          byte[] bytes = response(status, type, headers, body, keep);
-          tasks.add(() -> {
-            busy.decrementAndGet();
-            startWrite(bytes, !keep);
-          });
+          tasks.add(() -> serve(this, () -> startWrite(status, type, headers, body, !keep)));
           selector.wakeup();
         }
       };
       try {
         handler.handle(request, responder);
       } catch (RuntimeException | Error e) { // a bug: answer without its text
-        responder.send(500, "application/json; charset=utf-8", Map.of(),
-            errorBody("internal error"));
+        LOG.log(Level.ERROR, "handler failed on " + request.method() + " " + request.path(), e);
+        if (!sent.get()) {
+          count(500);
+        }
+        responder.send(500, JSON, Map.of(), errorBody("internal error"));
       }
     }
 
     /** Answers an error and closes: what follows the request cannot be trusted. */
     void fail(int status, String message) {
-      key.interestOps(0);
-      startWrite(response(status, "application/json; charset=utf-8", Map.of(),
-          errorBody(message), false), true);
+      fail(status, message, Map.of());
     }
 
-    void startWrite(byte[] bytes, boolean thenClose) {
+    void fail(int status, String message, Map<String, String> headers) {
+      key.interestOps(0);
+      count(status);
+      startWrite(status, JSON, headers, errorBody(message), true);
+    }
+
+    /** On the I/O thread, which alone knows whether the connection stays open after it. */
+    void startWrite(int status, String type, Map<String, String> headers, byte[] body,
+        boolean thenClose) {
       if (closed) {
         return;
       }
-      out = ByteBuffer.wrap(bytes);
       closeAfterWrite = thenClose || !accepting;
+      out = ByteBuffer.wrap(response(status, type, headers, body, !closeAfterWrite));
       deadline = System.nanoTime() + limits.writeTimeout().toNanos();
       write();
     }
@@ -458,6 +528,7 @@ final class HttpConnector implements AutoCloseable {
         return;
       }
       out = null;
+      done();
       if (closeAfterWrite) {
         linger();
         return;
@@ -512,11 +583,20 @@ final class HttpConnector implements AutoCloseable {
       } // else being handled: the service's deadline bounds it
     }
 
+    /** The request handed over is answered, or will never be: no longer busy. */
+    void done() {
+      if (handedOver) {
+        handedOver = false;
+        busy.decrementAndGet();
+      }
+    }
+
     void close() {
       if (closed) {
         return;
       }
       closed = true;
+      done();
       open.decrementAndGet();
       key.cancel();
       try {
@@ -527,11 +607,11 @@ final class HttpConnector implements AutoCloseable {
     }
   }
 
-  private static int indexOf(ByteBuffer buffer, byte[] pattern) {
+  private static int indexOf(ByteBuffer buffer, byte[] pattern, int from) {
     byte[] a = buffer.array();
     int end = buffer.position() - pattern.length;
     outer:
-    for (int i = 0; i <= end; i++) {
+    for (int i = from; i <= end; i++) {
       for (int j = 0; j < pattern.length; j++) {
         if (a[i + j] != pattern[j]) {
           continue outer;

@@ -13,10 +13,4 @@ import java.util.Map;
  * @param arrivalNanos {@code System.nanoTime()} when its first byte arrived
  */
 record HttpRequest(String method, String path, String query, Map<String, String> headers,
-    byte[] body, long arrivalNanos) {
-
-  /** A header's value, null when absent; {@code name} in lower case. */
-  String header(String name) {
-    return headers.get(name);
-  }
-}
+    byte[] body, long arrivalNanos) {}

@@ -26,8 +26,7 @@ public final class ImageNetClasses {
       if (in == null) {
         throw new IllegalStateException("resource " + RESOURCE + " missing from the jar");
       }
-      List<String> names = List.of(new String(in.readAllBytes(), StandardCharsets.UTF_8)
-          .split("\n"));
+      List<String> names = lines(new String(in.readAllBytes(), StandardCharsets.UTF_8));
       if (names.size() != COUNT) {
         throw new IllegalStateException("resource " + RESOURCE + ": expected " + COUNT
             + " names, found " + names.size());
@@ -36,6 +35,11 @@ public final class ImageNetClasses {
     } catch (IOException e) {
       throw new UncheckedIOException("reading resource " + RESOURCE, e);
     }
+  }
+
+  /** One name a line; a file with CRLF line ends (a Windows checkout) gives the same names. */
+  static List<String> lines(String text) {
+    return List.of(text.split("\r?\n"));
   }
 
   /** All names, label i at index i. */

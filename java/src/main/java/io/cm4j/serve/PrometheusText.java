@@ -5,15 +5,15 @@ import java.lang.management.BufferPoolMXBean;
 import java.lang.management.ManagementFactory;
 import java.lang.management.MemoryMXBean;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.function.ToDoubleFunction;
 
 /**
  * {@code GET /metrics}: the service in the Prometheus text exposition format (version 0.0.4).
- * Histograms are exported with fixed {@code le} bounds from a {@link Histogram}, whose buckets
- * are 1/16 of a power of two wide: a value within that much of a bound may count on either
- * side of it.
+ * Histograms are exported with fixed {@code le} bounds from a {@link Histogram}: exact for
+ * batch sizes; for seconds, its buckets are 1/16 of a power of two wide, so a value within that
+ * much below a bound may count above it. Values are exact: counters as integers, the rest as
+ * Java's shortest decimal that reads back as the same double.
  */
 final class PrometheusText {
   static final String CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -113,11 +113,19 @@ final class PrometheusText {
   }
 
   private void sample(String name, String labels, double value) {
+    sample(name, labels, number(value));
+  }
+
+  private void sample(String name, String labels, long value) {
+    sample(name, labels, Long.toString(value));
+  }
+
+  private void sample(String name, String labels, String value) {
     out.append(name);
     if (!labels.isEmpty()) {
       out.append('{').append(labels).append('}');
     }
-    out.append(' ').append(number(value)).append('\n');
+    out.append(' ').append(value).append('\n');
   }
 
   /** {@code scale}: histogram units per exported unit (1e9 for nanoseconds as seconds). */
@@ -132,8 +140,8 @@ final class PrometheusText {
     sample(name + "_count", "", h.count());
   }
 
-  private static String number(double v) {
+  static String number(double v) {
     return v == Math.rint(v) && Math.abs(v) < 1e15 ? Long.toString((long) v)
-        : String.format(Locale.ROOT, "%.6g", v);
+        : Double.toString(v);
   }
 }

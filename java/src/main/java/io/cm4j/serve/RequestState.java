@@ -45,6 +45,7 @@ final class RequestState<T> {
     return future;
   }
 
+  /** Where it stands: what RequestStateTest's model check compares after every move. */
   Phase phase() {
     return phase.get();
   }

@@ -23,7 +23,10 @@ import java.util.logging.Level;
 import javax.imageio.ImageIO;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestMethodOrder;
 import org.junit.jupiter.api.Timeout;
 import org.openqa.selenium.By;
 import org.openqa.selenium.OutputType;
@@ -45,6 +48,7 @@ import org.openqa.selenium.logging.LoggingPreferences;
  * {@code target/browser/}. Skipped where chromium or chromedriver is not installed.
  */
 @Timeout(value = 180, unit = TimeUnit.SECONDS)
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class) // the first counts the service's requests
 class BrowserTest {
   private static final Path CHROMIUM = Path.of("/usr/bin/chromium");
   private static final Path CHROMEDRIVER = Path.of("/usr/bin/chromedriver");
@@ -107,6 +111,7 @@ class BrowserTest {
   }
 
   @Test
+  @Order(1)
   void theGenerateTabMakesThePipelinesImageAndTheServicePanelFollows() throws Exception {
     browser.get(server.uri().toString() + "/");
     until(d -> d.findElements(By.cssSelector("#class-select option")).size() == 1000);
@@ -183,6 +188,54 @@ class BrowserTest {
       assertEquals(aloneEdit[k], shownEdit[k], "edited pixel value " + k);
     }
     assertEquals(List.of(), severe(), "console errors after editing");
+  }
+
+  /**
+   * A file the browser cannot decode is reported in the edit status line (not an unhandled
+   * rejection), and a new result frees the previous result's blob: URL.
+   */
+  @Test
+  @Order(2)
+  void editErrorsShowInTheStatusLineAndOldResultsAreFreed() throws Exception {
+    browser.get(server.uri().toString() + "/");
+    until(d -> d.findElements(By.cssSelector("#class-select option")).size() == 1000);
+    browser.manage().logs().get(LogType.BROWSER); // drop what loading logged
+    browser.findElement(By.id("tab-edit")).click();
+    Path notAnImage = Files.writeString(Files.createTempFile("cm4j-not-an-image", ".png"),
+        "not an image");
+    Path png = Files.createTempFile("cm4j-image", ".png");
+    try {
+      browser.findElement(By.id("edit-file")).sendKeys(notAnImage.toString());
+      WebElement status = browser.findElement(By.id("edit-status"));
+      until(d -> status.getText().startsWith("failed: cannot read "));
+      assertEquals("error", status.getAttribute("class"));
+      screenshot("6-edit-unreadable-file");
+      assertEquals(List.of(), severe(), "console errors after an unreadable file");
+
+      try (ConsistencyModelPipeline pipeline = ConsistencyModelPipeline.open(Tiny.model())) {
+        ImageIO.write(pipeline.generate(GenerationRequest.builder().classLabels(1).seed(3)
+            .build()).toBufferedImages().get(0), "png", png.toFile());
+      }
+      browser.findElement(By.id("edit-file")).sendKeys(png.toString());
+      until(d -> status.getText().startsWith("uploaded "));
+      browser.executeScript("document.getElementById('edit-task').value = 'colorize'");
+      List<String> results = new ArrayList<>();
+      for (int i = 0; i < 2; i++) {
+        browser.findElement(By.id("edit-button")).click();
+        until(d -> status.getText().startsWith("colorize done")
+            && !results.contains(d.findElement(By.id("edit-result")).getAttribute("src")));
+        results.add(browser.findElement(By.id("edit-result")).getAttribute("src"));
+      }
+      assertEquals(List.of(), severe(), "console errors after editing");
+      Object first = browser.executeAsyncScript("const done = arguments[1];"
+          + "fetch(arguments[0]).then(() => done('readable'), () => done('revoked'));",
+          results.get(0));
+      assertEquals("revoked", first, "the first result's URL once the second is shown");
+    } finally {
+      browser.manage().logs().get(LogType.BROWSER); // that fetch's error is this test's
+      Files.delete(notAnImage);
+      Files.delete(png);
+    }
   }
 
   private static byte[] dataUrl(String url) {

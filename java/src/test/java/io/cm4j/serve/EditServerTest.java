@@ -16,10 +16,12 @@ import java.net.InetSocketAddress;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Base64;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -187,6 +189,11 @@ class EditServerTest {
         postAsync("/edit/colorize", "{\"image\": \"%%%\"}").get());
     assertError(400, "image: not a PNG file", postAsync("/edit/colorize", "{\"image\": \""
         + base64("GIF89a....".getBytes()) + "\"}").get());
+    // a PNG the decoder gives up on: its exception's text stays in the log's reach, not the answer
+    HttpResponse<byte[]> truncated = postAsync("/edit/colorize", "{\"image\": \""
+        + base64(Arrays.copyOf(imagePng, imagePng.length - 30)) + "\"}").get();
+    assertEquals("{\"error\":\"image: unreadable PNG\"}\n",
+        new String(truncated.body(), StandardCharsets.UTF_8));
     assertError(400, "mask_keep", postAsync("/edit/colorize", body(maskPng, 0, null)).get());
     assertError(400, "mask_keep", postAsync("/edit/inpaint", body(null, 0, null)).get());
     assertError(400, "steps: expected 1 to", postAsync("/edit/inpaint", body(maskPng, 0, 99))

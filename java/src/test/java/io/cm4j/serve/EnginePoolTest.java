@@ -6,12 +6,16 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.cm4j.Cm4jException;
 import io.cm4j.Device;
+import io.cm4j.ErrorCode;
 import io.cm4j.Precision;
+import io.cm4j.UNet;
 import io.cm4j.serve.EnginePool.EngineStats;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -105,6 +109,36 @@ class EnginePoolTest {
       assertInstanceOf(IllegalStateException.class, e.getCause());
       assertTrue(service.engineStats().get(1).serving());
     }
+  }
+
+  /** A pass the engine refuses, or has no memory for, fails alone: the engine stays. */
+  @Test
+  void aPassOutOfMemoryDoesNotTakeTheEngineOut() {
+    assertFalse(EnginePool.isEngineFailure(new Cm4jException(ErrorCode.OUT_OF_MEMORY, "arena")));
+    assertFalse(EnginePool.isEngineFailure(new Cm4jException(ErrorCode.INVALID_ARGUMENT, "x")));
+    assertTrue(EnginePool.isEngineFailure(new Cm4jException(ErrorCode.DEVICE, "device lost")));
+    assertTrue(EnginePool.isEngineFailure(new IllegalStateException("UNet is closed")));
+  }
+
+  @Test
+  void nativeMemoryCountsEveryEngineAndNoneOnceClosed() throws Exception {
+    GenerationService service = twoCpuEngines();
+    try {
+      serveSixteenClients(service, 1, 0);
+      EnginePool pool = poolOf(service);
+      long expected = 0;
+      for (int i = 0; i < pool.size(); i++) {
+        UNet unet = pool.pipeline(i).unet();
+        assertTrue(unet.weightBytes() > 0);
+        expected += unet.weightBytes() + unet.arenaBytes();
+      }
+      assertEquals(expected, service.nativeBytes());
+    } finally {
+      service.close();
+    }
+    assertEquals(0, service.nativeBytes());
+    assertTrue(PrometheusText.render(service, Map.of(), 0)
+        .contains("\ncm4j_native_memory_bytes 0\n"), "metrics of a closed service");
   }
 
   private static EnginePool poolOf(GenerationService service) throws Exception {

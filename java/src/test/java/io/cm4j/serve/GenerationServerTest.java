@@ -10,6 +10,7 @@ import java.awt.image.BufferedImage;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.net.InetSocketAddress;
+import java.net.Socket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -300,15 +301,67 @@ class GenerationServerTest {
       }
       assertTrue(images >= 1 && busy >= 1, images + " images, " + busy + " 503s");
       small.close();
-      assertError(503, "closed", client.send(HttpRequest.newBuilder(uri)
+      HttpResponse<byte[]> closed = client.send(HttpRequest.newBuilder(uri)
           .POST(HttpRequest.BodyPublishers.ofString(json(0))).build(),
-          HttpResponse.BodyHandlers.ofByteArray()));
+          HttpResponse.BodyHandlers.ofByteArray());
+      assertError(503, "closed", closed);
+      assertEquals("1", closed.headers().firstValue("Retry-After").orElse(""));
+      HttpResponse<String> metrics = client.send(HttpRequest.newBuilder(
+          front.uri().resolve("/metrics")).GET().build(), HttpResponse.BodyHandlers.ofString());
+      assertEquals(200, metrics.statusCode(), metrics.body());
+      assertTrue(metrics.body().contains("\ncm4j_native_memory_bytes 0\n"), metrics.body());
       HttpResponse<byte[]> health = client.send(HttpRequest.newBuilder(
           front.uri().resolve("/health")).GET().build(), HttpResponse.BodyHandlers.ofByteArray());
       assertEquals(503, health.statusCode());
     } finally {
       small.close();
     }
+  }
+
+  /** Raw bytes to the server, and all it answers until it closes. */
+  static String exchange(GenerationServer to, String... parts) throws Exception {
+    try (Socket s = new Socket("127.0.0.1", to.address().getPort())) {
+      s.setSoTimeout(5000);
+      for (String part : parts) {
+        s.getOutputStream().write(part.getBytes(StandardCharsets.ISO_8859_1));
+        Thread.sleep(200);
+      }
+      return new String(s.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    }
+  }
+
+  /** The generate limit (4096) applies to the declared length, before any of the body. */
+  @Test
+  void aBodyDeclaredOverThePathsLimitGets413BeforeItIsSent() throws Exception {
+    String answer = exchange(server, "POST /generate HTTP/1.1\r\nContent-Length: 100000\r\n\r\n");
+    assertTrue(answer.startsWith("HTTP/1.1 413 ") && answer.contains("at most 4096 bytes"),
+        answer);
+    answer = exchange(server, "GET /health HTTP/1.1\r\nContent-Length: 5000\r\n\r\n");
+    assertTrue(answer.startsWith("HTTP/1.1 413 "), answer);
+  }
+
+  @Test
+  void aDeadlinePassedBeforeTheRequestWasReadGets503WithRetryAfter() throws Exception {
+    try (GenerationServer quick = GenerationServer.builder(service)
+        .address(new InetSocketAddress("127.0.0.1", 0)).timeout(Duration.ofMillis(50)).start()) {
+      String body = json(0);
+      String answer = exchange(quick, "POST /generate HTTP/1.1\r\nConnection: close\r\n"
+          + "Content-Length: " + body.length() + "\r\n\r\n", body); // 200 ms apart
+      assertTrue(answer.startsWith("HTTP/1.1 503 ") && answer.contains("passed before the "
+          + "request was read") && answer.contains("\r\nRetry-After: 1\r\n"), answer);
+    }
+  }
+
+  /** What answering a result throws (say, PNG encoding) is a 500 to the client, not silence. */
+  @Test
+  void anAnswerThatThrowsGets500() {
+    List<String> sent = new ArrayList<>();
+    GenerationServer.answer((status, type, headers, body) -> sent.add(status + " "
+        + new String(body, StandardCharsets.UTF_8)), result -> {
+          throw new IllegalStateException("secret detail");
+        }, "result", null);
+    assertEquals(List.of("500 {\"error\":\"answering failed; the server log has the cause\"}\n"),
+        sent);
   }
 
   static HttpResponse<String> get(String path) throws Exception {
@@ -341,12 +394,13 @@ class GenerationServerTest {
 
   private static final java.util.regex.Pattern SAMPLE = java.util.regex.Pattern.compile(
       "([a-zA-Z_:][a-zA-Z0-9_:]*)(\\{[a-z_]+=\"[^\"]*\"(,[a-z_]+=\"[^\"]*\")*\\})? "
-          + "(-?[0-9.]+(e[-+]?[0-9]+)?)");
+          + "(-?[0-9.]+(E-?[0-9]+)?)");
 
   @Test
   void metricsAreInThePrometheusTextFormat() throws Exception {
     assertImageOf(2, post("/generate", json(2)));
     assertError(400, "expected a JSON object", post("/generate", "[]"));
+    assertTrue(exchange(server, "GARBAGE\r\n\r\n").startsWith("HTTP/1.1 400 "));
     HttpResponse<String> r = get("/metrics");
     assertEquals(200, r.statusCode());
     assertEquals("text/plain; version=0.0.4; charset=utf-8",
@@ -364,6 +418,8 @@ class GenerationServerTest {
         >= 1);
     assertTrue(samples.get("cm4j_http_requests_total{endpoint=\"/generate\",status=\"400\"}")
         >= 1);
+    assertTrue(samples.get("cm4j_http_requests_total{endpoint=\"connector\",status=\"400\"}")
+        >= 1, "the connector's own answers");
     assertEquals(1.0, samples.get("cm4j_info{device=\"cpu\",dtype=\"fp32\",image_size=\"32\"}"));
     assertTrue(samples.get("cm4j_images_generated_total") >= 1);
     assertEquals(1.0, samples.get("cm4j_engine_serving{engine=\"0\",device=\"cpu\"}"));

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /** The class names resource and how a name or number becomes a label. */
@@ -17,6 +18,13 @@ class ImageNetClassesTest {
     assertEquals("golden retriever", ImageNetClasses.name(207));
     assertEquals("toilet tissue", ImageNetClasses.name(999));
     assertTrue(ImageNetClasses.names().stream().noneMatch(String::isBlank));
+  }
+
+  @Test
+  void crlfLineEndsGiveTheSameNames() {
+    assertEquals(List.of("tench", "goldfish", "great white shark"),
+        ImageNetClasses.lines("tench\r\ngoldfish\r\ngreat white shark\r\n"));
+    assertEquals(List.of("tench", "goldfish"), ImageNetClasses.lines("tench\ngoldfish\n"));
   }
 
   @Test

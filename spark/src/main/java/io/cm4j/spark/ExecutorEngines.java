@@ -19,7 +19,9 @@ import org.slf4j.LoggerFactory;
  * The engines of this JVM: one pipeline per model, device and dtype, opened by the first task
  * that needs it and shared by every later task of every job (a pipeline is safe to call from
  * many threads), closed when the JVM exits. Loading a model once per executor rather than once
- * per task is what makes short tasks affordable.
+ * per task is what makes short tasks affordable. A pipeline whose pass failed in the engine
+ * ({@link #discard}) is closed and forgotten, so the task's retry opens a fresh one rather than
+ * failing again on the broken one.
  */
 final class ExecutorEngines {
   private static final Logger LOG = LoggerFactory.getLogger(ExecutorEngines.class);
@@ -55,6 +57,20 @@ final class ExecutorEngines {
     LOG.info("cm4j: opened {} on {} {} in {} ms", model, key.device(), key.dtype(),
         (System.nanoTime() - start) / 1_000_000);
     return pipeline;
+  }
+
+  /**
+   * Forgets {@code pipeline} (one {@link #forTask} gave) after an engine failure and closes it
+   * once its passes in flight are done; a later task opens another. Tasks still running on it
+   * fail too, and are run again likewise.
+   */
+  static void discard(ConsistencyModelPipeline pipeline, Exception failure) {
+    synchronized (ExecutorEngines.class) {
+      OPEN.values().remove(pipeline); // once: every task that saw it fail comes here
+    }
+    LOG.warn("cm4j: closing the engine on {} after a failure: {}", pipeline.unet().device(),
+        failure.getMessage());
+    pipeline.close(); // outside the lock: it waits for passes in flight
   }
 
   /** How many engines this JVM has opened so far. */

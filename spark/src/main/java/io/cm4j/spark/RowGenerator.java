@@ -1,6 +1,7 @@
 package io.cm4j.spark;
 
 import io.cm4j.Cm4jException;
+import io.cm4j.ErrorCode;
 import io.cm4j.hub.HubException;
 import io.cm4j.pipeline.CMStochasticIterativeScheduler;
 import io.cm4j.pipeline.ConsistencyModelPipeline;
@@ -165,6 +166,11 @@ final class RowGenerator implements FlatMapFunction<Iterator<Tuple2<Row, Long>>,
       result = pipeline.generate(built);
     } catch (IllegalArgumentException e) { // a label out of range
       return Outcome.error(schedule, "class: " + e.getMessage());
+    } catch (Cm4jException | IllegalStateException e) { // the engine's (or it is closed)
+      if (!(e instanceof Cm4jException c) || c.code() != ErrorCode.INVALID_ARGUMENT) {
+        ExecutorEngines.discard(pipeline, e);
+      }
+      throw e;
     }
     long[] labels = result.classLabels();
     return new Outcome(schedule, null, png(result), labels == null ? null : labels[0]);

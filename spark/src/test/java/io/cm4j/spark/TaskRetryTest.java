@@ -70,4 +70,22 @@ class TaskRetryTest extends LocalSpark {
           && manifest.get(i).contains(RowGenerator.sha256(png)), manifest.get(i));
     }
   }
+
+  /** An engine that fails (here: closed under the tasks) is dropped; the retries open another. */
+  @Test
+  void aFailedEngineIsClosedAndTheRetryOpensAnother() throws Exception {
+    List<TinyModel.Request> requests = TinyModel.requests(4);
+    Path file = TinyModel.writeJsonl(tmp.resolve("few.jsonl"), TinyModel.jsonLines(requests));
+    GenerationOptions options = GenerationOptions.of(TinyModel.path().toString());
+    ExecutorEngines.forTask(options).close(); // every pass on the cached engine fails from now
+    int opened = ExecutorEngines.openedCount();
+    Path out = tmp.resolve("out-failed-engine");
+    assertEquals(new SparkGeneration.Summary(4, 0), SparkGeneration.write(
+        SparkGeneration.generate(Requests.read(spark, file.toString()), options), out.toString()));
+    assertTrue(ExecutorEngines.openedCount() > opened, "a fresh engine was opened");
+    for (TinyModel.Request r : requests) {
+      assertArrayEquals(tiny.png(r), Files.readAllBytes(out.resolve("images/" + r.id() + ".png")),
+          r.json());
+    }
+  }
 }

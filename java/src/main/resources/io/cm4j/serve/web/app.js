@@ -262,8 +262,22 @@ function paintAt(event) {
   drawPaint();
 }
 
+// Shows an edit's failure (the server unreachable, an unreadable file) in the edit status line.
+function editFailed(e) {
+  $('edit-status').textContent = 'failed: ' + e.message;
+  $('edit-status').className = 'error';
+}
+
 async function runEdit(event) {
   event.preventDefault();
+  try {
+    await edit();
+  } catch (e) {
+    editFailed(e);
+  }
+}
+
+async function edit() {
   const status = $('edit-status');
   if (!hasImage) {
     status.textContent = 'no image yet: upload one or take one from the gallery';
@@ -298,7 +312,12 @@ async function runEdit(event) {
     status.className = 'error';
     return;
   }
-  $('edit-result').src = URL.createObjectURL(await response.blob());
+  const blob = await response.blob();
+  const previous = $('edit-result').src;
+  $('edit-result').src = URL.createObjectURL(blob);
+  if (previous.startsWith('blob:')) {
+    URL.revokeObjectURL(previous); // the last result's image: nothing else shows it
+  }
   const millis = performance.now() - started;
   $('edit-caption').textContent = task + ', seed ' + response.headers.get('X-Cm4j-Seed')
     + ', t ' + response.headers.get('X-Cm4j-Timesteps') + ', ' + millis.toFixed(0) + ' ms';
@@ -308,9 +327,14 @@ async function runEdit(event) {
 $('edit-file').addEventListener('change', async () => {
   const file = $('edit-file').files[0];
   if (file) {
-    const bitmap = await createImageBitmap(file);
-    setEditImage(bitmap, bitmap.width, bitmap.height);
-    $('edit-status').textContent = 'uploaded ' + file.name;
+    try {
+      const bitmap = await createImageBitmap(file);
+      setEditImage(bitmap, bitmap.width, bitmap.height);
+      $('edit-status').textContent = 'uploaded ' + file.name;
+      $('edit-status').className = '';
+    } catch {
+      editFailed(new Error('cannot read ' + file.name + ' as an image'));
+    }
   }
 });
 $('paint').addEventListener('pointerdown', (e) => {
