@@ -32,7 +32,9 @@ CpuContext::CpuContext(int threads, bool bf16_mode)
       bf16_path(bf16_mode ? choose_bf16_path() : Bf16Path::kGeneric),
       tile16(bf16_kernel(bf16_path)),
       convert16(convert_b16),
-      attn16(attention_bf16_kernels(bf16_path)) {
+      attn16(attention_bf16_kernels(bf16_path)),
+      conv_mode(choose_conv_mode()),
+      wino(&winograd_kernels(isa)) {
 #if defined(__x86_64__) || defined(__i386__)
   if (isa == Isa::kAvx512) convert16 = convert_b16_avx512;
 #endif
