@@ -15,7 +15,7 @@
 namespace cm4j {
 namespace cpu {
 
-Status pack_conv_weight(const CpuContext& ctx, const float* w, int c_out, int c_in, int kernel,
+Status pack_conv_weight(CpuContext& ctx, const float* w, int c_out, int c_in, int kernel,
                         std::unique_ptr<Weight>* out) {
   if (w == nullptr || out == nullptr) return invalid("prepare_conv: null pointer");
   if (c_out <= 0 || c_in <= 0 || (kernel != 1 && kernel != 3))
@@ -50,7 +50,7 @@ Status pack_conv_weight(const CpuContext& ctx, const float* w, int c_out, int c_
     cw->wino_floats = winograd_weight_floats(cw->wino_tile, c_out, c_in);
     cw->wino = alloc_floats(cw->wino_floats);
     if (!cw->wino) return out_of_memory("Winograd conv weight", cw->wino_floats * sizeof(float));
-    pack_winograd_weight(w, cw->wino_tile, c_out, c_in, cw->wino.get());
+    pack_winograd_weight(ctx.pool, w, cw->wino_tile, c_out, c_in, cw->wino.get());
   }
   *out = std::move(cw);
   return Status::Ok();

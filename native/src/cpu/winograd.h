@@ -9,8 +9,8 @@
 // does not cover still use); the input transform writes V straight into the GEMM's
 // B-panel layout; the output transform applies the direct path's epilogue (bias,
 // per-image bias, residual, scale) as it writes each output pixel.
-// F(6x6) is not offered: its transform's larger coefficients cost about an order of
-// magnitude of fp32 accuracy per layer over F(4x4).
+// F(6x6) is not implemented: its transforms' larger coefficients are known to cost roughly
+// another order of magnitude of fp32 accuracy per layer over F(4x4) (not measured here).
 #pragma once
 
 #include <cstddef>
@@ -19,6 +19,7 @@
 #include "backend.h"
 #include "cpu/gemm.h"
 #include "cpu/isa.h"
+#include "cpu/thread_pool.h"
 
 namespace cm4j {
 namespace cpu {
@@ -61,8 +62,10 @@ bool winograd_usable(ConvMode mode, const ConvParams& p);
 
 // Floats of the packed transformed weight: t*t PackedA of [c_out, c_in].
 size_t winograd_weight_floats(int tile, int c_out, int c_in);
-// U_xi = (G g G^T)_xi from torch's [c_out, c_in, 3, 3], packed as t*t PackedA panels.
-void pack_winograd_weight(const float* w, int tile, int c_out, int c_in, float* dst);
+// U_xi = (G g G^T)_xi from torch's [c_out, c_in, 3, 3], packed as t*t PackedA panels, on
+// the pool's threads.
+void pack_winograd_weight(ThreadPool& pool, const float* w, int tile, int c_out, int c_in,
+                          float* dst);
 
 // out: the conv's OutSpec (conv2d.cpp): C = [B, c_out, h_out * w_out] with its epilogue.
 Status conv2d_winograd(CpuContext& ctx, const ConvParams& p, const ConvArgs& a,
