@@ -244,6 +244,44 @@ void test_winograd_weight(Backend& be, int tile) {
   if (!pass) ++g_failures;
 }
 
+// An image's output may not depend on what it is batched with (the server batches requests
+// and promises each the bits it gets alone): a batch of 4 against each image alone, bitwise,
+// with every epilogue. Under the per-layer rule 32x32 with 64 channels is Winograd, and
+// 16x16 direct (16 tiles an image, though the batch has 64).
+void test_batch_invariance(Backend& be, const char* label, int side, std::mt19937& rng) {
+  const ConvParams p = conv(4, 48, 16, side, side, 64, 3, 1, 1, false, 0.5f);
+  const int c_in = p.c_in1 + p.c_in2, hw = p.h_in * p.w_in;
+  auto s1 = random_vector(static_cast<size_t>(p.batch) * p.c_in1 * hw, rng);
+  auto s2 = random_vector(static_cast<size_t>(p.batch) * p.c_in2 * hw, rng);
+  auto w = random_vector(static_cast<size_t>(p.c_out) * c_in * 9, rng, -0.05f, 0.05f);
+  auto bias = random_vector(p.c_out, rng);
+  auto bias_bc = random_vector(static_cast<size_t>(p.batch) * p.c_out, rng);
+  auto residual = random_vector(static_cast<size_t>(p.batch) * p.c_out * hw, rng);
+  std::unique_ptr<Weight> weight;
+  bool ok = be.prepare_conv(w.data(), p.c_out, c_in, 3, &weight).ok();
+  const auto run = [&](int b0, int batch, float* dst) {
+    ConvParams q = p;
+    q.batch = batch;
+    ConvArgs a;
+    a.src1 = s1.data() + static_cast<size_t>(b0) * p.c_in1 * hw;
+    a.src2 = s2.data() + static_cast<size_t>(b0) * p.c_in2 * hw;
+    a.weight = weight.get();
+    a.bias = bias.data();
+    a.bias_bc = bias_bc.data() + static_cast<size_t>(b0) * p.c_out;
+    a.residual = residual.data() + static_cast<size_t>(b0) * p.c_out * hw;
+    a.dst = dst;
+    return be.conv2d(q, a).ok();
+  };
+  const size_t image = static_cast<size_t>(p.c_out) * hw;
+  std::vector<float> batched = poisoned(p.batch * image), alone = poisoned(p.batch * image);
+  ok = ok && run(0, p.batch, batched.data());
+  for (int b = 0; ok && b < p.batch; ++b) ok = run(b, 1, alone.data() + b * image);
+  ok = ok && batched == alone;
+  std::printf("%s %s, %dx%d: a batch of 4 gives each image the bits it gets alone\n",
+              ok ? "ok  " : "FAIL", label, side, side);
+  if (!ok) ++g_failures;
+}
+
 // ---------------------------------------------------------------- group_norm
 
 // c1 > 0: the input is cat(x[:, :c1], x[:, c1:]) passed as two tensors (x, x2).
@@ -631,6 +669,12 @@ int main() {
     }
   }
   unsetenv("CM4J_CPU_ISA");
+  for (const char* mode : {"", "direct", "winograd", "winograd2x2"}) {
+    setenv("CM4J_CPU_CONV", mode, 1);
+    auto be = make_cpu_backend(2, CM4J_F32);
+    std::mt19937 rng(7);
+    for (int side : {32, 16}) test_batch_invariance(*be, *mode ? mode : "per-layer rule", side, rng);
+  }
   for (const char* mode : {"direct", "winograd"}) {
     setenv("CM4J_CPU_CONV", mode, 1);
     std::printf("== CM4J_CPU_CONV=%s\n", mode);

@@ -59,16 +59,18 @@ Status check_conv_override() {
 //   768 -> 768 @ 8x8:   216 ->  69 (b1, 4 tiles),  266 -> 277 (b4, 16 tiles)
 // F(2x2) was at best 1.4x direct (16x16 and 8x8 at batch 4), below F(4x4) wherever either
 // won, so the rule uses F(4x4) only. Its GEMMs have one column per tile: under 64 tiles
-// (two kNR panels) most of each panel is padding and direct wins. The rule is decided in
-// two steps, since the spatial size is only known at the call:
+// (two kNR panels) most of each panel is padding and direct wins. The choice may not depend
+// on the batch (an image must come out bit for bit the same batched or alone), so it counts
+// one image's tiles: 64 or more, i.e. 32x32 and up; 16x16 at batch 4 gives up its gain.
+// It is made in two steps, since the spatial size is only known at the call:
 //  - at load, a 3x3 weight gets its F(4x4) form when c_in and c_out are 64 or more (below,
-//    the transforms outweigh the GEMM) and c_out is at most 576: the wider layers of these
-//    UNets are their deepest, 8x8 in imagenet64, which never reach 64 tiles at the batch
-//    sizes served, and their transformed weights (4x the direct ones) would cost the most;
-//  - at each call, F(4x4) runs when the batch has 64 tiles or more.
+//    the transforms outweigh the GEMM) and c_out is at most 384: the wider layers of these
+//    UNets are their deeper levels (16x16 and 8x8 in imagenet64), under 64 tiles an image,
+//    and their transformed weights (4x the direct ones) would cost the most memory;
+//  - at each call, F(4x4) runs when one image has 64 tiles or more.
 constexpr int kMinChannels = 64;
-constexpr int kMaxOutChannels = 576;
-constexpr int64_t kMinTiles = 64;
+constexpr int kMaxOutChannels = 384;
+constexpr int kMinTiles = 64;
 
 int winograd_tile(ConvMode mode, int c_out, int c_in) {
   switch (mode) {
@@ -83,8 +85,7 @@ int winograd_tile(ConvMode mode, int c_out, int c_in) {
 bool winograd_usable(ConvMode mode, const ConvParams& p) {
   if (p.kernel != 3 || p.stride != 1 || p.pad != 1) return false;
   if (mode != ConvMode::kAuto) return true;
-  const int64_t tiles = static_cast<int64_t>(p.batch) * ((p.h_out() + 3) / 4) * ((p.w_out() + 3) / 4);
-  return tiles >= kMinTiles;
+  return ((p.h_out() + 3) / 4) * ((p.w_out() + 3) / 4) >= kMinTiles;
 }
 
 // ---------------------------------------------------------------- filter transform

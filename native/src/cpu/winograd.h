@@ -57,7 +57,8 @@ const WinogradKernels& winograd_kernels_avx512();
 // decided once at load, when only the channels are known.
 int winograd_tile(ConvMode mode, int c_out, int c_in);
 // Whether a conv call can run on a weight's Winograd form (stride 1, pad 1, 3x3), and,
-// under ConvMode::kAuto, whether it is worth it at this spatial size.
+// under ConvMode::kAuto, whether it is worth it at this spatial size (never the batch: an
+// image's output does not depend on what it is batched with).
 bool winograd_usable(ConvMode mode, const ConvParams& p);
 
 // Floats of the packed transformed weight: t*t PackedA of [c_out, c_in].
