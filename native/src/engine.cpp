@@ -11,6 +11,7 @@
 #include "backend.h"
 #include "checked.h"
 #include "cpu/isa.h"
+#include "cpu/winograd.h"
 #include "cm4j.h"
 #include "sample_loop.h"
 #include "synth.h"
@@ -249,6 +250,7 @@ int cm4j_unet_create(const char* config_json, const char* device, int dtype, cm4
       if (!u->backend) return fail(CM4J_ERR_DEVICE, error);
     } else {
       s = cm4j::cpu::check_isa_override();
+      if (s.ok()) s = cm4j::cpu::check_conv_override();
       if (!s.ok()) return fail(s);
       u->backend = cm4j::make_cpu_backend(index, dtype);
       if (!u->backend) return fail(CM4J_ERR_INTERNAL, "cpu backend: could not start its threads");

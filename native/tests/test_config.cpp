@@ -146,6 +146,22 @@ int main() {
     u = nullptr;
   }
   unsetenv("CM4J_CPU_ISA");
+
+  // CM4J_CPU_CONV likewise: an unknown value stops the engine, naming the valid ones.
+  setenv("CM4J_CPU_CONV", "fft", 1);
+  CHECK(cm4j_unet_create(tiny().c_str(), "cpu", CM4J_F32, &u) == CM4J_ERR_INVALID_ARGUMENT &&
+            u == nullptr, "unknown CM4J_CPU_CONV accepted");
+  m = cm4j_last_error();
+  CHECK(m.find("CM4J_CPU_CONV=fft: unknown value; valid: direct, winograd, winograd2x2") !=
+            std::string::npos, "%s", m.c_str());
+  for (const char* conv : {"direct", "winograd", "winograd2x2"}) {
+    setenv("CM4J_CPU_CONV", conv, 1);
+    CHECK(cm4j_unet_create(tiny().c_str(), "cpu", CM4J_F32, &u) == CM4J_OK, "CM4J_CPU_CONV=%s: %s",
+          conv, cm4j_last_error());
+    cm4j_unet_destroy(u);
+    u = nullptr;
+  }
+  unsetenv("CM4J_CPU_CONV");
   std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "PASSED", failures);
   return failures ? 1 : 0;
 }

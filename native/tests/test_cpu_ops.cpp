@@ -1,5 +1,6 @@
 // Every CPU backend op against a naive double-precision reference, on every ISA path this
-// machine has (forced through CM4J_CPU_ISA), at odd shapes that hit the blocking edges and
+// machine has (forced through CM4J_CPU_ISA), the convs also with each Winograd variant
+// (CM4J_CPU_CONV), at odd shapes that hit the blocking edges and
 // at the real imagenet64 shapes. Outputs are NaN-poisoned before each run so an unwritten
 // element fails. Large convs and attention are checked on a random sample of outputs (the
 // full reference would take minutes); the whole output is still checked for NaN.
@@ -22,6 +23,8 @@
 
 #include "backend.h"
 #include "cm4j.h"
+#include "cpu/gemm.h"
+#include "cpu/winograd.h"
 
 using namespace cm4j;
 
@@ -205,6 +208,12 @@ void test_convs(Backend& be, std::mt19937& rng, bool large) {
       {"conv_out 32->3 16x16", conv(2, 32, 0, 16, 16, 3, 3, 1, 1), true, false, false, 0},
       {"tall (M split) 96->120 4x4", conv(1, 96, 0, 4, 4, 120, 3, 1, 1), true, true, true, 0},
       {"multi k-block 64+64->48 8x8", conv(2, 64, 64, 8, 8, 48, 3, 1, 1), true, true, true, 0},
+      // Winograd edges: one channel in and out, tiles of one group straddling five images,
+      // and more tiles than one chunk holds (F(4x4): 448 of 512, F(2x2): 1024 of 2048).
+      {"1 channel 1->1 7x5 b2 all epilogues", conv(2, 1, 0, 7, 5, 1, 3, 1, 1, false, 0.5f), true,
+       true, true, 0},
+      {"6x6 tiles across images 3->5 b5", conv(5, 3, 0, 6, 6, 5, 3, 1, 1), true, true, false, 0},
+      {"two chunks 64->64 64x64 b2", conv(2, 64, 0, 64, 64, 64, 3, 1, 1), true, true, true, 2000},
   };
   for (const auto& c : cases) test_conv(be, c, rng);
   if (!large) return;
@@ -217,6 +226,60 @@ void test_convs(Backend& be, std::mt19937& rng, bool large) {
       {"real 192+192->192 64x64 k1 b1", conv(1, 192, 192, 64, 64, 192, 1, 1, 0), true, false, true, 3000},
   };
   for (const auto& c : real) test_conv(be, c, rng);
+}
+
+// Under a forced Winograd mode a 3x3 weight carries its transformed form beside the direct
+// one (so the cases above really ran through it); a 1x1 weight does not.
+void test_winograd_weight(Backend& be, int tile) {
+  std::vector<float> w(7 * 5 * 9, 0.1f);
+  std::unique_ptr<Weight> k3, k1;
+  const bool ok = be.prepare_conv(w.data(), 7, 5, 3, &k3).ok() && be.prepare_conv(w.data(), 7, 5, 1, &k1).ok();
+  const size_t direct3 = cpu::packed_a_floats(7, 45) * sizeof(float);
+  const size_t wino = cpu::winograd_weight_floats(tile, 7, 5) * sizeof(float);
+  const bool pass = ok && k3->bytes() == direct3 + wino &&
+                    k1->bytes() == cpu::packed_a_floats(7, 5) * sizeof(float);
+  std::printf("%s F(%dx%d,3x3) weight: 3x3 %zu bytes (direct %zu + winograd %zu), 1x1 %zu\n",
+              pass ? "ok  " : "FAIL", tile, tile, ok ? k3->bytes() : 0, direct3, wino,
+              ok ? k1->bytes() : 0);
+  if (!pass) ++g_failures;
+}
+
+// An image's output may not depend on what it is batched with (the server batches requests
+// and promises each the bits it gets alone): a batch of 4 against each image alone, bitwise,
+// with every epilogue. Under the per-layer rule 32x32 with 64 channels is Winograd, and
+// 16x16 direct (16 tiles an image, though the batch has 64).
+void test_batch_invariance(Backend& be, const char* label, int side, std::mt19937& rng) {
+  const ConvParams p = conv(4, 48, 16, side, side, 64, 3, 1, 1, false, 0.5f);
+  const int c_in = p.c_in1 + p.c_in2, hw = p.h_in * p.w_in;
+  auto s1 = random_vector(static_cast<size_t>(p.batch) * p.c_in1 * hw, rng);
+  auto s2 = random_vector(static_cast<size_t>(p.batch) * p.c_in2 * hw, rng);
+  auto w = random_vector(static_cast<size_t>(p.c_out) * c_in * 9, rng, -0.05f, 0.05f);
+  auto bias = random_vector(p.c_out, rng);
+  auto bias_bc = random_vector(static_cast<size_t>(p.batch) * p.c_out, rng);
+  auto residual = random_vector(static_cast<size_t>(p.batch) * p.c_out * hw, rng);
+  std::unique_ptr<Weight> weight;
+  bool ok = be.prepare_conv(w.data(), p.c_out, c_in, 3, &weight).ok();
+  const auto run = [&](int b0, int batch, float* dst) {
+    ConvParams q = p;
+    q.batch = batch;
+    ConvArgs a;
+    a.src1 = s1.data() + static_cast<size_t>(b0) * p.c_in1 * hw;
+    a.src2 = s2.data() + static_cast<size_t>(b0) * p.c_in2 * hw;
+    a.weight = weight.get();
+    a.bias = bias.data();
+    a.bias_bc = bias_bc.data() + static_cast<size_t>(b0) * p.c_out;
+    a.residual = residual.data() + static_cast<size_t>(b0) * p.c_out * hw;
+    a.dst = dst;
+    return be.conv2d(q, a).ok();
+  };
+  const size_t image = static_cast<size_t>(p.c_out) * hw;
+  std::vector<float> batched = poisoned(p.batch * image), alone = poisoned(p.batch * image);
+  ok = ok && run(0, p.batch, batched.data());
+  for (int b = 0; ok && b < p.batch; ++b) ok = run(b, 1, alone.data() + b * image);
+  ok = ok && batched == alone;
+  std::printf("%s %s, %dx%d: a batch of 4 gives each image the bits it gets alone\n",
+              ok ? "ok  " : "FAIL", label, side, side);
+  if (!ok) ++g_failures;
 }
 
 // ---------------------------------------------------------------- group_norm
@@ -572,6 +635,7 @@ int main() {
   // Every ISA path the CPU can run; asking for one it lacks falls back, which the
   // backend's name reveals, so such a path is skipped rather than run twice.
   const char* isas[] = {"avx512", "avx2", "generic"};
+  setenv("CM4J_CPU_CONV", "direct", 1);  // the Winograd convs get their own runs below
   for (const char* isa : isas) {
     setenv("CM4J_CPU_ISA", isa, 1);
     for (int threads : {2, 3}) {
@@ -589,9 +653,35 @@ int main() {
       run_all(*be, threads == 2);
     }
   }
+  // The Winograd convs (CM4J_CPU_CONV, read when a backend starts) on every ISA path: the
+  // 3x3 stride-1 pad-1 cases run through them, the others through the direct GEMM, all
+  // under the same bound (observed: F(4x4) <= 8.1e-6 at 768 channels, F(2x2) <= 6.2e-7).
+  for (const char* mode : {"winograd", "winograd2x2"}) {
+    setenv("CM4J_CPU_CONV", mode, 1);
+    for (const char* isa : isas) {
+      setenv("CM4J_CPU_ISA", isa, 1);
+      auto be = make_cpu_backend(2, CM4J_F32);
+      if (!be || std::string(be->name()) != std::string("cpu-") + isa) continue;
+      std::printf("== %s, CM4J_CPU_CONV=%s\n", be->name(), mode);
+      std::mt19937 rng(1234);
+      test_winograd_weight(*be, std::string(mode) == "winograd" ? 4 : 2);
+      test_convs(*be, rng, std::string(isa) == "avx512");
+    }
+  }
   unsetenv("CM4J_CPU_ISA");
-  std::mt19937 rng(99);
-  test_concurrent_backends(rng);
+  for (const char* mode : {"", "direct", "winograd", "winograd2x2"}) {
+    setenv("CM4J_CPU_CONV", mode, 1);
+    auto be = make_cpu_backend(2, CM4J_F32);
+    std::mt19937 rng(7);
+    for (int side : {32, 16}) test_batch_invariance(*be, *mode ? mode : "per-layer rule", side, rng);
+  }
+  for (const char* mode : {"direct", "winograd"}) {
+    setenv("CM4J_CPU_CONV", mode, 1);
+    std::printf("== CM4J_CPU_CONV=%s\n", mode);
+    std::mt19937 rng(99);
+    test_concurrent_backends(rng);
+  }
+  unsetenv("CM4J_CPU_CONV");
   std::printf(g_failures == 0 ? "PASS\n" : "FAILED: %d checks\n", g_failures);
   return g_failures == 0 ? 0 : 1;
 }

@@ -7,7 +7,8 @@
 // ~45 s for imagenet64 on 2 cores), or alone with CM4J_GOLDEN_DTYPE=bf16 (any CPU;
 // CM4J_CPU_ISA=amx|avx512bf16|avx2 picks the bf16 path). CM4J_GOLDEN_DTYPE=fp32: float32 only.
 // ctest runs it once per dispatch path (CMakeLists.txt): a path forced with CM4J_CPU_ISA that
-// this CPU lacks is a skip (exit 77), never a silent run of another path.
+// this CPU lacks is a skip (exit 77), never a silent run of another path; and once more for
+// each Winograd variant forced with CM4J_CPU_CONV, on the AVX-512 and generic paths.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -96,7 +97,9 @@ int main() {
   }
   const std::string isa = cm4j::cpu::isa_name(cm4j::cpu::choose_isa());
   const std::string bf16 = cm4j::cpu::bf16_path_name(cm4j::cpu::choose_bf16_path());
-  std::printf("kernels: fp32 %s, bf16 %s\n", isa.c_str(), bf16.c_str());
+  const char* conv = std::getenv("CM4J_CPU_CONV");
+  std::printf("kernels: fp32 %s, bf16 %s; 3x3 convs: %s\n", isa.c_str(), bf16.c_str(),
+              conv && *conv ? conv : "per-layer rule");
   if (const char* forced = std::getenv("CM4J_CPU_ISA")) {
     // The fp32 names select the fp32 kernels and the bf16 mode's portable kernel.
     const std::string want = forced;

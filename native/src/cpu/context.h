@@ -14,6 +14,7 @@
 #include "cpu/gemm_bf16.h"
 #include "cpu/thread_pool.h"
 #include "cpu/vecmath.h"
+#include "cpu/winograd.h"
 
 namespace cm4j {
 namespace cpu {
@@ -42,13 +43,16 @@ struct CpuContext {
   Bf16Kernel tile16;
   ConvertB16 convert16;
   AttentionBf16Kernels attn16;
+  ConvMode conv_mode;  // fp32 3x3 convs: CM4J_CPU_CONV or the per-layer rule (winograd.h)
+  const WinogradKernels* wino;
 
   // Makes every worker's scratch at least `floats` long (contents not kept).
   Status reserve_scratch(size_t floats);
   float* scratch(int worker) { return scratch_[worker].get(); }
 
   // One buffer shared by all workers for an op's repacked input (the direct16 conv's
-  // bf16 planes): at least `floats` long, contents not kept.
+  // bf16 planes, the Winograd conv's transformed tiles): at least `floats` long, contents
+  // not kept.
   Status reserve_packed_input(size_t floats);
   float* packed_input() { return packed_input_.get(); }
 

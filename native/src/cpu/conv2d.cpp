@@ -9,12 +9,13 @@
 #include "cpu/conv_direct16.h"
 #include "cpu/im2col.h"
 #include "cpu/ops.h"
+#include "cpu/winograd.h"
 #include "cpu/work_split.h"
 
 namespace cm4j {
 namespace cpu {
 
-Status pack_conv_weight(const CpuContext& ctx, const float* w, int c_out, int c_in, int kernel,
+Status pack_conv_weight(CpuContext& ctx, const float* w, int c_out, int c_in, int kernel,
                         std::unique_ptr<Weight>* out) {
   if (w == nullptr || out == nullptr) return invalid("prepare_conv: null pointer");
   if (c_out <= 0 || c_in <= 0 || (kernel != 1 && kernel != 3))
@@ -44,6 +45,13 @@ Status pack_conv_weight(const CpuContext& ctx, const float* w, int c_out, int c_
     pack_a16(w, cw->rows, cw->cols, data16);
   else
     pack_a(w, cw->rows, cw->cols, cw->cols, 1, cw->data.get());
+  cw->wino_tile = cw->bf16 || kernel != 3 ? 0 : winograd_tile(ctx.conv_mode, c_out, c_in);
+  if (cw->wino_tile > 0) {
+    cw->wino_floats = winograd_weight_floats(cw->wino_tile, c_out, c_in);
+    cw->wino = alloc_floats(cw->wino_floats);
+    if (!cw->wino) return out_of_memory("Winograd conv weight", cw->wino_floats * sizeof(float));
+    pack_winograd_weight(ctx.pool, w, cw->wino_tile, c_out, c_in, cw->wino.get());
+  }
   *out = std::move(cw);
   return Status::Ok();
 }
@@ -133,6 +141,8 @@ Status conv2d(CpuContext& ctx, const ConvParams& p, const ConvArgs& a) {
   out.scale = p.out_scale;
 
   if (w->bf16) return conv2d_bf16(ctx, p, a, *w, cols, out);
+  if (w->wino_tile > 0 && winograd_usable(ctx.conv_mode, p))
+    return conv2d_winograd(ctx, p, a, *w, out);
 
   const Blocking blk;
   static_assert(Blocking{}.nq <= ConvPanels::kMaxPanels, "ConvPanels packs at most kMaxPanels");

@@ -21,9 +21,17 @@ struct CpuWeight : Weight {
   bool direct16 = false;  // bf16 conv on the amx/avx512bf16 paths: the conv_direct16.h layout
   size_t floats = 0;  // allocated size of data in floats
   AlignedFloats data;
+  // fp32 3x3 conv chosen for Winograd F(m x m, 3x3) (winograd.h): m (2 or 4), else 0, and
+  // the transformed weight, (m+2)^2 PackedA of [c_out, c_in], kept beside the direct one.
+  int wino_tile = 0;
+  size_t wino_floats = 0;
+  AlignedFloats wino;
 
-  size_t bytes() const override { return floats * sizeof(float); }
+  size_t bytes() const override { return (floats + wino_floats) * sizeof(float); }
   PackedA packed() const { return PackedA{data.get(), rows, cols}; }
+  PackedA wino_packed(int xi) const {
+    return PackedA{wino.get() + xi * packed_a_floats(rows, c_in), rows, c_in};
+  }
   PackedA16 packed16() const {
     return PackedA16{reinterpret_cast<const uint16_t*>(data.get()), rows, cols};
   }

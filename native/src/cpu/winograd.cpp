@@ -1,0 +1,167 @@
+// Winograd's set-up (winograd.h): CM4J_CPU_CONV, the per-layer rule, the filter transform
+// and the generic transforms; the convolution itself is in winograd_conv.cpp.
+#include "cpu/winograd.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "cm4j.h"
+#include "cpu/gemm.h"
+#include "cpu/thread_pool.h"
+#include "cpu/winograd_transforms.h"
+
+namespace cm4j {
+namespace cpu {
+
+namespace {
+
+constexpr struct {
+  const char* name;
+  ConvMode mode;
+} kConvModes[] = {{"direct", ConvMode::kDirect},
+                  {"winograd", ConvMode::kWinograd4},
+                  {"winograd2x2", ConvMode::kWinograd2}};
+
+}  // namespace
+
+ConvMode choose_conv_mode() {
+  const char* env = std::getenv("CM4J_CPU_CONV");
+  if (env == nullptr || *env == '\0') return ConvMode::kAuto;
+  for (const auto& m : kConvModes)
+    if (std::strcmp(env, m.name) == 0) return m.mode;
+  return ConvMode::kAuto;  // check_conv_override() has refused it before any backend starts
+}
+
+Status check_conv_override() {
+  const char* env = std::getenv("CM4J_CPU_CONV");
+  if (env == nullptr || *env == '\0') return Status::Ok();
+  std::string valid;
+  for (const auto& m : kConvModes) {
+    if (std::strcmp(env, m.name) == 0) return Status::Ok();
+    valid += (valid.empty() ? "" : ", ") + std::string(m.name);
+  }
+  return {CM4J_ERR_INVALID_ARGUMENT,
+          std::string("CM4J_CPU_CONV=") + env + ": unknown value; valid: " + valid};
+}
+
+// ---------------------------------------------------------------- the per-layer rule
+
+// Measured with `bench_cpu_ops --isa avx512 --threads 2 --quick --layers` on the 2-vCPU
+// AMD EPYC development machine (shared, noisy: compare within a run), imagenet64 shapes,
+// GFLOP/s of the direct conv's arithmetic per CPU second, direct -> F(4x4):
+//   192 -> 192 @ 64x64: 320 -> 460 (b1), 318 -> 497 (b4)
+//   384 -> 384 @ 32x32: 275 -> 627 (b1), 268 -> 702 (b4)
+//   576 -> 576 @ 16x16: 293 -> 272 (b1, 16 tiles), 253 -> 658 (b4, 64 tiles)
+//   768 -> 768 @ 8x8:   216 ->  69 (b1, 4 tiles),  266 -> 277 (b4, 16 tiles)
+// F(2x2) was at best 1.4x direct (16x16 and 8x8 at batch 4), below F(4x4) wherever either
+// won, so the rule uses F(4x4) only. Its GEMMs have one column per tile: under 64 tiles
+// (two kNR panels) most of each panel is padding and direct wins. The choice may not depend
+// on the batch (an image must come out bit for bit the same batched or alone), so it counts
+// one image's tiles: 64 or more, i.e. 32x32 and up; 16x16 at batch 4 gives up its gain.
+// It is made in two steps, since the spatial size is only known at the call:
+//  - at load, a 3x3 weight gets its F(4x4) form when c_in and c_out are 64 or more (below,
+//    the transforms outweigh the GEMM) and c_out is at most 384: the wider layers of these
+//    UNets are their deeper levels (16x16 and 8x8 in imagenet64), under 64 tiles an image,
+//    and their transformed weights (4x the direct ones) would cost the most memory;
+//  - at each call, F(4x4) runs when one image has 64 tiles or more.
+constexpr int kMinChannels = 64;
+constexpr int kMaxOutChannels = 384;
+constexpr int kMinTiles = 64;
+
+int winograd_tile(ConvMode mode, int c_out, int c_in) {
+  switch (mode) {
+    case ConvMode::kWinograd4: return 4;
+    case ConvMode::kWinograd2: return 2;
+    case ConvMode::kDirect: return 0;
+    case ConvMode::kAuto: break;
+  }
+  return c_in >= kMinChannels && c_out >= kMinChannels && c_out <= kMaxOutChannels ? 4 : 0;
+}
+
+bool winograd_usable(ConvMode mode, const ConvParams& p) {
+  if (p.kernel != 3 || p.stride != 1 || p.pad != 1) return false;
+  if (mode != ConvMode::kAuto) return true;
+  return ((p.h_out() + 3) / 4) * ((p.w_out() + 3) / 4) >= kMinTiles;
+}
+
+// ---------------------------------------------------------------- filter transform
+
+size_t winograd_weight_floats(int tile, int c_out, int c_in) {
+  const int t = tile + 2;
+  return static_cast<size_t>(t) * t * packed_a_floats(c_out, c_in);
+}
+
+void pack_winograd_weight(ThreadPool& pool, const float* w, int tile, int c_out, int c_in,
+                          float* dst) {
+  // G (t x 3), in double: U is rounded to float once.
+  static const double kG2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  static const double kG4[6][3] = {{1.0 / 4, 0, 0},
+                                   {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                   {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                   {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                   {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                   {0, 0, 1}};
+  const int t = tile + 2, tt = t * t;
+  const double(*g)[3] = tile == 2 ? kG2 : kG4;
+  const size_t per_position = packed_a_floats(c_out, c_in);
+  const size_t slab_floats = static_cast<size_t>(c_in) * kMR;  // one panel of one position
+  // One task per panel of kMR rows: its t*t slabs are built in a buffer, then copied out
+  // one position at a time; writing the t*t positions (megabytes apart) value by value
+  // costs a TLB miss a store and made loading imagenet64 30 s slower.
+  const int panels = (c_out + kMR - 1) / kMR;
+  std::vector<std::unique_ptr<float[]>> buffers(pool.size());  // one per worker, reused
+  const auto task = [&](int p, int worker) {
+    if (!buffers[worker]) buffers[worker].reset(new float[tt * slab_floats]);
+    float* slabs = buffers[worker].get();  // [tt][c_in][kMR]
+    for (int ci = 0; ci < c_in; ++ci)
+      for (int r = 0; r < kMR; ++r) {
+        float* out = slabs + static_cast<size_t>(ci) * kMR + r;
+        const int co = p * kMR + r;
+        if (co >= c_out) {  // rows past c_out are zero
+          for (int xi = 0; xi < tt; ++xi) out[xi * slab_floats] = 0.0f;
+          continue;
+        }
+        const float* f = w + (static_cast<size_t>(co) * c_in + ci) * 9;  // [3, 3]
+        double gf[6][3];                                                // G f
+        for (int i = 0; i < t; ++i)
+          for (int j = 0; j < 3; ++j)
+            gf[i][j] = g[i][0] * f[j] + g[i][1] * f[3 + j] + g[i][2] * f[6 + j];
+        for (int i = 0; i < t; ++i)
+          for (int k = 0; k < t; ++k)
+            out[(i * t + k) * slab_floats] =
+                static_cast<float>(gf[i][0] * g[k][0] + gf[i][1] * g[k][1] + gf[i][2] * g[k][2]);
+      }
+    for (int xi = 0; xi < tt; ++xi)
+      std::memcpy(dst + xi * per_position + p * slab_floats, slabs + xi * slab_floats,
+                  sizeof(float) * slab_floats);
+  };
+  if (!pool.parallel_for(panels, task)) throw std::bad_alloc();  // only allocation can fail
+}
+
+// ---------------------------------------------------------------- generic transforms
+
+namespace {
+
+void input2_generic(const float* d, float* v, int64_t vs) { wino::input_tile(wino::kBT2, d, v, vs); }
+void input4_generic(const float* d, float* v, int64_t vs) { wino::input_tile(wino::kBT4, d, v, vs); }
+void output2_generic(const float* mv, int64_t ms, float* y) { wino::output_tile(wino::kAT2, mv, ms, y); }
+void output4_generic(const float* mv, int64_t ms, float* y) { wino::output_tile(wino::kAT4, mv, ms, y); }
+
+}  // namespace
+
+const WinogradKernels& winograd_kernels(Isa isa) {
+  static const WinogradKernels generic = {input2_generic, input4_generic, output2_generic,
+                                          output4_generic};
+#if defined(__x86_64__) || defined(__i386__)
+  if (isa == Isa::kAvx512) return winograd_kernels_avx512();
+#endif
+  (void)isa;
+  return generic;
+}
+
+}  // namespace cpu
+}  // namespace cm4j
