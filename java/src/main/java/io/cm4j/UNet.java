@@ -599,6 +599,19 @@ public final class UNet implements AutoCloseable {
     return maxBatch;
   }
 
+  /**
+   * Refuses {@code images} over {@link #maxBatch()}, for callers that would allocate for them
+   * before the engine says so.
+   *
+   * @throws IllegalArgumentException "ARGUMENT: N images, at most M in one call of this model"
+   */
+  public void checkBatch(String argument, long images) {
+    if (images > maxBatch) {
+      throw new IllegalArgumentException(argument + ": " + images + " images, at most "
+          + maxBatch + " in one call of this model");
+    }
+  }
+
   /** Whether forward passes need class labels. */
   public boolean isClassConditional() {
     return numClassEmbeds > 0;

@@ -20,7 +20,7 @@ final class EditBatch {
   static void runStepByStep(UNet unet, List<Editing> editings) throws Cm4jException {
     checkBatchable(editings);
     while (!editings.get(0).isDone()) {
-      Batch batch = Batch.of(editings, unet.maxBatch());
+      Batch batch = Batch.of(editings, unet);
       float[] input = new float[batch.elements];
       int at = 0;
       for (Editing e : editings) {
@@ -44,7 +44,7 @@ final class EditBatch {
   static void runOnDevice(UNet unet, List<Editing> editings) throws Cm4jException {
     checkBatchable(editings);
     Editing first = editings.get(0);
-    Batch batch = Batch.of(editings, unet.maxBatch());
+    Batch batch = Batch.of(editings, unet);
     Editing.Schedule schedule = first.schedule();
     int from = first.stepIndex();
     int steps = schedule.length() - from;
@@ -109,15 +109,12 @@ final class EditBatch {
 
   /** The images, labels and shape of several edits side by side. */
   private record Batch(int images, int elements, long[] shape, long[] labels) {
-    static Batch of(List<Editing> editings, int maxBatch) {
+    static Batch of(List<Editing> editings, UNet unet) {
       long images = 0;
       for (Editing e : editings) {
         images += e.batchSize();
       }
-      if (images > maxBatch) {
-        throw new IllegalArgumentException("requests: " + images + " images together, at most "
-            + maxBatch + " in one pass of this model");
-      }
+      unet.checkBatch("requests", images);
       long[] shape = editings.get(0).shape();
       shape[0] = images;
       long[] labels = editings.get(0).classLabels() == null ? null : new long[(int) images];

@@ -200,10 +200,7 @@ public final class ImageEditor {
     } else {
       batch = checkAlphas(r.alphas());
     }
-    if (batch > unet.maxBatch()) {
-      throw new IllegalArgumentException((task.takesImage() ? "image: " : "alphas: ")
-          + batch + " images, at most " + unet.maxBatch() + " in one edit of this model");
-    }
+    unet.checkBatch(task.takesImage() ? "image" : "alphas", batch);
     long[] shape = {batch, channels, size, size};
     long[] labels = classLabels(r.classLabels(), batch, r.seed());
     float[] mask = task == EditTask.INPAINT ? checkMask(r.maskKeep(), batch, size) : null;

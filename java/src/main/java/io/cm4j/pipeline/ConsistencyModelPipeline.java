@@ -290,10 +290,7 @@ public final class ConsistencyModelPipeline implements AutoCloseable {
     private Sampling(GenerationRequest request) {
       this.request = request;
       int batch = request.batchSize();
-      if (batch > unet.maxBatch()) {
-        throw new IllegalArgumentException("batch_size: at most " + unet.maxBatch()
-            + " images in one call of this model, found " + batch);
-      }
+      unet.checkBatch("batch_size", batch);
       int size = unet.sampleSize();
       shape = new long[] {batch, unet.inChannels(), size, size};
       labels = ConsistencyModelPipeline.this.classLabels(request);

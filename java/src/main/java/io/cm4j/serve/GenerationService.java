@@ -48,8 +48,9 @@ import java.util.concurrent.locks.ReentrantLock;
  * its latents and step noise never depend on other requests. Since the UNet takes a timestep
  * and a label per image, one pass can carry the next step of any set of requests, whatever
  * their seeds, labels, step counts or timesteps. A pass takes every request in progress, then
- * the oldest waiting ones while they fit in {@link ServiceOptions#maxBatch()} images; when room
- * is left it waits up to {@link ServiceOptions#maxWait()} for more. Passes are split back per
+ * the oldest waiting ones while they fit in {@link ServiceOptions#maxBatch()} images (at most
+ * {@link UNet#maxBatch()}); when room is left it waits up to {@link ServiceOptions#maxWait()}
+ * for more. Passes are split back per
  * request, which then takes its own scheduler step.
  *
  * <p><b>Same images as alone.</b> A request gets exactly the images
@@ -82,6 +83,7 @@ public final class GenerationService implements AutoCloseable {
   private final ImageEditor editor;
   private final UNet unet;
   private final ServiceOptions options;
+  private final int maxPassImages; // options.maxBatch(), at most what the model takes
   private final long maxWaitNanos;
   private final List<Thread> workers = new ArrayList<>();
   private int workersLeft; // guarded by lock
@@ -173,6 +175,7 @@ public final class GenerationService implements AutoCloseable {
     this.pipeline = engines.primary();
     this.options = Objects.requireNonNull(options, "options");
     this.unet = pipeline.unet();
+    this.maxPassImages = Math.min(options.maxBatch(), unet.maxBatch());
     this.editor = ImageEditor.of(pipeline);
     this.maxWaitNanos = saturatedNanos(options.maxWait());
     events = new ScheduledThreadPoolExecutor(1, r -> {
@@ -430,7 +433,7 @@ public final class GenerationService implements AutoCloseable {
         while (!queue.isEmpty()) {
           Job<?> next = queue.peekFirst();
           boolean runnable = !next.state.isDone() && !next.expiredAt(now);
-          if (runnable && images > 0 && images + next.images() > options.maxBatch()) {
+          if (runnable && images > 0 && images + next.images() > maxPassImages) {
             break; // a request larger than maxBatch runs alone
           }
           queue.pollFirst();
@@ -453,7 +456,7 @@ public final class GenerationService implements AutoCloseable {
           changed.await();
           continue;
         }
-        if (images >= options.maxBatch() || !queue.isEmpty() || state != State.RUNNING) {
+        if (images >= maxPassImages || !queue.isEmpty() || state != State.RUNNING) {
           return new ArrayList<>(active);
         }
         long oldest = Long.MAX_VALUE;

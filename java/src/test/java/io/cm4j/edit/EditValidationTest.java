@@ -141,12 +141,13 @@ class EditValidationTest {
     try (UNet big = UNet.create(file, WeightSource.synthV1(1), Device.CPU, Precision.FP32)) {
       assertEquals(5, big.maxBatch());
       refused(new ImageEditor(big, SchedulerConfig.DEFAULT), "alphas:",
-          "6 images, at most 5 in one edit",
+          "6 images, at most 5 in one call of this model",
           EditRequest.builder(EditTask.INTERPOLATE).alphas(0, 0.2, 0.4, 0.6, 0.8, 1));
       IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
           () -> new ConsistencyModelPipeline(big, SchedulerConfig.DEFAULT).generate(
               GenerationRequest.builder().batchSize(6).build()));
-      assertTrue(e.getMessage().startsWith("batch_size: at most 5 images"), e.getMessage());
+      assertTrue(e.getMessage().startsWith("batch_size: 6 images, at most 5 in one call"),
+          e.getMessage());
     }
     // 3 x channels x side^2 at the widest level: 3 x 32 x 32^2 at 32x32
     assertEquals(Integer.MAX_VALUE / (3 * 32 * 32 * 32), conditional.maxBatch());
