@@ -83,6 +83,15 @@ def load_model(config_path, tool):
     return UNet2DModel.from_config(config).eval()
 
 
+def report(tool, out, fields):
+    """One result line, `tool key=value ...`, after checking the pass's output is finite (a
+    broken baseline must not pass for a fast one)."""
+    import torch
+    if not torch.isfinite(out.float()).all():
+        sys.exit(f"{tool}: non-finite output at " + " ".join(f"{k}={v}" for k, v in fields.items()))
+    print(tool, " ".join(f"{k}={v}" for k, v in fields.items()), flush=True)
+
+
 def main():
     args = parse_args()
     model = load_model(args.config, "cpu_baseline")
@@ -112,11 +121,10 @@ def main():
                         sec = time.perf_counter() - t0
                         if it > 0:  # the first pass creates oneDNN primitives and buffers
                             best = min(best, sec)
-                if not torch.isfinite(out.float()).all():
-                    sys.exit(f"cpu_baseline: non-finite output at {dtype_name} batch {batch}")
-                print(f"cpu_baseline dtype={dtype_name} threads={nthreads} batch={batch} "
-                      f"iters={args.iters} s_pass={best:.4f} s_image={best / batch:.4f} "
-                      f"images_s={batch / best:.4f}", flush=True)
+                report("cpu_baseline", out, {
+                    "dtype": dtype_name, "threads": nthreads, "batch": batch, "iters": args.iters,
+                    "s_pass": f"{best:.4f}", "s_image": f"{best / batch:.4f}",
+                    "images_s": f"{batch / best:.4f}"})
 
 
 if __name__ == "__main__":

@@ -6,8 +6,14 @@
 //            every kernel, output download); the first call per batch size (plan and
 //            arena building) is a warm-up and not timed.
 //   ops:     CUDA events on the backend's stream, median of several launches.
-// Lines starting with "RESULT" are for scripts/device-check.sh's summary.
+// Lines starting with "RESULT" are for scripts/device-check.sh's summary and
+// scripts/gpu-bench.sh's table.
 //   --quick   fewer iterations, no batch 64
+//   --batch 1,8,64,256 --dtype fp16,bf16,fp32 [--generate] [--ops N] [--ops-batch B]
+//             forward passes of those only (gpu-bench.sh's run), with one- and two-step
+//             generation (cm4j_unet_sample) and the N slowest ops of a profiled pass;
+//             --device cpu:N --config FILE run that on another engine (a check of this
+//             bench without a GPU)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -32,74 +38,146 @@ namespace {
 constexpr double kGflopPerImage = 219.3;  // imagenet64 UNet forward, from the architecture doc
 
 bool g_quick = false;
+// --device / --config: the engine bench_forward builds (another config or the cpu device
+// checks this bench's own logic on a machine without a GPU; TFLOP/s is imagenet64's).
+std::string g_device = "cuda";
+std::string g_config;
 
 double now_ms() {
   using clock = std::chrono::steady_clock;
   return std::chrono::duration<double, std::milli>(clock::now().time_since_epoch()).count();
 }
 
-void bench_forward(int dtype, const char* dtype_name, const std::vector<int>& batches) {
-  const std::string config = cm4j_test::read_text(cm4j_test::golden_dir() + "/imagenet64/config.json");
+const char* dtype_tag(int dtype) {
+  return dtype == CM4J_F16 ? "fp16" : dtype == CM4J_BF16 ? "bf16" : "fp32";
+}
+
+// Median milliseconds of `fn` (a synchronous engine call) after one warm-up call, over at most
+// max_iters calls and about budget_ms; -1 with the message printed when a call fails.
+double median_ms(const std::function<int()>& fn, int max_iters, double budget_ms, const char* what) {
+  if (fn() != CM4J_OK) {  // warm-up: builds the plan and arena for this batch
+    std::printf("%s failed: %s\n", what, cm4j_last_error());
+    return -1;
+  }
+  std::vector<double> times;
+  const double start = now_ms();
+  while (static_cast<int>(times.size()) < max_iters && (times.empty() || now_ms() - start < budget_ms)) {
+    const double t0 = now_ms();
+    if (fn() != CM4J_OK) {
+      std::printf("%s failed: %s\n", what, cm4j_last_error());
+      return -1;
+    }
+    times.push_back(now_ms() - t0);
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+// One forward pass of u at `batch` with the op profile on: the `top` slowest ops as RESULT
+// lines (milliseconds with each op waited for; their sum exceeds a plain pass's by the
+// launch overlap a plain pass has).
+void slowest_ops(cm4j_unet* u, const char* tag, int batch, int top, const std::function<int()>& forward,
+                 std::vector<std::string>* results) {
+  if (cm4j_unet_set_profile_ops(u, 1) != CM4J_OK || forward() != CM4J_OK) {
+    std::printf("op profile failed: %s\n", cm4j_last_error());
+    cm4j_unet_set_profile_ops(u, 0);
+    return;
+  }
+  std::vector<std::pair<double, std::string>> ops;
+  double total = 0;
+  for (int i = 0; i < cm4j_unet_op_count(u); ++i) {
+    ops.emplace_back(cm4j_unet_op_ms(u, i), cm4j_unet_op_name(u, i));
+    total += ops.back().first;
+  }
+  cm4j_unet_set_profile_ops(u, 0);
+  std::sort(ops.rbegin(), ops.rend());
+  std::printf("%s batch %d: the %d slowest of %zu ops (each waited for; %.2f ms in all)\n", tag,
+              batch, top, ops.size(), total);
+  for (int i = 0; i < top && i < static_cast<int>(ops.size()); ++i) {
+    std::printf("  %8.3f ms  %5.1f%%  %s\n", ops[i].first, 100 * ops[i].first / total, ops[i].second.c_str());
+    char line[256];
+    std::snprintf(line, sizeof line, "RESULT op %s batch=%d rank=%d ms=%.3f share=%.1f name=%s", tag,
+                  batch, i + 1, ops[i].first, 100 * ops[i].first / total, ops[i].second.c_str());
+    results->push_back(line);
+  }
+}
+
+// imagenet64 with synth-v1 weights in `dtype`: per batch, a forward pass (cm4j_unet_forward:
+// input upload, every kernel, output download) and, with `generate`, one- and two-step
+// generation (cm4j_unet_sample: the whole loop on the device); the op profile of the batch
+// `ops_batch` when `top_ops` > 0. RESULT lines for scripts/device-check.sh and gpu-bench.sh.
+void bench_forward(int dtype, const char* dtype_name, const std::vector<int>& batches,
+                   bool generate = false, int top_ops = 0, int ops_batch = 0) {
+  const std::string path = g_config.empty() ? cm4j_test::golden_dir() + "/imagenet64/config.json" : g_config;
+  const std::string config = cm4j_test::read_text(path);
   if (config.empty()) {
-    std::printf("forward: no imagenet64 config under %s\n", cm4j_test::golden_dir().c_str());
+    std::printf("forward: cannot read the config %s\n", path.c_str());
     return;
   }
   cm4j_unet* u = nullptr;
-  if (cm4j_unet_create(config.c_str(), "cuda", dtype, &u) != CM4J_OK ||
+  if (cm4j_unet_create(config.c_str(), g_device.c_str(), dtype, &u) != CM4J_OK ||
       cm4j_unet_bind_synth(u, 1) != CM4J_OK || cm4j_unet_finalize(u) != CM4J_OK) {
     std::printf("forward: engine setup failed: %s\n", cm4j_last_error());
     cm4j_unet_destroy(u);
     return;
   }
-  std::printf("\nimagenet64 forward, %s, synth-v1 weights (%.1f MB of weights)\n", dtype_name,
+  const char* tag = dtype_tag(dtype);
+  std::printf("\n%s forward on %s, %s, synth-v1 weights (%.1f MB of weights)\n",
+              g_config.empty() ? "imagenet64" : g_config.c_str(), g_device.c_str(), dtype_name,
               cm4j_unet_weight_bytes(u) / 1e6);
-  std::printf("| batch | iters | ms / forward | ms / image | images / s | TFLOP/s | arena MB |\n");
-  std::printf("|------:|------:|-------------:|-----------:|-----------:|--------:|---------:|\n");
+  std::printf("| batch | ms / forward | ms / image | images / s | TFLOP/s | 1-step ms | 2-step ms | arena MB |\n");
+  std::printf("|------:|-------------:|-----------:|-----------:|--------:|----------:|----------:|---------:|\n");
   std::mt19937 rng(7);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<std::string> results;  // RESULT lines, printed after the table
   for (int batch : batches) {
     if (g_quick && batch > 8) continue;
-    const size_t n = static_cast<size_t>(batch) * 3 * 64 * 64;
+    const int c = cm4j_unet_in_channels(u), size = cm4j_unet_sample_size(u);
+    const size_t n = static_cast<size_t>(batch) * c * size * size;
     std::vector<float> sample(n), out(n), t(batch);
     std::vector<int64_t> labels(batch);
     for (auto& v : sample) v = normal(rng);
     for (int b = 0; b < batch; ++b) {
       t[b] = 250.0f * std::log(0.002f + 80.0f * b / batch + 1.0f);
-      labels[b] = (b * 97) % 1000;
+      labels[b] = (b * 97) % std::max(1, cm4j_unet_num_class_embeds(u));
     }
-    auto forward = [&] {
-      return cm4j_unet_forward(u, batch, sample.data(), t.data(), labels.data(), out.data());
-    };
-    if (forward() != CM4J_OK) {  // warm-up: builds the plan and arena for this batch
-      std::printf("| %5d | forward failed: %s\n", batch, cm4j_last_error());
-      continue;
-    }
-    const int max_iters = g_quick ? 3 : (batch == 64 ? 3 : 10);
+    const int64_t* lab = cm4j_unet_num_class_embeds(u) > 0 ? labels.data() : nullptr;
+    auto forward = [&] { return cm4j_unet_forward(u, batch, sample.data(), t.data(), lab, out.data()); };
+    const int max_iters = g_quick ? 3 : (batch >= 64 ? 3 : 10);
     const double budget_ms = g_quick ? 2000 : 6000;
-    std::vector<double> times;
-    const double start = now_ms();
-    bool failed = false;
-    while (static_cast<int>(times.size()) < max_iters && (times.empty() || now_ms() - start < budget_ms)) {
-      const double t0 = now_ms();
-      if (forward() != CM4J_OK) {
-        std::printf("| %5d | forward failed: %s\n", batch, cm4j_last_error());
-        failed = true;
-        break;
-      }
-      times.push_back(now_ms() - t0);
+    const double ms = median_ms(forward, max_iters, budget_ms, "forward");
+    if (ms < 0) continue;
+    // Generation: one step from sigma 80, and two (80, then 0.661: a second step from the
+    // middle of the schedule, as the multistep examples take).
+    double gen_ms[2] = {-1, -1};
+    for (int steps = 1; generate && steps <= 2; ++steps) {
+      const std::vector<float> sigmas = steps == 1 ? std::vector<float>{80.0f} : std::vector<float>{80.0f, 0.661f};
+      cm4j_test::SampleTables tab = cm4j_test::sample_tables(sigmas, batch);
+      std::vector<float> noise(steps == 2 ? 2 * n : 0);
+      for (auto& v : noise) v = normal(rng);
+      gen_ms[steps - 1] = median_ms(
+          [&] {
+            return cm4j_unet_sample(u, batch, steps, sample.data(), tab.timesteps.data(),
+                                    tab.input_scale.data(), tab.c_skip.data(), tab.c_out.data(),
+                                    tab.noise_scale.data(), 1.0f, steps == 2 ? noise.data() : nullptr,
+                                    lab, 1, out.data());
+          },
+          max_iters, budget_ms, "generate");
     }
-    if (failed || times.empty()) continue;
-    std::sort(times.begin(), times.end());
-    const double ms = times[times.size() / 2];
-    const double tflops = kGflopPerImage * batch / ms;  // GFLOP per ms is TFLOP per s
-    std::printf("| %5d | %5zu | %12.2f | %10.2f | %10.1f | %7.2f | %8.1f |\n", batch, times.size(),
-                ms, ms / batch, 1e3 * batch / ms, tflops, cm4j_unet_arena_bytes(u) / 1e6);
-    const char* tag = dtype == CM4J_F16 ? "fp16" : dtype == CM4J_BF16 ? "bf16" : "fp32";
-    char line[160];
-    std::snprintf(line, sizeof line, "RESULT forward %s batch=%d ms=%.2f img_per_s=%.1f tflops=%.2f",
+    const double tflops = g_config.empty() ? kGflopPerImage * batch / ms : 0;  // GFLOP/ms = TFLOP/s
+    std::printf("| %5d | %12.2f | %10.3f | %10.1f | %7.2f | %9.2f | %9.2f | %8.1f |\n", batch, ms,
+                ms / batch, 1e3 * batch / ms, tflops, gen_ms[0], gen_ms[1], cm4j_unet_arena_bytes(u) / 1e6);
+    char line[200];
+    std::snprintf(line, sizeof line, "RESULT forward %s batch=%d ms=%.3f img_per_s=%.1f tflops=%.2f",
                   tag, batch, ms, 1e3 * batch / ms, tflops);
     results.push_back(line);
+    for (int steps = 1; steps <= 2; ++steps) {
+      if (gen_ms[steps - 1] < 0) continue;
+      std::snprintf(line, sizeof line, "RESULT generate %s steps=%d batch=%d ms=%.3f img_per_s=%.1f",
+                    tag, steps, batch, gen_ms[steps - 1], 1e3 * batch / gen_ms[steps - 1]);
+      results.push_back(line);
+    }
+    if (top_ops > 0 && batch == ops_batch) slowest_ops(u, tag, batch, top_ops, forward, &results);
   }
   std::printf("\n");
   for (const std::string& r : results) std::printf("%s\n", r.c_str());
@@ -373,20 +451,79 @@ void bench_ops() {
 }
 #endif
 
+std::vector<int> parse_list(const char* text) {
+  std::vector<int> out;
+  for (const char* p = text; *p;) {
+    char* end = nullptr;
+    const long v = std::strtol(p, &end, 10);
+    if (end == p || v < 1 || v > 4096 || (*end && *end != ',')) return {};
+    out.push_back(static_cast<int>(v));
+    p = *end ? end + 1 : end;
+  }
+  return out;
+}
+
+int usage(const char* argv0) {
+  std::fprintf(stderr,
+               "usage: %s [--quick] [--batch 1,8,64,256 --dtype fp16,bf16,fp32 [--generate]\n"
+               "          [--ops N] [--ops-batch B] [--device cuda|cpu:N] [--config FILE]]\n"
+               "  no options: forward at batch 1, 8, 64 in fp32 and fp16 (bf16 at 8), then the\n"
+               "              per-op benchmarks (device-check's run)\n"
+               "  --batch/--dtype: forward passes of those only, no per-op benchmarks;\n"
+               "  --generate: one- and two-step generation too; --ops N: the N slowest ops of\n"
+               "  one profiled pass at --ops-batch (default the largest batch)\n",
+               argv0);
+  return 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::vector<int> batches, dtypes;
+  bool generate = false;
+  int top_ops = 0, ops_batch = 0;
   for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--quick") == 0) {
+    const std::string a = argv[i];
+    const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
+    if (a == "--quick") {
       g_quick = true;
+    } else if (a == "--generate") {
+      generate = true;
+    } else if (a == "--batch" && value) {
+      batches = parse_list(argv[++i]);
+      if (batches.empty()) return usage(argv[0]);
+    } else if (a == "--dtype" && value) {
+      for (const char* d = argv[++i]; *d;) {
+        const size_t len = std::strcspn(d, ",");
+        const std::string name(d, len);
+        if (name == "fp32") dtypes.push_back(CM4J_F32);
+        else if (name == "fp16") dtypes.push_back(CM4J_F16);
+        else if (name == "bf16") dtypes.push_back(CM4J_BF16);
+        else return usage(argv[0]);
+        d += len + (d[len] == ',');
+      }
+    } else if (a == "--device" && value) {
+      g_device = argv[++i];
+    } else if (a == "--config" && value) {
+      g_config = argv[++i];
+    } else if ((a == "--ops" || a == "--ops-batch") && value) {
+      const std::vector<int> v = parse_list(argv[++i]);
+      if (v.size() != 1) return usage(argv[0]);
+      (a == "--ops" ? top_ops : ops_batch) = v[0];
     } else {
-      std::fprintf(stderr, "usage: %s [--quick]\n", argv[0]);
-      return 2;
+      return usage(argv[0]);
     }
   }
-  if (cm4j_cuda_device_count() == 0) {
+  const bool custom = !batches.empty() || !dtypes.empty();
+  if (custom && (batches.empty() || dtypes.empty())) return usage(argv[0]);
+  if (ops_batch == 0 && !batches.empty()) ops_batch = *std::max_element(batches.begin(), batches.end());
+  if (g_device.rfind("cuda", 0) == 0 && cm4j_cuda_device_count() == 0) {
     std::printf("bench_cuda: skipped: %s\n", cm4j_last_error());
     return 77;
+  }
+  if (custom) {
+    for (int dtype : dtypes) bench_forward(dtype, dtype_tag(dtype), batches, generate, top_ops, ops_batch);
+    return 0;
   }
 #ifdef CM4J_HAVE_CUDA
   cudaDeviceProp prop;

@@ -169,6 +169,16 @@ CM4J_API const char *cm4j_unet_tap_name(const cm4j_unet *unet, int index);
 CM4J_API int cm4j_unet_tap_shape(const cm4j_unet *unet, int index, int64_t *shape_out /*[4]*/);
 CM4J_API int cm4j_unet_tap_copy(const cm4j_unet *unet, int index, float *dst, int64_t n);
 
+/* Op profile, for benchmarks: while enabled, every forward pass (and every step of a
+ * sampling loop) waits for each op to finish before starting the next and records its wall
+ * time, so the profile shows where a pass's time goes at the cost of the overlap a plain
+ * pass has. The accessors read the last profiled pass (count 0 before one). Enabling or
+ * disabling clears it. Not synchronized with a pass running on another thread. */
+CM4J_API int cm4j_unet_set_profile_ops(cm4j_unet *unet, int enable);
+CM4J_API int cm4j_unet_op_count(const cm4j_unet *unet);
+CM4J_API const char *cm4j_unet_op_name(const cm4j_unet *unet, int index); /* NULL out of range */
+CM4J_API double cm4j_unet_op_ms(const cm4j_unet *unet, int index);        /* -1 out of range */
+
 /* Bytes held by the engine: packed weights, and the activation arena of the last batch size. */
 CM4J_API int64_t cm4j_unet_weight_bytes(const cm4j_unet *unet);
 CM4J_API int64_t cm4j_unet_arena_bytes(const cm4j_unet *unet);

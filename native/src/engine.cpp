@@ -32,6 +32,10 @@ struct cm4j_unet {
   size_t arena_floats = 0;
   bool capture_taps = false;
   std::vector<cm4j::Tap> taps;
+  // The op profile of the last forward pass or sampling step, while enabled.
+  bool profile_ops = false;
+  std::vector<std::string> op_names;
+  std::vector<double> op_ms;
 };
 
 namespace {
@@ -165,6 +169,11 @@ cm4j::ExecContext plan_context(cm4j_unet* u, const int64_t* class_labels) {
   ctx.offsets = &u->plan->offsets();
   ctx.class_labels = class_labels;
   ctx.taps = &u->taps;
+  if (u->profile_ops) {
+    ctx.op_ms = &u->op_ms;
+    u->op_names.resize(u->plan->op_count());
+    for (size_t i = 0; i < u->op_names.size(); ++i) u->op_names[i] = u->plan->op_name(i);
+  }
   return ctx;
 }
 
@@ -511,6 +520,35 @@ int cm4j_unet_set_capture_taps(cm4j_unet* u, int enable) {
     std::lock_guard<std::mutex> lock(u->mutex);
     u->capture_taps = enable != 0;
     return CM4J_OK;
+  });
+}
+
+int cm4j_unet_set_profile_ops(cm4j_unet* u, int enable) {
+  return guarded([&] {
+    if (!u) return fail(CM4J_ERR_INVALID_ARGUMENT, "engine handle is null");
+    std::lock_guard<std::mutex> lock(u->mutex);
+    u->profile_ops = enable != 0;
+    u->op_names.clear();
+    u->op_ms.clear();
+    return CM4J_OK;
+  });
+}
+
+int cm4j_unet_op_count(const cm4j_unet* u) {
+  return guarded(0, [&] { return u ? static_cast<int>(u->op_ms.size()) : 0; });
+}
+
+const char* cm4j_unet_op_name(const cm4j_unet* u, int index) {
+  return guarded<const char*>(nullptr, [&]() -> const char* {
+    if (!u || index < 0 || index >= cm4j_unet_op_count(u)) return nullptr;
+    return u->op_names[index].c_str();
+  });
+}
+
+double cm4j_unet_op_ms(const cm4j_unet* u, int index) {
+  return guarded<double>(-1.0, [&] {
+    if (!u || index < 0 || index >= cm4j_unet_op_count(u)) return -1.0;
+    return u->op_ms[index];
   });
 }
 

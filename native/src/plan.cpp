@@ -1,6 +1,7 @@
 #include "plan.h"
 
 #include <algorithm>
+#include <chrono>
 #include <numeric>
 
 namespace cm4j {
@@ -58,8 +59,16 @@ void Plan::assign_offsets() {
 }
 
 Status Plan::run(ExecContext& ctx) const {
-  for (const Op& op : ops_) {
+  using clock = std::chrono::steady_clock;
+  if (ctx.op_ms) ctx.op_ms->assign(ops_.size(), 0.0);
+  for (size_t i = 0; i < ops_.size(); ++i) {
+    const Op& op = ops_[i];
+    const clock::time_point start = clock::now();
     Status s = op.fn(ctx);
+    if (s.ok() && ctx.op_ms) {
+      s = ctx.backend->synchronize();  // the op's own time, not the queue's
+      (*ctx.op_ms)[i] = std::chrono::duration<double, std::milli>(clock::now() - start).count();
+    }
     if (!s.ok()) {
       s.message = op.name + ": " + s.message;
       return s;

@@ -39,6 +39,9 @@ struct ExecContext {
   const int64_t* class_labels = nullptr;
   float* output = nullptr;
   std::vector<Tap>* taps = nullptr;
+  // When set, each op is waited for before the next starts and its milliseconds land here,
+  // one per op in run order (an op profile: slower than a plain run).
+  std::vector<double>* op_ms = nullptr;
   // Buffers placed in the caller's backend memory instead of the arena: (buffer, pointer).
   std::vector<std::pair<int, float*>> external;
   float* ptr(int buffer) const {

@@ -130,6 +130,10 @@ void null_handles() {
   CHECK(cm4j_unet_tap_shape(nullptr, 0, shape) == -1, "tap_shape null");
   expect_failure(cm4j_unet_tap_copy(nullptr, 0, f, 1), "tap_copy null");
   CHECK(cm4j_unet_weight_bytes(nullptr) == 0 && cm4j_unet_arena_bytes(nullptr) == 0, "bytes");
+  expect_failure(cm4j_unet_set_profile_ops(nullptr, 1), "set_profile_ops null");
+  CHECK(cm4j_unet_op_count(nullptr) == 0 && cm4j_unet_op_name(nullptr, 0) == nullptr &&
+            cm4j_unet_op_ms(nullptr, 0) == -1.0,
+        "op profile null");
   expect_failure(cm4j_synth_v1(nullptr, shape, 1, 0, f, 1), "synth null name");
   expect_failure(cm4j_synth_v1("x", nullptr, 1, 0, f, 1), "synth null shape");
   expect_failure(cm4j_synth_v1("x", shape, 1, 0, nullptr, 1), "synth null out");
@@ -252,6 +256,7 @@ void random_runs(cm4j_unet* u, int cases) {
       case 10: replacement = CM4J_EDIT_SUPERRES; patch = 3; break;
     }
     int rc;
+    CHECK(cm4j_unet_set_profile_ops(u, pick(2)) == CM4J_OK, "profile: %s", cm4j_last_error());
     if (forward) {
       CHECK(cm4j_unet_set_capture_taps(u, pick(2)) == CM4J_OK, "taps: %s", cm4j_last_error());
       rc = cm4j_unet_forward(u, batch, in, t.data(), lab, dst);
@@ -284,6 +289,11 @@ void random_runs(cm4j_unet* u, int cases) {
       std::vector<float> copy(static_cast<size_t>(n));
       CHECK(cm4j_unet_tap_copy(u, k, copy.data(), n) == CM4J_OK, "tap_copy: %s", cm4j_last_error());
       expect_failure(cm4j_unet_tap_copy(u, k, copy.data(), n + 1), "tap_copy with a wrong size");
+    }
+    for (int k = -1; k <= cm4j_unet_op_count(u); ++k) {
+      const bool valid = k >= 0 && k < cm4j_unet_op_count(u);
+      CHECK((cm4j_unet_op_name(u, k) != nullptr) == valid && (cm4j_unet_op_ms(u, k) >= 0) == valid,
+            "op %d", k);
     }
   }
   CHECK(cm4j_unet_weight_bytes(u) > 0 && cm4j_unet_arena_bytes(u) > 0, "engine bytes");
