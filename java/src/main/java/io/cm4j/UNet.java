@@ -16,9 +16,11 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.locks.ReadWriteLock;
@@ -523,6 +525,40 @@ public final class UNet implements AutoCloseable {
         taps.put(name.startsWith(TAP_PREFIX) ? name : TAP_PREFIX + name, t);
       }
       return Collections.unmodifiableMap(taps);
+    } finally {
+      lock.writeLock().unlock();
+    }
+  }
+
+  /**
+   * Whether the following passes record an op profile for {@link #opProfile()}: each op is
+   * waited for before the next starts and timed, so a profiled pass is slower than a plain
+   * one (its output is the same). Off by default; switching clears the profile.
+   */
+  public void setProfileOps(boolean profile) throws Cm4jException {
+    lock.writeLock().lock();
+    try {
+      NativeCalls.check(Cm4jNative.cm4j_unet_set_profile_ops(open(), profile ? 1 : 0),
+          "cm4j_unet_set_profile_ops", null);
+    } finally {
+      lock.writeLock().unlock();
+    }
+  }
+
+  /**
+   * The op profile of the last pass (of any thread) run while profiling: every op of the
+   * plan in run order, with the milliseconds it took; empty before one.
+   */
+  public List<OpTime> opProfile() throws Cm4jException {
+    lock.writeLock().lock();
+    try {
+      Cm4jNative.cm4j_unet h = open();
+      int count = Cm4jNative.cm4j_unet_op_count(h);
+      List<OpTime> ops = new ArrayList<>(count);
+      for (int i = 0; i < count; i++) {
+        ops.add(new OpTime(Cm4jNative.cm4j_unet_op_name(h, i), Cm4jNative.cm4j_unet_op_ms(h, i)));
+      }
+      return List.copyOf(ops);
     } finally {
       lock.writeLock().unlock();
     }

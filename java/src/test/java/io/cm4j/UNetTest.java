@@ -62,6 +62,34 @@ class UNetTest {
   }
 
   @Test
+  void opProfileTimesEveryOpWithoutChangingTheOutput() throws Exception {
+    try (UNet unet = UNet.open(Golden.file("tiny/pipeline"))) {
+      FloatTensor sample = FloatTensor.zeros(2, 3, 32, 32);
+      for (int i = 0; i < sample.numel(); i++) {
+        sample.buffer().put(i, (float) Math.cos(i));
+      }
+      float[] t = {5f, 700f};
+      long[] labels = {7, 900};
+      float[] plain = unet.forward(sample, t, labels).toArray();
+      assertEquals(List.of(), unet.opProfile());
+
+      unet.setProfileOps(true);
+      float[] profiled = unet.forward(sample, t, labels).toArray();
+      List<OpTime> ops = unet.opProfile();
+      assertTrue(java.util.Arrays.equals(plain, profiled), "a profiled pass changed the output");
+      assertTrue(ops.size() >= 20, "only " + ops.size() + " ops");
+      assertTrue(ops.stream().allMatch(op -> !op.name().isEmpty() && op.millis() >= 0), ops::toString);
+      assertTrue(ops.stream().anyMatch(op -> op.name().endsWith("conv_in")), ops::toString);
+
+      unet.setProfileOps(false);
+      assertEquals(List.of(), unet.opProfile());
+      unet.close();
+      assertThrows(IllegalStateException.class, unet::opProfile);
+      assertThrows(IllegalStateException.class, () -> unet.setProfileOps(true));
+    }
+  }
+
+  @Test
   void validatesInputsBeforeTheNativeCall() {
     assertInvalid(FloatTensor.zeros(3, 32, 32), new float[1], new long[1],
         "sample: expected rank 4 [batch, channels, height, width], found rank 3 [3, 32, 32]");

@@ -2,12 +2,15 @@ package io.cm4j.cli;
 
 import io.cm4j.Device;
 import io.cm4j.FloatTensor;
+import io.cm4j.OpTime;
 import io.cm4j.UNet;
 import io.cm4j.internal.ProcessMemory;
 import io.cm4j.pipeline.TorchGenerator;
 import io.cm4j.weights.Json;
 import java.io.PrintWriter;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -32,6 +35,8 @@ import picocli.CommandLine.Spec;
             + "per image over the timed passes, images/s of the best pass, the engine's weight "
             + "and activation-arena MB, and the process's peak resident memory so far (VmHWM). "
             + "--json prints one JSON object per batch instead.",
+        "--ops N adds, per batch, the N slowest ops of one more pass run with the op profile "
+            + "on (each op waited for and timed on its own).",
         "Speed depends on everything else the machine runs: compare runs made together."})
 final class BenchCommand implements Callable<Integer> {
   @Spec CommandSpec spec;
@@ -59,10 +64,14 @@ final class BenchCommand implements Callable<Integer> {
           + "may use).")
   Integer threads;
 
+  @Option(names = "--ops", paramLabel = "N", defaultValue = "0",
+      description = "Also list the N slowest ops of a profiled pass per batch (default: none).")
+  int ops;
+
   @Option(names = "--json", description = "One JSON object per batch size instead of the table: "
       + "batch, dtype, device, threads (null on a GPU), warmup, iters, open_s, best_s_per_image, "
       + "median_s_per_image, images_per_s, weights_mb, arena_mb, peak_rss_mb (null without "
-      + "/proc).")
+      + "/proc), and with --ops slowest_ops: [{name, ms, share}, ...].")
   boolean json;
 
   @Override
@@ -100,6 +109,9 @@ final class BenchCommand implements Callable<Integer> {
     }
     if (warmup < 0) {
       throw new UsageException("--warmup: expected 0 or more passes, found " + warmup);
+    }
+    if (ops < 0) {
+      throw new UsageException("--ops: expected 0 or more ops, found " + ops);
     }
   }
 
@@ -172,7 +184,38 @@ final class BenchCommand implements Callable<Integer> {
     row.put("weights_mb", round(model.weightBytes() / 1e6));
     row.put("arena_mb", round(model.arenaBytes() / 1e6));
     row.put("peak_rss_mb", peak < 0 ? null : round(peak / 1e6));
+    if (ops > 0) {
+      long[] classLabels = labels;
+      row.put("slowest_ops", slowestOps(model, () -> model.forward(sample, timestep, classLabels)));
+    }
     return row;
+  }
+
+  private interface Pass {
+    void run() throws Exception;
+  }
+
+  /** The {@link #ops} slowest ops of one profiled pass, each {name, ms, share of the pass}. */
+  private List<Map<String, Object>> slowestOps(UNet model, Pass pass) throws Exception {
+    List<OpTime> profile;
+    model.setProfileOps(true);
+    try {
+      pass.run();
+      profile = model.opProfile();
+    } finally {
+      model.setProfileOps(false);
+    }
+    double total = profile.stream().mapToDouble(OpTime::millis).sum();
+    List<Map<String, Object>> slowest = new ArrayList<>();
+    profile.stream().sorted(Comparator.comparingDouble(OpTime::millis).reversed()).limit(ops)
+        .forEach(op -> {
+          Map<String, Object> entry = new LinkedHashMap<>();
+          entry.put("name", op.name());
+          entry.put("ms", round(op.millis()));
+          entry.put("share", round(total > 0 ? op.millis() / total : 0));
+          slowest.add(entry);
+        });
+    return slowest;
   }
 
   private void print(PrintWriter out, Map<String, Object> row) {
@@ -186,6 +229,15 @@ final class BenchCommand implements Callable<Integer> {
           row.get("best_s_per_image"), row.get("median_s_per_image"), row.get("images_per_s"),
           row.get("weights_mb"), row.get("arena_mb"),
           peak == null ? "-" : String.format(Locale.ROOT, "%.1f", (Double) peak));
+      @SuppressWarnings("unchecked")
+      List<Map<String, Object>> slowest = (List<Map<String, Object>>) row.get("slowest_ops");
+      if (slowest != null) {
+        out.printf("  slowest ops at batch %s (each waited for):%n", row.get("batch"));
+        for (Map<String, Object> op : slowest) {
+          out.printf(Locale.ROOT, "  %10.3f ms %5.1f%%  %s%n", op.get("ms"),
+              100 * (Double) op.get("share"), op.get("name"));
+        }
+      }
     }
     out.flush();
   }

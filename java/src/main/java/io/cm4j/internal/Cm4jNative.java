@@ -115,6 +115,15 @@ public final class Cm4jNative {
   public static native int cm4j_unet_tap_copy(@Const cm4j_unet unet, int index, FloatBuffer dst,
       @Cast("int64_t") long n);
 
+  public static native int cm4j_unet_set_profile_ops(cm4j_unet unet, int enable);
+
+  public static native int cm4j_unet_op_count(@Const cm4j_unet unet);
+
+  public static native @Cast("const char*") String cm4j_unet_op_name(@Const cm4j_unet unet,
+      int index);
+
+  public static native double cm4j_unet_op_ms(@Const cm4j_unet unet, int index);
+
   public static native @Cast("int64_t") long cm4j_unet_weight_bytes(@Const cm4j_unet unet);
 
   public static native @Cast("int64_t") long cm4j_unet_arena_bytes(@Const cm4j_unet unet);

@@ -57,6 +57,36 @@ class BenchCommandTest {
   }
 
   @Test
+  @SuppressWarnings("unchecked")
+  void slowestOpsOfAProfiledPass() {
+    Result r = run("--model", TINY, "--batch", "2", "--iters", "1", "--device", "cpu:1",
+        "--ops", "5", "--json");
+    assertEquals(0, r.exit(), r.err());
+    Map<String, Object> row = jsonLines(r.out()).get(0);
+    List<Map<String, Object>> ops = (List<Map<String, Object>>) row.get("slowest_ops");
+    assertEquals(5, ops.size(), r.out());
+    double shares = 0;
+    for (int i = 0; i < ops.size(); i++) {
+      assertTrue(!((String) ops.get(i).get("name")).isEmpty(), r.out());
+      double ms = number(ops.get(i), "ms").doubleValue();
+      assertTrue(ms >= 0 && (i == 0 || ms <= number(ops.get(i - 1), "ms").doubleValue()),
+          "slowest first: " + r.out());
+      shares += number(ops.get(i), "share").doubleValue();
+    }
+    assertTrue(shares > 0 && shares <= 1.0001, r.out());
+
+    Result table = run("--model", TINY, "--batch", "1", "--iters", "1", "--device", "cpu:1",
+        "--ops", "3");
+    assertEquals(0, table.exit(), table.err());
+    List<String> lines = table.out().strip().lines().toList();
+    assertEquals(7, lines.size(), table.out());
+    assertEquals("  slowest ops at batch 1 (each waited for):", lines.get(3));
+    for (String line : lines.subList(4, 7)) {
+      assertTrue(line.matches(" +\\d+\\.\\d{3} ms +\\d+\\.\\d%  \\S+"), line);
+    }
+  }
+
+  @Test
   void tableOfTheTinyModel() {
     Result r = run("--model", TINY, "--batch", "1,2", "--iters", "1", "--device", "cpu:1");
     assertEquals(0, r.exit(), r.err());
@@ -86,7 +116,7 @@ class BenchCommandTest {
     Result r = run("--help");
     assertEquals(0, r.exit());
     for (String option : List.of("--model", "--config", "--random-weights", "--batch", "--iters",
-        "--warmup", "--device", "--dtype", "--threads", "--json", "median", "VmHWM")) {
+        "--warmup", "--device", "--dtype", "--threads", "--ops", "--json", "median", "VmHWM")) {
       assertTrue(r.out().contains(option), option + " in: " + r.out());
     }
   }
@@ -102,6 +132,7 @@ class BenchCommandTest {
     assertBadInput(run("--model", TINY, "--iters", "0"), "--iters", "found 0");
     assertBadInput(run("--model", TINY, "--iters", "many"), "--iters", "'many'");
     assertBadInput(run("--model", TINY, "--warmup", "-1"), "--warmup", "found -1");
+    assertBadInput(run("--model", TINY, "--ops", "-2"), "--ops", "found -2");
     assertBadInput(run("--model", TINY, "--threads", "0"), "--threads 0", "found 0");
     assertBadInput(run("--model", TINY, "--threads", "2", "--device", "cpu:4"),
         "--threads 2", "contradicts --device cpu:4");
