@@ -244,12 +244,35 @@ void test_winograd_weight(Backend& be, int tile) {
   if (!pass) ++g_failures;
 }
 
+// The per-layer rule's choice at load (winograd.cpp): F(4x4) up to 384 output channels,
+// F(2x2) up to 576, none above, and none under 64 channels in or out.
+void test_conv_rule(Backend& be) {
+  const struct {
+    int c_out, c_in, tile;
+  } cases[] = {{384, 64, 4}, {385, 64, 2}, {576, 64, 2}, {577, 64, 0}, {384, 63, 0}, {63, 64, 0}};
+  for (const auto& c : cases) {
+    std::vector<float> w(static_cast<size_t>(c.c_out) * c.c_in * 9, 0.1f);
+    std::unique_ptr<Weight> k3;
+    const bool ok = be.prepare_conv(w.data(), c.c_out, c.c_in, 3, &k3).ok();
+    const size_t expect = (cpu::packed_a_floats(c.c_out, c.c_in * 9) +
+                           (c.tile ? cpu::winograd_weight_floats(c.tile, c.c_out, c.c_in) : 0)) *
+                          sizeof(float);
+    const bool pass = ok && k3->bytes() == expect;
+    std::printf("%s per-layer rule: 3x3 [%d, %d] gets %s (%zu bytes)\n", pass ? "ok  " : "FAIL",
+                c.c_out, c.c_in, c.tile == 4 ? "F(4x4)" : c.tile == 2 ? "F(2x2)" : "no Winograd form",
+                ok ? k3->bytes() : 0);
+    if (!pass) ++g_failures;
+  }
+}
+
 // An image's output may not depend on what it is batched with (the server batches requests
 // and promises each the bits it gets alone): a batch of 4 against each image alone, bitwise,
-// with every epilogue. Under the per-layer rule 32x32 with 64 channels is Winograd, and
-// 16x16 direct (16 tiles an image, though the batch has 64).
-void test_batch_invariance(Backend& be, const char* label, int side, std::mt19937& rng) {
-  const ConvParams p = conv(4, 48, 16, side, side, 64, 3, 1, 1, false, 0.5f);
+// with every epilogue. Under the per-layer rule, with 64 output channels 32x32 is F(4x4) and
+// 16x16 direct (16 tiles an image, though the batch has 64); with 400, 16x16 is F(2x2) (64
+// tiles an image) and 8x8 direct.
+void test_batch_invariance(Backend& be, const char* label, int side, int c_out,
+                           std::mt19937& rng) {
+  const ConvParams p = conv(4, 48, 16, side, side, c_out, 3, 1, 1, false, 0.5f);
   const int c_in = p.c_in1 + p.c_in2, hw = p.h_in * p.w_in;
   auto s1 = random_vector(static_cast<size_t>(p.batch) * p.c_in1 * hw, rng);
   auto s2 = random_vector(static_cast<size_t>(p.batch) * p.c_in2 * hw, rng);
@@ -277,8 +300,8 @@ void test_batch_invariance(Backend& be, const char* label, int side, std::mt1993
   ok = ok && run(0, p.batch, batched.data());
   for (int b = 0; ok && b < p.batch; ++b) ok = run(b, 1, alone.data() + b * image);
   ok = ok && batched == alone;
-  std::printf("%s %s, %dx%d: a batch of 4 gives each image the bits it gets alone\n",
-              ok ? "ok  " : "FAIL", label, side, side);
+  std::printf("%s %s, %d channels %dx%d: a batch of 4 gives each image the bits it gets alone\n",
+              ok ? "ok  " : "FAIL", label, c_out, side, side);
   if (!ok) ++g_failures;
 }
 
@@ -673,7 +696,9 @@ int main() {
     setenv("CM4J_CPU_CONV", mode, 1);
     auto be = make_cpu_backend(2, CM4J_F32);
     std::mt19937 rng(7);
-    for (int side : {32, 16}) test_batch_invariance(*be, *mode ? mode : "per-layer rule", side, rng);
+    if (!*mode) test_conv_rule(*be);
+    for (int side : {32, 16}) test_batch_invariance(*be, *mode ? mode : "per-layer rule", side, 64, rng);
+    for (int side : {16, 8}) test_batch_invariance(*be, *mode ? mode : "per-layer rule", side, 400, rng);
   }
   for (const char* mode : {"direct", "winograd"}) {
     setenv("CM4J_CPU_CONV", mode, 1);

@@ -141,7 +141,7 @@ Status conv2d(CpuContext& ctx, const ConvParams& p, const ConvArgs& a) {
   out.scale = p.out_scale;
 
   if (w->bf16) return conv2d_bf16(ctx, p, a, *w, cols, out);
-  if (w->wino_tile > 0 && winograd_usable(ctx.conv_mode, p))
+  if (w->wino_tile > 0 && winograd_usable(ctx.conv_mode, w->wino_tile, p))
     return conv2d_winograd(ctx, p, a, *w, out);
 
   const Blocking blk;

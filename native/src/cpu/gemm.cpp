@@ -57,7 +57,8 @@ void gemm(TileKernel kernel, const PackedA& a, int p0, int p1, const PanelSource
     const int nq = std::min(blk.nq, q1 - qs);
     for (int k0 = 0; k0 < K; k0 += kc_even) {
       const int kc = std::min(kc_even, K - k0);
-      b.pack(k0, kc, qs, nq, scratch);  // [nq][kc][kNR], stays in L2
+      const bool in_place = b.packed(k0, qs) != nullptr;
+      if (!in_place) b.pack(k0, kc, qs, nq, scratch);  // [nq][kc][kNR], stays in L2
       const bool first = k0 == 0;
       const bool last = k0 + kc == K;
       for (int p = p0; p < p1; ++p) {
@@ -67,7 +68,8 @@ void gemm(TileKernel kernel, const PackedA& a, int p0, int p1, const PanelSource
         for (int q = qs; q < qs + nq; ++q) {
           TileOut t;
           if (!tile_out(out, q, row0, rows, first, last, &t)) continue;
-          kernel(kc, ap, scratch + static_cast<size_t>(q - qs) * kc * kNR, t);
+          kernel(kc, ap, in_place ? b.packed(k0, q) : scratch + static_cast<size_t>(q - qs) * kc * kNR,
+                 t);
         }
       }
     }

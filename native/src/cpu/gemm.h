@@ -45,6 +45,9 @@ class PanelSource {
   // Writes rows k0..k0+kc of column panels q0..q0+nq as dst[q - q0][k - k0][0..kNR);
   // columns past the operand's valid ones must be written as zero.
   virtual void pack(int k0, int kc, int q0, int nq, float* dst) const = 0;
+  // Rows k0.. of panel q as [kc][kNR], 64-byte aligned, when the operand already holds
+  // them so (gemm() then reads them in place rather than through pack); else null.
+  virtual const float* packed(int /*k0*/, int /*q*/) const { return nullptr; }
 };
 
 // B stored as a row-major matrix [K, n] with row stride ld (one image's worth of columns).

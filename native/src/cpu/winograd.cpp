@@ -12,7 +12,7 @@
 #include "cm4j.h"
 #include "cpu/gemm.h"
 #include "cpu/thread_pool.h"
-#include "cpu/winograd_transforms.h"
+#include "cpu/winograd_tiles.h"
 
 namespace cm4j {
 namespace cpu {
@@ -57,19 +57,27 @@ Status check_conv_override() {
 //   384 -> 384 @ 32x32: 275 -> 627 (b1), 268 -> 702 (b4)
 //   576 -> 576 @ 16x16: 293 -> 272 (b1, 16 tiles), 253 -> 658 (b4, 64 tiles)
 //   768 -> 768 @ 8x8:   216 ->  69 (b1, 4 tiles),  266 -> 277 (b4, 16 tiles)
-// F(2x2) was at best 1.4x direct (16x16 and 8x8 at batch 4), below F(4x4) wherever either
-// won, so the rule uses F(4x4) only. Its GEMMs have one column per tile: under 64 tiles
-// (two kNR panels) most of each panel is padding and direct wins. The choice may not depend
-// on the batch (an image must come out bit for bit the same batched or alone), so it counts
-// one image's tiles: 64 or more, i.e. 32x32 and up; 16x16 at batch 4 gives up its gain.
-// It is made in two steps, since the spatial size is only known at the call:
-//  - at load, a 3x3 weight gets its F(4x4) form when c_in and c_out are 64 or more (below,
-//    the transforms outweigh the GEMM) and c_out is at most 384: the wider layers of these
-//    UNets are their deeper levels (16x16 and 8x8 in imagenet64), under 64 tiles an image,
-//    and their transformed weights (4x the direct ones) would cost the most memory;
-//  - at each call, F(4x4) runs when one image has 64 tiles or more.
+// and direct -> F(2x2) (2026-12-02, same machine; every figure within one run):
+//   576 -> 576 @ 16x16:        262 -> 419 (b1, 64 tiles), 272 -> 434 (b4)
+//   1152+576 -> 576 @ 16x16:   289 -> 492 (b1),           287 -> 436 (b4)
+//   768 -> 768 @ 8x8:          228 -> 178 (b1, 16 tiles), 268 -> 470 (b4)
+// The GEMMs have one column per tile: under 64 tiles (two kNR panels) most of each panel
+// is padding and direct wins. The choice may not depend on the batch (an image must come
+// out bit for bit the same batched or alone), so it counts one image's tiles: 64 or more.
+// That leaves F(4x4) at 32x32 and up, and F(2x2) at 16x16 (F(4x4) there has 16 tiles an
+// image; its 658 at batch 4 is given up). It is made in two steps, since the spatial size
+// is only known at the call:
+//  - at load, a 3x3 weight gets a Winograd form when c_in and c_out are 64 or more (below,
+//    the transforms outweigh the GEMM): F(4x4) up to 384 output channels, F(2x2) up to
+//    576. The channel count stands for the level: in these UNets the wider layers are the
+//    deeper ones (in imagenet64 the 576-channel convs run at 16x16, two at 32x32, and the
+//    768-channel ones at 8x8, where no Winograd form pays, and twice at 16x16). The
+//    transformed weights cost memory: t*t/9 times the direct ones (4x, and 1.8x for F(2x2)),
+//    kept beside them;
+//  - at each call, the form runs when one image has 64 tiles or more of its size.
 constexpr int kMinChannels = 64;
-constexpr int kMaxOutChannels = 384;
+constexpr int kMaxOutChannels4 = 384;
+constexpr int kMaxOutChannels2 = 576;
 constexpr int kMinTiles = 64;
 
 int winograd_tile(ConvMode mode, int c_out, int c_in) {
@@ -79,13 +87,14 @@ int winograd_tile(ConvMode mode, int c_out, int c_in) {
     case ConvMode::kDirect: return 0;
     case ConvMode::kAuto: break;
   }
-  return c_in >= kMinChannels && c_out >= kMinChannels && c_out <= kMaxOutChannels ? 4 : 0;
+  if (c_in < kMinChannels || c_out < kMinChannels) return 0;
+  return c_out <= kMaxOutChannels4 ? 4 : c_out <= kMaxOutChannels2 ? 2 : 0;
 }
 
-bool winograd_usable(ConvMode mode, const ConvParams& p) {
+bool winograd_usable(ConvMode mode, int tile, const ConvParams& p) {
   if (p.kernel != 3 || p.stride != 1 || p.pad != 1) return false;
   if (mode != ConvMode::kAuto) return true;
-  return ((p.h_out() + 3) / 4) * ((p.w_out() + 3) / 4) >= kMinTiles;
+  return ((p.h_out() + tile - 1) / tile) * ((p.w_out() + tile - 1) / tile) >= kMinTiles;
 }
 
 // ---------------------------------------------------------------- filter transform
@@ -146,10 +155,22 @@ void pack_winograd_weight(ThreadPool& pool, const float* w, int tile, int c_out,
 
 namespace {
 
-void input2_generic(const float* d, float* v, int64_t vs) { wino::input_tile(wino::kBT2, d, v, vs); }
-void input4_generic(const float* d, float* v, int64_t vs) { wino::input_tile(wino::kBT4, d, v, vs); }
-void output2_generic(const float* mv, int64_t ms, float* y) { wino::output_tile(wino::kAT2, mv, ms, y); }
-void output4_generic(const float* mv, int64_t ms, float* y) { wino::output_tile(wino::kAT4, mv, ms, y); }
+void input2_generic(const Tiling& g, const ConvParams& p, const ConvArgs& a, int c0, int c1,
+                    int64_t n0, int64_t end, float* v, int64_t v_stride) {
+  wino::input_lanes(wino::kBT2, g, p, a, c0, c1, n0, end, v, v_stride);
+}
+void input4_generic(const Tiling& g, const ConvParams& p, const ConvArgs& a, int c0, int c1,
+                    int64_t n0, int64_t end, float* v, int64_t v_stride) {
+  wino::input_lanes(wino::kBT4, g, p, a, c0, c1, n0, end, v, v_stride);
+}
+void output2_generic(const Tiling& g, const OutSpec& out, int c0, int c1, int64_t n0,
+                     int64_t end, const float* mv, int64_t m_ldc, int64_t m_stride) {
+  wino::output_lanes(wino::kAT2, g, out, c0, c1, n0, end, mv, m_ldc, m_stride);
+}
+void output4_generic(const Tiling& g, const OutSpec& out, int c0, int c1, int64_t n0,
+                     int64_t end, const float* mv, int64_t m_ldc, int64_t m_stride) {
+  wino::output_lanes(wino::kAT4, g, out, c0, c1, n0, end, mv, m_ldc, m_stride);
+}
 
 }  // namespace
 
