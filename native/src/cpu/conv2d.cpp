@@ -15,6 +15,23 @@
 namespace cm4j {
 namespace cpu {
 
+namespace {
+
+// pack_a of a row-major [m, k] weight, one pool task per panel of kMR rows: the panels are
+// independent, and the packing's first touch of the fresh buffer (page faults, most of the
+// cost on a VM) is shared by every thread. False when a task failed.
+bool pack_a_parallel(ThreadPool& pool, const float* w, int m, int k, float* dst) {
+  const int panels = (m + kMR - 1) / kMR;
+  const auto task = [&](int p, int) {
+    const int r0 = p * kMR;
+    pack_a(w + static_cast<size_t>(r0) * k, std::min(kMR, m - r0), k, k, 1,
+           dst + static_cast<size_t>(r0) * k);
+  };
+  return pool.parallel_for(panels, task);
+}
+
+}  // namespace
+
 Status pack_conv_weight(CpuContext& ctx, const float* w, int c_out, int c_in, int kernel,
                         std::unique_ptr<Weight>* out) {
   if (w == nullptr || out == nullptr) return invalid("prepare_conv: null pointer");
@@ -31,7 +48,7 @@ Status pack_conv_weight(CpuContext& ctx, const float* w, int c_out, int c_in, in
   cw->cols = cw->direct16 ? direct16_c_pad(c_in) * kernel * kernel : c_in * kernel * kernel;
   cw->floats = cw->bf16 ? (packed_a16_elems(cw->rows, cw->cols) + 1) / 2
                         : packed_a_floats(cw->rows, cw->cols);
-  cw->data = alloc_floats(cw->floats);
+  cw->data = alloc_weight(ctx.weight_memory, cw->floats);
   if (!cw->data) return out_of_memory("packed conv weight", cw->bytes());
   uint16_t* data16 = reinterpret_cast<uint16_t*>(cw->data.get());
   // torch's [c_out, c_in, k, k] is already A = [c_out, c_in*k*k] row-major.
@@ -43,12 +60,12 @@ Status pack_conv_weight(CpuContext& ctx, const float* w, int c_out, int c_in, in
 #endif
   else if (cw->bf16)
     pack_a16(w, cw->rows, cw->cols, data16);
-  else
-    pack_a(w, cw->rows, cw->cols, cw->cols, 1, cw->data.get());
+  else if (!pack_a_parallel(ctx.pool, w, cw->rows, cw->cols, cw->data.get()))
+    return {CM4J_ERR_INTERNAL, "cpu: conv weight packing failed"};
   cw->wino_tile = cw->bf16 || kernel != 3 ? 0 : winograd_tile(ctx.conv_mode, c_out, c_in);
   if (cw->wino_tile > 0) {
     cw->wino_floats = winograd_weight_floats(cw->wino_tile, c_out, c_in);
-    cw->wino = alloc_floats(cw->wino_floats);
+    cw->wino = alloc_weight(ctx.weight_memory, cw->wino_floats);
     if (!cw->wino) return out_of_memory("Winograd conv weight", cw->wino_floats * sizeof(float));
     pack_winograd_weight(ctx.pool, w, cw->wino_tile, c_out, c_in, cw->wino.get());
   }
