@@ -92,8 +92,9 @@ int main(int argc, char** argv) {
   std::string config = cm4j_test::read_text(config_path);
   std::printf("config %s, device %s, %d iteration(s) after one warm-up\n", config_path.c_str(),
               device.c_str(), iters);
-  std::printf("%6s %7s %6s %10s %10s %10s %12s %10s %12s\n", "dtype", "threads", "batch",
-              "s/pass", "s/image", "images/s", "weights MB", "arena MB", "peak RSS MB");
+  if (!open_only)
+    std::printf("%6s %7s %6s %10s %10s %10s %12s %10s %12s\n", "dtype", "threads", "batch",
+                "s/pass", "s/image", "images/s", "weights MB", "arena MB", "peak RSS MB");
   if (device != "cpu") threads = {0};
   for (const std::string& dtype_name : dtypes) for (int nthreads : threads) {
     int dtype = dtype_name == "bf16" ? CM4J_BF16 : dtype_name == "fp16" ? CM4J_F16 : CM4J_F32;
