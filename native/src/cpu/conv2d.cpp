@@ -17,17 +17,19 @@ namespace cpu {
 
 namespace {
 
-// pack_a of a row-major [m, k] weight, one pool task per panel of kMR rows: the panels are
-// independent, and the packing's first touch of the fresh buffer (page faults, most of the
-// cost on a VM) is shared by every thread. False when a task failed.
-bool pack_a_parallel(ThreadPool& pool, const float* w, int m, int k, float* dst) {
-  const int panels = (m + kMR - 1) / kMR;
+// Packs a row-major weight of m rows, row_floats floats each, one pool task per panel of
+// panel_rows rows: pack(rows of the panel, their count, the panel's panel_elems elements
+// of dst). Every packed layout here keeps a panel's rows together, so the panels are
+// independent, and the first touch of the fresh buffer (page faults, most of the cost on
+// a VM) is shared by every thread. False when a task failed.
+template <typename T, typename Pack>
+bool pack_panels(ThreadPool& pool, const float* w, int m, size_t row_floats, int panel_rows,
+                 size_t panel_elems, T* dst, Pack pack) {
   const auto task = [&](int p, int) {
-    const int r0 = p * kMR;
-    pack_a(w + static_cast<size_t>(r0) * k, std::min(kMR, m - r0), k, k, 1,
-           dst + static_cast<size_t>(r0) * k);
+    const int r0 = p * panel_rows;
+    pack(w + r0 * row_floats, std::min(panel_rows, m - r0), dst + p * panel_elems);
   };
-  return pool.parallel_for(panels, task);
+  return pool.parallel_for((m + panel_rows - 1) / panel_rows, task);
 }
 
 }  // namespace
@@ -52,16 +54,28 @@ Status pack_conv_weight(CpuContext& ctx, const float* w, int c_out, int c_in, in
   if (!cw->data) return out_of_memory("packed conv weight", cw->bytes());
   uint16_t* data16 = reinterpret_cast<uint16_t*>(cw->data.get());
   // torch's [c_out, c_in, k, k] is already A = [c_out, c_in*k*k] row-major.
+  const size_t row_floats = static_cast<size_t>(c_in) * kernel * kernel;
+  bool packed;
   if (cw->direct16)
+    packed = pack_panels(ctx.pool, w, c_out, row_floats, kMR16, kMR16 * static_cast<size_t>(cw->cols),
+                         data16, [&](const float* rows, int n, uint16_t* panel) {
 #if defined(__x86_64__) || defined(__i386__)
-    pack_direct16_weight_avx512bf16(w, c_out, c_in, kernel, data16);  // direct16 implies it
+                           pack_direct16_weight_avx512bf16(rows, n, c_in, kernel, panel);  // direct16 implies it
 #else
-    pack_direct16_weight(w, c_out, c_in, kernel, data16);
+                           pack_direct16_weight(rows, n, c_in, kernel, panel);
 #endif
+                         });
   else if (cw->bf16)
-    pack_a16(w, cw->rows, cw->cols, data16);
-  else if (!pack_a_parallel(ctx.pool, w, cw->rows, cw->cols, cw->data.get()))
-    return {CM4J_ERR_INTERNAL, "cpu: conv weight packing failed"};
+    packed = pack_panels(ctx.pool, w, c_out, row_floats, kMR16, kMR16 * static_cast<size_t>(pad_k16(cw->cols)),
+                         data16, [&](const float* rows, int n, uint16_t* panel) {
+                           pack_a16(rows, n, cw->cols, panel);
+                         });
+  else
+    packed = pack_panels(ctx.pool, w, c_out, row_floats, kMR, kMR * row_floats, cw->data.get(),
+                         [&](const float* rows, int n, float* panel) {
+                           pack_a(rows, n, cw->cols, cw->cols, 1, panel);
+                         });
+  if (!packed) return {CM4J_ERR_INTERNAL, "cpu: conv weight packing failed"};
   cw->wino_tile = cw->bf16 || kernel != 3 ? 0 : winograd_tile(ctx.conv_mode, c_out, c_in);
   if (cw->wino_tile > 0) {
     cw->wino_floats = winograd_weight_floats(cw->wino_tile, c_out, c_in);
