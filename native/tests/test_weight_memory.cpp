@@ -32,8 +32,7 @@ int main() {
         break;
       }
 
-  // Freed all at once, then allocated again: the memory is usable (and given back, which
-  // ASan's build of this test would report otherwise).
+  // Freed all at once (the chunks unmapped, the last one kept empty), then allocated again.
   weights.clear();
   WeightFloats again = alloc_weight(memory, 100 << 20);
   CHECK(again != nullptr, "alloc after release failed");
