@@ -1,13 +1,17 @@
-// Whole-UNet latency with synth-v1 weights: seconds per image at each batch size, the
-// engine's weight and arena bytes, the process's peak RSS, and the process's CPU seconds
-// per image (best pass; on a shared machine it varies less than wall time, since time the
-// cores spend on other work does not count).
-//   bench_unet [--config FILE] [--device cpu|cuda] [--batch 1,4] [--iters N]
-//              [--dtype fp32|bf16|fp16|fp32,bf16] [--threads 1,2]
+// Whole-UNet latency with synth-v1 weights (or a safetensors file's): seconds per image at
+// each batch size, the engine's weight and arena bytes, the process's peak RSS, and the
+// process's CPU seconds per image (best pass; on a shared machine it varies less than wall
+// time, since time the cores spend on other work does not count).
+//   bench_unet [--config FILE] [--weights FILE.safetensors] [--device cpu|cuda]
+//              [--batch 1,4] [--iters N] [--dtype fp32|bf16|fp16|fp32,bf16] [--threads 1,2]
+//              [--open-only 1]
 // Comma lists run each combination in turn, side by side in one table (the engine of one
 // dtype/thread count is destroyed before the next is built; peak RSS is the process's, so
 // cumulative). --threads sets the CPU engine's thread count (device "cpu:N"; 0: one per
-// core, the default).
+// core, the default). --weights binds each tensor from the memory-mapped file, as the Java
+// API does, and every engine's open is printed: wall and CPU (user, system) seconds of
+// cm4j_unet_create, of the binds (conversion, packing, Winograd transforms) and of
+// cm4j_unet_finalize; --open-only 1 stops there.
 #include <sys/resource.h>
 #include <time.h>
 
@@ -24,6 +28,28 @@
 #include "test_util.h"
 
 namespace {
+
+// Wall, user and system seconds since construction.
+struct Stopwatch {
+  std::chrono::steady_clock::time_point wall = std::chrono::steady_clock::now();
+  rusage start = usage();
+  static rusage usage() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return ru;
+  }
+  static double seconds(const timeval& a, const timeval& b) {
+    return (b.tv_sec - a.tv_sec) + (b.tv_usec - a.tv_usec) / 1e6;
+  }
+  std::string lap(const char* what) const {
+    const rusage now = usage();
+    char line[160];
+    std::snprintf(line, sizeof line, "%s %.3f s (user %.3f, sys %.3f)", what,
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - wall).count(),
+                  seconds(start.ru_utime, now.ru_utime), seconds(start.ru_stime, now.ru_stime));
+    return line;
+  }
+};
 
 double peak_rss_mb() {
   rusage ru{};
@@ -54,6 +80,8 @@ int main(int argc, char** argv) {
   int iters = 2;
   std::vector<std::string> dtypes = {"fp32"};
   std::vector<int> threads = {0};
+  std::string weights;
+  bool open_only = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--config") config_path = argv[i + 1];
@@ -61,6 +89,8 @@ int main(int argc, char** argv) {
     else if (a == "--batch") batches = parse_list(argv[i + 1]);
     else if (a == "--threads") threads = parse_list(argv[i + 1]);
     else if (a == "--iters") iters = std::atoi(argv[i + 1]);
+    else if (a == "--weights") weights = argv[i + 1];
+    else if (a == "--open-only") open_only = std::atoi(argv[i + 1]) != 0;
     else if (a == "--dtype") {
       dtypes.clear();
       std::stringstream ss(argv[i + 1]);
@@ -71,9 +101,10 @@ int main(int argc, char** argv) {
   std::string config = cm4j_test::read_text(config_path);
   std::printf("config %s, device %s, %d iteration(s) after one warm-up\n", config_path.c_str(),
               device.c_str(), iters);
-  std::printf("%6s %7s %6s %10s %10s %10s %12s %10s %12s %12s\n", "dtype", "threads", "batch",
-              "s/pass", "s/image", "images/s", "weights MB", "arena MB", "peak RSS MB",
-              "cpu s/image");
+  if (!open_only)
+    std::printf("%6s %7s %6s %10s %10s %10s %12s %10s %12s %12s\n", "dtype", "threads", "batch",
+                "s/pass", "s/image", "images/s", "weights MB", "arena MB", "peak RSS MB",
+                "cpu s/image");
   if (device != "cpu") threads = {0};
   for (const std::string& dtype_name : dtypes) for (int nthreads : threads) {
     int dtype = dtype_name == "bf16" ? CM4J_BF16 : dtype_name == "fp16" ? CM4J_F16 : CM4J_F32;
@@ -83,10 +114,27 @@ int main(int argc, char** argv) {
     }
     std::string dev = nthreads > 0 ? device + ":" + std::to_string(nthreads) : device;
     cm4j_unet* u = nullptr;
-    if (cm4j_unet_create(config.c_str(), dev.c_str(), dtype, &u) != CM4J_OK ||
-        cm4j_unet_bind_synth(u, 1) != CM4J_OK || cm4j_unet_finalize(u) != CM4J_OK) {
+    const Stopwatch open;
+    std::string phases;
+    bool ok = cm4j_unet_create(config.c_str(), dev.c_str(), dtype, &u) == CM4J_OK;
+    phases += open.lap("create");
+    const Stopwatch bind;
+    ok = ok && (weights.empty() ? cm4j_unet_bind_synth(u, 1)
+                                : cm4j_test::bind_safetensors(u, weights)) == CM4J_OK;
+    phases += bind.lap(", bind");
+    const Stopwatch finalize;
+    ok = ok && cm4j_unet_finalize(u) == CM4J_OK;
+    phases += finalize.lap(", finalize");
+    if (!ok) {
       std::fprintf(stderr, "bench_unet: %s\n", cm4j_last_error());
       return cm4j_test::failures = 1;
+    }
+    if (!weights.empty())
+      std::printf("%s %s: %s: %s\n", dtype_name.c_str(), dev.c_str(), open.lap("open").c_str(),
+                  phases.c_str());
+    if (open_only) {
+      cm4j_unet_destroy(u);
+      continue;
     }
     int c = cm4j_unet_in_channels(u), s = cm4j_unet_sample_size(u);
     bool conditional = cm4j_unet_num_class_embeds(u) > 0;

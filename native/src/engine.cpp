@@ -1,6 +1,7 @@
 // The C API (cm4j.h): validates arguments, turns C++ failures into status codes plus a
 // thread-local message, and serializes forward passes and sampling loops per engine.
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -36,6 +37,9 @@ struct cm4j_unet {
   bool profile_ops = false;
   std::vector<std::string> op_names;
   std::vector<double> op_ms;
+  // cm4j_unet_bind's converted tensor (as_floats), until finalize.
+  std::unique_ptr<float[]> staging;
+  size_t staging_floats = 0;
 };
 
 namespace {
@@ -117,10 +121,21 @@ int check_size(const std::string& what, const std::vector<int64_t>& dims, int64_
   return CM4J_OK;
 }
 
-std::vector<float> to_float(int dtype, const void* data, int64_t n) {
-  std::vector<float> out(static_cast<size_t>(n));
-  if (dtype == CM4J_F32 && n > 0) {  // memcpy from or to a null pointer is undefined, even of 0
-    std::memcpy(out.data(), data, static_cast<size_t>(n) * 4);
+// The float32 values of a bound tensor: float32 data that is 4-byte aligned is used where
+// it lies (a view of the caller's memory-mapped checkpoint: no copy, no fresh pages to
+// fault in); other data is converted into the engine's staging buffer, reused from one
+// bind to the next and freed at finalize.
+const float* as_floats(cm4j_unet* u, int dtype, const void* data, int64_t n) {
+  if (dtype == CM4J_F32 && reinterpret_cast<uintptr_t>(data) % alignof(float) == 0)
+    return static_cast<const float*>(data);
+  if (static_cast<size_t>(n) > u->staging_floats) {
+    u->staging.reset();
+    u->staging.reset(new float[static_cast<size_t>(n)]);  // not zeroed: fully written below
+    u->staging_floats = static_cast<size_t>(n);
+  }
+  float* out = u->staging.get();
+  if (dtype == CM4J_F32) {
+    if (n > 0) std::memcpy(out, data, static_cast<size_t>(n) * 4);  // never from a null pointer
     return out;
   }
   const auto* h = static_cast<const uint16_t*>(data);
@@ -333,8 +348,7 @@ int cm4j_unet_bind(cm4j_unet* u, const char* name, int dtype, const int64_t* sha
     int rc = check_size(std::string("bind ") + name, dims, element_size(dtype), "bytes", nbytes, &numel);
     if (rc != CM4J_OK) return rc;
     std::lock_guard<std::mutex> lock(u->mutex);
-    std::vector<float> values = to_float(dtype, data, numel);
-    cm4j::Status s = u->weights->bind(name, dims, values.data());
+    cm4j::Status s = u->weights->bind(name, dims, as_floats(u, dtype, data, numel));
     return s.ok() ? CM4J_OK : fail(s);
   });
 }
@@ -359,6 +373,8 @@ int cm4j_unet_finalize(cm4j_unet* u) {
     if (!u) return fail(CM4J_ERR_INVALID_ARGUMENT, "engine handle is null");
     std::lock_guard<std::mutex> lock(u->mutex);
     if (u->weights->finalized()) return CM4J_OK;
+    u->staging.reset();
+    u->staging_floats = 0;
     cm4j::Status s = u->weights->finalize();
     return s.ok() ? CM4J_OK : fail(s);
   });

@@ -122,25 +122,25 @@ Status WeightStore::bind(const std::string& name, const std::vector<int64_t>& sh
 Status WeightStore::store_stacked(const ParamSpec& spec, const float* data) {
   const std::string key = stack_key(spec);
   Stack& st = stacks_[key];
-  if (st.data.empty()) st.data.resize(static_cast<size_t>(st.rows * st.cols));
-  std::copy(data, data + spec.numel(), st.data.begin() + st.offset[spec.part]);
+  if (!st.data) st.data.reset(new float[static_cast<size_t>(st.rows * st.cols)]);
+  std::copy(data, data + spec.numel(), st.data.get() + st.offset[spec.part]);
   st.arrived[spec.part] = true;
   for (bool a : st.arrived)
     if (!a) return Status::Ok();
   // Every part stacked along the output dimension: q/k/v [3C, C] (a 1x1 conv), the
   // time_emb_projs [sum n_r, K] (one linear), or their biases.
-  std::vector<float> all;
-  all.swap(st.data);
+  const std::unique_ptr<float[]> all = std::move(st.data);  // freed on return
   const int rows = static_cast<int>(st.rows), cols = static_cast<int>(st.cols);
   if (spec.kind == ParamKind::QkvWeight)
-    return backend_->prepare_conv(all.data(), rows, cols, 1, &prepared_[spec.target]);
+    return backend_->prepare_conv(all.get(), rows, cols, 1, &prepared_[spec.target]);
   if (spec.kind == ParamKind::TimeProjWeight)
-    return backend_->prepare_linear(all.data(), rows, cols, &prepared_[spec.target]);
+    return backend_->prepare_linear(all.get(), rows, cols, &prepared_[spec.target]);
+  const size_t n = static_cast<size_t>(st.rows * st.cols);
   float* p = nullptr;
-  Status s = backend_->alloc(all.size() * sizeof(float), &p);
+  Status s = backend_->alloc(n * sizeof(float), &p);
   if (!s.ok()) return s;
-  vectors_[key] = {p, all.size()};
-  return backend_->upload(p, all.data(), all.size());
+  vectors_[key] = {p, n};
+  return backend_->upload(p, all.get(), n);
 }
 
 Status WeightStore::finalize() {

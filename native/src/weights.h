@@ -70,7 +70,7 @@ class WeightStore {
     std::vector<int64_t> size;    // per part, in floats
     std::vector<bool> arrived;
     int64_t rows = 0, cols = 1;   // the stacked [rows, cols] (cols 1 for biases)
-    std::vector<float> data;
+    std::unique_ptr<float[]> data;  // not zeroed: every part is copied in
   };
   std::map<std::string, Stack> stacks_;
   bool finalized_ = false;

@@ -1,5 +1,10 @@
 #include "test_util.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -27,23 +32,27 @@ std::string read_text(const std::string& path) {
   return ss.str();
 }
 
-bool read_safetensors(const std::string& path, std::map<std::string, TensorF>* out,
-                      std::string* error) {
-  std::string bytes = read_text(path);
-  if (bytes.size() < 8) {
+namespace {
+
+// Calls fn(name, tensor) for every tensor of the safetensors image bytes[0, size), each
+// tensor's raw bytes left empty and its data at tensor_data(t) = bytes + begin.
+template <typename Fn>
+bool each_tensor(const std::string& path, const char* bytes, size_t size, std::string* error,
+                 Fn fn) {
+  if (size < 8) {
     *error = path + ": too short";
     return false;
   }
   uint64_t n;
-  std::memcpy(&n, bytes.data(), 8);
-  if (n > bytes.size() - 8) {
+  std::memcpy(&n, bytes, 8);
+  if (n > size - 8) {
     *error = path + ": header length past the end";
     return false;
   }
   cm4j::JsonValue header;
-  if (!cm4j::parse_json(bytes.substr(8, n), &header, error)) return false;
-  const char* data = bytes.data() + 8 + n;
-  size_t data_len = bytes.size() - 8 - n;
+  if (!cm4j::parse_json(std::string(bytes + 8, n), &header, error)) return false;
+  const char* data = bytes + 8 + n;
+  size_t data_len = size - 8 - n;
   for (const auto& kv : header.object) {
     if (kv.first == "__metadata__") continue;
     TensorF t;
@@ -55,34 +64,62 @@ bool read_safetensors(const std::string& path, std::map<std::string, TensorF>* o
       *error = path + ": bad offsets for " + kv.first;
       return false;
     }
-    t.raw.assign(data + begin, data + end);
-    if (t.dtype == "F32") {
-      t.f32.resize((end - begin) / 4);
-      std::memcpy(t.f32.data(), t.raw.data(), end - begin);
-    } else if (t.dtype == "I64") {
-      t.i64.resize((end - begin) / 8);
-      std::memcpy(t.i64.data(), t.raw.data(), end - begin);
-    }
-    (*out)[kv.first] = std::move(t);
+    if (!fn(kv.first, std::move(t), data + begin, end - begin)) return false;
   }
   return true;
 }
 
+}  // namespace
+
+bool read_safetensors(const std::string& path, std::map<std::string, TensorF>* out,
+                      std::string* error) {
+  const std::string bytes = read_text(path);
+  return each_tensor(path, bytes.data(), bytes.size(), error,
+                     [&](const std::string& name, TensorF t, const char* data, size_t nbytes) {
+                       t.raw.assign(data, data + nbytes);
+                       if (t.dtype == "F32") {
+                         t.f32.resize(nbytes / 4);
+                         std::memcpy(t.f32.data(), data, nbytes);
+                       } else if (t.dtype == "I64") {
+                         t.i64.resize(nbytes / 8);
+                         std::memcpy(t.i64.data(), data, nbytes);
+                       }
+                       (*out)[name] = std::move(t);
+                       return true;
+                     });
+}
+
 int bind_safetensors(cm4j_unet* unet, const std::string& path) {
-  std::map<std::string, TensorF> weights;
+  const int fd = open(path.c_str(), O_RDONLY);
+  struct stat st {};
+  if (fd < 0 || fstat(fd, &st) != 0 || st.st_size == 0) {
+    std::fprintf(stderr, "%s: cannot open or empty\n", path.c_str());
+    if (fd >= 0) close(fd);
+    return CM4J_ERR_WEIGHTS;
+  }
+  const size_t size = static_cast<size_t>(st.st_size);
+  void* map = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (map == MAP_FAILED) {
+    std::fprintf(stderr, "%s: cannot map\n", path.c_str());
+    return CM4J_ERR_WEIGHTS;
+  }
   std::string error;
-  if (!read_safetensors(path, &weights, &error)) {
+  int rc = CM4J_OK;
+  const bool parsed = each_tensor(
+      path, static_cast<const char*>(map), size, &error,
+      [&](const std::string& name, const TensorF& t, const char* data, size_t nbytes) {
+        const int dtype = t.dtype == "F16" ? CM4J_F16 : t.dtype == "BF16" ? CM4J_BF16 : CM4J_F32;
+        rc = cm4j_unet_bind(unet, name.c_str(), dtype, t.shape.data(),
+                            static_cast<int>(t.shape.size()), data, static_cast<int64_t>(nbytes));
+        return rc == CM4J_OK;
+      });
+  munmap(map, size);
+  if (!parsed && rc == CM4J_OK) {
     std::fprintf(stderr, "%s\n", error.c_str());
     return CM4J_ERR_WEIGHTS;
   }
-  for (const auto& kv : weights) {
-    const TensorF& t = kv.second;
-    int rc = cm4j_unet_bind(unet, kv.first.c_str(), CM4J_F32, t.shape.data(),
-                            static_cast<int>(t.shape.size()), t.raw.data(),
-                            static_cast<int64_t>(t.raw.size()));
-    if (rc) return rc;
-  }
-  return CM4J_OK;
+  return rc;
 }
 
 double rel_l2(const float* a, const float* b, size_t n) {

@@ -26,7 +26,8 @@ bool read_safetensors(const std::string& path, std::map<std::string, TensorF>* o
                       std::string* error);
 std::string read_text(const std::string& path);
 
-// Binds every tensor of a safetensors file (F32) to the engine; a CM4J_* status.
+// Binds every tensor of a safetensors file (F32, F16 or BF16) to the engine straight from
+// the memory-mapped file, as the Java API does; a CM4J_* status.
 int bind_safetensors(cm4j_unet* unet, const std::string& path);
 
 // ||a - b|| / ||b||, in double.

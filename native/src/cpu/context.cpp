@@ -14,9 +14,8 @@ AlignedFloats alloc_floats(size_t count) {
   void* p = nullptr;
   if (posix_memalign(&p, 64, bytes == 0 ? 64 : bytes) != 0) return nullptr;
 #ifdef MADV_HUGEPAGE
-  // Packed weights are written once, at load: backing the 2 MiB-aligned inside of a large
-  // block with huge pages where Linux allows cuts its page faults 512-fold (first touch
-  // was most of the Winograd weights' load time on a 2-vCPU VM).
+  // Backing the 2 MiB-aligned inside of a large block with huge pages where Linux allows
+  // cuts its page faults 512-fold (prepared weights have their own chunks: weight_memory.h).
   const size_t huge = size_t{1} << 21;
   const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + huge - 1) / huge * huge;
   const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes) / huge * huge;

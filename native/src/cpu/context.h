@@ -14,6 +14,7 @@
 #include "cpu/gemm_bf16.h"
 #include "cpu/thread_pool.h"
 #include "cpu/vecmath.h"
+#include "cpu/weight_memory.h"
 #include "cpu/winograd.h"
 
 namespace cm4j {
@@ -45,6 +46,8 @@ struct CpuContext {
   AttentionBf16Kernels attn16;
   ConvMode conv_mode;  // fp32 3x3 convs: CM4J_CPU_CONV or the per-layer rule (winograd.h)
   const WinogradKernels* wino;
+  // Where prepared weights live (alloc_weight); shared with them, so it outlives the last.
+  std::shared_ptr<WeightMemory> weight_memory = std::make_shared<WeightMemory>();
 
   // Makes every worker's scratch at least `floats` long (contents not kept).
   Status reserve_scratch(size_t floats);

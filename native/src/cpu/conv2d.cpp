@@ -15,6 +15,25 @@
 namespace cm4j {
 namespace cpu {
 
+namespace {
+
+// Packs a row-major weight of m rows, row_floats floats each, one pool task per panel of
+// panel_rows rows: pack(rows of the panel, their count, the panel's panel_elems elements
+// of dst). Every packed layout here keeps a panel's rows together, so the panels are
+// independent, and the first touch of the fresh buffer (page faults, most of the cost on
+// a VM) is shared by every thread. False when a task failed.
+template <typename T, typename Pack>
+bool pack_panels(ThreadPool& pool, const float* w, int m, size_t row_floats, int panel_rows,
+                 size_t panel_elems, T* dst, Pack pack) {
+  const auto task = [&](int p, int) {
+    const int r0 = p * panel_rows;
+    pack(w + r0 * row_floats, std::min(panel_rows, m - r0), dst + p * panel_elems);
+  };
+  return pool.parallel_for((m + panel_rows - 1) / panel_rows, task);
+}
+
+}  // namespace
+
 Status pack_conv_weight(CpuContext& ctx, const float* w, int c_out, int c_in, int kernel,
                         std::unique_ptr<Weight>* out) {
   if (w == nullptr || out == nullptr) return invalid("prepare_conv: null pointer");
@@ -31,24 +50,36 @@ Status pack_conv_weight(CpuContext& ctx, const float* w, int c_out, int c_in, in
   cw->cols = cw->direct16 ? direct16_c_pad(c_in) * kernel * kernel : c_in * kernel * kernel;
   cw->floats = cw->bf16 ? (packed_a16_elems(cw->rows, cw->cols) + 1) / 2
                         : packed_a_floats(cw->rows, cw->cols);
-  cw->data = alloc_floats(cw->floats);
+  cw->data = alloc_weight(ctx.weight_memory, cw->floats);
   if (!cw->data) return out_of_memory("packed conv weight", cw->bytes());
   uint16_t* data16 = reinterpret_cast<uint16_t*>(cw->data.get());
   // torch's [c_out, c_in, k, k] is already A = [c_out, c_in*k*k] row-major.
+  const size_t row_floats = static_cast<size_t>(c_in) * kernel * kernel;
+  bool packed;
   if (cw->direct16)
+    packed = pack_panels(ctx.pool, w, c_out, row_floats, kMR16, kMR16 * static_cast<size_t>(cw->cols),
+                         data16, [&](const float* rows, int n, uint16_t* panel) {
 #if defined(__x86_64__) || defined(__i386__)
-    pack_direct16_weight_avx512bf16(w, c_out, c_in, kernel, data16);  // direct16 implies it
+                           pack_direct16_weight_avx512bf16(rows, n, c_in, kernel, panel);  // direct16 implies it
 #else
-    pack_direct16_weight(w, c_out, c_in, kernel, data16);
+                           pack_direct16_weight(rows, n, c_in, kernel, panel);
 #endif
+                         });
   else if (cw->bf16)
-    pack_a16(w, cw->rows, cw->cols, data16);
+    packed = pack_panels(ctx.pool, w, c_out, row_floats, kMR16, kMR16 * static_cast<size_t>(pad_k16(cw->cols)),
+                         data16, [&](const float* rows, int n, uint16_t* panel) {
+                           pack_a16(rows, n, cw->cols, panel);
+                         });
   else
-    pack_a(w, cw->rows, cw->cols, cw->cols, 1, cw->data.get());
+    packed = pack_panels(ctx.pool, w, c_out, row_floats, kMR, kMR * row_floats, cw->data.get(),
+                         [&](const float* rows, int n, float* panel) {
+                           pack_a(rows, n, cw->cols, cw->cols, 1, panel);
+                         });
+  if (!packed) return {CM4J_ERR_INTERNAL, "cpu: conv weight packing failed"};
   cw->wino_tile = cw->bf16 || kernel != 3 ? 0 : winograd_tile(ctx.conv_mode, c_out, c_in);
   if (cw->wino_tile > 0) {
     cw->wino_floats = winograd_weight_floats(cw->wino_tile, c_out, c_in);
-    cw->wino = alloc_floats(cw->wino_floats);
+    cw->wino = alloc_weight(ctx.weight_memory, cw->wino_floats);
     if (!cw->wino) return out_of_memory("Winograd conv weight", cw->wino_floats * sizeof(float));
     pack_winograd_weight(ctx.pool, w, cw->wino_tile, c_out, c_in, cw->wino.get());
   }

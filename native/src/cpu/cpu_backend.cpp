@@ -47,7 +47,7 @@ class CpuBackend : public Backend {
     return guarded([&] { return pack_conv_weight(ctx_, w, c_out, c_in, kernel, out); });
   }
   Status prepare_linear(const float* w, int n, int k, std::unique_ptr<Weight>* out) override {
-    return guarded([&] { return pack_linear_weight(w, n, k, out); });
+    return guarded([&] { return pack_linear_weight(ctx_, w, n, k, out); });
   }
 
   Status conv2d(const ConvParams& p, const ConvArgs& a) override {

@@ -6,6 +6,7 @@
 #include "cpu/context.h"
 #include "cpu/gemm.h"
 #include "cpu/gemm_bf16.h"
+#include "cpu/weight_memory.h"
 
 namespace cm4j {
 namespace cpu {
@@ -20,12 +21,12 @@ struct CpuWeight : Weight {
   bool bf16 = false;  // conv only: data holds packed_a16_elems bf16 (gemm_bf16.h), not floats
   bool direct16 = false;  // bf16 conv on the amx/avx512bf16 paths: the conv_direct16.h layout
   size_t floats = 0;  // allocated size of data in floats
-  AlignedFloats data;
+  WeightFloats data;
   // fp32 3x3 conv chosen for Winograd F(m x m, 3x3) (winograd.h): m (2 or 4), else 0, and
   // the transformed weight, (m+2)^2 PackedA of [c_out, c_in], kept beside the direct one.
   int wino_tile = 0;
   size_t wino_floats = 0;
-  AlignedFloats wino;
+  WeightFloats wino;
 
   size_t bytes() const override { return (floats + wino_floats) * sizeof(float); }
   PackedA packed() const { return PackedA{data.get(), rows, cols}; }

@@ -28,7 +28,8 @@ float dot(const float* x, const float* w, int k) {
 
 }  // namespace
 
-Status pack_linear_weight(const float* w, int n, int k, std::unique_ptr<Weight>* out) {
+Status pack_linear_weight(CpuContext& ctx, const float* w, int n, int k,
+                          std::unique_ptr<Weight>* out) {
   if (w == nullptr || out == nullptr) return invalid("prepare_linear: null pointer");
   if (n <= 0 || k <= 0) return invalid("prepare_linear: non-positive shape");
   auto lw = std::make_unique<CpuWeight>();
@@ -36,7 +37,7 @@ Status pack_linear_weight(const float* w, int n, int k, std::unique_ptr<Weight>*
   lw->rows = n;
   lw->cols = k;
   lw->floats = static_cast<size_t>(n) * k;
-  lw->data = alloc_floats(lw->floats);
+  lw->data = alloc_weight(ctx.weight_memory, lw->floats);
   if (!lw->data) return out_of_memory("linear weight", lw->bytes());
   std::memcpy(lw->data.get(), w, lw->bytes());
   *out = std::move(lw);

@@ -16,7 +16,8 @@ Status pack_conv_weight(CpuContext& ctx, const float* w, int c_out, int c_in, in
 Status conv2d(CpuContext& ctx, const ConvParams& p, const ConvArgs& a);
 Status group_norm(CpuContext& ctx, const GroupNormParams& p, const GroupNormArgs& a);
 Status attention(CpuContext& ctx, const AttentionParams& p, const AttentionArgs& a);
-Status pack_linear_weight(const float* w, int n, int k, std::unique_ptr<Weight>* out);
+Status pack_linear_weight(CpuContext& ctx, const float* w, int n, int k,
+                          std::unique_ptr<Weight>* out);
 Status linear(CpuContext& ctx, const LinearParams& p, const LinearArgs& a);
 Status avg_pool2(CpuContext& ctx, const float* x, float* y, int batch, int channels, int h, int w);
 Status upsample_nearest2(CpuContext& ctx, const float* x, float* y, int batch, int channels,
