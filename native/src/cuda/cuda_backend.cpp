@@ -18,6 +18,7 @@
 #include "cm4j.h"
 #include "conv2d.cuh"
 #include "conv2d_nhwc.cuh"
+#include "conv2d_nhwc_mma.cuh"
 #include "elementwise.cuh"
 #include "elementwise_nhwc.cuh"
 #include "embedding.cuh"
@@ -487,6 +488,10 @@ class CudaBackend final : public Backend {
     k.type = half_;
     k.weight = w->data;
     cudaSetDevice(device_);
+    // The pipelined mma.sync kernel wherever its 16-byte gather applies (channels in
+    // multiples of 8); the WMMA kernel for the rest (conv_in, conv_out).
+    if (kernels::conv2d_nhwc_mma_supports(k))
+      return finish(kernels::conv2d_nhwc_mma_forward(k, stream_), "conv2d");
     return finish(kernels::conv2d_nhwc_forward(k, stream_), "conv2d");
   }
 
