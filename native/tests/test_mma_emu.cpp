@@ -210,6 +210,7 @@ struct ConvCase {
   int bbc_stride;                      // 0: no per-image bias
   bool residual;
   int tile_m;  // 64 or 128: the launcher's instance to run
+  int splits;  // split-K
 };
 
 template <typename T>
@@ -252,10 +253,12 @@ void test_conv(const char* dtype, kernels::HalfType type, const ConvCase& k, std
   T* dst;
   cudaMalloc(&dst, out_n * sizeof(T));  // fresh memory is all-ones bits (NaN)
   p.dst = dst;
+  float* partial = nullptr;
+  if (k.splits > 1) cudaMalloc(&partial, k.splits * out_n * sizeof(float));
 
-  const bool supported = kernels::conv2d_nhwc_mma_supports(p);
-  const cudaError_t e = k.tile_m == 128 ? kernels::launch_tile<T, 4>(p, nullptr)
-                                        : kernels::launch_tile<T, 2>(p, nullptr);
+  const bool supported = kernels::conv2d_nhwc_mma_supports(p);  // the launcher's checks
+  const cudaError_t e = k.tile_m == 128 ? kernels::launch_tile<T, 4>(p, partial, k.splits, nullptr)
+                                        : kernels::launch_tile<T, 2>(p, partial, k.splits, nullptr);
   // Reference in double from the same rounded operands; the kernel rounds once on store.
   const kidx::ConvGeometry g{p.c_in1, p.c_in2, p.h_in, p.w_in, p.kernel, p.stride, p.pad, p.upsample, p.h_out, p.w_out};
   const double eps = std::is_same<T, __half>::value ? 1.0 / 2048 : 1.0 / 256;
@@ -288,15 +291,16 @@ void test_conv(const char* dtype, kernels::HalfType type, const ConvCase& k, std
   }
   char what[200];
   std::snprintf(what, sizeof what,
-                "conv2d_nhwc_mma %s %dx64 tile: b%d %d+%d>%d %dx%d k%d s%d%s%s%s: worst error %.2f of "
+                "conv2d_nhwc_mma %s %dx64 tile, %d split(s): b%d %d+%d>%d %dx%d k%d s%d%s%s%s: worst error %.2f of "
                 "its bound (one rounding + fp32 summation)",
-                dtype, k.tile_m, p.batch, p.c_in1, p.c_in2, p.c_out, p.h_in, p.w_in, p.kernel, p.stride,
+                dtype, k.tile_m, k.splits, p.batch, p.c_in1, p.c_in2, p.c_out, p.h_in, p.w_in, p.kernel, p.stride,
                 p.upsample ? " up" : "", k.bbc_stride ? " bbc" : "", k.residual ? " res" : "", worst);
   check(supported && e == cudaSuccess && cudaGetLastError() == cudaSuccess && worst <= 1.0, what);
   for (const void* q : {p.src1, p.src2, p.weight, static_cast<const void*>(p.bias),
                         static_cast<const void*>(p.bias_bc), p.residual})
     cudaFree(const_cast<void*>(q));
   cudaFree(dst);
+  cudaFree(partial);
 }
 
 // What the kernel refuses (the NHWC mode then runs conv2d_nhwc_forward), and its tile rule.
@@ -319,7 +323,7 @@ void test_conv_launcher() {
   q = p;
   q.src1 = static_cast<char*>(buf) + 8;
   const bool align = !kernels::conv2d_nhwc_mma_supports(q) &&
-                     kernels::conv2d_nhwc_mma_forward(q, nullptr) == cudaErrorInvalidValue;
+                     kernels::conv2d_nhwc_mma_forward(q, nullptr, nullptr) == cudaErrorInvalidValue;
   check(base && c_in && c_out && align,
         "conv2d_nhwc_mma refuses channels not in multiples of 8 and sources not 16-byte aligned");
   // The tile rule: 128x64 while that still makes 132 blocks. imagenet64's 64x64 convs with
@@ -332,6 +336,20 @@ void test_conv_launcher() {
   q.batch = 1;
   const int small = kernels::conv2d_nhwc_mma_tile_m(q);
   check(large == 128 && small == 64, "conv2d_nhwc_mma_tile_m: 128 rows at batch 2, 64 at batch 1");
+  // Split-K: imagenet64's mid-block conv (8x8, 768 -> 768, 216 slices of 32 k) has 24 tiles
+  // at batch 2 (6 splits fill 132 SMs) and 12 at batch 1 (8 splits, the most); the 64x64
+  // conv above none; its workspace is splits x M x c_out floats.
+  q.c_in1 = q.c_out = 768;
+  q.h_in = q.w_in = q.h_out = q.w_out = 8;
+  q.kernel = 3;
+  q.pad = 1;
+  const int mid1 = kernels::conv2d_nhwc_mma_splits(q);
+  q.batch = 2;
+  const int mid2 = kernels::conv2d_nhwc_mma_splits(q);
+  const size_t ws = kernels::conv2d_nhwc_mma_workspace_floats(q);
+  check(mid1 == 8 && mid2 == 6 && ws == size_t(6) * 128 * 768 && kernels::conv2d_nhwc_mma_splits(p) == 1 &&
+            kernels::conv2d_nhwc_mma_forward(q, nullptr, nullptr) == cudaErrorInvalidValue,
+        "conv2d_nhwc_mma_splits: 8 / 6 for the 8x8 conv at batch 1 / 2, none at 64x64; no workspace refused");
   cudaFree(buf);
 }
 
@@ -390,12 +408,15 @@ int main() {
     test_mma<__nv_bfloat16>("bf16", loads[i], how[i], rng);
   }
   test_cp_async();
-  // Tails everywhere: M and c_out not multiples of the tile, K not a multiple of 32.
-  //                          b  c1  c2  h  w  co  k  s  p  up     scale    bbc  res    tile
-  const ConvCase convs[] = {{{2, 16, 8,  5, 7, 24, 3, 1, 1, true,  0.75f}, 40, true,  64},
-                            {{3, 32, 0,  9, 9, 72, 1, 2, 0, false, 1.0f},  0,  true,  128},
-                            {{1, 40, 0,  6, 6, 8,  3, 2, 1, false, 2.0f},  8,  false, 128},
-                            {{2, 8,  16, 4, 4, 64, 3, 1, 1, true,  1.0f},  0,  false, 64}};
+  // Tails everywhere: M and c_out not multiples of the tile, K not a multiple of 32 (nor of
+  // the splits' share).
+  //                          b  c1  c2  h  w  co  k  s  p  up     scale    bbc  res    tile splits
+  const ConvCase convs[] = {{{2, 16, 8,  5, 7, 24, 3, 1, 1, true,  0.75f}, 40, true,  64,  1},
+                            {{3, 32, 0,  9, 9, 72, 1, 2, 0, false, 1.0f},  0,  true,  128, 1},
+                            {{1, 40, 0,  6, 6, 8,  3, 2, 1, false, 2.0f},  8,  false, 128, 1},
+                            {{2, 8,  16, 4, 4, 64, 3, 1, 1, true,  1.0f},  0,  false, 64,  1},
+                            {{2, 64, 0,  4, 4, 72, 3, 1, 1, false, 1.0f},  80, true,  64,  3},
+                            {{1, 40, 16, 3, 5, 16, 3, 1, 1, true,  0.5f},  0,  true,  64,  4}};
   for (const ConvCase& k : convs) {
     test_conv<__half>("fp16", cm4j::kernels::HalfType::kF16, k, rng);
     test_conv<__nv_bfloat16>("bf16", cm4j::kernels::HalfType::kBF16, k, rng);
