@@ -3,8 +3,8 @@
 // conv2d_nhwc.cu. Per stage a block gathers a [BM pixels, 32 k] slice of the activations
 // (8 channels of one source pixel per 16-byte cp.async, zero-filled in the padding) and a
 // [32 k, 64 co] slice of the packed weights; three stages are in flight, so the copies of
-// slice k+2 overlap the MMAs of slice k. Where the output tiles are too few to fill the card
-// (imagenet64's 16x16 and 8x8 levels), the reduction is split over blocks (grid z) that
+// slice k+2 overlap the MMAs of slice k. Where one image's output tiles are too few to fill
+// the card (imagenet64's 32x32 to 8x8 levels), the reduction is split over blocks (grid z) that
 // leave fp32 partial sums for a second kernel, which adds them in split order
 // (deterministic) and applies the epilogue. Not yet run on a GPU: reachable only in the
 // NHWC mode (CM4J_CUDA_KERNELS=candidate with fp16/bf16).
@@ -37,8 +37,8 @@ constexpr int kBChunks = kBN / kChunk;  // per B row (k): 128 bytes, swizzled_of
 // 128x64 tiles when they still make a full wave on an H100's 132 SMs; below, 64x64 tiles
 // give twice the blocks. A first rule, until the choice is measured per shape.
 constexpr int kLargeTileMinBlocks = 132;
-// Split-K for 64x64 grids under that count: enough splits to reach it, at most kMaxSplits,
-// each at least kMinSplitTiles slices (256 k) long.
+// Split-K where one image has fewer 64x64 tiles than that: enough splits to reach it, at
+// most kMaxSplits, each at least kMinSplitTiles slices (256 k) long.
 constexpr int kMaxSplits = 8;
 constexpr int kMinSplitTiles = 8;
 constexpr int kReduceThreads = 256;
@@ -264,11 +264,12 @@ int conv2d_nhwc_mma_tile_m(const Conv2dNhwcParams& p) {
 }
 
 int conv2d_nhwc_mma_splits(const Conv2dNhwcParams& p) {
-  const int64_t m = static_cast<int64_t>(p.batch) * p.h_out * p.w_out;
-  const int64_t blocks = (m + 63) / 64 * kidx::ceil_div(p.c_out, kBN);
+  // One image's 64x64 tiles, never the batch's: the split changes the order of the sums, so
+  // an image gets the same bits batched or alone.
+  const int tiles = kidx::ceil_div(p.h_out * p.w_out, 64) * kidx::ceil_div(p.c_out, kBN);
   const int k_tiles = kidx::ceil_div((p.c_in1 + p.c_in2) * p.kernel * p.kernel, kBK);
-  if (conv2d_nhwc_mma_tile_m(p) == 128 || blocks >= kLargeTileMinBlocks) return 1;
-  const int want = static_cast<int>((kLargeTileMinBlocks + blocks - 1) / blocks);
+  if (tiles >= kLargeTileMinBlocks) return 1;
+  const int want = kidx::ceil_div(kLargeTileMinBlocks, tiles);
   const int splits = std::min(want, std::min(kMaxSplits, k_tiles / kMinSplitTiles));
   if (splits <= 1) return 1;
   return kidx::ceil_div(k_tiles, kidx::ceil_div(k_tiles, splits));  // no split left empty

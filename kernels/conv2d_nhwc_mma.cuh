@@ -27,8 +27,9 @@ bool conv2d_nhwc_mma_supports(const Conv2dNhwcParams& p);
 // The output-pixel side of the tile the launcher picks (128 or 64).
 int conv2d_nhwc_mma_tile_m(const Conv2dNhwcParams& p);
 
-// How many blocks share each output tile's reduction (split-K; 1: none): on 64x64 tiles too
-// few to fill 132 SMs, as many as fill them, up to 8, each at least 256 k long.
+// How many blocks share each output tile's reduction (split-K; 1: none): where one image has
+// too few 64x64 tiles to fill 132 SMs, as many as would, up to 8, each at least 256 k long.
+// It depends on one image's shape only, so an image gets the same bits batched or alone.
 int conv2d_nhwc_mma_splits(const Conv2dNhwcParams& p);
 
 // The fp32 workspace the splits' partial sums take ([splits, M, c_out]; 0: no split).

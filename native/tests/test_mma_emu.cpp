@@ -336,9 +336,9 @@ void test_conv_launcher() {
   q.batch = 1;
   const int small = kernels::conv2d_nhwc_mma_tile_m(q);
   check(large == 128 && small == 64, "conv2d_nhwc_mma_tile_m: 128 rows at batch 2, 64 at batch 1");
-  // Split-K: imagenet64's mid-block conv (8x8, 768 -> 768, 216 slices of 32 k) has 24 tiles
-  // at batch 2 (6 splits fill 132 SMs) and 12 at batch 1 (8 splits, the most); the 64x64
-  // conv above none; its workspace is splits x M x c_out floats.
+  // Split-K: imagenet64's mid-block conv (8x8, 768 -> 768, 216 slices of 32 k) has 12 tiles
+  // per image: 8 splits (the most) at batch 1 and 2 alike; the 64x64 conv above none; the
+  // workspace is splits x M x c_out floats.
   q.c_in1 = q.c_out = 768;
   q.h_in = q.w_in = q.h_out = q.w_out = 8;
   q.kernel = 3;
@@ -347,10 +347,43 @@ void test_conv_launcher() {
   q.batch = 2;
   const int mid2 = kernels::conv2d_nhwc_mma_splits(q);
   const size_t ws = kernels::conv2d_nhwc_mma_workspace_floats(q);
-  check(mid1 == 8 && mid2 == 6 && ws == size_t(6) * 128 * 768 && kernels::conv2d_nhwc_mma_splits(p) == 1 &&
+  check(mid1 == 8 && mid2 == 8 && ws == size_t(8) * 128 * 768 && kernels::conv2d_nhwc_mma_splits(p) == 1 &&
             kernels::conv2d_nhwc_mma_forward(q, nullptr, nullptr) == cudaErrorInvalidValue,
-        "conv2d_nhwc_mma_splits: 8 / 6 for the 8x8 conv at batch 1 / 2, none at 64x64; no workspace refused");
+        "conv2d_nhwc_mma_splits: 8 for the 8x8 conv at batch 1 and 2, none at 64x64; no workspace refused");
   cudaFree(buf);
+}
+
+// Through the public launcher (its own tile and split choice): image 0 of a batch of 3 and
+// the same image alone come out with the same bits.
+template <typename T>
+void test_conv_batch_invariance(const char* dtype, kernels::HalfType type, std::mt19937& rng) {
+  std::normal_distribution<float> nd;
+  kernels::Conv2dNhwcParams p{3, 64, 0, 4, 4, 64, 3, 1, 1, false, 1.0f, 4, 4};
+  p.type = type;
+  const size_t image_in = 4 * 4 * 64, image_out = 4 * 4 * 64, K = 64 * 9;
+  std::vector<T> x(3 * image_in), wt(K * 64);
+  for (T& e : x) e = to_b16<T>(nd(rng));
+  for (T& e : wt) e = to_b16<T>(nd(rng) / 24.0f);
+  p.src1 = device_copy(x);
+  p.weight = device_copy(wt);
+  T *batched, *alone;
+  float *ws3, *ws1;
+  cudaMalloc(&batched, 3 * image_out * sizeof(T));
+  cudaMalloc(&alone, image_out * sizeof(T));
+  const int splits = kernels::conv2d_nhwc_mma_splits(p);
+  cudaMalloc(&ws3, kernels::conv2d_nhwc_mma_workspace_floats(p) * sizeof(float));
+  p.dst = batched;
+  const cudaError_t e3 = kernels::conv2d_nhwc_mma_forward(p, ws3, nullptr);
+  p.batch = 1;
+  cudaMalloc(&ws1, kernels::conv2d_nhwc_mma_workspace_floats(p) * sizeof(float));
+  p.dst = alone;
+  const cudaError_t e1 = kernels::conv2d_nhwc_mma_forward(p, ws1, nullptr);
+  const bool same = std::memcmp(batched, alone, image_out * sizeof(T)) == 0;
+  check(splits == 2 && e3 == cudaSuccess && e1 == cudaSuccess && same,
+        std::string("conv2d_nhwc_mma ") + dtype + ", 2 splits: image 0 of a batch of 3 = the image alone, bit for bit");
+  for (void* q : {const_cast<void*>(p.src1), const_cast<void*>(p.weight), static_cast<void*>(batched),
+                  static_cast<void*>(alone), static_cast<void*>(ws3), static_cast<void*>(ws1)})
+    cudaFree(q);
 }
 
 // A warp-collective primitive reached by only part of a warp fails the launch (last: the
@@ -421,6 +454,8 @@ int main() {
     test_conv<__half>("fp16", cm4j::kernels::HalfType::kF16, k, rng);
     test_conv<__nv_bfloat16>("bf16", cm4j::kernels::HalfType::kBF16, k, rng);
   }
+  test_conv_batch_invariance<__half>("fp16", cm4j::kernels::HalfType::kF16, rng);
+  test_conv_batch_invariance<__nv_bfloat16>("bf16", cm4j::kernels::HalfType::kBF16, rng);
   test_conv_launcher();
   test_partial_warp();
   std::printf("test_mma_emu: %d failure(s)\n", g_failures);

@@ -10,8 +10,9 @@
 //
 // How: blocks run one after another; the threads of a block are fibers (started on their
 // own stacks with ucontext, then switched with _setjmp/_longjmp) that switch only at
-// __syncthreads and warp-collective calls (shuffles, sm80.h's ldmatrix and mma.sync). `__shared__` becomes `static`, which is
-// per-block storage because only one block is alive at a time.
+// __syncthreads and warp-collective calls (shuffles, sm80.h's ldmatrix and mma.sync).
+// `__shared__` becomes `static`, which is per-block storage because only one block is alive
+// at a time.
 #pragma once
 
 #include <sys/mman.h>
