@@ -4,8 +4,8 @@
 // (8 channels of one source pixel per 16-byte cp.async, zero-filled in the padding) and a
 // [32 k, 64 co] slice of the packed weights; three stages are in flight, so the copies of
 // slice k+2 overlap the MMAs of slice k. Where one image's output tiles are too few to fill
-// the card (imagenet64's 32x32 to 8x8 levels), the reduction is split over blocks (grid z) that
-// leave fp32 partial sums for a second kernel, which adds them in split order
+// the card (imagenet64's 32x32 to 8x8 levels), the reduction is split over blocks (grid z)
+// that leave fp32 partial sums for a second kernel, which adds them in split order
 // (deterministic) and applies the epilogue. Not yet run on a GPU: reachable only in the
 // NHWC mode (CM4J_CUDA_KERNELS=candidate with fp16/bf16).
 #include <cuda_bf16.h>
@@ -157,8 +157,8 @@ __global__ void __launch_bounds__(WARPS_M * 64)
       uint32_t af[2][4], bf[4][2];
 #pragma unroll
       for (int i = 0; i < 2; ++i)
-        sm80::ldmatrix_x4<false>(
-            af[i], &as[swizzled_offset<kAChunks>(wm * 32 + i * 16 + lane % 16, kk * 2 + lane / 16)]);
+        sm80::ldmatrix_x4<false>(af[i], &as[swizzled_offset<kAChunks>(
+                                            wm * 32 + i * 16 + lane % 16, kk * 2 + lane / 16)]);
 #pragma unroll
       for (int j = 0; j < 2; ++j) {
         uint32_t r[4];

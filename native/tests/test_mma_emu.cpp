@@ -237,7 +237,7 @@ void test_conv(const char* dtype, kernels::HalfType type, const ConvCase& k, std
   };
   auto s1 = rand_b16(in_pixels * p.c_in1, 1.0f);
   auto s2 = rand_b16(in_pixels * p.c_in2, 1.0f);
-  auto wt = rand_b16(static_cast<size_t>(K) * p.c_out, 1.0f / std::sqrt(float(K)));  // packed [K, c_out]
+  auto wt = rand_b16(static_cast<size_t>(K) * p.c_out, 1.0f / std::sqrt(float(K)));  // [K, c_out]
   auto res = rand_b16(out_n, 1.0f);
   std::vector<float> bias(p.c_out), bbc(static_cast<size_t>(p.batch) * std::max(k.bbc_stride, 1));
   for (float& e : bias) e = 0.1f * nd(rng);
@@ -260,7 +260,8 @@ void test_conv(const char* dtype, kernels::HalfType type, const ConvCase& k, std
   const cudaError_t e = k.tile_m == 128 ? kernels::launch_tile<T, 4>(p, partial, k.splits, nullptr)
                                         : kernels::launch_tile<T, 2>(p, partial, k.splits, nullptr);
   // Reference in double from the same rounded operands; the kernel rounds once on store.
-  const kidx::ConvGeometry g{p.c_in1, p.c_in2, p.h_in, p.w_in, p.kernel, p.stride, p.pad, p.upsample, p.h_out, p.w_out};
+  const kidx::ConvGeometry g{p.c_in1, p.c_in2, p.h_in,     p.w_in,  p.kernel,
+                             p.stride, p.pad,   p.upsample, p.h_out, p.w_out};
   const double eps = std::is_same<T, __half>::value ? 1.0 / 2048 : 1.0 / 256;
   // Bound: one rounding to T (eps = its unit roundoff) plus fp32 summation's worst case,
   // (K + 4) 2^-24 times the sum of the magnitudes.
@@ -272,29 +273,33 @@ void test_conv(const char* dtype, kernels::HalfType type, const ConvCase& k, std
     double acc = 0, mag = 0;
     for (int kk = 0; kk < K; ++kk) {
       int which = 0;
-      const int64_t off = kidx::conv_gather_offset_nhwc(g, px, kidx::tap_of_nhwc(kk, p.kernel, c_in), &which);
+      const kidx::Tap tap = kidx::tap_of_nhwc(kk, p.kernel, c_in);
+      const int64_t off = kidx::conv_gather_offset_nhwc(g, px, tap, &which);
       if (off < 0) continue;
-      const double term = double(to_f(which == 0 ? s1[off] : s2[off])) * to_f(wt[static_cast<size_t>(kk) * p.c_out + co]);
+      const double term = double(to_f(which == 0 ? s1[off] : s2[off])) *
+                          to_f(wt[static_cast<size_t>(kk) * p.c_out + co]);
       acc += term;
       mag += std::fabs(term);
     }
-    const double extras[3] = {bias[co],
-                              k.bbc_stride ? bbc[kidx::bias_bc_offset(px.b, co, p.c_out, k.bbc_stride)] : 0.0,
+    const int64_t bbc_at = kidx::bias_bc_offset(px.b, co, p.c_out, k.bbc_stride);
+    const double extras[3] = {bias[co], k.bbc_stride ? bbc[bbc_at] : 0.0,
                               k.residual ? to_f(res[o]) : 0.0};
     for (double x : extras) {
       acc += x;
       mag += std::fabs(x);
     }
     acc *= p.out_scale;
-    const double err = std::fabs(to_f(dst[o]) - acc) / (eps * std::fabs(acc) + gamma * mag * p.out_scale);
+    const double bound = eps * std::fabs(acc) + gamma * mag * p.out_scale;
+    const double err = std::fabs(to_f(dst[o]) - acc) / bound;
     worst = std::isnan(err) ? INFINITY : std::fmax(worst, err);
   }
   char what[200];
   std::snprintf(what, sizeof what,
-                "conv2d_nhwc_mma %s %dx64 tile, %d split(s): b%d %d+%d>%d %dx%d k%d s%d%s%s%s: worst error %.2f of "
-                "its bound (one rounding + fp32 summation)",
-                dtype, k.tile_m, k.splits, p.batch, p.c_in1, p.c_in2, p.c_out, p.h_in, p.w_in, p.kernel, p.stride,
-                p.upsample ? " up" : "", k.bbc_stride ? " bbc" : "", k.residual ? " res" : "", worst);
+                "conv2d_nhwc_mma %s %dx64 tile, %d split(s): b%d %d+%d>%d %dx%d k%d s%d%s%s%s: "
+                "worst error %.2f of its bound (one rounding + fp32 summation)",
+                dtype, k.tile_m, k.splits, p.batch, p.c_in1, p.c_in2, p.c_out, p.h_in, p.w_in,
+                p.kernel, p.stride, p.upsample ? " up" : "", k.bbc_stride ? " bbc" : "",
+                k.residual ? " res" : "", worst);
   check(supported && e == cudaSuccess && cudaGetLastError() == cudaSuccess && worst <= 1.0, what);
   for (const void* q : {p.src1, p.src2, p.weight, static_cast<const void*>(p.bias),
                         static_cast<const void*>(p.bias_bc), p.residual})
@@ -347,9 +352,11 @@ void test_conv_launcher() {
   q.batch = 2;
   const int mid2 = kernels::conv2d_nhwc_mma_splits(q);
   const size_t ws = kernels::conv2d_nhwc_mma_workspace_floats(q);
-  check(mid1 == 8 && mid2 == 8 && ws == size_t(8) * 128 * 768 && kernels::conv2d_nhwc_mma_splits(p) == 1 &&
+  check(mid1 == 8 && mid2 == 8 && ws == size_t(8) * 128 * 768 &&
+            kernels::conv2d_nhwc_mma_splits(p) == 1 &&
             kernels::conv2d_nhwc_mma_forward(q, nullptr, nullptr) == cudaErrorInvalidValue,
-        "conv2d_nhwc_mma_splits: 8 for the 8x8 conv at batch 1 and 2, none at 64x64; no workspace refused");
+        "conv2d_nhwc_mma_splits: 8 for the 8x8 conv at batch 1 and 2, none at 64x64; "
+        "no workspace refused");
   cudaFree(buf);
 }
 
@@ -380,9 +387,11 @@ void test_conv_batch_invariance(const char* dtype, kernels::HalfType type, std::
   const cudaError_t e1 = kernels::conv2d_nhwc_mma_forward(p, ws1, nullptr);
   const bool same = std::memcmp(batched, alone, image_out * sizeof(T)) == 0;
   check(splits == 2 && e3 == cudaSuccess && e1 == cudaSuccess && same,
-        std::string("conv2d_nhwc_mma ") + dtype + ", 2 splits: image 0 of a batch of 3 = the image alone, bit for bit");
-  for (void* q : {const_cast<void*>(p.src1), const_cast<void*>(p.weight), static_cast<void*>(batched),
-                  static_cast<void*>(alone), static_cast<void*>(ws3), static_cast<void*>(ws1)})
+        std::string("conv2d_nhwc_mma ") + dtype +
+            ", 2 splits: image 0 of a batch of 3 = the image alone, bit for bit");
+  for (void* q : {const_cast<void*>(p.src1), const_cast<void*>(p.weight),
+                  static_cast<void*>(batched), static_cast<void*>(alone), static_cast<void*>(ws3),
+                  static_cast<void*>(ws1)})
     cudaFree(q);
 }
 
@@ -412,7 +421,8 @@ void test_swizzle() {
   for (int r0 = 0; r0 < 64; r0 += 8)
     for (int c = 0; c < CHUNKS; ++c) {
       unsigned groups = 0;
-      for (int r = r0; r < r0 + 8; ++r) groups |= 1u << ((sm80::swizzled_offset<CHUNKS>(r, c) * 2 / 16) % 8);
+      for (int r = r0; r < r0 + 8; ++r)
+        groups |= 1u << ((sm80::swizzled_offset<CHUNKS>(r, c) * 2 / 16) % 8);
       ok = ok && groups == 0xffu;
     }
   for (int r = 0; r < 64; ++r) {
@@ -424,7 +434,8 @@ void test_swizzle() {
     }
     ok = ok && seen == (1u << CHUNKS) - 1;
   }
-  check(ok, "swizzled_offset<" + std::to_string(CHUNKS) + ">: a permutation, conflict-free ldmatrix rows");
+  check(ok, "swizzled_offset<" + std::to_string(CHUNKS) +
+                ">: a permutation, conflict-free ldmatrix rows");
 }
 
 }  // namespace

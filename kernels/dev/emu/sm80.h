@@ -61,7 +61,8 @@ inline void ldmatrix(uint32_t (&r)[NMAT], const void* row) {
   uint32_t all[32][2] = {};
   warp_collective("ldmatrix", mine, all);
   auto row_of = [&](int l) {
-    const uintptr_t a = static_cast<uintptr_t>(all[l][0] | (static_cast<uint64_t>(all[l][1]) << 32));
+    const uintptr_t a =
+        static_cast<uintptr_t>(all[l][0] | (static_cast<uint64_t>(all[l][1]) << 32));
     if (a % 16 != 0) fail(cudaErrorLaunchFailure, "ldmatrix: row address not 16-byte aligned");
     return reinterpret_cast<const uint16_t*>(a);
   };
@@ -101,14 +102,17 @@ inline void mma_m16n8k16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (
   warp_collective("mma.sync", mine, all);
   // Element k of A's row r sits in lane 4 (r % 8) + (k % 8) / 2, register r / 8 + 2 (k / 8),
   // half k % 2; element k of B's column n in lane 4 n + (k % 8) / 2, register 4 + k / 8.
-  auto el = [](uint32_t reg, int k) { return b16_to_float(static_cast<uint16_t>(reg >> (16 * (k % 2))), T()); };
+  auto el = [](uint32_t reg, int k) {
+    return b16_to_float(static_cast<uint16_t>(reg >> (16 * (k % 2))), T());
+  };
   const int g = lane_id() / 4, t = lane_id() % 4;
   for (int i = 0; i < 4; ++i) {
     const int row = g + 8 * (i / 2), col = 2 * t + i % 2;
     float s = c[i];
     for (int k = 0; k < 16; ++k) {
       const int q = (k % 8) / 2;
-      s += el(all[4 * (row % 8) + q][row / 8 + 2 * (k / 8)], k) * el(all[4 * col + q][4 + k / 8], k);
+      s += el(all[4 * (row % 8) + q][row / 8 + 2 * (k / 8)], k) *
+           el(all[4 * col + q][4 + k / 8], k);
     }
     d[i] = s;
   }
@@ -117,7 +121,8 @@ inline void mma_m16n8k16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (
 // cp.async of `bytes` (4, 8 or 16) from global src to shared dst, of which src_bytes are
 // read and the rest zero-filled.
 inline void cp_async(void* dst, const void* src, int bytes, int src_bytes) {
-  if (reinterpret_cast<uintptr_t>(dst) % bytes != 0 || reinterpret_cast<uintptr_t>(src) % bytes != 0)
+  if (reinterpret_cast<uintptr_t>(dst) % bytes != 0 ||
+      reinterpret_cast<uintptr_t>(src) % bytes != 0)
     fail(cudaErrorLaunchFailure, "cp.async: address not aligned to the copy size");
   Block& b = *block();
   AsyncCopies& q = b.async_copies[b.current];
