@@ -183,19 +183,7 @@ void conv2d_nhwc_pack_weight(const float* torch_w, int c_out, int c_in, int kern
 }
 
 cudaError_t conv2d_nhwc_forward(const Conv2dNhwcParams& p, cudaStream_t stream) {
-  if (p.batch < 1 || p.c_in1 < 1 || p.c_in2 < 0 || p.c_out < 1 || p.h_in < 1 || p.w_in < 1 ||
-      p.kernel < 1 || p.stride < 1 || p.pad < 0 || (p.c_in2 > 0) != (p.src2 != nullptr) ||
-      !p.src1 || !p.weight || !p.dst ||
-      (p.bias_bc && p.bias_bc_stride != 0 && p.bias_bc_stride < p.c_out))
-    return cudaErrorInvalidValue;
-  if (p.h_out != kidx::conv_out_size(p.h_in, p.kernel, p.stride, p.pad, p.upsample) ||
-      p.w_out != kidx::conv_out_size(p.w_in, p.kernel, p.stride, p.pad, p.upsample) ||
-      p.h_out < 1 || p.w_out < 1)
-    return cudaErrorInvalidValue;
-  // GEMM indices are int: M = B*h_out*w_out and K = c_in*k*k must fit.
-  const int64_t m = static_cast<int64_t>(p.batch) * p.h_out * p.w_out;
-  const int64_t k = static_cast<int64_t>(p.c_in1 + p.c_in2) * p.kernel * p.kernel;
-  if (m + kBM >= INT32_MAX || k * p.c_out >= INT32_MAX) return cudaErrorInvalidValue;
+  if (!conv2d_nhwc_params_ok(p)) return cudaErrorInvalidValue;
   switch (p.type) {
     case HalfType::kF16: return launch<__half>(p, stream);
     case HalfType::kBF16: return launch<__nv_bfloat16>(p, stream);

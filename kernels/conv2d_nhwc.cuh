@@ -11,6 +11,7 @@
 
 #include <cstdint>
 
+#include "indexing.cuh"
 #include "nhwc.cuh"
 
 // Resource ceilings, per thread and per block, for every template instance on sm_80 and
@@ -45,6 +46,25 @@ struct Conv2dNhwcParams {
 // (kidx::k_of_nhwc); conv2d_convert_weight then rounds it to fp16/bf16 on the device.
 void conv2d_nhwc_pack_weight(const float* torch_w, int c_out, int c_in, int kernel,
                              float* packed);
+
+// Whether the parameters describe a convolution these kernels can run (shapes consistent,
+// pointers present, GEMM indices within int).
+inline bool conv2d_nhwc_params_ok(const Conv2dNhwcParams& p) {
+  if (p.batch < 1 || p.c_in1 < 1 || p.c_in2 < 0 || p.c_out < 1 || p.h_in < 1 || p.w_in < 1 ||
+      p.kernel < 1 || p.stride < 1 || p.pad < 0 || (p.c_in2 > 0) != (p.src2 != nullptr) ||
+      !p.src1 || !p.weight || !p.dst ||
+      (p.bias_bc && p.bias_bc_stride != 0 && p.bias_bc_stride < p.c_out))
+    return false;
+  if (p.h_out != kidx::conv_out_size(p.h_in, p.kernel, p.stride, p.pad, p.upsample) ||
+      p.w_out != kidx::conv_out_size(p.w_in, p.kernel, p.stride, p.pad, p.upsample) ||
+      p.h_out < 1 || p.w_out < 1)
+    return false;
+  // GEMM indices are int: M = B*h_out*w_out (plus a tile of the largest kernel) and
+  // K = c_in*k*k must fit.
+  const int64_t m = static_cast<int64_t>(p.batch) * p.h_out * p.w_out;
+  const int64_t k = static_cast<int64_t>(p.c_in1 + p.c_in2) * p.kernel * p.kernel;
+  return m + 128 < INT32_MAX && k * p.c_out < INT32_MAX;
+}
 
 // Queues the convolution on `stream` (sm_80+); cudaErrorInvalidValue for parameters the
 // kernel does not support.

@@ -8,14 +8,18 @@
 // and the host code (errors, streams, copies). What it does not model: timing, the
 // memory model, concurrent blocks, or anything the kernels do not use.
 //
-// How: blocks run one after another; the threads of a block are fibers (ucontext) that
-// switch only at __syncthreads and warp shuffles. `__shared__` becomes `static`, which is
-// per-block storage because only one block is alive at a time.
+// How: blocks run one after another; the threads of a block are fibers (started on their
+// own stacks with ucontext, then switched with _setjmp/_longjmp) that switch only at
+// __syncthreads and warp-collective calls (shuffles, sm80.h's ldmatrix and mma.sync).
+// `__shared__` becomes `static`, which is per-block storage because only one block is alive
+// at a time.
 #pragma once
 
 #include <sys/mman.h>
 #include <ucontext.h>
 #include <unistd.h>
+
+#include <csetjmp>
 
 #include <algorithm>
 #include <chrono>
@@ -103,8 +107,24 @@ inline void fail(cudaError_t e, const char* why) {
 // ---- one block of fibers ------------------------------------------------------------
 constexpr size_t kStackBytes = 256 * 1024;
 
+// One cp.async not yet landed (sm80.h): the copy happens at the cp.async.wait_group that
+// covers its group, so a read before that wait sees the poison written at issue.
+struct AsyncCopy {
+  void* dst;
+  const void* src;
+  int bytes, src_bytes;  // src_bytes < bytes: the rest is zero-filled
+  long group;            // the thread's commit count when it was issued
+};
+struct AsyncCopies {
+  std::vector<AsyncCopy> pending;
+  long committed = 0;
+};
+constexpr int kWideWords = 16;  // 32-bit words per thread in a warp-collective exchange
+
 struct Fiber {
-  ucontext_t ctx;
+  ucontext_t ctx;     // the entry on its stack, for the first switch
+  std::jmp_buf jump;  // where it yielded, for every later switch
+  bool started = false;
   char* stack = nullptr;
   dim3 tid;
   bool done = false;
@@ -113,7 +133,7 @@ struct Fiber {
 
 struct Block {
   std::vector<Fiber> fibers;
-  ucontext_t scheduler;
+  std::jmp_buf scheduler;
   int current = -1;
   int live = 0;
   // Block barrier: arrivals in this generation; a release bumps the generation.
@@ -122,6 +142,11 @@ struct Block {
   std::vector<int> warp_live, warp_arrived;
   std::vector<long> warp_generation;
   std::vector<uint64_t> slots;  // shuffle exchange, one per thread
+  // Warp-collective exchange (ldmatrix, mma.sync): two generations of kWideWords per thread,
+  // so that one warp barrier per call suffices; `collectives` counts each thread's calls.
+  std::vector<uint32_t> wide;
+  std::vector<long> collectives;
+  std::vector<AsyncCopies> async_copies;  // per thread
   long events = 0;              // progress counter for deadlock detection
   bool deadlock = false;
   void (*body)(void*) = nullptr;
@@ -144,24 +169,33 @@ inline int linear_tid(const dim3& t) {
   return static_cast<int>(t.x + t.y * blockDim.x + t.z * blockDim.x * blockDim.y);
 }
 
-// The only two places that switch contexts; kept out of line so that no caller's locals
-// live across a returns-twice call.
+// The only places that switch contexts; kept out of line so that no caller's locals live
+// across a returns-twice call. After a fiber's first start (setcontext), switches are
+// _setjmp/_longjmp, which unlike swapcontext make no system call (for the signal mask):
+// every lane switches twice per warp-collective call, millions of times in a conv.
 __attribute__((noinline)) inline void yield() {
   Block& b = *block();
-  swapcontext(&b.fibers[b.current].ctx, &b.scheduler);
+  if (!_setjmp(b.fibers[b.current].jump)) _longjmp(b.scheduler, 1);
 }
 
 __attribute__((noinline)) inline void resume(Block& b, int i) {
   b.current = i;
   threadIdx = b.fibers[i].tid;
-  swapcontext(&b.scheduler, &b.fibers[i].ctx);
+  Fiber& f = b.fibers[i];
+  if (_setjmp(b.scheduler)) return;  // the fiber yielded or finished
+  if (!f.started) {
+    f.started = true;
+    setcontext(&f.ctx);
+  }
+  _longjmp(f.jump, 1);
 }
 
-__attribute__((noinline)) inline void start_fiber(Fiber& f, ucontext_t* link, void (*entry)()) {
+__attribute__((noinline)) inline void start_fiber(Fiber& f, void (*entry)()) {
   getcontext(&f.ctx);
   f.ctx.uc_stack.ss_sp = f.stack;
   f.ctx.uc_stack.ss_size = kStackBytes;
-  f.ctx.uc_link = link;
+  f.ctx.uc_link = nullptr;  // fiber_entry never returns
+  f.started = false;
   makecontext(&f.ctx, entry, 0);
 }
 
@@ -214,7 +248,7 @@ inline void fiber_entry() {
   ++b.events;
   try_release_block(b);
   try_release_warp(b, b.current / 32);
-  // uc_link returns to the scheduler.
+  _longjmp(b.scheduler, 1);
 }
 
 // A fault inside a kernel (the guard page behind every buffer) names the launch, block
@@ -279,6 +313,9 @@ inline void run_grid(dim3 grid, dim3 threads, void (*body)(void*), void* arg) {
         b.warp_arrived.assign(warps, 0);
         b.warp_generation.assign(warps, 0);
         b.slots.assign(n, 0);
+        b.wide.assign(static_cast<size_t>(2) * n * kWideWords, 0);
+        b.collectives.assign(n, 0);
+        b.async_copies.assign(n, AsyncCopies());
         for (int i = 0; i < n; ++i) {
           Fiber& f = b.fibers[i];
           f.tid = dim3(i % threads.x, (i / threads.x) % threads.y, i / (threads.x * threads.y));
@@ -286,7 +323,7 @@ inline void run_grid(dim3 grid, dim3 threads, void (*body)(void*), void* arg) {
           f.waiting = false;
           f.stack = stacks[i];
           ++b.warp_live[i / 32];
-          start_fiber(f, &b.scheduler, fiber_entry);
+          start_fiber(f, fiber_entry);
         }
         // Round-robin until every fiber is done; a full round with no arrival, release
         // or exit means some thread waits at a barrier the others never reach.
@@ -415,8 +452,9 @@ inline cudaError_t cudaMalloc(void** out, size_t bytes) {
     return cm4j_emu::state().last_error = cudaErrorMemoryAllocation;
   }
   mprotect(static_cast<char*>(base) + body, page, PROT_NONE);
-  // Ends at the guard page; 4-byte aligned (the kernels use no wider accesses).
-  char* user = static_cast<char*>(base) + body - ((bytes + 3) / 4 * 4);
+  // Ends at the guard page; 16-byte aligned for cp.async's widest copy (a buffer whose size
+  // is not a multiple of 16 leaves up to 15 bytes before the guard).
+  char* user = static_cast<char*>(base) + body - ((bytes + 15) / 16 * 16);
   std::memset(user, 0xff, bytes);  // NaN patterns, not zeros, in fresh memory
   cm4j_emu::state().allocations[user] = {base, body + page};
   *out = user;

@@ -7,8 +7,13 @@
 # Then the same with CM4J_CUDA_KERNELS=candidate (fp16/bf16: the NHWC mode).
 # CM4J_TEST_FILTER overrides the op cases (see test_cuda_ops.cpp), EMU_GOLDEN_DTYPES the
 # golden runs ("fp32 fp16 bf16"; empty: none), EMU_CANDIDATE_DTYPES the candidate golden
-# runs ("fp16 bf16"), EMU_CANDIDATE_OPS=0 skips the candidate op cases, EMU_JOBS the
-# parallelism. About 30 minutes on 2 cores, most of it the five tiny-model golden runs.
+# runs ("fp16 bf16"), EMU_DEFAULT_OPS=0 / EMU_CANDIDATE_OPS=0 skip the default / candidate
+# set's op cases, EMU_JOBS the parallelism. About 30 minutes on 2 cores, most of it the five
+# tiny-model golden runs. The candidate set's tensor-core conv (conv2d_nhwc_mma.cu) at
+# imagenet64's layer shapes, about 25 minutes on a loaded 2-core machine:
+#   EMU_DEFAULT_OPS=0 EMU_GOLDEN_DTYPES= EMU_CANDIDATE_DTYPES= CM4J_TEST_FILTER="res0 conv,\
+#   down1 conv1,down1 short,down2 conv1,mid conv,up0 cat conv,up0 cat short,up cat+upsample,\
+#   up3 cat conv,upsample conv,stride2,lsun conv1,tiny up" kernels/dev/emu/run.sh
 set -eu
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 B=${1:-/tmp/cm4j-emu}
@@ -43,7 +48,9 @@ done
 
 rc=0
 FILTER=${CM4J_TEST_FILTER:-odd,tiny,errors,timestep,embedding_lookup,linear,b3 c5,scheduler_step,scale_model_input,edit_step,time_embedding}
-CM4J_TEST_FILTER=$FILTER "$B/test_cuda_ops" || rc=1
+if [ "${EMU_DEFAULT_OPS:-1}" != 0 ]; then
+  CM4J_TEST_FILTER=$FILTER "$B/test_cuda_ops" || rc=1
+fi
 if [ "${EMU_CANDIDATE_OPS:-1}" != 0 ]; then
   CM4J_CUDA_KERNELS=candidate CM4J_TEST_FILTER=$FILTER "$B/test_cuda_ops" || rc=1
 fi

@@ -18,6 +18,7 @@
 #include "cm4j.h"
 #include "conv2d.cuh"
 #include "conv2d_nhwc.cuh"
+#include "conv2d_nhwc_mma.cuh"
 #include "elementwise.cuh"
 #include "elementwise_nhwc.cuh"
 #include "embedding.cuh"
@@ -487,6 +488,17 @@ class CudaBackend final : public Backend {
     k.type = half_;
     k.weight = w->data;
     cudaSetDevice(device_);
+    // The pipelined mma.sync kernel wherever its 16-byte gather applies (channels in
+    // multiples of 8); the WMMA kernel for the rest (conv_in, conv_out). Split-K's partial
+    // sums use the staging buffer (free during a conv: ops run in order on one stream).
+    if (kernels::conv2d_nhwc_mma_supports(k)) {
+      float* workspace = nullptr;
+      if (const size_t floats = kernels::conv2d_nhwc_mma_workspace_floats(k)) {
+        Status s = staging_buffer(floats, "conv2d", &workspace);
+        if (!s.ok()) return s;
+      }
+      return finish(kernels::conv2d_nhwc_mma_forward(k, workspace, stream_), "conv2d");
+    }
     return finish(kernels::conv2d_nhwc_forward(k, stream_), "conv2d");
   }
 
@@ -506,7 +518,8 @@ class CudaBackend final : public Backend {
     return finish(kernels::attention_nhwc_forward(k, stream_), "attention");
   }
 
-  // The fp32 staging buffer of upload/download_activation, grown to `floats` on demand.
+  // The fp32 staging buffer of upload/download_activation (and split-K's partial sums in
+  // conv2d_nhwc), grown to `floats` on demand.
   Status staging_buffer(size_t floats, const char* op, float** out) {
     if (staging_floats_ < floats) {
       cudaStreamSynchronize(stream_);

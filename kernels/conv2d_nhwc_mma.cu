@@ -1,0 +1,296 @@
+// conv2d over NHWC fp16/bf16 activations, pipelined on sm_80 tensor cores. GEMM rows are
+// output pixels, columns output channels, k = (ky * kernel + kx) * c_in + c as in
+// conv2d_nhwc.cu. Per stage a block gathers a [BM pixels, 32 k] slice of the activations
+// (8 channels of one source pixel per 16-byte cp.async, zero-filled in the padding) and a
+// [32 k, 64 co] slice of the packed weights; three stages are in flight, so the copies of
+// slice k+2 overlap the MMAs of slice k. Where one image's output tiles are too few to fill
+// the card (imagenet64's 32x32 to 8x8 levels), the reduction is split over blocks (grid z)
+// that leave fp32 partial sums for a second kernel, which adds them in split order
+// (deterministic) and applies the epilogue. Not yet run on a GPU: reachable only in the
+// NHWC mode (CM4J_CUDA_KERNELS=candidate with fp16/bf16).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+
+#include "conv2d_nhwc_mma.cuh"
+#include "indexing.cuh"
+#include "launch.cuh"
+#include "mma_sm80.cuh"
+#include "nhwc_device.cuh"
+
+namespace cm4j {
+namespace kernels {
+
+namespace {
+
+using nhwc_detail::from_f32;
+using nhwc_detail::to_f32;
+using sm80::swizzled_offset;
+
+constexpr int kBN = 64;      // output channels per block
+constexpr int kBK = 32;      // reduction per stage: two k16 MMA steps
+constexpr int kStages = 3;   // cp.async pipeline depth
+constexpr int kChunk = 8;    // 2-byte elements per 16-byte copy
+constexpr int kAChunks = kBK / kChunk;  // per A row (pixel): 64 bytes, swizzled_offset<4>
+constexpr int kBChunks = kBN / kChunk;  // per B row (k): 128 bytes, swizzled_offset<8>
+// 128x64 tiles when they still make a full wave on an H100's 132 SMs; below, 64x64 tiles
+// give twice the blocks. A first rule, until the choice is measured per shape.
+constexpr int kLargeTileMinBlocks = 132;
+// Split-K where one image has fewer 64x64 tiles than that: enough splits to reach it, at
+// most kMaxSplits, each at least kMinSplitTiles slices (256 k) long.
+constexpr int kMaxSplits = 8;
+constexpr int kMinSplitTiles = 8;
+constexpr int kReduceThreads = 256;
+
+// Output (m, co) of image b from its fp32 sum: bias, per-image bias, residual, out_scale,
+// one rounding on store.
+template <typename T>
+__device__ __forceinline__ void store_output(const Conv2dNhwcParams& p, int m, int co, int b,
+                                             float v) {
+  const int64_t off = kidx::nhwc_pixel(m, co, p.c_out);
+  if (p.bias) v += p.bias[co];
+  if (p.bias_bc) v += p.bias_bc[kidx::bias_bc_offset(b, co, p.c_out, p.bias_bc_stride)];
+  if (p.residual) v += to_f32(static_cast<const T*>(p.residual)[off]);
+  static_cast<T*>(p.dst)[off] = from_f32<T>(v * p.out_scale);
+}
+
+// WARPS_M x 2 warps, each owning 32 pixels x 32 channels: 2 x 4 m16n8 accumulator tiles.
+// With gridDim.z > 1, block z reduces its share of the slices and stores its raw sums in
+// partial [gridDim.z, M, c_out].
+template <typename T, int WARPS_M, int KS>
+__global__ void __launch_bounds__(WARPS_M * 64)
+    conv2d_nhwc_mma_kernel(const Conv2dNhwcParams p, float* partial) {
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+  constexpr int kThreads = WARPS_M * 64;
+  constexpr int kBM = WARPS_M * 32;
+  constexpr int kARows = kBM * kAChunks / kThreads;  // A chunks per thread (one column)
+  constexpr int kBLoads = kBK * kBChunks / kThreads;
+  static_assert(kThreads % kAChunks == 0 && (kBK * kBChunks) % kThreads == 0, "tile loads");
+  __shared__ __align__(128) T a_s[kStages][kBM * kBK];  // [pixel][k], swizzled
+  __shared__ __align__(128) T b_s[kStages][kBK * kBN];  // [k][co], swizzled
+
+  const int ks = KS > 0 ? KS : p.kernel;
+  const int c_in = p.c_in1 + p.c_in2;
+  const int M = p.batch * p.h_out * p.w_out;
+  const int N = p.c_out;
+  const int K = c_in * ks * ks;
+  // This block's slices [kt0, kt0 + k_tiles) of the reduction (the launcher leaves no split
+  // empty).
+  const int k_all = kidx::ceil_div(K, kBK);
+  const int per_split = kidx::ceil_div(k_all, gridDim.z);
+  const int kt0 = blockIdx.z * per_split;
+  const int k_tiles = min(k_all - kt0, per_split);
+  const int m0 = blockIdx.x * kBM, n0 = blockIdx.y * kBN;
+  const int t = threadIdx.x, lane = t % 32, warp = t / 32;
+  const int wm = warp / 2, wn = warp % 2;
+  const kidx::ConvGeometry g{p.c_in1, p.c_in2, p.h_in, p.w_in, ks, p.stride, p.pad,
+                             p.upsample, p.h_out, p.w_out};
+  const T* src1 = static_cast<const T*>(p.src1);
+  const T* src2 = static_cast<const T*>(p.src2);
+  const T* w = static_cast<const T*>(p.weight);
+
+  // This thread copies chunk a_chunk (channels 8 a_chunk.. of the slice's tap) of the rows
+  // t / kAChunks + i * kThreads / kAChunks; their pixels are decoded once (b = -1: past M).
+  const int a_chunk = t % kAChunks;
+  kidx::Pixel a_px[kARows];
+#pragma unroll
+  for (int i = 0; i < kARows; ++i) {
+    const int m = m0 + t / kAChunks + i * (kThreads / kAChunks);
+    a_px[i] = kidx::pixel_of(m < M ? m : 0, p.h_out, p.w_out);
+    if (m >= M) a_px[i].b = -1;
+  }
+
+  // Queues slice kt into `stage`. c_in1 and c_in2 are multiples of 8, so a chunk never
+  // straddles a tap or the seam between the sources.
+  auto load_stage = [&](int stage, int kt) {
+    const int k = kt * kBK + a_chunk * kChunk;
+    const kidx::Tap tap = kidx::tap_of_nhwc(k < K ? k : 0, ks, c_in);
+#pragma unroll
+    for (int i = 0; i < kARows; ++i) {
+      int which = 0;
+      int64_t off = -1;
+      if (k < K && a_px[i].b >= 0) off = kidx::conv_gather_offset_nhwc(g, a_px[i], tap, &which);
+      const T* src = off < 0 ? src1 : (which == 0 ? src1 : src2) + off;
+      const int row = t / kAChunks + i * (kThreads / kAChunks);
+      sm80::cp_async<16>(&a_s[stage][swizzled_offset<kAChunks>(row, a_chunk)], src, off >= 0);
+    }
+#pragma unroll
+    for (int i = 0; i < kBLoads; ++i) {
+      const kidx::TileCoord c = kidx::tile_coord(t, i, kThreads, kBChunks);
+      const int kw = kt * kBK + c.row, co = n0 + c.col * kChunk;
+      const bool valid = kw < K && co < N;
+      const T* src = valid ? w + kidx::conv_packed_index(kw, co, N) : w;
+      sm80::cp_async<16>(&b_s[stage][swizzled_offset<kBChunks>(c.row, c.col)], src, valid);
+    }
+  };
+
+  float acc[2][4][4];
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
+
+  // Prologue: slices 0 and 1 in flight (a group per slice, empty past the end).
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < k_tiles) load_stage(s, kt0 + s);
+    sm80::cp_async_commit();
+  }
+  for (int kt = 0; kt < k_tiles; ++kt) {
+    // Slice kt has landed for this thread; the barrier makes every thread's copies visible
+    // and ends the reads of the stage the next copies reuse (slice kt - 1's).
+    sm80::cp_async_wait<kStages - 2>();
+    __syncthreads();
+    if (kt + kStages - 1 < k_tiles)
+      load_stage((kt + kStages - 1) % kStages, kt0 + kt + kStages - 1);
+    sm80::cp_async_commit();
+    const T* as = a_s[kt % kStages];
+    const T* bs = b_s[kt % kStages];
+#pragma unroll
+    for (int kk = 0; kk < kBK / 16; ++kk) {
+      // A: lanes 0..15 give rows 0..15 at the step's first 8 k, lanes 16..31 the next 8.
+      // B (.trans from [k][co]): lanes 0..15 give k rows 0..15 of 8 channels, lanes 16..31
+      // the next 8 channels: two n8 tiles per load.
+      uint32_t af[2][4], bf[4][2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+        sm80::ldmatrix_x4<false>(af[i], &as[swizzled_offset<kAChunks>(
+                                            wm * 32 + i * 16 + lane % 16, kk * 2 + lane / 16)]);
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        uint32_t r[4];
+        sm80::ldmatrix_x4<true>(
+            r, &bs[swizzled_offset<kBChunks>(kk * 16 + lane % 16, wn * 4 + j * 2 + lane / 16)]);
+        bf[2 * j][0] = r[0];
+        bf[2 * j][1] = r[1];
+        bf[2 * j + 1][0] = r[2];
+        bf[2 * j + 1][1] = r[3];
+      }
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) sm80::mma_m16n8k16<T>(acc[i][j], af[i], bf[j], acc[i][j]);
+    }
+  }
+
+  // Epilogue in fp32 from the accumulators (lane: rows lane / 4 and + 8, channel pair
+  // 2 (lane % 4)), or the raw sums of this split.
+  const int hw = p.h_out * p.w_out;
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int m = m0 + wm * 32 + i * 16 + lane / 4 + 8 * h;
+      if (m >= M) continue;
+      const int b = m / hw;
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int co = n0 + wn * 32 + j * 8 + (lane % 4) * 2 + e;
+          if (co >= N) continue;
+          const float v = acc[i][j][2 * h + e];
+          if (partial)
+            partial[(static_cast<int64_t>(blockIdx.z) * M + m) * N + co] = v;
+          else
+            store_output<T>(p, m, co, b, v);
+        }
+    }
+#else
+  __trap();  // tensor-core path built for an architecture below sm_80
+#endif
+}
+
+// dst from the splits' partial sums, added in split order.
+template <typename T>
+__global__ void __launch_bounds__(kReduceThreads)
+    conv2d_nhwc_mma_reduce_kernel(const Conv2dNhwcParams p, const float* partial, int splits) {
+  const int64_t total = static_cast<int64_t>(p.batch) * p.h_out * p.w_out * p.c_out;
+  const int hw = p.h_out * p.w_out;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float v = 0.0f;
+    for (int z = 0; z < splits; ++z) v += partial[z * total + i];
+    const int m = static_cast<int>(i / p.c_out), co = static_cast<int>(i % p.c_out);
+    store_output<T>(p, m, co, m / hw, v);
+  }
+}
+
+// The conv with WARPS_M x 2 warps per block; splits > 1: over `splits` blocks along k, with
+// `partial` [splits, M, c_out] in between.
+template <typename T, int WARPS_M>
+cudaError_t launch_tile(const Conv2dNhwcParams& p, float* partial, int splits,
+                        cudaStream_t stream) {
+  const int m = p.batch * p.h_out * p.w_out;
+  dim3 grid(kidx::ceil_div(m, WARPS_M * 32), kidx::ceil_div(p.c_out, kBN), splits);
+  if (grid.y > 65535) return cudaErrorInvalidValue;
+  void (*kernel)(const Conv2dNhwcParams, float*) =
+      p.kernel == 1   ? conv2d_nhwc_mma_kernel<T, WARPS_M, 1>
+      : p.kernel == 3 ? conv2d_nhwc_mma_kernel<T, WARPS_M, 3>
+                      : conv2d_nhwc_mma_kernel<T, WARPS_M, 0>;
+  CM4J_LAUNCH(kernel, grid, WARPS_M * 64, stream, p, splits > 1 ? partial : nullptr);
+  if (splits > 1) {
+    const int64_t total = static_cast<int64_t>(m) * p.c_out;
+    const int blocks = static_cast<int>(std::min<int64_t>(
+        (total + kReduceThreads - 1) / kReduceThreads, 4096));
+    CM4J_LAUNCH(conv2d_nhwc_mma_reduce_kernel<T>, blocks, kReduceThreads, stream, p,
+                static_cast<const float*>(partial), splits);
+  }
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t launch(const Conv2dNhwcParams& p, float* partial, int splits, cudaStream_t stream) {
+  return conv2d_nhwc_mma_tile_m(p) == 128 ? launch_tile<T, 4>(p, partial, splits, stream)
+                                          : launch_tile<T, 2>(p, partial, splits, stream);
+}
+
+bool aligned16(const void* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; }
+
+}  // namespace
+
+bool conv2d_nhwc_mma_supports(const Conv2dNhwcParams& p) {
+  return conv2d_nhwc_params_ok(p) && p.c_in1 % kChunk == 0 && p.c_in2 % kChunk == 0 &&
+         p.c_out % kChunk == 0 && aligned16(p.src1) && aligned16(p.src2) && aligned16(p.weight);
+}
+
+int conv2d_nhwc_mma_tile_m(const Conv2dNhwcParams& p) {
+  const int64_t m = static_cast<int64_t>(p.batch) * p.h_out * p.w_out;
+  const int64_t blocks = (m + 127) / 128 * kidx::ceil_div(p.c_out, kBN);
+  return blocks >= kLargeTileMinBlocks ? 128 : 64;
+}
+
+int conv2d_nhwc_mma_splits(const Conv2dNhwcParams& p) {
+  // One image's 64x64 tiles, never the batch's: the split changes the order of the sums, so
+  // an image gets the same bits batched or alone.
+  const int tiles = kidx::ceil_div(p.h_out * p.w_out, 64) * kidx::ceil_div(p.c_out, kBN);
+  const int k_tiles = kidx::ceil_div((p.c_in1 + p.c_in2) * p.kernel * p.kernel, kBK);
+  if (tiles >= kLargeTileMinBlocks) return 1;
+  const int want = kidx::ceil_div(kLargeTileMinBlocks, tiles);
+  const int splits = std::min(want, std::min(kMaxSplits, k_tiles / kMinSplitTiles));
+  if (splits <= 1) return 1;
+  return kidx::ceil_div(k_tiles, kidx::ceil_div(k_tiles, splits));  // no split left empty
+}
+
+size_t conv2d_nhwc_mma_workspace_floats(const Conv2dNhwcParams& p) {
+  const int splits = conv2d_nhwc_mma_splits(p);
+  return splits > 1 ? static_cast<size_t>(splits) * p.batch * p.h_out * p.w_out * p.c_out : 0;
+}
+
+cudaError_t conv2d_nhwc_mma_forward(const Conv2dNhwcParams& p, float* workspace,
+                                    cudaStream_t stream) {
+  if (!conv2d_nhwc_mma_supports(p)) return cudaErrorInvalidValue;
+  const int splits = conv2d_nhwc_mma_splits(p);
+  if (splits > 1 && !workspace) return cudaErrorInvalidValue;
+  switch (p.type) {
+    case HalfType::kF16: return launch<__half>(p, workspace, splits, stream);
+    case HalfType::kBF16: return launch<__nv_bfloat16>(p, workspace, splits, stream);
+  }
+  return cudaErrorInvalidValue;
+}
+
+}  // namespace kernels
+}  // namespace cm4j

@@ -1,0 +1,474 @@
+// The sm_80 primitives of kernels/mma_sm80.cuh on the CPU emulator (kernels/dev/emu, built
+// with -DCM4J_CUDA_EMULATION and that folder first on the include path; no GPU or CUDA
+// toolkit needed): mma.sync m16n8k16 in fp16 and bf16 against a plain matrix product, with
+// its operands loaded by ldmatrix x1/x2/x4 (with and without .trans) from swizzled shared
+// memory, and cp.async's groups (what has landed after each wait_group, zero-fill, the
+// poison seen by a read before the wait). Then the kernel built on them,
+// conv2d_nhwc_mma.cu (compiled into this test), in both tile shapes on small odd shapes
+// against a loop in double. The layouts are the PTX ISA's; scripts/device-check.sh runs the
+// kernel on a GPU (test_cuda_ops in the candidate set).
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "conv2d_nhwc_mma.cu"  // the kernel and its launchers, built for the emulator
+#include "launch.cuh"
+#include "mma_sm80.cuh"
+
+namespace {
+
+namespace sm80 = cm4j::kernels::sm80;
+
+int g_failures = 0;
+
+void check(bool ok, const std::string& what) {
+  if (!ok) ++g_failures;
+  std::printf("%s: %s\n", ok ? "ok  " : "FAIL", what.c_str());
+}
+
+template <typename T>
+T to_b16(float v);
+template <>
+__half to_b16<__half>(float v) { return __float2half_rn(v); }
+template <>
+__nv_bfloat16 to_b16<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+float to_f(__half v) { return __half2float(v); }
+float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+// How the operands reach the registers.
+enum class Load { kX4, kX1, kX2Trans, kX2 };
+
+struct MmaArgs {
+  const void* a;   // [16][16] row-major
+  const void* b;   // [16][16] (k, n) row-major
+  const float* c;  // [16][16]
+  float* d;        // [16][16]
+  Load load;
+};
+
+// One warp, two m16n8k16 products (n tiles 0 and 1): A from a swizzled tile of 64-byte rows
+// (chunks 2, 3 unused), B from shared memory as [k][n] (the .trans loads) or [n][k].
+template <typename T>
+__global__ void mma_kernel(MmaArgs p) {
+  __shared__ __align__(128) T a_s[16 * 32];
+  __shared__ __align__(128) T b_kn[16 * 16];
+  __shared__ __align__(128) T b_nk[16 * 16];
+  const int lane = threadIdx.x;
+  const T* a = static_cast<const T*>(p.a);
+  const T* b = static_cast<const T*>(p.b);
+  for (int i = lane; i < 256; i += 32) {
+    const int r = i / 16, k = i % 16;
+    a_s[sm80::swizzled_offset<4>(r, k / 8) + k % 8] = a[i];
+    b_kn[i] = b[i];
+    b_nk[k * 16 + r] = b[i];  // b[i] is B[r][k] here: k-row r, column k
+  }
+  __syncthreads();
+  uint32_t af[4], bf[2][2];
+  if (p.load == Load::kX1) {
+    // Matrix j of A's fragment: rows 8 (j % 2).., chunk j / 2; lanes 0..7 give its rows.
+    for (int j = 0; j < 4; ++j) {
+      uint32_t r[1];
+      sm80::ldmatrix_x1<false>(r, &a_s[sm80::swizzled_offset<4>(8 * (j % 2) + lane % 8, j / 2)]);
+      af[j] = r[0];
+    }
+    for (int n = 0; n < 2; ++n)
+      for (int h = 0; h < 2; ++h) {  // k rows 8h.., n columns 8n..
+        uint32_t r[1];
+        sm80::ldmatrix_x1<true>(r, &b_kn[(8 * h + lane % 8) * 16 + 8 * n]);
+        bf[n][h] = r[0];
+      }
+  } else {
+    sm80::ldmatrix_x4<false>(af, &a_s[sm80::swizzled_offset<4>(lane % 16, lane / 16)]);
+    if (p.load == Load::kX4) {  // lanes 0..15: k rows at n 0; 16..31: at n 8
+      uint32_t r[4];
+      sm80::ldmatrix_x4<true>(r, &b_kn[(lane % 16) * 16 + 8 * (lane / 16)]);
+      bf[0][0] = r[0], bf[0][1] = r[1], bf[1][0] = r[2], bf[1][1] = r[3];
+    } else {
+      for (int n = 0; n < 2; ++n) {
+        if (p.load == Load::kX2Trans)  // lanes 0..15 give k rows 0..15 at column 8n
+          sm80::ldmatrix_x2<true>(bf[n], &b_kn[(lane % 16) * 16 + 8 * n]);
+        else  // [n][k]: lanes 0..7 give n rows at k 0, lanes 8..15 at k 8
+          sm80::ldmatrix_x2<false>(bf[n], &b_nk[(8 * n + lane % 8) * 16 + 8 * ((lane / 8) % 2)]);
+      }
+    }
+  }
+  const int g = lane / 4, t = lane % 4;
+  for (int n = 0; n < 2; ++n) {
+    const int col = 8 * n + 2 * t;
+    const float c[4] = {p.c[g * 16 + col], p.c[g * 16 + col + 1], p.c[(g + 8) * 16 + col],
+                        p.c[(g + 8) * 16 + col + 1]};
+    float d[4];
+    sm80::mma_m16n8k16<T>(d, af, bf[n], c);
+    p.d[g * 16 + col] = d[0];
+    p.d[g * 16 + col + 1] = d[1];
+    p.d[(g + 8) * 16 + col] = d[2];
+    p.d[(g + 8) * 16 + col + 1] = d[3];
+  }
+}
+
+template <typename T>
+void test_mma(const char* dtype, Load load, const char* how, std::mt19937& rng) {
+  std::normal_distribution<float> nd;
+  std::vector<T> a(256), b(256);
+  std::vector<float> c(256), want(256);
+  for (T& v : a) v = to_b16<T>(nd(rng));
+  for (T& v : b) v = to_b16<T>(nd(rng));
+  for (float& v : c) v = nd(rng);
+  for (int m = 0; m < 16; ++m)
+    for (int n = 0; n < 16; ++n) {
+      double s = c[m * 16 + n];
+      for (int k = 0; k < 16; ++k) s += double(to_f(a[m * 16 + k])) * to_f(b[k * 16 + n]);
+      want[m * 16 + n] = static_cast<float>(s);
+    }
+  T *da, *db;
+  float *dc, *dd;
+  cudaMalloc(&da, 512);
+  cudaMalloc(&db, 512);
+  cudaMalloc(&dc, 1024);
+  cudaMalloc(&dd, 1024);
+  std::memcpy(da, a.data(), 512);
+  std::memcpy(db, b.data(), 512);
+  std::memcpy(dc, c.data(), 1024);
+  CM4J_LAUNCH(mma_kernel<T>, 1, 32, nullptr, MmaArgs{da, db, dc, dd, load});
+  double worst = 0;
+  for (int i = 0; i < 256; ++i) worst = std::fmax(worst, std::fabs(dd[i] - want[i]));
+  char what[160];
+  std::snprintf(what, sizeof what, "mma m16n8k16 %s, %s: max |d - (a b + c)| = %.2e (<= 1e-5)",
+                dtype, how, worst);
+  check(cudaGetLastError() == cudaSuccess && worst <= 1e-5, what);
+  cudaFree(da);
+  cudaFree(db);
+  cudaFree(dc);
+  cudaFree(dd);
+}
+
+// ---- cp.async ---------------------------------------------------------------------------
+struct AsyncArgs {
+  const float* src;  // 64 floats
+  float* seen;       // [4][32]: shared memory as thread 0 reads it at four points
+};
+
+__global__ void cp_async_kernel(AsyncArgs p) {
+  __shared__ __align__(16) float s[32];
+  if (threadIdx.x != 0) return;
+  for (int i = 0; i < 32; ++i) s[i] = -1.0f;
+  sm80::cp_async<16>(&s[0], p.src, true);        // group 0: s[0..3]
+  sm80::cp_async<8>(&s[4], p.src + 4, true);     //          s[4..5]
+  sm80::cp_async<4>(&s[6], p.src + 6, false);    //          s[6] zero-filled
+  sm80::cp_async_commit();
+  sm80::cp_async<16>(&s[8], p.src + 8, true);    // group 1: s[8..11]
+  sm80::cp_async_commit();
+  sm80::cp_async<16>(&s[12], p.src + 12, true);  // no group yet
+  for (int i = 0; i < 32; ++i) p.seen[i] = s[i];
+  sm80::cp_async_wait<1>();  // group 0 has landed
+  for (int i = 0; i < 32; ++i) p.seen[32 + i] = s[i];
+  sm80::cp_async_wait<0>();  // group 1 too, not the uncommitted copy
+  for (int i = 0; i < 32; ++i) p.seen[64 + i] = s[i];
+  sm80::cp_async_commit();
+  sm80::cp_async_wait<0>();
+  for (int i = 0; i < 32; ++i) p.seen[96 + i] = s[i];
+}
+
+void test_cp_async() {
+  float *src, *seen;
+  cudaMalloc(&src, 64 * sizeof(float));
+  cudaMalloc(&seen, 128 * sizeof(float));
+  for (int i = 0; i < 64; ++i) src[i] = 100.0f + i;
+  CM4J_LAUNCH(cp_async_kernel, 1, 32, nullptr, AsyncArgs{src, seen});
+  // What each of the four reads must see: the value, 0 (zero-fill), untouched (-1) or
+  // in flight (NaN: the emulator's poison).
+  auto expect = [&](int stage, int i) -> float {
+    const bool g0 = i < 7, g1 = i >= 8 && i < 12, loose = i >= 12 && i < 16;
+    const bool landed = (g0 && stage >= 1) || (g1 && stage >= 2) || (loose && stage >= 3);
+    if (!(g0 || g1 || loose)) return -1.0f;
+    if (!landed) return NAN;
+    return i == 6 ? 0.0f : 100.0f + i;
+  };
+  const char* names[4] = {"before any wait", "after wait_group 1", "after wait_group 0",
+                          "after committing the last copy"};
+  for (int stage = 0; stage < 4; ++stage) {
+    bool ok = cudaGetLastError() == cudaSuccess;
+    for (int i = 0; i < 32; ++i) {
+      const float want = expect(stage, i), got = seen[stage * 32 + i];
+      ok = ok && (std::isnan(want) ? std::isnan(got) : got == want);
+    }
+    check(ok, std::string("cp.async ") + names[stage]);
+  }
+  cudaFree(src);
+  cudaFree(seen);
+}
+
+// ---- conv2d_nhwc_mma --------------------------------------------------------------------
+namespace kernels = cm4j::kernels;
+namespace kidx = cm4j::kidx;
+
+struct ConvCase {
+  kernels::Conv2dNhwcParams geometry;  // batch .. out_scale; the rest is filled in
+  int bbc_stride;                      // 0: no per-image bias
+  bool residual;
+  int tile_m;  // 64 or 128: the launcher's instance to run
+  int splits;  // split-K
+};
+
+template <typename T>
+T* device_copy(const std::vector<T>& v) {
+  T* d;
+  cudaMalloc(&d, v.size() * sizeof(T));
+  std::memcpy(d, v.data(), v.size() * sizeof(T));
+  return d;
+}
+
+template <typename T>
+void test_conv(const char* dtype, kernels::HalfType type, const ConvCase& k, std::mt19937& rng) {
+  std::normal_distribution<float> nd;
+  kernels::Conv2dNhwcParams p = k.geometry;
+  const int c_in = p.c_in1 + p.c_in2, K = c_in * p.kernel * p.kernel;
+  p.h_out = kidx::conv_out_size(p.h_in, p.kernel, p.stride, p.pad, p.upsample);
+  p.w_out = kidx::conv_out_size(p.w_in, p.kernel, p.stride, p.pad, p.upsample);
+  const size_t in_pixels = static_cast<size_t>(p.batch) * p.h_in * p.w_in;
+  const size_t out_n = static_cast<size_t>(p.batch) * p.h_out * p.w_out * p.c_out;
+  auto rand_b16 = [&](size_t n, float scale) {
+    std::vector<T> v(n);
+    for (T& e : v) e = to_b16<T>(scale * nd(rng));
+    return v;
+  };
+  auto s1 = rand_b16(in_pixels * p.c_in1, 1.0f);
+  auto s2 = rand_b16(in_pixels * p.c_in2, 1.0f);
+  auto wt = rand_b16(static_cast<size_t>(K) * p.c_out, 1.0f / std::sqrt(float(K)));  // [K, c_out]
+  auto res = rand_b16(out_n, 1.0f);
+  std::vector<float> bias(p.c_out), bbc(static_cast<size_t>(p.batch) * std::max(k.bbc_stride, 1));
+  for (float& e : bias) e = 0.1f * nd(rng);
+  for (float& e : bbc) e = 0.5f * nd(rng);
+  p.type = type;
+  p.src1 = device_copy(s1);
+  p.src2 = p.c_in2 ? device_copy(s2) : nullptr;
+  p.weight = device_copy(wt);
+  p.bias = device_copy(bias);
+  p.bias_bc = k.bbc_stride ? device_copy(bbc) : nullptr;
+  p.bias_bc_stride = k.bbc_stride;
+  p.residual = k.residual ? device_copy(res) : nullptr;
+  T* dst;
+  cudaMalloc(&dst, out_n * sizeof(T));  // fresh memory is all-ones bits (NaN)
+  p.dst = dst;
+  float* partial = nullptr;
+  if (k.splits > 1) cudaMalloc(&partial, k.splits * out_n * sizeof(float));
+
+  const bool supported = kernels::conv2d_nhwc_mma_supports(p);  // the launcher's checks
+  const cudaError_t e = k.tile_m == 128 ? kernels::launch_tile<T, 4>(p, partial, k.splits, nullptr)
+                                        : kernels::launch_tile<T, 2>(p, partial, k.splits, nullptr);
+  // Reference in double from the same rounded operands; the kernel rounds once on store.
+  const kidx::ConvGeometry g{p.c_in1, p.c_in2, p.h_in,     p.w_in,  p.kernel,
+                             p.stride, p.pad,   p.upsample, p.h_out, p.w_out};
+  const double eps = std::is_same<T, __half>::value ? 1.0 / 2048 : 1.0 / 256;
+  // Bound: one rounding to T (eps = its unit roundoff) plus fp32 summation's worst case,
+  // (K + 4) 2^-24 times the sum of the magnitudes.
+  const double gamma = (K + 4) * std::ldexp(1.0, -24);
+  double worst = 0;  // |got - ref| / bound
+  for (size_t o = 0; o < out_n; ++o) {
+    const int co = static_cast<int>(o % p.c_out), m = static_cast<int>(o / p.c_out);
+    const kidx::Pixel px = kidx::pixel_of(m, p.h_out, p.w_out);
+    double acc = 0, mag = 0;
+    for (int kk = 0; kk < K; ++kk) {
+      int which = 0;
+      const kidx::Tap tap = kidx::tap_of_nhwc(kk, p.kernel, c_in);
+      const int64_t off = kidx::conv_gather_offset_nhwc(g, px, tap, &which);
+      if (off < 0) continue;
+      const double term = double(to_f(which == 0 ? s1[off] : s2[off])) *
+                          to_f(wt[static_cast<size_t>(kk) * p.c_out + co]);
+      acc += term;
+      mag += std::fabs(term);
+    }
+    const int64_t bbc_at = kidx::bias_bc_offset(px.b, co, p.c_out, k.bbc_stride);
+    const double extras[3] = {bias[co], k.bbc_stride ? bbc[bbc_at] : 0.0,
+                              k.residual ? to_f(res[o]) : 0.0};
+    for (double x : extras) {
+      acc += x;
+      mag += std::fabs(x);
+    }
+    acc *= p.out_scale;
+    const double bound = eps * std::fabs(acc) + gamma * mag * p.out_scale;
+    const double err = std::fabs(to_f(dst[o]) - acc) / bound;
+    worst = std::isnan(err) ? INFINITY : std::fmax(worst, err);
+  }
+  char what[200];
+  std::snprintf(what, sizeof what,
+                "conv2d_nhwc_mma %s %dx64 tile, %d split(s): b%d %d+%d>%d %dx%d k%d s%d%s%s%s: "
+                "worst error %.2f of its bound (one rounding + fp32 summation)",
+                dtype, k.tile_m, k.splits, p.batch, p.c_in1, p.c_in2, p.c_out, p.h_in, p.w_in,
+                p.kernel, p.stride, p.upsample ? " up" : "", k.bbc_stride ? " bbc" : "",
+                k.residual ? " res" : "", worst);
+  check(supported && e == cudaSuccess && cudaGetLastError() == cudaSuccess && worst <= 1.0, what);
+  for (const void* q : {p.src1, p.src2, p.weight, static_cast<const void*>(p.bias),
+                        static_cast<const void*>(p.bias_bc), p.residual})
+    cudaFree(const_cast<void*>(q));
+  cudaFree(dst);
+  cudaFree(partial);
+}
+
+// What the kernel refuses (the NHWC mode then runs conv2d_nhwc_forward), and its tile rule.
+void test_conv_launcher() {
+  void* buf;
+  cudaMalloc(&buf, 4096);
+  kernels::Conv2dNhwcParams p;
+  p.batch = 1;
+  p.c_in1 = 16;
+  p.h_in = p.w_in = p.h_out = p.w_out = 4;
+  p.c_out = 16;
+  p.src1 = p.weight = p.dst = buf;
+  const bool base = kernels::conv2d_nhwc_mma_supports(p);
+  kernels::Conv2dNhwcParams q = p;
+  q.c_in1 = 12;
+  const bool c_in = !kernels::conv2d_nhwc_mma_supports(q);
+  q = p;
+  q.c_out = 3;
+  const bool c_out = !kernels::conv2d_nhwc_mma_supports(q);
+  q = p;
+  q.src1 = static_cast<char*>(buf) + 8;
+  const bool align = !kernels::conv2d_nhwc_mma_supports(q) &&
+                     kernels::conv2d_nhwc_mma_forward(q, nullptr, nullptr) == cudaErrorInvalidValue;
+  check(base && c_in && c_out && align,
+        "conv2d_nhwc_mma refuses channels not in multiples of 8 and sources not 16-byte aligned");
+  // The tile rule: 128x64 while that still makes 132 blocks. imagenet64's 64x64 convs with
+  // 192 channels: batch 2 has 64 x 3 such blocks, batch 1 only 32 x 3.
+  q = p;
+  q.c_out = 192;
+  q.h_out = q.w_out = 64;
+  q.batch = 2;
+  const int large = kernels::conv2d_nhwc_mma_tile_m(q);
+  q.batch = 1;
+  const int small = kernels::conv2d_nhwc_mma_tile_m(q);
+  check(large == 128 && small == 64, "conv2d_nhwc_mma_tile_m: 128 rows at batch 2, 64 at batch 1");
+  // Split-K: imagenet64's mid-block conv (8x8, 768 -> 768, 216 slices of 32 k) has 12 tiles
+  // per image: 8 splits (the most) at batch 1 and 2 alike; the 64x64 conv above none; the
+  // workspace is splits x M x c_out floats.
+  q.c_in1 = q.c_out = 768;
+  q.h_in = q.w_in = q.h_out = q.w_out = 8;
+  q.kernel = 3;
+  q.pad = 1;
+  const int mid1 = kernels::conv2d_nhwc_mma_splits(q);
+  q.batch = 2;
+  const int mid2 = kernels::conv2d_nhwc_mma_splits(q);
+  const size_t ws = kernels::conv2d_nhwc_mma_workspace_floats(q);
+  check(mid1 == 8 && mid2 == 8 && ws == size_t(8) * 128 * 768 &&
+            kernels::conv2d_nhwc_mma_splits(p) == 1 &&
+            kernels::conv2d_nhwc_mma_forward(q, nullptr, nullptr) == cudaErrorInvalidValue,
+        "conv2d_nhwc_mma_splits: 8 for the 8x8 conv at batch 1 and 2, none at 64x64; "
+        "no workspace refused");
+  cudaFree(buf);
+}
+
+// Through the public launcher (its own tile and split choice): image 0 of a batch of 3 and
+// the same image alone come out with the same bits.
+template <typename T>
+void test_conv_batch_invariance(const char* dtype, kernels::HalfType type, std::mt19937& rng) {
+  std::normal_distribution<float> nd;
+  kernels::Conv2dNhwcParams p{3, 64, 0, 4, 4, 64, 3, 1, 1, false, 1.0f, 4, 4};
+  p.type = type;
+  const size_t image_in = 4 * 4 * 64, image_out = 4 * 4 * 64, K = 64 * 9;
+  std::vector<T> x(3 * image_in), wt(K * 64);
+  for (T& e : x) e = to_b16<T>(nd(rng));
+  for (T& e : wt) e = to_b16<T>(nd(rng) / 24.0f);
+  p.src1 = device_copy(x);
+  p.weight = device_copy(wt);
+  T *batched, *alone;
+  float *ws3, *ws1;
+  cudaMalloc(&batched, 3 * image_out * sizeof(T));
+  cudaMalloc(&alone, image_out * sizeof(T));
+  const int splits = kernels::conv2d_nhwc_mma_splits(p);
+  cudaMalloc(&ws3, kernels::conv2d_nhwc_mma_workspace_floats(p) * sizeof(float));
+  p.dst = batched;
+  const cudaError_t e3 = kernels::conv2d_nhwc_mma_forward(p, ws3, nullptr);
+  p.batch = 1;
+  cudaMalloc(&ws1, kernels::conv2d_nhwc_mma_workspace_floats(p) * sizeof(float));
+  p.dst = alone;
+  const cudaError_t e1 = kernels::conv2d_nhwc_mma_forward(p, ws1, nullptr);
+  const bool same = std::memcmp(batched, alone, image_out * sizeof(T)) == 0;
+  check(splits == 2 && e3 == cudaSuccess && e1 == cudaSuccess && same,
+        std::string("conv2d_nhwc_mma ") + dtype +
+            ", 2 splits: image 0 of a batch of 3 = the image alone, bit for bit");
+  for (void* q : {const_cast<void*>(p.src1), const_cast<void*>(p.weight),
+                  static_cast<void*>(batched), static_cast<void*>(alone), static_cast<void*>(ws3),
+                  static_cast<void*>(ws1)})
+    cudaFree(q);
+}
+
+// A warp-collective primitive reached by only part of a warp fails the launch (last: the
+// failure is sticky, as a device fault is).
+__global__ void partial_warp_kernel(float* out) {
+  if (threadIdx.x >= 16) return;
+  const uint32_t a[4] = {}, b[2] = {};
+  const float c[4] = {};
+  float d[4];
+  sm80::mma_m16n8k16<__half>(d, a, b, c);
+  out[threadIdx.x] = d[0];
+}
+
+void test_partial_warp() {
+  float* out;
+  cudaMalloc(&out, 32 * sizeof(float));
+  CM4J_LAUNCH(partial_warp_kernel, 1, 32, nullptr, out);
+  check(cudaGetLastError() == cudaErrorLaunchFailure, "mma.sync by half a warp fails the launch");
+}
+
+// The swizzle is a permutation of each row's chunks, and the 8 rows an ldmatrix reads at one
+// logical chunk land in 8 distinct 16-byte bank groups.
+template <int CHUNKS>
+void test_swizzle() {
+  bool ok = true;
+  for (int r0 = 0; r0 < 64; r0 += 8)
+    for (int c = 0; c < CHUNKS; ++c) {
+      unsigned groups = 0;
+      for (int r = r0; r < r0 + 8; ++r)
+        groups |= 1u << ((sm80::swizzled_offset<CHUNKS>(r, c) * 2 / 16) % 8);
+      ok = ok && groups == 0xffu;
+    }
+  for (int r = 0; r < 64; ++r) {
+    unsigned seen = 0;
+    for (int c = 0; c < CHUNKS; ++c) {
+      const int off = sm80::swizzled_offset<CHUNKS>(r, c);
+      ok = ok && off / (CHUNKS * 8) == r && off % 8 == 0;
+      seen |= 1u << (off % (CHUNKS * 8) / 8);
+    }
+    ok = ok && seen == (1u << CHUNKS) - 1;
+  }
+  check(ok, "swizzled_offset<" + std::to_string(CHUNKS) +
+                ">: a permutation, conflict-free ldmatrix rows");
+}
+
+}  // namespace
+
+int main() {
+  std::mt19937 rng(7);
+  test_swizzle<4>();
+  test_swizzle<8>();
+  const Load loads[] = {Load::kX4, Load::kX1, Load::kX2Trans, Load::kX2};
+  const char* how[] = {"A ldmatrix.x4, B x4.trans", "A and B ldmatrix.x1 (B .trans)",
+                       "A x4, B x2.trans", "A x4, B ldmatrix.x2 from [n][k]"};
+  for (int i = 0; i < 4; ++i) {
+    test_mma<__half>("fp16", loads[i], how[i], rng);
+    test_mma<__nv_bfloat16>("bf16", loads[i], how[i], rng);
+  }
+  test_cp_async();
+  // Tails everywhere: M and c_out not multiples of the tile, K not a multiple of 32 (nor of
+  // the splits' share).
+  //                          b  c1  c2  h  w  co  k  s  p  up     scale    bbc  res    tile splits
+  const ConvCase convs[] = {{{2, 16, 8,  5, 7, 24, 3, 1, 1, true,  0.75f}, 40, true,  64,  1},
+                            {{3, 32, 0,  9, 9, 72, 1, 2, 0, false, 1.0f},  0,  true,  128, 1},
+                            {{1, 40, 0,  6, 6, 8,  3, 2, 1, false, 2.0f},  8,  false, 128, 1},
+                            {{2, 8,  16, 4, 4, 64, 3, 1, 1, true,  1.0f},  0,  false, 64,  1},
+                            {{2, 64, 0,  4, 4, 72, 3, 1, 1, false, 1.0f},  80, true,  64,  3},
+                            {{1, 40, 16, 3, 5, 16, 3, 1, 1, true,  0.5f},  0,  true,  64,  4}};
+  for (const ConvCase& k : convs) {
+    test_conv<__half>("fp16", cm4j::kernels::HalfType::kF16, k, rng);
+    test_conv<__nv_bfloat16>("bf16", cm4j::kernels::HalfType::kBF16, k, rng);
+  }
+  test_conv_batch_invariance<__half>("fp16", cm4j::kernels::HalfType::kF16, rng);
+  test_conv_batch_invariance<__nv_bfloat16>("bf16", cm4j::kernels::HalfType::kBF16, rng);
+  test_conv_launcher();
+  test_partial_warp();
+  std::printf("test_mma_emu: %d failure(s)\n", g_failures);
+  return g_failures == 0 ? 0 : 1;
+}
