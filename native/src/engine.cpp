@@ -464,6 +464,8 @@ int run_loop(cm4j_unet* u, int batch, int steps, const float* sample_in, const f
   if (!u->loop_buffers) u->loop_buffers = std::make_unique<cm4j::LoopBuffers>(u->backend.get());
   cm4j::Status s = cm4j::run_sample_loop(*u->plan, u->graphs, *u->loop_buffers,
                                          plan_context(u, class_labels), a);
+  // Kept for the next call only where captured steps can be replayed into them.
+  if (!u->backend->can_capture()) u->loop_buffers->release();
   return s.ok() ? CM4J_OK : fail(s);
 }
 
