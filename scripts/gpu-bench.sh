@@ -14,8 +14,9 @@
 #   --quick: batch 1 and 64 only, compile at batch 1 only (about half the time)
 # Environment: GPU_BENCH_DTYPES (cm4j's dtypes, fp16,bf16,fp32; the ops list is the
 # first's), CM4J_CUDA_ARCH (90), CM4J_BUILD_DIR (build/device), CM4J_VERIFY_BUDGET_S
-# (device-check's budget, 300), CM4J_GOLDEN; logs and the table go to $OUT/gpu-bench/
-# when $OUT is set (the device tool), else build/gpu-bench/.
+# (device-check's budget, 300), CM4J_GOLDEN. Logs and the table go to build/gpu-bench/; with
+# $OUT set (the device tool, which brings back at most 8 files) only the table and one
+# archive of the logs go there: $OUT/gpu-bench-table.md, $OUT/gpu-bench-logs.tgz.
 # .baseline/ comes from scripts/cpu-baseline-setup.sh on a machine with network; carry it.
 set -u
 set -o pipefail
@@ -27,7 +28,7 @@ for a in "$@"; do
   case $a in
     --no-verify) VERIFY=0 ;;
     --quick) QUICK=1 ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gpu-bench: unknown argument $a (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -41,7 +42,7 @@ fi
 
 BUILD=${CM4J_BUILD_DIR:-build/device}
 export CM4J_BUILD_DIR=$BUILD
-if [ -n "${OUT:-}" ]; then LOGS="$OUT/gpu-bench"; else LOGS="$ROOT/build/gpu-bench"; fi
+LOGS="$ROOT/build/gpu-bench"
 mkdir -p "$LOGS"
 if ! command -v nvcc > /dev/null; then
   for d in /usr/local/cuda/bin /usr/local/cuda-*/bin; do
@@ -134,4 +135,8 @@ fi
     sed -E 's/^RESULT op [a-z0-9]+ batch=[0-9]+ rank=([0-9]+) ms=([0-9.]+) share=([0-9.]+) name=/  \1. \2 ms (\3%) /'
   grep -E '^gpu_baseline skipped' "$LOGS/baseline.log" | sed 's/^gpu_baseline skipped /  diffusers not run: /'
 } | tee "$LOGS/table.md"
+if [ -n "${OUT:-}" ]; then
+  cp "$LOGS/table.md" "$OUT/gpu-bench-table.md"
+  tar czf "$OUT/gpu-bench-logs.tgz" -C "$LOGS" .
+fi
 [ "$VERIFIED" = 0 ] || [ "$VERIFIED" = skipped ]
