@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds cm4j with the CUDA backend on a GPU machine and runs every GPU check, in one call:
 #   info -> configure -> build -> test_cuda_indexing -> test_cuda_ops -> test_cuda_golden
-#   (with the tiny model's sampling loop on the device)
+#   (with the tiny model's sampling loop on the device) -> test_cuda_graphs (fp32, fp16)
 #   -> test_cuda_golden with CM4J_CUDA_KERNELS=candidate (the variants no GPU has run yet)
 #   -> test_cuda_cudnn (conv vs cuDNN) -> test_cuda_cudnn_attn (attention vs cuDNN's
 #   multi-head attention; both skipped without libcudnn.so.9) -> test_cuda_golden
@@ -82,6 +82,7 @@ note_for() {
   case $name in
     build) grep -cE 'warning' "$log" | sed 's/^/warnings: /' ;;
     test_cuda_indexing) tail -n 1 "$log" ;;
+    test_cuda_graphs*) grep -E '^(forward|sampling loops):' "$log" | tr '\n' ';' ;;
     test_cuda_cudnn)
       # Worst rel L2 vs cuDNN's implicit GEMMs; summed medians, ours vs cuDNN's faster one.
       awk -F'|' '$9 ~ /^ (ok|FAIL) *$/ && $2 !~ /^ case / {n++; for (i = 3; i <= 4; i++) { v = $i; gsub(/ /, "", v);
@@ -160,7 +161,7 @@ if ! grep -q 'CM4J_HAVE_CUDA' "$BUILD/CMakeCache.txt" 2>/dev/null && \
 fi
 # Only the GPU targets (and the library): a failure in an unrelated file cannot hold them
 # back, and the build stays short. CM4J_FULL_BUILD=1 also builds everything else after.
-TARGETS="test_cuda_indexing test_cuda_ops test_cuda_golden test_cuda_cudnn test_cuda_cudnn_attn bench_cuda cm4j"
+TARGETS="test_cuda_indexing test_cuda_ops test_cuda_golden test_cuda_graphs test_cuda_cudnn test_cuda_cudnn_attn bench_cuda cm4j"
 if [ "${CM4J_FULL_BUILD:-0}" = 1 ]; then
   KEEP_GOING="-k"
   [ ${#GEN[@]} -gt 0 ] && KEEP_GOING="-k 0"
@@ -188,6 +189,9 @@ sanitize() {  # sanitize STEP MAX TOOL BINARY ARGS...
 run_bin test_cuda_indexing 30 test_cuda_indexing
 run_bin test_cuda_ops 150 test_cuda_ops
 run_bin test_cuda_golden 150 test_cuda_golden
+# CUDA graphs (CM4J_CUDA_GRAPHS): forward passes and sampling loops replayed, against none.
+run_bin test_cuda_graphs 60 test_cuda_graphs
+run_bin test_cuda_graphs_fp16 60 test_cuda_graphs --dtype=fp16
 # The candidate kernel set (kernels/README.md): unverified variants, opt-in until this passes.
 CM4J_CUDA_KERNELS=candidate run_bin test_cuda_golden_candidate 150 test_cuda_golden
 # cuDNN from PyTorch's environment (pip nvidia-cudnn-cu1x, or torch/lib), else ldconfig; the

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -215,6 +216,12 @@ struct TimeEmbeddingArgs {
   float* emb = nullptr;                   // [B, dim]
 };
 
+// Work a backend recorded once and can queue again as one launch (a CUDA graph): the same
+// kernels with the same arguments, pointers included.
+struct CapturedWork {
+  virtual ~CapturedWork() = default;
+};
+
 // An activation buffer's shape, [batch, channels, h, w].
 struct ActShape {
   int batch = 1, channels = 0, h = 1, w = 1;
@@ -292,6 +299,22 @@ class Backend {
 
   // Waits for queued work (no-op on the CPU).
   virtual Status synchronize() = 0;
+
+  // Capture and replay (CUDA graphs), when can_capture(): capture runs `queue`, whose calls
+  // must only queue work (no waiting, no allocation, no host memory read later), recording
+  // instead of running it; replay queues the recorded work again. Every argument is
+  // recorded by value, so a replay reads and writes the same buffers as the capture did.
+  virtual bool can_capture() const { return false; }
+  virtual Status capture(const std::function<Status()>& /*queue*/,
+                         std::unique_ptr<CapturedWork>* /*out*/) {
+    return {2 /* CM4J_ERR_UNSUPPORTED */, "capture: not supported by this backend"};
+  }
+  virtual Status replay(const CapturedWork& /*work*/) {
+    return {2 /* CM4J_ERR_UNSUPPORTED */, "replay: not supported by this backend"};
+  }
+  // Changes whenever the backend replaces a buffer of its own that ops use (a scratch
+  // buffer grown), which captured work would still point to.
+  virtual uint64_t scratch_epoch() const { return 0; }
 };
 
 // time_embedding as the separate calls timestep_embedding, linear (+SiLU), embedding_lookup

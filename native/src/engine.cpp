@@ -14,6 +14,7 @@
 #include "cpu/isa.h"
 #include "cpu/winograd.h"
 #include "cm4j.h"
+#include "plan_graphs.h"
 #include "sample_loop.h"
 #include "synth.h"
 #include "unet_config.h"
@@ -40,6 +41,10 @@ struct cm4j_unet {
   // cm4j_unet_bind's converted tensor (as_floats), until finalize.
   std::unique_ptr<float[]> staging;
   size_t staging_floats = 0;
+  // Captured passes of the plan (CUDA graphs); point into the plan, the arena and the
+  // sampling loops' buffers.
+  cm4j::PlanGraphs graphs;
+  std::unique_ptr<cm4j::LoopBuffers> loop_buffers;
 };
 
 namespace {
@@ -201,6 +206,7 @@ int prepare_plan(cm4j_unet* u, int batch) {
   cm4j::GraphOptions opts{batch, u->capture_taps};
   cm4j::Status s = cm4j::build_unet(u->config, u->weights.get(), opts, &specs, plan.get(), &taps);
   if (!s.ok()) return fail(s);
+  u->graphs.clear();  // they point into the old plan and, maybe, the old arena
   if (plan->arena_floats() > u->arena_floats) {
     if (u->arena) u->backend->free(u->arena);
     u->arena = nullptr;
@@ -217,6 +223,11 @@ int prepare_plan(cm4j_unet* u, int batch) {
 }
 
 }  // namespace
+
+void cm4j::engine_graph_counts(const cm4j_unet* unet, size_t* captures, size_t* replays) {
+  *captures = unet->graphs.captures();
+  *replays = unet->graphs.replays();
+}
 
 extern "C" {
 
@@ -291,7 +302,9 @@ int cm4j_unet_create(const char* config_json, const char* device, int dtype, cm4
 void cm4j_unet_destroy(cm4j_unet* unet) {
   guarded([&] {
     if (!unet) return CM4J_OK;
-    // Weights and the arena go back to the backend before it is destroyed.
+    // Graphs, weights and the arena go back to the backend before it is destroyed.
+    unet->graphs.clear();
+    unet->loop_buffers.reset();
     unet->weights.reset();
     if (unet->arena) unet->backend->free(unet->arena);
     delete unet;
@@ -397,7 +410,7 @@ int cm4j_unet_forward(cm4j_unet* u, int batch, const float* sample, const float*
     ctx.sample = sample;
     ctx.timestep = timestep;
     ctx.output = out;
-    cm4j::Status s = u->plan->run(ctx);
+    cm4j::Status s = u->graphs.run(*u->plan, ctx);
     return s.ok() ? CM4J_OK : fail(s);
   });
 }
@@ -464,7 +477,11 @@ int run_loop(cm4j_unet* u, int batch, int steps, const float* sample_in, const f
   a.clip = clip == 1;
   a.sample_out = sample_out;
   a.edit = edit;
-  cm4j::Status s = cm4j::run_sample_loop(*u->plan, plan_context(u, class_labels), a);
+  if (!u->loop_buffers) u->loop_buffers = std::make_unique<cm4j::LoopBuffers>(u->backend.get());
+  cm4j::Status s = cm4j::run_sample_loop(*u->plan, u->graphs, *u->loop_buffers,
+                                         plan_context(u, class_labels), a);
+  // Kept for the next call only where captured steps can be replayed into them.
+  if (!u->backend->can_capture()) u->loop_buffers->release();
   return s.ok() ? CM4J_OK : fail(s);
 }
 

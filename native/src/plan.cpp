@@ -59,9 +59,14 @@ void Plan::assign_offsets() {
 }
 
 Status Plan::run(ExecContext& ctx) const {
-  using clock = std::chrono::steady_clock;
   if (ctx.op_ms) ctx.op_ms->assign(ops_.size(), 0.0);
-  for (size_t i = 0; i < ops_.size(); ++i) {
+  Status s = run_ops(ctx, 0, ops_.size());
+  return s.ok() ? ctx.backend->synchronize() : s;
+}
+
+Status Plan::run_ops(ExecContext& ctx, size_t first, size_t last) const {
+  using clock = std::chrono::steady_clock;
+  for (size_t i = first; i < last; ++i) {
     const Op& op = ops_[i];
     const clock::time_point start = clock::now();
     Status s = op.fn(ctx);
@@ -74,7 +79,7 @@ Status Plan::run(ExecContext& ctx) const {
       return s;
     }
   }
-  return ctx.backend->synchronize();
+  return Status::Ok();
 }
 
 }  // namespace cm4j

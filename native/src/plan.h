@@ -63,8 +63,17 @@ class Plan {
   void assign_offsets();
 
   size_t arena_floats() const { return arena_floats_; }
-  // Runs every op in order; a failure names the op ("down_blocks.1.attentions.0: ...").
+  // Runs every op in order, then waits for the backend; a failure names the op
+  // ("down_blocks.1.attentions.0: ...").
   Status run(ExecContext& ctx) const;
+  // Runs ops [first, last) in order, without the final wait.
+  Status run_ops(ExecContext& ctx, size_t first, size_t last) const;
+
+  // The ops [first, last) that only queue backend work on buffers of the arena or the
+  // caller's (no host memory, no waiting, no per-call host values): the part of a pass a
+  // backend may capture once and replay (plan_graphs.h). first == last: none.
+  void set_capturable(size_t first, size_t last) { capturable_ = {first, last}; }
+  std::pair<size_t, size_t> capturable() const { return capturable_; }
 
   const std::vector<size_t>& offsets() const { return offsets_; }
   // Which buffers hold the inputs and the output (set by the graph).
@@ -88,6 +97,7 @@ class Plan {
   std::vector<size_t> offsets_;
   size_t arena_floats_ = 0;
   PlanIO io_;
+  std::pair<size_t, size_t> capturable_{0, 0};
 };
 
 }  // namespace cm4j

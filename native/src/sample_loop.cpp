@@ -6,36 +6,35 @@
 
 namespace cm4j {
 
-namespace {
+LoopBuffers::~LoopBuffers() { release(); }
 
-// Backend buffers of one loop, freed on every way out.
-class Buffers {
- public:
-  explicit Buffers(Backend* backend) : backend_(backend) {}
-  ~Buffers() {
-    for (float* p : held_) backend_->free(p);
+void LoopBuffers::release() {
+  for (const Slot& slot : slots_) backend_->free(slot.p);
+  slots_.clear();
+  next_ = 0;
+}
+
+Status LoopBuffers::alloc(size_t floats, float** out) {
+  if (next_ < slots_.size() && slots_[next_].floats == floats) {
+    *out = slots_[next_++].p;
+    return Status::Ok();
   }
-  Buffers(const Buffers&) = delete;
-  Buffers& operator=(const Buffers&) = delete;
+  // A different loop shape: this slot and every later one are replaced.
+  for (size_t i = next_; i < slots_.size(); ++i) backend_->free(slots_[i].p);
+  slots_.resize(next_);
+  Status s = backend_->alloc(floats * sizeof(float), out);
+  if (!s.ok()) return s;
+  slots_.push_back({*out, floats});
+  ++next_;
+  return Status::Ok();
+}
 
-  Status alloc(size_t floats, float** out) {
-    Status s = backend_->alloc(floats * sizeof(float), out);
-    if (s.ok()) held_.push_back(*out);
-    return s;
-  }
-
- private:
-  Backend* backend_;
-  std::vector<float*> held_;
-};
-
-}  // namespace
-
-Status run_sample_loop(const Plan& plan, ExecContext ctx, const SampleLoopArgs& a) {
+Status run_sample_loop(const Plan& plan, PlanGraphs& graphs, LoopBuffers& buffers,
+                       ExecContext ctx, const SampleLoopArgs& a) {
   Backend* be = ctx.backend;
   const size_t images = static_cast<size_t>(a.batch) * a.image;  // [B, image]
   const size_t rows = static_cast<size_t>(a.steps) * a.batch;     // [steps, B]
-  Buffers buffers(be);
+  buffers.begin();
   float *x, *model_in, *model_out, *scalars, *noise = nullptr;
   Status s = buffers.alloc(images, &x);  // the sample, stepped in place
   if (s.ok()) s = buffers.alloc(images, &model_in);
@@ -102,7 +101,7 @@ Status run_sample_loop(const Plan& plan, ExecContext ctx, const SampleLoopArgs& 
     if (s.ok() && !plain) s = be->activation_from_f32(model_in, act_in, a.shape);
     if (s.ok()) {
       ctx.external[1].second = const_cast<float*>(timesteps + row);  // read-only to the plan
-      s = plan.run(ctx);
+      s = graphs.run(plan, ctx);
     }
     if (s.ok() && !plain) s = be->activation_to_f32(act_out, model_out, a.shape);
     if (s.ok() && a.edit) {

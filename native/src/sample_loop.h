@@ -5,8 +5,10 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "plan.h"
+#include "plan_graphs.h"
 
 namespace cm4j {
 
@@ -38,8 +40,37 @@ struct SampleLoopArgs {
   const EditLoopArgs* edit = nullptr;     // set: the editing loop (clip and s_noise unused)
 };
 
+// The backend buffers of the sampling loops (the sample, the model's input and output, the
+// per-step tables, the noise, the editing loop's), kept from one call to the next: a call of
+// the same shape gets the same buffers, so the passes captured for it (plan_graphs.h, keyed
+// by those buffers) are replayed rather than captured again.
+class LoopBuffers {
+ public:
+  explicit LoopBuffers(Backend* backend) : backend_(backend) {}
+  ~LoopBuffers();
+  LoopBuffers(const LoopBuffers&) = delete;
+  LoopBuffers& operator=(const LoopBuffers&) = delete;
+
+  // A call's allocations come in the same order each time: the i-th is the i-th slot's
+  // buffer when that holds exactly `floats`, else a new one (from there on).
+  void begin() { next_ = 0; }
+  Status alloc(size_t floats, float** out);
+  void release();
+
+ private:
+  struct Slot {
+    float* p;
+    size_t floats;
+  };
+  Backend* backend_;
+  std::vector<Slot> slots_;
+  size_t next_ = 0;
+};
+
 // ctx: the context a forward pass of `plan` runs with (backend, arena, class labels, taps);
-// its host sample, timestep and output are not used.
-Status run_sample_loop(const Plan& plan, ExecContext ctx, const SampleLoopArgs& a);
+// its host sample, timestep and output are not used. Each step's pass goes through
+// `graphs` (captured and replayed where the backend can); buffers come from `buffers`.
+Status run_sample_loop(const Plan& plan, PlanGraphs& graphs, LoopBuffers& buffers,
+                       ExecContext ctx, const SampleLoopArgs& a);
 
 }  // namespace cm4j

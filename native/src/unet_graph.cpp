@@ -417,7 +417,8 @@ Status Net::build() {
                            : Status::Ok();
     return st.ok() && ctx.timestep ? ctx.backend->upload(ctx.ptr(t_buf), ctx.timestep, b) : st;
   });
-  time_embedding();
+  time_embedding();  // reads the call's class labels from host memory
+  const size_t capturable_first = plan_->op_count();
   time_projections();
 
   Act h = conv("conv_in", sample, c.block_out_channels[0], {});  // [B, c0, S, S]
@@ -490,6 +491,9 @@ Status Net::build() {
   tap("conv_out", out);
   ActShape out_shape{batch_, c.out_channels, s, s};
   int out_buf = out.buf;
+  // Between the time embedding and the output, every op is backend work on plan buffers;
+  // taps copy to the host, so a plan with taps has nothing to capture.
+  if (!capture_) plan_->set_capturable(capturable_first, plan_->op_count());
   plan_->op("output", {out_buf}, [=](ExecContext& ctx) {
     return ctx.output ? ctx.backend->download_activation(ctx.output, ctx.ptr(out_buf), out_shape)
                       : Status::Ok();

@@ -29,8 +29,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
+#include <memory>
 #include <tuple>
+#include <vector>
 #include <utility>
 #include <vector>
 
@@ -57,6 +60,8 @@ enum cudaError_t {
   cudaErrorInvalidConfiguration = 9,
   cudaErrorNoDevice = 100,
   cudaErrorLaunchFailure = 719,
+  cudaErrorStreamCaptureUnsupported = 900,
+  cudaErrorStreamCaptureInvalidated = 901,
   cudaErrorUnknown = 999,
 };
 
@@ -92,6 +97,11 @@ struct State {
   cudaError_t sticky_error = cudaSuccess;  // a faulting kernel poisons the context
   std::map<void*, std::pair<void*, size_t>> allocations;  // user pointer -> mapping
   long launches = 0;
+  // Stream capture (CUDA graphs): while set, launches are recorded here instead of run,
+  // their arguments copied as a graph's kernel nodes hold them; a copy, wait or allocation
+  // meanwhile is refused and invalidates the capture, as on the device.
+  std::vector<std::function<void()>>* capturing = nullptr;
+  bool capture_invalidated = false;
 };
 inline State& state() {
   static State s;
@@ -355,8 +365,15 @@ inline void run_grid(dim3 grid, dim3 threads, void (*body)(void*), void* arg) {
 }
 
 template <typename... Params, typename... Args>
-void launch(void (*kernel)(Params...), dim3 grid, dim3 threads, cudaStream_t /*stream*/,
+void launch(void (*kernel)(Params...), dim3 grid, dim3 threads, cudaStream_t stream,
             Args&&... args) {
+  if (state().capturing) {  // recorded with its arguments' values now, run at each replay
+    auto packed = std::make_shared<std::tuple<std::decay_t<Params>...>>(std::forward<Args>(args)...);
+    state().capturing->push_back([=] {
+      std::apply([&](auto&... a) { launch(kernel, grid, threads, stream, a...); }, *packed);
+    });
+    return;
+  }
   // Each thread gets its own copy of the arguments, as on the device.
   std::tuple<std::decay_t<Params>...> packed(std::forward<Args>(args)...);
   struct Call {
@@ -409,6 +426,8 @@ inline const char* cudaGetErrorString(cudaError_t e) {
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
     case cudaErrorNoDevice: return "no CUDA-capable device is detected";
     case cudaErrorLaunchFailure: return "unspecified launch failure (emulated)";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
     default: return "unknown error";
   }
 }
@@ -438,8 +457,19 @@ inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int) {
   return cudaSuccess;
 }
 
+namespace cm4j_emu {
+// An operation a capture may not contain: refused, and the capture invalidated.
+inline bool refuse_while_capturing() {
+  if (!state().capturing) return false;
+  state().capture_invalidated = true;
+  state().last_error = cudaErrorStreamCaptureUnsupported;
+  return true;
+}
+}  // namespace cm4j_emu
+
 // Every buffer ends at a PROT_NONE page, so an access past its end faults.
 inline cudaError_t cudaMalloc(void** out, size_t bytes) {
+  if (cm4j_emu::refuse_while_capturing()) return cudaErrorStreamCaptureUnsupported;
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   if (bytes > (size_t(1) << 40)) {
     *out = nullptr;
@@ -475,6 +505,7 @@ inline cudaError_t cudaFree(void* p) {
 }
 
 inline cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
+  if (cm4j_emu::refuse_while_capturing()) return cudaErrorStreamCaptureUnsupported;
   if (cm4j_emu::state().sticky_error != cudaSuccess) return cm4j_emu::state().sticky_error;
   std::memcpy(dst, src, bytes);
   return cudaSuccess;
@@ -492,7 +523,10 @@ inline cudaError_t cudaStreamDestroy(cudaStream_t s) {
   delete s;
   return cudaSuccess;
 }
-inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cm4j_emu::state().sticky_error; }
+inline cudaError_t cudaStreamSynchronize(cudaStream_t) {
+  if (cm4j_emu::refuse_while_capturing()) return cudaErrorStreamCaptureUnsupported;
+  return cm4j_emu::state().sticky_error;
+}
 inline cudaError_t cudaDeviceSynchronize() { return cm4j_emu::state().sticky_error; }
 
 inline double cm4j_emu_now_ms() {
@@ -515,5 +549,54 @@ inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t = nullptr) {
 inline cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
 inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {
   *ms = static_cast<float>(b->ms - a->ms);
+  return cudaSuccess;
+}
+
+// ---- stream capture and graphs: a graph is the launches recorded, replayed in order -----
+enum cudaStreamCaptureMode {
+  cudaStreamCaptureModeGlobal = 0,
+  cudaStreamCaptureModeThreadLocal = 1,
+  cudaStreamCaptureModeRelaxed = 2,
+};
+struct CUgraph_st {
+  std::vector<std::function<void()>> launches;
+};
+typedef CUgraph_st* cudaGraph_t;
+typedef CUgraph_st* cudaGraphExec_t;
+
+inline cudaError_t cudaStreamBeginCapture(cudaStream_t, cudaStreamCaptureMode) {
+  if (cm4j_emu::state().capturing) return cudaErrorStreamCaptureUnsupported;
+  cm4j_emu::state().capturing = new std::vector<std::function<void()>>();
+  cm4j_emu::state().capture_invalidated = false;
+  return cudaSuccess;
+}
+inline cudaError_t cudaStreamEndCapture(cudaStream_t, cudaGraph_t* graph) {
+  auto& st = cm4j_emu::state();
+  if (!st.capturing) return cudaErrorInvalidValue;
+  std::unique_ptr<std::vector<std::function<void()>>> recorded(st.capturing);
+  st.capturing = nullptr;
+  *graph = nullptr;
+  if (st.capture_invalidated) return cudaErrorStreamCaptureInvalidated;
+  *graph = new CUgraph_st{std::move(*recorded)};
+  return cudaSuccess;
+}
+inline cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph,
+                                        unsigned long long /*flags*/) {
+  if (!graph) return cudaErrorInvalidValue;
+  *exec = new CUgraph_st{graph->launches};
+  return cudaSuccess;
+}
+inline cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t) {
+  if (!exec) return cudaErrorInvalidValue;
+  if (cm4j_emu::refuse_while_capturing()) return cudaErrorStreamCaptureUnsupported;
+  for (const auto& l : exec->launches) l();
+  return cm4j_emu::state().sticky_error;
+}
+inline cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+  delete graph;
+  return cudaSuccess;
+}
+inline cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+  delete exec;
   return cudaSuccess;
 }

@@ -7,10 +7,11 @@
 # Then the same with CM4J_CUDA_KERNELS=candidate (fp16/bf16: the NHWC mode).
 # CM4J_TEST_FILTER overrides the op cases (see test_cuda_ops.cpp), EMU_GOLDEN_DTYPES the
 # golden runs ("fp32 fp16 bf16"; empty: none), EMU_CANDIDATE_DTYPES the candidate golden
-# runs ("fp16 bf16"), EMU_DEFAULT_OPS=0 / EMU_CANDIDATE_OPS=0 skip the default / candidate
-# set's op cases, EMU_JOBS the parallelism. About 30 minutes on 2 cores, most of it the five
-# tiny-model golden runs. The candidate set's tensor-core conv (conv2d_nhwc_mma.cu) at
-# imagenet64's layer shapes, about 25 minutes on a loaded 2-core machine:
+# runs ("fp16 bf16"), EMU_GRAPHS_DTYPES the CUDA graphs runs ("fp32 fp16"; test_cuda_graphs),
+# EMU_DEFAULT_OPS=0 / EMU_CANDIDATE_OPS=0 skip the default / candidate set's op cases,
+# EMU_JOBS the parallelism. About 30 minutes on 2 cores, most of it the five tiny-model
+# golden runs. The candidate set's tensor-core conv (conv2d_nhwc_mma.cu) at imagenet64's
+# layer shapes, about 25 minutes on a loaded 2-core machine:
 #   EMU_DEFAULT_OPS=0 EMU_GOLDEN_DTYPES= EMU_CANDIDATE_DTYPES= CM4J_TEST_FILTER="res0 conv,\
 #   down1 conv1,down1 short,down2 conv1,mid conv,up0 cat conv,up0 cat short,up cat+upsample,\
 #   up3 cat conv,upsample conv,stride2,lsun conv1,tiny up" kernels/dev/emu/run.sh
@@ -28,7 +29,7 @@ FLAGS=(-std=c++17 -O2 -g -Wall -Wextra -Wno-unknown-pragmas -ffp-contract=off -D
        -I"$ROOT/kernels/dev/emu" -I"$ROOT/kernels" -I"$ROOT/native/src" -I"$ROOT/native/include")
 SOURCES=("$ROOT"/kernels/*.cu "$ROOT"/native/src/cuda/*.cu "$ROOT/native/src/cuda/cuda_backend.cpp"
          "$ROOT/native/tests/test_util.cpp" "$ROOT/native/tests/test_cuda_ops.cpp"
-         "$ROOT/native/tests/test_cuda_golden.cpp")
+         "$ROOT/native/tests/test_cuda_golden.cpp" "$ROOT/native/tests/test_cuda_graphs.cpp")
 pids=()
 for src in "${SOURCES[@]}"; do
   obj="$B/obj/$(basename "$src").o"
@@ -42,7 +43,7 @@ BACKEND=()
 for src in "$ROOT"/kernels/*.cu "$ROOT"/native/src/cuda/*.cu "$ROOT/native/src/cuda/cuda_backend.cpp"; do
   BACKEND+=("$B/obj/$(basename "$src").o")
 done
-for t in test_cuda_ops test_cuda_golden; do
+for t in test_cuda_ops test_cuda_golden test_cuda_graphs; do
   g++ -o "$B/$t" "$B/obj/$t.cpp.o" "$B/obj/test_util.cpp.o" "${BACKEND[@]}" "$B/cpu/libcm4j_static.a" -lpthread
 done
 
@@ -56,6 +57,9 @@ if [ "${EMU_CANDIDATE_OPS:-1}" != 0 ]; then
 fi
 for dtype in ${EMU_GOLDEN_DTYPES-fp32 fp16 bf16}; do
   "$B/test_cuda_golden" --models=tiny --dtype=$dtype || rc=1
+done
+for dtype in ${EMU_GRAPHS_DTYPES-fp32 fp16}; do
+  "$B/test_cuda_graphs" --dtype=$dtype || rc=1
 done
 for dtype in ${EMU_CANDIDATE_DTYPES-fp16 bf16}; do
   CM4J_CUDA_KERNELS=candidate "$B/test_cuda_golden" --models=tiny --dtype=$dtype || rc=1

@@ -118,10 +118,20 @@ void fill_attention(const AttentionParams& p, const AttentionArgs& a, K* k) {
   k->out = a.out;
 }
 
+// A captured stream's instantiated graph.
+struct DeviceGraph : CapturedWork {
+  int device = 0;
+  cudaGraphExec_t exec = nullptr;
+  ~DeviceGraph() override {
+    cudaSetDevice(device);
+    if (exec) cudaGraphExecDestroy(exec);
+  }
+};
+
 class CudaBackend final : public Backend {
  public:
   CudaBackend(int device, CudaKernels kernel_set, kernels::ConvOperand operand,
-              cudaStream_t stream, bool sync_each_op)
+              cudaStream_t stream, bool sync_each_op, bool graphs)
       : device_(device),
         kernels_(kernel_set),
         operand_(operand),
@@ -129,7 +139,8 @@ class CudaBackend final : public Backend {
         half_(operand == kernels::ConvOperand::kBF16 ? kernels::HalfType::kBF16
                                                      : kernels::HalfType::kF16),
         stream_(stream),
-        sync_each_op_(sync_each_op) {}
+        sync_each_op_(sync_each_op),
+        graphs_(graphs && !sync_each_op) {}
 
   ~CudaBackend() override {
     cudaSetDevice(device_);
@@ -480,6 +491,37 @@ class CudaBackend final : public Backend {
     return cuda_error(cudaStreamSynchronize(stream_), "synchronize");
   }
 
+  // CUDA graphs (CM4J_CUDA_GRAPHS): the stream's work captured thread-locally, so another
+  // thread's engine may allocate meanwhile; an op that waits or allocates while capturing
+  // fails the capture, and that error is returned.
+  bool can_capture() const override { return graphs_; }
+
+  Status capture(const std::function<Status()>& queue, std::unique_ptr<CapturedWork>* out) override {
+    cudaSetDevice(device_);
+    cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal);
+    if (e != cudaSuccess) return cuda_error(e, "capture");
+    Status s = queue();
+    cudaGraph_t graph = nullptr;
+    e = cudaStreamEndCapture(stream_, &graph);  // ends it whatever queue() did
+    if (s.ok() && e != cudaSuccess) s = cuda_error(e, "capture");
+    auto g = std::make_unique<DeviceGraph>();
+    g->device = device_;
+    if (s.ok()) s = cuda_error(cudaGraphInstantiate(&g->exec, graph, 0), "capture (instantiate)");
+    if (graph) cudaGraphDestroy(graph);
+    if (!s.ok()) return s;
+    *out = std::move(g);
+    return Status::Ok();
+  }
+
+  uint64_t scratch_epoch() const override { return scratch_epoch_; }
+
+  Status replay(const CapturedWork& work) override {
+    auto* g = dynamic_cast<const DeviceGraph*>(&work);
+    if (!g || g->device != device_) return invalid("replay: not a graph of this backend");
+    cudaSetDevice(device_);
+    return finish(cudaGraphLaunch(g->exec, stream_), "replay");
+  }
+
  private:
   // ---- the NHWC mode's ops: the same calls on fp16/bf16 channels-last activations ----
   Status conv2d_nhwc(const ConvParams& p, const ConvArgs& a, const DeviceWeight* w) {
@@ -533,6 +575,7 @@ class CudaBackend final : public Backend {
                                  " bytes of staging)");
       }
       staging_floats_ = floats;
+      ++scratch_epoch_;  // graphs captured with the old buffer are stale
     }
     *out = staging_;
     return Status::Ok();
@@ -642,6 +685,8 @@ class CudaBackend final : public Backend {
   size_t staging_floats_ = 0;
   cudaStream_t stream_;
   const bool sync_each_op_;
+  const bool graphs_;  // capture() and replay() offered
+  uint64_t scratch_epoch_ = 0;
   std::mutex mu_;  // guards live_ and freq_tables_
   std::unordered_set<float*> live_;
   std::map<std::pair<int, float>, float*> freq_tables_;
@@ -735,7 +780,19 @@ std::unique_ptr<Backend> make_cuda_backend_with(int device, int dtype, CudaKerne
   }
   const char* sync = std::getenv("CM4J_CUDA_SYNC");
   const bool sync_each_op = sync && std::strcmp(sync, "1") == 0;
-  return std::make_unique<CudaBackend>(device, kernel_set, operand, stream, sync_each_op);
+  // CUDA graphs: on or off; unset, on in the candidate set only, until a GPU run verifies them.
+  const char* graphs_env = std::getenv("CM4J_CUDA_GRAPHS");
+  bool graphs = kernel_set == CudaKernels::kCandidate;
+  if (graphs_env && (std::strcmp(graphs_env, "on") == 0 || std::strcmp(graphs_env, "1") == 0)) {
+    graphs = true;
+  } else if (graphs_env && (std::strcmp(graphs_env, "off") == 0 || std::strcmp(graphs_env, "0") == 0)) {
+    graphs = false;
+  } else if (graphs_env && *graphs_env) {
+    *error = std::string("CM4J_CUDA_GRAPHS=") + graphs_env + ": expected on or off";
+    cudaStreamDestroy(stream);
+    return nullptr;
+  }
+  return std::make_unique<CudaBackend>(device, kernel_set, operand, stream, sync_each_op, graphs);
 }
 
 std::unique_ptr<Backend> make_cuda_backend(int device, int dtype, std::string* error) {
