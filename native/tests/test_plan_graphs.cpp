@@ -12,6 +12,7 @@
 
 #include "backend.h"
 #include "cm4j.h"
+#include "forwarding_backend.h"
 #include "plan.h"
 #include "plan_graphs.h"
 #include "sample_loop.h"
@@ -32,68 +33,20 @@ struct Recorded : CapturedWork {
 
 // Runs every call on `inner`, except while capturing: then compute calls are recorded
 // (arguments by value) and copies, allocations and waits fail, as in a CUDA stream capture.
-class RecordingBackend : public Backend {
+class RecordingBackend : public ForwardingBackend {
  public:
-  explicit RecordingBackend(Backend* inner) : inner_(inner) {}
+  using ForwardingBackend::ForwardingBackend;
   size_t recorded = 0, replayed = 0;
 
   const char* name() const override { return "recording"; }
   Status alloc(size_t bytes, float** out) override {
     return refused("alloc") ? refusal() : inner_->alloc(bytes, out);
   }
-  void free(float* p) override { inner_->free(p); }
   Status upload(float* dst, const float* src, size_t count) override {
     return refused("upload") ? refusal() : inner_->upload(dst, src, count);
   }
   Status download(float* dst, const float* src, size_t count) override {
     return refused("download") ? refusal() : inner_->download(dst, src, count);
-  }
-  Status prepare_conv(const float* w, int c_out, int c_in, int kernel,
-                      std::unique_ptr<Weight>* out) override {
-    return inner_->prepare_conv(w, c_out, c_in, kernel, out);
-  }
-  Status prepare_linear(const float* w, int n, int k, std::unique_ptr<Weight>* out) override {
-    return inner_->prepare_linear(w, n, k, out);
-  }
-  Status conv2d(const ConvParams& p, const ConvArgs& a) override {
-    return queue([=] { return inner_->conv2d(p, a); });
-  }
-  Status group_norm(const GroupNormParams& p, const GroupNormArgs& a) override {
-    return queue([=] { return inner_->group_norm(p, a); });
-  }
-  Status attention(const AttentionParams& p, const AttentionArgs& a) override {
-    return queue([=] { return inner_->attention(p, a); });
-  }
-  Status linear(const LinearParams& p, const LinearArgs& a) override {
-    return queue([=] { return inner_->linear(p, a); });
-  }
-  Status avg_pool2(const float* x, float* y, int batch, int channels, int h, int w) override {
-    return queue([=] { return inner_->avg_pool2(x, y, batch, channels, h, w); });
-  }
-  Status upsample_nearest2(const float* x, float* y, int batch, int channels, int h,
-                           int w) override {
-    return queue([=] { return inner_->upsample_nearest2(x, y, batch, channels, h, w); });
-  }
-  Status timestep_embedding(const float* t, float* emb, int batch, int dim, bool flip,
-                            float shift) override {
-    return queue([=] { return inner_->timestep_embedding(t, emb, batch, dim, flip, shift); });
-  }
-  Status embedding_lookup(const float* table, const int64_t* labels, float* rows, int batch,
-                          int dim) override {
-    return queue([=] { return inner_->embedding_lookup(table, labels, rows, batch, dim); });
-  }
-  Status time_embedding(const TimeEmbeddingParams& p, const TimeEmbeddingArgs& a) override {
-    return queue([=] { return inner_->time_embedding(p, a); });
-  }
-  Status scale_model_input(const float* x, const float* divisor, float* y, int batch,
-                           int64_t image) override {
-    return queue([=] { return inner_->scale_model_input(x, divisor, y, batch, image); });
-  }
-  Status scheduler_step(const SchedulerStepParams& p, const SchedulerStepArgs& a) override {
-    return queue([=] { return inner_->scheduler_step(p, a); });
-  }
-  Status edit_step(const EditStepParams& p, const EditStepArgs& a) override {
-    return queue([=] { return inner_->edit_step(p, a); });
   }
   Status synchronize() override {
     return refused("synchronize") ? refusal() : inner_->synchronize();
@@ -122,7 +75,7 @@ class RecordingBackend : public Backend {
   }
 
  private:
-  Status queue(std::function<Status()> call) {
+  Status compute(const char* /*name*/, std::function<Status()> call) override {
     if (!recording_) return call();
     recording_->calls.push_back(std::move(call));
     return Status::Ok();
@@ -133,7 +86,6 @@ class RecordingBackend : public Backend {
   }
   static Status refusal() { return {CM4J_ERR_INTERNAL, "not permitted while capturing"}; }
 
-  Backend* inner_;
   Recorded* recording_ = nullptr;
   const char* refused_ = nullptr;
 };

@@ -7,12 +7,14 @@
 // with synth-v1 weights. No GPU needed.
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "backend.h"
 #include "cm4j.h"
+#include "forwarding_backend.h"
 #include "plan.h"
 #include "synth.h"
 #include "test_util.h"
@@ -26,83 +28,16 @@ using namespace cm4j_test;
 namespace {
 
 // Forwards every call to `inner` and records the name of each compute call.
-class CountingBackend : public Backend {
+class CountingBackend : public ForwardingBackend {
  public:
-  explicit CountingBackend(Backend* inner) : inner_(inner) {}
+  using ForwardingBackend::ForwardingBackend;
   std::vector<std::string> calls;
 
-  const char* name() const override { return "counting"; }
-  Status alloc(size_t bytes, float** out) override { return inner_->alloc(bytes, out); }
-  void free(float* p) override { inner_->free(p); }
-  Status upload(float* dst, const float* src, size_t count) override {
-    return inner_->upload(dst, src, count);
+ protected:
+  Status compute(const char* name, std::function<Status()> call) override {
+    calls.push_back(name);
+    return call();
   }
-  Status download(float* dst, const float* src, size_t count) override {
-    return inner_->download(dst, src, count);
-  }
-  Status prepare_conv(const float* w, int c_out, int c_in, int kernel,
-                      std::unique_ptr<Weight>* out) override {
-    return inner_->prepare_conv(w, c_out, c_in, kernel, out);
-  }
-  Status prepare_linear(const float* w, int n, int k, std::unique_ptr<Weight>* out) override {
-    return inner_->prepare_linear(w, n, k, out);
-  }
-  Status conv2d(const ConvParams& p, const ConvArgs& a) override {
-    calls.push_back("conv2d");
-    return inner_->conv2d(p, a);
-  }
-  Status group_norm(const GroupNormParams& p, const GroupNormArgs& a) override {
-    calls.push_back("group_norm");
-    return inner_->group_norm(p, a);
-  }
-  Status attention(const AttentionParams& p, const AttentionArgs& a) override {
-    calls.push_back("attention");
-    return inner_->attention(p, a);
-  }
-  Status linear(const LinearParams& p, const LinearArgs& a) override {
-    calls.push_back("linear");
-    return inner_->linear(p, a);
-  }
-  Status avg_pool2(const float* x, float* y, int batch, int channels, int h, int w) override {
-    calls.push_back("avg_pool2");
-    return inner_->avg_pool2(x, y, batch, channels, h, w);
-  }
-  Status upsample_nearest2(const float* x, float* y, int batch, int channels, int h,
-                           int w) override {
-    calls.push_back("upsample_nearest2");
-    return inner_->upsample_nearest2(x, y, batch, channels, h, w);
-  }
-  Status timestep_embedding(const float* t, float* emb, int batch, int dim, bool flip,
-                            float shift) override {
-    calls.push_back("timestep_embedding");
-    return inner_->timestep_embedding(t, emb, batch, dim, flip, shift);
-  }
-  Status embedding_lookup(const float* table, const int64_t* labels, float* rows, int batch,
-                          int dim) override {
-    calls.push_back("embedding_lookup");
-    return inner_->embedding_lookup(table, labels, rows, batch, dim);
-  }
-  Status time_embedding(const TimeEmbeddingParams& p, const TimeEmbeddingArgs& a) override {
-    calls.push_back("time_embedding");
-    return inner_->time_embedding(p, a);
-  }
-  Status scale_model_input(const float* x, const float* divisor, float* y, int batch,
-                           int64_t image) override {
-    calls.push_back("scale_model_input");
-    return inner_->scale_model_input(x, divisor, y, batch, image);
-  }
-  Status scheduler_step(const SchedulerStepParams& p, const SchedulerStepArgs& a) override {
-    calls.push_back("scheduler_step");
-    return inner_->scheduler_step(p, a);
-  }
-  Status edit_step(const EditStepParams& p, const EditStepArgs& a) override {
-    calls.push_back("edit_step");
-    return inner_->edit_step(p, a);
-  }
-  Status synchronize() override { return inner_->synchronize(); }
-
- private:
-  Backend* inner_;
 };
 
 std::string joined(const std::vector<std::string>& v) {
