@@ -336,7 +336,7 @@ public final class GenerationService implements AutoCloseable {
     }
   }
 
-  /** Ends {@code job} with a {@link DeadlineExceededException}, unless it ended already. */
+  /** Ends {@code job}, whose deadline passed, with a {@link DeadlineExceededException}. */
   private void expire(Job<?> job) {
     long waited = System.nanoTime() - job.submitNanos;
     int steps = job.stepsDone;
@@ -438,7 +438,9 @@ public final class GenerationService implements AutoCloseable {
           }
           queue.pollFirst();
           if (!runnable) {
-            expire(next); // a no-op when it ended already
+            if (!next.state.isDone()) {
+              expire(next); // not runnable and not ended: its deadline passed
+            } // else cancelled while queued: dropped
           } else if (next.state.take()) { // false: it ended meanwhile
             queueWait.record(now - next.submitNanos);
             active.add(next);

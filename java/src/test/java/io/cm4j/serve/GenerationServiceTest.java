@@ -228,6 +228,25 @@ class GenerationServiceTest {
   }
 
   @Test
+  void aRequestCancelledWhileQueuedIsDroppedAndTheWorkerCarriesOn() throws Exception {
+    // maxBatch 1: the later requests wait in the queue while the first runs and are cancelled
+    // there. A cancel takes a request out of the queue just after ending it, so the worker
+    // may also meet it ended in the queue: the storm test once caught the worker treating
+    // such a request (no deadline) as expired and failing on its missing deadline.
+    ServiceOptions options = ServiceOptions.builder().maxBatch(1).build();
+    try (GenerationService service = service(options)) {
+      CompletableFuture<GenerationResult> first = service.submit(Tiny.request(1));
+      for (int i = 0; i < 5; i++) {
+        service.submit(Tiny.request(2)).cancel(true);
+      }
+      CompletableFuture<GenerationResult> last = service.submit(Tiny.request(3));
+      tiny.assertSameAsAlone(1, first.get(30, TimeUnit.SECONDS));
+      tiny.assertSameAsAlone(3, last.get(30, TimeUnit.SECONDS));
+      assertEquals(5, service.stats().cancelled());
+    }
+  }
+
+  @Test
   void aFullQueueRejectsWithAClearException() throws Exception {
     ServiceOptions options = ServiceOptions.builder().maxBatch(1).queueCapacity(3).build();
     try (GenerationService service = service(options)) {
