@@ -451,18 +451,6 @@ void bench_ops() {
 }
 #endif
 
-std::vector<int> parse_list(const char* text) {
-  std::vector<int> out;
-  for (const char* p = text; *p;) {
-    char* end = nullptr;
-    const long v = std::strtol(p, &end, 10);
-    if (end == p || v < 1 || v > 4096 || (*end && *end != ',')) return {};
-    out.push_back(static_cast<int>(v));
-    p = *end ? end + 1 : end;
-  }
-  return out;
-}
-
 int usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s [--quick] [--batch 1,8,64,256 --dtype fp16,bf16,fp32 [--generate]\n"
@@ -490,7 +478,7 @@ int main(int argc, char** argv) {
     } else if (a == "--generate") {
       generate = true;
     } else if (a == "--batch" && value) {
-      batches = parse_list(argv[++i]);
+      batches = cm4j_test::parse_int_list(argv[++i], 1, 4096);
       if (batches.empty()) return usage(argv[0]);
     } else if (a == "--dtype" && value) {
       for (const char* d = argv[++i]; *d;) {
@@ -507,7 +495,7 @@ int main(int argc, char** argv) {
     } else if (a == "--config" && value) {
       g_config = argv[++i];
     } else if ((a == "--ops" || a == "--ops-batch") && value) {
-      const std::vector<int> v = parse_list(argv[++i]);
+      const std::vector<int> v = cm4j_test::parse_int_list(argv[++i], 1, 4096);
       if (v.size() != 1) return usage(argv[0]);
       (a == "--ops" ? top_ops : ops_batch) = v[0];
     } else {

@@ -51,24 +51,12 @@ struct Stopwatch {
   }
 };
 
-double peak_rss_mb() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_maxrss / 1024.0;  // KiB on Linux
-}
+double peak_rss_mb() { return Stopwatch::usage().ru_maxrss / 1024.0; }  // KiB on Linux
 
 double cpu_seconds() {
   timespec t{};
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
   return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-std::vector<int> parse_list(const std::string& s) {
-  std::vector<int> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) out.push_back(std::atoi(item.c_str()));
-  return out;
 }
 
 }  // namespace
@@ -86,8 +74,8 @@ int main(int argc, char** argv) {
     std::string a = argv[i];
     if (a == "--config") config_path = argv[i + 1];
     else if (a == "--device") device = argv[i + 1];
-    else if (a == "--batch") batches = parse_list(argv[i + 1]);
-    else if (a == "--threads") threads = parse_list(argv[i + 1]);
+    else if (a == "--batch") batches = cm4j_test::parse_int_list(argv[i + 1], 1, 1 << 20);
+    else if (a == "--threads") threads = cm4j_test::parse_int_list(argv[i + 1], 0, 1024);
     else if (a == "--iters") iters = std::atoi(argv[i + 1]);
     else if (a == "--weights") weights = argv[i + 1];
     else if (a == "--open-only") open_only = std::atoi(argv[i + 1]) != 0;
@@ -97,6 +85,10 @@ int main(int argc, char** argv) {
       std::string item;
       while (std::getline(ss, item, ',')) dtypes.push_back(item);
     }
+  }
+  if (batches.empty() || threads.empty()) {
+    std::fprintf(stderr, "bench_unet: --batch takes sizes >= 1 and --threads counts >= 0, as 1,4\n");
+    return 2;
   }
   std::string config = cm4j_test::read_text(config_path);
   std::printf("config %s, device %s, %d iteration(s) after one warm-up\n", config_path.c_str(),

@@ -34,9 +34,9 @@ struct cm4j_unet {
   size_t arena_floats = 0;
   bool capture_taps = false;
   std::vector<cm4j::Tap> taps;
-  // The op profile of the last forward pass or sampling step, while enabled.
+  // The op profile of the last forward pass or sampling step, while enabled: one time per
+  // op of the current plan (a new plan is only built for a pass, which refills it).
   bool profile_ops = false;
-  std::vector<std::string> op_names;
   std::vector<double> op_ms;
   // cm4j_unet_bind's converted tensor (as_floats), until finalize.
   std::unique_ptr<float[]> staging;
@@ -189,11 +189,7 @@ cm4j::ExecContext plan_context(cm4j_unet* u, const int64_t* class_labels) {
   ctx.offsets = &u->plan->offsets();
   ctx.class_labels = class_labels;
   ctx.taps = &u->taps;
-  if (u->profile_ops) {
-    ctx.op_ms = &u->op_ms;
-    u->op_names.resize(u->plan->op_count());
-    for (size_t i = 0; i < u->op_names.size(); ++i) u->op_names[i] = u->plan->op_name(i);
-  }
+  if (u->profile_ops) ctx.op_ms = &u->op_ms;
   return ctx;
 }
 
@@ -207,6 +203,7 @@ int prepare_plan(cm4j_unet* u, int batch) {
   cm4j::Status s = cm4j::build_unet(u->config, u->weights.get(), opts, &specs, plan.get(), &taps);
   if (!s.ok()) return fail(s);
   u->graphs.clear();  // they point into the old plan and, maybe, the old arena
+  u->op_ms.clear();     // timed the old plan's ops
   if (plan->arena_floats() > u->arena_floats) {
     if (u->arena) u->backend->free(u->arena);
     u->arena = nullptr;
@@ -561,7 +558,6 @@ int cm4j_unet_set_profile_ops(cm4j_unet* u, int enable) {
     if (!u) return fail(CM4J_ERR_INVALID_ARGUMENT, "engine handle is null");
     std::lock_guard<std::mutex> lock(u->mutex);
     u->profile_ops = enable != 0;
-    u->op_names.clear();
     u->op_ms.clear();
     return CM4J_OK;
   });
@@ -574,7 +570,7 @@ int cm4j_unet_op_count(const cm4j_unet* u) {
 const char* cm4j_unet_op_name(const cm4j_unet* u, int index) {
   return guarded<const char*>(nullptr, [&]() -> const char* {
     if (!u || index < 0 || index >= cm4j_unet_op_count(u)) return nullptr;
-    return u->op_names[index].c_str();
+    return u->plan->op_name(index).c_str();
   });
 }
 

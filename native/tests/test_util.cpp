@@ -142,6 +142,18 @@ double max_abs(const float* a, const float* b, size_t n) {
   return m;
 }
 
+std::vector<int> parse_int_list(const std::string& text, int min, int max) {
+  std::vector<int> out;
+  for (const char* p = text.c_str(); *p;) {
+    char* end = nullptr;
+    const long v = std::strtol(p, &end, 10);
+    if (end == p || v < min || v > max || (*end && *end != ',')) return {};
+    out.push_back(static_cast<int>(v));
+    p = *end ? end + 1 : end;
+  }
+  return out;
+}
+
 std::string golden_dir() {
   const char* env = std::getenv("CM4J_GOLDEN");
   return env ? env : CM4J_GOLDEN_DIR;

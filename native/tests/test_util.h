@@ -54,6 +54,10 @@ SampleTables sample_tables(const std::vector<float>& sigmas, int batch);
 // Returns the index of the first difference, or -1.
 int64_t first_difference(const float* a, const float* b, size_t n);
 
+// "1,4,8" as integers, each in [min, max]; empty when the text is not such a list (the
+// benches' --batch / --threads options).
+std::vector<int> parse_int_list(const std::string& text, int min, int max);
+
 // Golden data folder: $CM4J_GOLDEN if set, else the compile-time CM4J_GOLDEN_DIR.
 std::string golden_dir();
 
