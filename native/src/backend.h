@@ -264,6 +264,14 @@ class Backend {
   //   conv:   [c_out, c_in, k, k]       linear: [n, k]
   virtual Status prepare_conv(const float* w, int c_out, int c_in, int kernel,
                               std::unique_ptr<Weight>* out) = 0;
+  // prepare_conv for a weight whose every call is `use` (any batch): the graph knows each
+  // conv's geometry before its weight arrives, so a backend that keeps several forms of a
+  // weight (the CPU's direct and Winograd) can keep only the one that call runs. A weight
+  // prepared this way may refuse a call of another geometry.
+  virtual Status prepare_conv_for(const float* w, const ConvParams& use,
+                                  std::unique_ptr<Weight>* out) {
+    return prepare_conv(w, use.c_out, use.c_in1 + use.c_in2, use.kernel, out);
+  }
   virtual Status prepare_linear(const float* w, int n, int k, std::unique_ptr<Weight>* out) = 0;
 
   virtual Status conv2d(const ConvParams& p, const ConvArgs& a) = 0;

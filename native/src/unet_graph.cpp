@@ -51,8 +51,9 @@ class Net {
  private:
   // ---- parameters -------------------------------------------------------------------
   void declare(const std::string& name, std::vector<int64_t> shape, ParamKind kind,
-               const std::string& target = "", int part = 0) {
-    specs_->push_back({name, std::move(shape), kind, target, part});
+               const std::string& target = "", int part = 0, const ConvParams* use = nullptr) {
+    specs_->push_back({name, std::move(shape), kind, target, part, use != nullptr,
+                       use ? *use : ConvParams{}});
   }
   const Weight* prepared(const std::string& target) const {
     return w_ ? w_->prepared(target) : nullptr;
@@ -132,7 +133,8 @@ Act Net::conv(const std::string& name, const Act& x, int c_out, const ConvOpt& o
   p.upsample = o.upsample;
   p.out_scale = o.out_scale;
   if (declare_params) {
-    declare(name + ".weight", {c_out, p.c_in1 + p.c_in2, o.kernel, o.kernel}, ParamKind::Conv, name);
+    declare(name + ".weight", {c_out, p.c_in1 + p.c_in2, o.kernel, o.kernel}, ParamKind::Conv, name,
+            0, &p);
     declare(name + ".bias", {c_out}, ParamKind::Vector);
   }
   Act y = act(c_out, p.h_out(), p.w_out());

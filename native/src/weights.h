@@ -31,6 +31,8 @@ struct ParamSpec {
   ParamKind kind = ParamKind::Vector;
   std::string target;           // prepared weight's name (conv/linear/qkv prefix)
   int part = 0;                 // q, k, v index for Qkv kinds; resnet index for TimeProj
+  bool has_use = false;         // Conv: `use` is the one conv call this weight serves
+  ConvParams use;
   int64_t numel() const;
 };
 

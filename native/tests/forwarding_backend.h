@@ -28,6 +28,10 @@ class ForwardingBackend : public cm4j::Backend {
                       std::unique_ptr<cm4j::Weight>* out) override {
     return inner_->prepare_conv(w, c_out, c_in, kernel, out);
   }
+  Status prepare_conv_for(const float* w, const cm4j::ConvParams& use,
+                          std::unique_ptr<cm4j::Weight>* out) override {
+    return inner_->prepare_conv_for(w, use, out);
+  }
   Status prepare_linear(const float* w, int n, int k, std::unique_ptr<cm4j::Weight>* out) override {
     return inner_->prepare_linear(w, n, k, out);
   }

@@ -305,6 +305,50 @@ void test_batch_invariance(Backend& be, const char* label, int side, int c_out,
   if (!ok) ++g_failures;
 }
 
+// prepare_conv_for (the graph's path): a weight prepared for its one call keeps only the
+// form that call runs, and gives that call the bits the weight with both forms gives it; a
+// call of another geometry gets an error, not a wrong answer. Under the per-layer rule:
+// 64 channels at 32x32 run F(4x4), 400 at 8x8 (16 tiles an image) and stride 2 run direct.
+void test_weight_for_use(Backend& be, const char* label, const ConvParams& p, bool wino,
+                         std::mt19937& rng) {
+  const int c_in = p.c_in1 + p.c_in2, hw_in = p.h_in * p.w_in;
+  auto s1 = random_vector(static_cast<size_t>(p.batch) * p.c_in1 * hw_in, rng);
+  auto s2 = random_vector(static_cast<size_t>(p.batch) * p.c_in2 * hw_in, rng);
+  auto w = random_vector(static_cast<size_t>(p.c_out) * c_in * 9, rng, -0.05f, 0.05f);
+  auto bias = random_vector(p.c_out, rng);
+  std::unique_ptr<Weight> both, one;
+  bool ok = be.prepare_conv(w.data(), p.c_out, c_in, 3, &both).ok() &&
+            be.prepare_conv_for(w.data(), p, &one).ok();
+  const auto run = [&](const Weight* weight, const ConvParams& q, std::vector<float>* dst) {
+    *dst = poisoned(static_cast<size_t>(q.batch) * q.c_out * q.h_out() * q.w_out());
+    ConvArgs a;
+    a.src1 = s1.data();
+    a.src2 = p.c_in2 ? s2.data() : nullptr;
+    a.weight = weight;
+    a.bias = bias.data();
+    a.dst = dst->data();
+    return be.conv2d(q, a);
+  };
+  std::vector<float> from_both, from_one;
+  ok = ok && run(both.get(), p, &from_both).ok() && run(one.get(), p, &from_one).ok() &&
+       from_both == from_one;
+  const size_t direct = cpu::packed_a_floats(p.c_out, c_in * 9) * sizeof(float);
+  ok = ok && (wino ? one->bytes() + direct == both->bytes() : one->bytes() == direct);
+  // The Winograd-only weight, asked for a geometry its form does not cover (too few tiles).
+  bool refused = true;
+  if (wino && ok) {
+    ConvParams q = p;
+    q.h_in = q.w_in = 8;
+    std::vector<float> ignored;
+    refused = run(one.get(), q, &ignored).code == CM4J_ERR_INVALID_ARGUMENT;
+  }
+  ok = ok && refused;
+  std::printf("%s prepare_conv_for %s: %s form only (%zu of %zu bytes), same bits%s\n",
+              ok ? "ok  " : "FAIL", label, wino ? "Winograd" : "direct", one ? one->bytes() : 0,
+              both ? both->bytes() : 0, wino ? ", an 8x8 call refused" : "");
+  if (!ok) ++g_failures;
+}
+
 // ---------------------------------------------------------------- group_norm
 
 // c1 > 0: the input is cat(x[:, :c1], x[:, c1:]) passed as two tensors (x, x2).
@@ -696,7 +740,12 @@ int main() {
     setenv("CM4J_CPU_CONV", mode, 1);
     auto be = make_cpu_backend(2, CM4J_F32);
     std::mt19937 rng(7);
-    if (!*mode) test_conv_rule(*be);
+    if (!*mode) {
+      test_conv_rule(*be);
+      test_weight_for_use(*be, "64 channels 32x32", conv(2, 48, 16, 32, 32, 64, 3, 1, 1), true, rng);
+      test_weight_for_use(*be, "400 channels 8x8", conv(2, 48, 16, 8, 8, 400, 3, 1, 1), false, rng);
+      test_weight_for_use(*be, "64 channels 32x32 stride 2", conv(2, 64, 0, 32, 32, 64, 3, 2, 1), false, rng);
+    }
     for (int side : {32, 16}) test_batch_invariance(*be, *mode ? mode : "per-layer rule", side, 64, rng);
     for (int side : {16, 8}) test_batch_invariance(*be, *mode ? mode : "per-layer rule", side, 400, rng);
   }

@@ -32,22 +32,8 @@ bool pack_panels(ThreadPool& pool, const float* w, int m, size_t row_floats, int
   return pool.parallel_for((m + panel_rows - 1) / panel_rows, task);
 }
 
-}  // namespace
-
-Status pack_conv_weight(CpuContext& ctx, const float* w, int c_out, int c_in, int kernel,
-                        std::unique_ptr<Weight>* out) {
-  if (w == nullptr || out == nullptr) return invalid("prepare_conv: null pointer");
-  if (c_out <= 0 || c_in <= 0 || (kernel != 1 && kernel != 3))
-    return invalid("prepare_conv: unsupported shape [" + std::to_string(c_out) + ", " +
-                   std::to_string(c_in) + ", " + std::to_string(kernel) + "]");
-  auto cw = std::make_unique<CpuWeight>();
-  cw->kind = CpuWeight::Kind::kConv;
-  cw->rows = c_out;
-  cw->c_in = c_in;
-  cw->kernel = kernel;
-  cw->bf16 = ctx.bf16;
-  cw->direct16 = ctx.bf16 && ctx.bf16_path != Bf16Path::kGeneric;
-  cw->cols = cw->direct16 ? direct16_c_pad(c_in) * kernel * kernel : c_in * kernel * kernel;
+// The direct form: [c_out, c_in*k*k] GEMM panels (fp32, bf16 or direct16).
+Status pack_direct(CpuContext& ctx, const float* w, int c_out, int c_in, int kernel, CpuWeight* cw) {
   cw->floats = cw->bf16 ? (packed_a16_elems(cw->rows, cw->cols) + 1) / 2
                         : packed_a_floats(cw->rows, cw->cols);
   cw->data = alloc_weight(ctx.weight_memory, cw->floats);
@@ -76,7 +62,34 @@ Status pack_conv_weight(CpuContext& ctx, const float* w, int c_out, int c_in, in
                            pack_a(rows, n, cw->cols, cw->cols, 1, panel);
                          });
   if (!packed) return {CM4J_ERR_INTERNAL, "cpu: conv weight packing failed"};
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status pack_conv_weight(CpuContext& ctx, const float* w, int c_out, int c_in, int kernel,
+                        const ConvParams* use, std::unique_ptr<Weight>* out) {
+  if (w == nullptr || out == nullptr) return invalid("prepare_conv: null pointer");
+  if (c_out <= 0 || c_in <= 0 || (kernel != 1 && kernel != 3))
+    return invalid("prepare_conv: unsupported shape [" + std::to_string(c_out) + ", " +
+                   std::to_string(c_in) + ", " + std::to_string(kernel) + "]");
+  auto cw = std::make_unique<CpuWeight>();
+  cw->kind = CpuWeight::Kind::kConv;
+  cw->rows = c_out;
+  cw->c_in = c_in;
+  cw->kernel = kernel;
+  cw->bf16 = ctx.bf16;
+  cw->direct16 = ctx.bf16 && ctx.bf16_path != Bf16Path::kGeneric;
+  cw->cols = cw->direct16 ? direct16_c_pad(c_in) * kernel * kernel : c_in * kernel * kernel;
   cw->wino_tile = cw->bf16 || kernel != 3 ? 0 : winograd_tile(ctx.conv_mode, c_out, c_in);
+  if (use != nullptr && cw->wino_tile > 0 && !winograd_usable(ctx.conv_mode, cw->wino_tile, *use))
+    cw->wino_tile = 0;  // e.g. the 8x8 level: too few tiles per image
+  // The Winograd form alone serves a known call it covers: imagenet64's 142 MB of direct
+  // copies nobody reads, and the pages the open would zero for them.
+  if (use == nullptr || cw->wino_tile == 0) {
+    Status st = pack_direct(ctx, w, c_out, c_in, kernel, cw.get());
+    if (!st.ok()) return st;
+  }
   if (cw->wino_tile > 0) {
     cw->wino_floats = winograd_weight_floats(cw->wino_tile, c_out, c_in);
     cw->wino = alloc_weight(ctx.weight_memory, cw->wino_floats);
@@ -174,6 +187,11 @@ Status conv2d(CpuContext& ctx, const ConvParams& p, const ConvArgs& a) {
   if (w->bf16) return conv2d_bf16(ctx, p, a, *w, cols, out);
   if (w->wino_tile > 0 && winograd_usable(ctx.conv_mode, w->wino_tile, p))
     return conv2d_winograd(ctx, p, a, *w, out);
+  if (!w->data)  // prepared for one Winograd call (prepare_conv_for): not this geometry
+    return invalid("conv2d: weight holds only its Winograd F(" + std::to_string(w->wino_tile) + "x" +
+                   std::to_string(w->wino_tile) + ") form, which this call (" + std::to_string(p.h_out()) +
+                   "x" + std::to_string(p.w_out()) + " output, stride " + std::to_string(p.stride) +
+                   ") cannot run");
 
   const Blocking blk;
   static_assert(Blocking{}.nq <= ConvPanels::kMaxPanels, "ConvPanels packs at most kMaxPanels");

@@ -44,7 +44,13 @@ class CpuBackend : public Backend {
 
   Status prepare_conv(const float* w, int c_out, int c_in, int kernel,
                       std::unique_ptr<Weight>* out) override {
-    return guarded([&] { return pack_conv_weight(ctx_, w, c_out, c_in, kernel, out); });
+    return guarded([&] { return pack_conv_weight(ctx_, w, c_out, c_in, kernel, nullptr, out); });
+  }
+  Status prepare_conv_for(const float* w, const ConvParams& use,
+                          std::unique_ptr<Weight>* out) override {
+    return guarded([&] {
+      return pack_conv_weight(ctx_, w, use.c_out, use.c_in1 + use.c_in2, use.kernel, &use, out);
+    });
   }
   Status prepare_linear(const float* w, int n, int k, std::unique_ptr<Weight>* out) override {
     return guarded([&] { return pack_linear_weight(ctx_, w, n, k, out); });

@@ -10,9 +10,11 @@ namespace cm4j {
 namespace cpu {
 
 // In ctx's bf16 mode packed as bf16 for the bf16 GEMM (no fp32 copy is kept), in the
-// direct16 layout on the amx and avx512bf16 paths (conv_direct16.h).
+// direct16 layout on the amx and avx512bf16 paths (conv_direct16.h). With `use` (the one
+// conv call the weight serves), an fp32 3x3 weight keeps only the form that call runs:
+// Winograd or direct; without it, both.
 Status pack_conv_weight(CpuContext& ctx, const float* w, int c_out, int c_in, int kernel,
-                        std::unique_ptr<Weight>* out);
+                        const ConvParams* use, std::unique_ptr<Weight>* out);
 Status conv2d(CpuContext& ctx, const ConvParams& p, const ConvArgs& a);
 Status group_norm(CpuContext& ctx, const GroupNormParams& p, const GroupNormArgs& a);
 Status attention(CpuContext& ctx, const AttentionParams& p, const AttentionArgs& a);
