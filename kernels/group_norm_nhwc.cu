@@ -1,6 +1,7 @@
-// Group norm over NHWC fp16/bf16: one block per (image, group), as group_norm.cu, with the
-// group's values walked channel-fastest (kidx::group_channel_nhwc) so that a thread's
-// neighbours read neighbouring channels of the same pixel. Not yet run on a GPU.
+// Group norm over NHWC fp16/bf16 in two launches (group_norm_nhwc.cuh): statistics per
+// chunk of a group's pixels, then per chunk of an image's elements the merged statistics
+// and the affine transform, scale/shift and SiLU, channel-fastest so that neighbouring
+// threads touch neighbouring channels of a pixel. Not yet run on a GPU.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -17,7 +18,24 @@ namespace {
 using nhwc_detail::from_f32;
 using nhwc_detail::to_f32;
 
-constexpr int kThreads = 512;
+constexpr int kThreads = 256;
+// Elements per block of either kernel: 16 a thread, enough work to hide a block's start and
+// few enough blocks that the apply kernel's merge (groups x chunks reads) stays cheap.
+constexpr int kChunkElements = 16 * kThreads;
+
+// How a group's pixels split into stats chunks: one image's shape only (never the batch).
+struct Chunks {
+  int pixels;  // per chunk (the last may have fewer)
+  int count;
+};
+
+__host__ __device__ inline Chunks stats_chunks(const GroupNormNhwcParams& p) {
+  const int cpg = p.channels / p.groups;
+  Chunks c;
+  c.pixels = cpg >= kChunkElements ? 1 : kChunkElements / cpg;
+  c.count = (p.hw + c.pixels - 1) / c.pixels;
+  return c;
+}
 
 // Sum over the block; every thread gets the result. `scratch` holds one float per warp.
 __device__ float block_sum(float v, float* scratch) {
@@ -33,86 +51,120 @@ __device__ float block_sum(float v, float* scratch) {
   return v;
 }
 
-// Element i of group g of image b: its channel, and where it is read and written.
-struct GroupElement {
-  int c;
-  int64_t in, out;  // offset in the source (x or x2) and in y
-  int which;        // 0: x, 1: x2
-};
-
-__device__ __forceinline__ GroupElement element(const GroupNormNhwcParams& p, int b, int g,
-                                                int i) {
-  GroupElement e;
-  e.c = kidx::group_channel_nhwc(g, i, p.channels, p.groups);
-  const int pos = kidx::group_pos_nhwc(i, p.channels, p.groups);
-  e.in = kidx::concat_offset_nhwc(b, e.c, pos, p.x2 ? p.c1 : p.channels, p.channels, p.hw,
-                                  &e.which);
-  e.out = kidx::nhwc(b, 0, pos, e.c, 1, p.hw, p.channels);
-  return e;
+// Element (b, c, pos) of cat(x, x2).
+template <typename T>
+__device__ __forceinline__ float load(const GroupNormNhwcParams& p, int b, int c, int pos) {
+  int which;
+  const int64_t at = kidx::concat_offset_nhwc(b, c, pos, p.x2 ? p.c1 : p.channels, p.channels,
+                                              p.hw, &which);
+  return to_f32(static_cast<const T*>(which == 0 ? p.x : p.x2)[at]);
 }
 
+// Block (chunk, g, b): the chunk's mean and its sum of squared deviations from it (M2),
+// two passes over its values (the second mostly from L1), as float2 at
+// partial[(b * groups + g) * chunks + chunk].
 template <typename T>
-__device__ __forceinline__ float load(const GroupNormNhwcParams& p, const GroupElement& e) {
-  return to_f32(static_cast<const T*>(e.which == 0 ? p.x : p.x2)[e.in]);
-}
-
-// Mean, then variance around the mean, then the affine transform: three passes over the
-// group's (C/groups) * HW values, statistics in fp32.
-template <typename T>
-__global__ void __launch_bounds__(kThreads) group_norm_nhwc_kernel(const GroupNormNhwcParams p) {
+__global__ void __launch_bounds__(kThreads) group_norm_nhwc_stats_kernel(const GroupNormNhwcParams p,
+                                                                         float2* partial) {
   __shared__ float scratch[kThreads / 32];
-  const int b = blockIdx.x / p.groups, g = blockIdx.x % p.groups;
-  const int count = (p.channels / p.groups) * p.hw;
-
+  const int chunk = blockIdx.x, g = blockIdx.y, b = blockIdx.z;
+  const int cpg = p.channels / p.groups;
+  const Chunks chunks = stats_chunks(p);
+  const int pos0 = chunk * chunks.pixels;
+  const int count = cpg * min(chunks.pixels, p.hw - pos0);
   float s = 0.0f;
-  for (int i = threadIdx.x; i < count; i += kThreads) s += load<T>(p, element(p, b, g, i));
+  for (int i = threadIdx.x; i < count; i += kThreads)
+    s += load<T>(p, b, g * cpg + i % cpg, pos0 + i / cpg);
   const float mean = block_sum(s, scratch) / count;
-
   float q = 0.0f;
   for (int i = threadIdx.x; i < count; i += kThreads) {
-    const float d = load<T>(p, element(p, b, g, i)) - mean;
+    const float d = load<T>(p, b, g * cpg + i % cpg, pos0 + i / cpg) - mean;
     q = fmaf(d, d, q);
   }
-  const float var = block_sum(q, scratch) / count;  // biased, as torch
-  const float rstd = 1.0f / sqrtf(var + p.eps);
+  const float m2 = block_sum(q, scratch);
+  if (threadIdx.x == 0)
+    partial[(static_cast<int64_t>(b) * p.groups + g) * chunks.count + chunk] = make_float2(mean, m2);
+}
+
+// Block (chunk, b): thread g < groups merges group g's chunk statistics in chunk order, then
+// the block normalizes its kChunkElements elements of image b ([HW, C] order).
+template <typename T>
+__global__ void __launch_bounds__(kThreads) group_norm_nhwc_apply_kernel(const GroupNormNhwcParams p,
+                                                                         const float2* partial) {
+  __shared__ float stats[2 * kMaxNormGroups];  // mean, rstd per group
+  const int b = blockIdx.y;
+  const int cpg = p.channels / p.groups;
+  const Chunks chunks = stats_chunks(p);
+  for (int g = threadIdx.x; g < p.groups; g += kThreads) {
+    const float2* part = partial + (static_cast<int64_t>(b) * p.groups + g) * chunks.count;
+    float n = 0.0f, mean = 0.0f, m2 = 0.0f;
+    for (int k = 0; k < chunks.count; ++k) {
+      const float nk = static_cast<float>(cpg * min(chunks.pixels, p.hw - k * chunks.pixels));
+      const float total = n + nk, delta = part[k].x - mean;
+      mean += delta * (nk / total);
+      m2 += part[k].y + delta * delta * (n * nk / total);
+      n = total;
+    }
+    stats[2 * g] = mean;
+    stats[2 * g + 1] = 1.0f / sqrtf(m2 / n + p.eps);  // biased variance, as torch
+  }
+  __syncthreads();
 
   T* y = static_cast<T*>(p.y);
-  for (int i = threadIdx.x; i < count; i += kThreads) {
-    const GroupElement e = element(p, b, g, i);
-    float v = (load<T>(p, e) - mean) * rstd;
-    if (p.gamma) v *= p.gamma[e.c];
-    if (p.beta) v += p.beta[e.c];
-    const int64_t sc = static_cast<int64_t>(b) * p.scale_stride + e.c;
+  const int64_t image = static_cast<int64_t>(p.hw) * p.channels;
+  const int64_t e0 = static_cast<int64_t>(blockIdx.x) * kChunkElements;
+  const int64_t e1 = min(image, e0 + kChunkElements);
+  for (int64_t e = e0 + threadIdx.x; e < e1; e += kThreads) {
+    const int c = static_cast<int>(e % p.channels), pos = static_cast<int>(e / p.channels);
+    const int g = c / cpg;
+    float v = (load<T>(p, b, c, pos) - stats[2 * g]) * stats[2 * g + 1];
+    if (p.gamma) v *= p.gamma[c];
+    if (p.beta) v += p.beta[c];
+    const int64_t sc = static_cast<int64_t>(b) * p.scale_stride + c;
     if (p.scale) v = v * (1.0f + p.scale[sc]);
     if (p.shift) v = v + p.shift[sc];
     if (p.silu) v = v / (1.0f + expf(-v));
-    // In place (y == x) is safe: every element is read and then written by one thread,
-    // after the block has finished reading for the statistics.
-    y[e.out] = from_f32<T>(v);
+    // In place (y == x) is safe: each element is read, then written, by one thread, and the
+    // statistics were taken by the launch before.
+    y[image * b + e] = from_f32<T>(v);
   }
+}
+
+template <typename T>
+cudaError_t launch(const GroupNormNhwcParams& p, float* workspace, cudaStream_t stream) {
+  const Chunks chunks = stats_chunks(p);
+  float2* partial = reinterpret_cast<float2*>(workspace);
+  CM4J_LAUNCH(group_norm_nhwc_stats_kernel<T>, dim3(chunks.count, p.groups, p.batch), kThreads,
+              stream, p, partial);
+  const int64_t image = static_cast<int64_t>(p.hw) * p.channels;
+  const int apply_chunks = static_cast<int>((image + kChunkElements - 1) / kChunkElements);
+  CM4J_LAUNCH(group_norm_nhwc_apply_kernel<T>, dim3(apply_chunks, p.batch), kThreads, stream, p,
+              static_cast<const float2*>(partial));
+  return cudaGetLastError();
 }
 
 }  // namespace
 
-cudaError_t group_norm_nhwc_forward(const GroupNormNhwcParams& p, cudaStream_t stream) {
-  if (p.batch < 1 || p.channels < 1 || p.hw < 1 || p.groups < 1 ||
-      p.channels % p.groups != 0 || !p.x || !p.y)
+size_t group_norm_nhwc_workspace_floats(const GroupNormNhwcParams& p) {
+  if (p.groups < 1 || p.channels % p.groups != 0 || p.hw < 1) return 0;
+  return 2 * static_cast<size_t>(p.batch) * p.groups * stats_chunks(p).count;
+}
+
+cudaError_t group_norm_nhwc_forward(const GroupNormNhwcParams& p, float* workspace,
+                                    cudaStream_t stream) {
+  if (p.batch < 1 || p.channels < 1 || p.hw < 1 || p.groups < 1 || p.groups > kMaxNormGroups ||
+      p.channels % p.groups != 0 || !p.x || !p.y || !workspace)
     return cudaErrorInvalidValue;
   if (p.x2 && (p.c1 < 1 || p.c1 >= p.channels)) return cudaErrorInvalidValue;
   if ((p.scale || p.shift) && p.scale_stride < p.channels) return cudaErrorInvalidValue;
-  if (static_cast<int64_t>(p.channels / p.groups) * p.hw >= INT32_MAX ||
-      static_cast<int64_t>(p.batch) * p.groups > INT32_MAX)
+  if (static_cast<int64_t>(p.channels) * p.hw >= INT32_MAX || p.batch > 65535 ||
+      stats_chunks(p).count > INT32_MAX / 2)
     return cudaErrorInvalidValue;
   switch (p.type) {
-    case HalfType::kF16:
-      CM4J_LAUNCH(group_norm_nhwc_kernel<__half>, p.batch * p.groups, kThreads, stream, p);
-      break;
-    case HalfType::kBF16:
-      CM4J_LAUNCH(group_norm_nhwc_kernel<__nv_bfloat16>, p.batch * p.groups, kThreads, stream, p);
-      break;
+    case HalfType::kF16: return launch<__half>(p, workspace, stream);
+    case HalfType::kBF16: return launch<__nv_bfloat16>(p, workspace, stream);
     default: return cudaErrorInvalidValue;
   }
-  return cudaGetLastError();
 }
 
 }  // namespace kernels

@@ -10,7 +10,8 @@
 
 // Resource ceilings, per thread and per block, for every template instance on sm_80 and
 // sm_90 (kernels/dev/ptxas-check.sh holds ptxas to them, and to no spills):
-// ptxas budget: group_norm_nhwc_kernel 32 registers, 64 bytes shared
+// ptxas budget: group_norm_nhwc_stats_kernel 48 registers, 64 bytes shared
+// ptxas budget: group_norm_nhwc_apply_kernel 48 registers, 1024 bytes shared
 
 namespace cm4j {
 namespace kernels {
@@ -33,7 +34,17 @@ struct GroupNormNhwcParams {
   void* y = nullptr;             // [B, HW, C]; may alias x when x2 is null
 };
 
-cudaError_t group_norm_nhwc_forward(const GroupNormNhwcParams& p, cudaStream_t stream);
+// Two launches that each fill the card at any batch (one block per (image, group), 32 blocks
+// at batch 1, would use a quarter of an H100): a stats kernel over chunks of each group's
+// pixels writes every chunk's (mean, M2), and an apply kernel over chunks of every image
+// merges them in chunk order (Chan et al.'s pairwise update, fp32) and normalizes. Chunks
+// depend on one image's shape only, so an image gets the same bits batched or alone.
+// `workspace`: group_norm_nhwc_workspace_floats(p) floats of device memory, free while the
+// two kernels run (on the backend's stream, ops are in order). groups <= kMaxNormGroups.
+constexpr int kMaxNormGroups = 128;
+size_t group_norm_nhwc_workspace_floats(const GroupNormNhwcParams& p);
+cudaError_t group_norm_nhwc_forward(const GroupNormNhwcParams& p, float* workspace,
+                                    cudaStream_t stream);
 
 }  // namespace kernels
 }  // namespace cm4j

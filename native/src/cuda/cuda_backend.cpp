@@ -549,7 +549,11 @@ class CudaBackend final : public Backend {
     fill_group_norm(p, a, &k);
     k.type = half_;
     cudaSetDevice(device_);
-    return finish(kernels::group_norm_nhwc_forward(k, stream_), "group_norm");
+    // The chunks' statistics go through the staging buffer, like split-K's partial sums.
+    float* workspace = nullptr;
+    Status s = staging_buffer(kernels::group_norm_nhwc_workspace_floats(k), "group_norm", &workspace);
+    if (!s.ok()) return s;
+    return finish(kernels::group_norm_nhwc_forward(k, workspace, stream_), "group_norm");
   }
 
   Status attention_nhwc(const AttentionParams& p, const AttentionArgs& a) {
@@ -560,8 +564,8 @@ class CudaBackend final : public Backend {
     return finish(kernels::attention_nhwc_forward(k, stream_), "attention");
   }
 
-  // The fp32 staging buffer of upload/download_activation (and split-K's partial sums in
-  // conv2d_nhwc), grown to `floats` on demand.
+  // The fp32 staging buffer of upload/download_activation (and the partial sums of split-K
+  // in conv2d_nhwc and of group_norm_nhwc's chunks), grown to `floats` on demand.
   Status staging_buffer(size_t floats, const char* op, float** out) {
     if (staging_floats_ < floats) {
       cudaStreamSynchronize(stream_);
