@@ -1,6 +1,7 @@
 // Every CUDA op against the CPU backend (the numerical reference) at the real models'
-// shapes: imagenet64 (channels 192/384/576/768, 64x64..8x8, head dim 64, up-path concats)
-// and tiny (head dim 8), plus odd sizes that cross tile edges. Inputs are fresh random
+// shapes: imagenet64 (channels 192/384/576/768, 64x64..8x8, head dim 64, up-path concats),
+// lsun_mini's attention (head dim 64 at 8x8..2x2) and tiny (head dim 8), plus odd sizes that
+// cross tile edges. Inputs are fresh random
 // numbers every run (the seed is printed; CM4J_TEST_SEED=<n> repeats a run), outputs are
 // poisoned with NaN before each op, and each result must be within relative L2 error
 // ||gpu - cpu|| / ||cpu|| <= 1e-5 (fp32; exact for the copies) with no NaN.
