@@ -38,7 +38,8 @@ constexpr int kAttnWarps = 4;
 constexpr int kAttnThreads = kAttnWarps * 32;
 constexpr int kAttnQueries = kAttnWarps * 16;  // per block: an m16 tile per warp
 constexpr int kAttnKeys = 64;                  // per pipeline stage
-constexpr int kAttnTileElems = 64 * kAttnDim;  // a Q, K or V tile, 8 KiB
+constexpr int kAttnTileElems = 64 * kAttnDim;  // a Q, K or V tile of 64 rows, 8 KiB
+static_assert(kAttnQueries == 64 && kAttnKeys == 64, "Q, K and V tiles of 64 rows");
 constexpr float kLog2e = 1.4426950408889634f;
 
 // Two floats rounded to T, packed as an mma operand register (the lower index low).
@@ -120,8 +121,8 @@ __global__ void __launch_bounds__(kAttnThreads)
     if (kt == 0) {
 #pragma unroll
       for (int kk = 0; kk < kAttnDim / 16; ++kk)
-        sm80::ldmatrix_x4<false>(
-            qf[kk], &q_s[swizzled_offset<kAttnRowChunks>(warp * 16 + lane % 16, kk * 2 + lane / 16)]);
+        sm80::ldmatrix_x4<false>(qf[kk], &q_s[swizzled_offset<kAttnRowChunks>(
+                                             warp * 16 + lane % 16, kk * 2 + lane / 16)]);
     }
     const T* ks = k_s[kt % 2];
     const T* vs = v_s[kt % 2];

@@ -502,9 +502,10 @@ void test_attention_batch_invariance(const char* dtype, kernels::HalfType type,
   T *batched, *alone;
   cudaMalloc(&batched, 3 * image_out * sizeof(T));
   cudaMalloc(&alone, image_out * sizeof(T));
-  const cudaError_t e3 = kernels::attention_nhwc_mma_forward(attn_params(k, type, dq, batched), nullptr);
-  const cudaError_t e1 =
-      kernels::attention_nhwc_mma_forward(attn_params({1, 2, 100, 1.5f}, type, dq, alone), nullptr);
+  const cudaError_t e3 =
+      kernels::attention_nhwc_mma_forward(attn_params(k, type, dq, batched), nullptr);
+  const cudaError_t e1 = kernels::attention_nhwc_mma_forward(
+      attn_params({1, 2, 100, 1.5f}, type, dq, alone), nullptr);
   const bool same = std::memcmp(batched, alone, image_out * sizeof(T)) == 0;
   check(e3 == cudaSuccess && e1 == cudaSuccess && cudaGetLastError() == cudaSuccess && same,
         std::string("attention_nhwc_mma ") + dtype +
@@ -518,7 +519,8 @@ void test_attention_batch_invariance(const char* dtype, kernels::HalfType type,
 void test_attention_launcher() {
   void* buf;
   cudaMalloc(&buf, 4096);
-  const kernels::AttentionNhwcParams p = attn_params({1, 2, 4, 1.0f}, kernels::HalfType::kF16, buf, buf);
+  const kernels::AttentionNhwcParams p =
+      attn_params({1, 2, 4, 1.0f}, kernels::HalfType::kF16, buf, buf);
   auto refused = [](const kernels::AttentionNhwcParams& q) {
     return !kernels::attention_nhwc_mma_supports(q) &&
            kernels::attention_nhwc_mma_forward(q, nullptr) == cudaErrorInvalidValue;
