@@ -1,6 +1,7 @@
 // Every CUDA op against the CPU backend (the numerical reference) at the real models'
-// shapes: imagenet64 (channels 192/384/576/768, 64x64..8x8, head dim 64, up-path concats)
-// and tiny (head dim 8), plus odd sizes that cross tile edges. Inputs are fresh random
+// shapes: imagenet64 (channels 192/384/576/768, 64x64..8x8, head dim 64, up-path concats),
+// lsun_mini's attention (head dim 64 at 8x8..2x2) and tiny (head dim 8), plus odd sizes that
+// cross tile edges. Inputs are fresh random
 // numbers every run (the seed is printed; CM4J_TEST_SEED=<n> repeats a run), outputs are
 // poisoned with NaN before each op, and each result must be within relative L2 error
 // ||gpu - cpu|| / ||cpu|| <= 1e-5 (fp32; exact for the copies) with no NaN.
@@ -866,10 +867,16 @@ int main() {
   test_norm(def, "odd",       {3, 12,   37,   4,  true,  false, false,  0});
   test_norm(def, "odd cat",   {3, 12,   37,   4,  true,  true,  false,  5});
 
-  // attention: imagenet64 head dim 64 at 32x32, 16x16, 8x8; tiny head dim 8.
+  // attention: imagenet64 head dim 64 at 32x32, 16x16, 8x8 (down, mid and up blocks);
+  // lsun_mini head dim 64 at 8x8 (64 channels), 4x4 and 2x2 (128; the mid block too): fewer
+  // keys than one 64-key tile; tiny head dim 8. Head dim 64 runs attention_nhwc_mma.cu in
+  // the NHWC mode.
   test_attn(def, "down1", {2, 384, 1024, 64});
   test_attn(def, "down2", {2, 576, 256, 64});
   test_attn(def, "mid", {2, 768, 64, 64});
+  test_attn(def, "lsun 8x8", {2, 64, 64, 64});
+  test_attn(def, "lsun 4x4", {2, 128, 16, 64});
+  test_attn(def, "lsun 2x2", {2, 128, 4, 64});
   test_attn(def, "tiny", {3, 64, 256, 8});
   test_attn(def, "odd", {2, 48, 100, 16});
   test_attn(def, "odd2", {1, 96, 200, 32});

@@ -3,10 +3,11 @@
 // toolkit needed): mma.sync m16n8k16 in fp16 and bf16 against a plain matrix product, with
 // its operands loaded by ldmatrix x1/x2/x4 (with and without .trans) from swizzled shared
 // memory, and cp.async's groups (what has landed after each wait_group, zero-fill, the
-// poison seen by a read before the wait). Then the kernel built on them,
-// conv2d_nhwc_mma.cu (compiled into this test), in both tile shapes on small odd shapes
-// against a loop in double. The layouts are the PTX ISA's; scripts/device-check.sh runs the
-// kernel on a GPU (test_cuda_ops in the candidate set).
+// poison seen by a read before the wait). Then the kernels built on them, compiled into this
+// test: conv2d_nhwc_mma.cu in both tile shapes on small odd shapes, and the flash attention
+// attention_nhwc_mma.cu with query and key tails, each against a loop in double. The layouts
+// are the PTX ISA's; scripts/device-check.sh runs the kernels on a GPU (test_cuda_ops in the
+// candidate set).
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -14,7 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "conv2d_nhwc_mma.cu"  // the kernel and its launchers, built for the emulator
+#include "attention_nhwc_mma.cu"  // the kernels and their launchers, built for the emulator
+#include "conv2d_nhwc_mma.cu"
 #include "launch.cuh"
 #include "mma_sm80.cuh"
 
@@ -395,6 +397,153 @@ void test_conv_batch_invariance(const char* dtype, kernels::HalfType type, std::
     cudaFree(q);
 }
 
+// ---- attention_nhwc_mma -----------------------------------------------------------------
+struct AttnCase {
+  int batch, heads, hw;
+  float spread;  // std of q, k, v: scores of std 64 spread^2 / 8
+};
+
+// qkv [B, HW, 3C] of T with standard deviation `spread`.
+template <typename T>
+std::vector<T> random_qkv(const AttnCase& k, std::mt19937& rng) {
+  std::normal_distribution<float> nd;
+  std::vector<T> qkv(static_cast<size_t>(k.batch) * k.hw * 3 * k.heads * 64);
+  for (T& e : qkv) e = to_b16<T>(k.spread * nd(rng));
+  return qkv;
+}
+
+kernels::AttentionNhwcParams attn_params(const AttnCase& k, kernels::HalfType type,
+                                         const void* qkv, void* out) {
+  kernels::AttentionNhwcParams p;
+  p.batch = k.batch;
+  p.heads = k.heads;
+  p.dim_head = 64;
+  p.channels = 64 * k.heads;
+  p.hw = k.hw;
+  p.scale = 0.125f;
+  p.type = type;
+  p.qkv = qkv;
+  p.out = out;
+  return p;
+}
+
+template <typename T>
+void test_attention(const char* dtype, kernels::HalfType type, const AttnCase& k,
+                    std::mt19937& rng) {
+  const auto qkv = random_qkv<T>(k, rng);
+  const int c = 64 * k.heads;
+  const size_t out_n = static_cast<size_t>(k.batch) * k.hw * c;
+  T* dq = device_copy(qkv);
+  T* dst;
+  cudaMalloc(&dst, out_n * sizeof(T));  // fresh memory is all-ones bits (NaN)
+  const kernels::AttentionNhwcParams p = attn_params(k, type, dq, dst);
+  const cudaError_t e = kernels::attention_nhwc_mma_forward(p, nullptr);
+  // Reference in double from the same rounded q, k, v. Bound per output: one rounding of it
+  // and of each probability to T (eps), fp16's subnormal probabilities (absolute 2^-25),
+  // and fp32's share: the score's dot product (2 gamma_64 sum |q k| scale, in the exponent
+  // of every probability), exp2f, the rescales and the sums over HW (a few ulps each).
+  const double eps = std::is_same<T, __half>::value ? 1.0 / 2048 : 1.0 / 256;
+  const double sub = std::is_same<T, __half>::value ? std::ldexp(1.0, -25) : 0.0;
+  const double f32 = (2.0 * k.hw + 256) * std::ldexp(1.0, -24);
+  auto at = [&](int b, int part, int h, int d, int pos) {
+    return double(to_f(qkv[kidx::qkv_offset_nhwc(b, part, h, d, pos, c, 64, k.hw)]));
+  };
+  double worst = 0;  // |got - ref| / bound
+  std::vector<double> s(k.hw);
+  for (int b = 0; b < k.batch; ++b)
+    for (int h = 0; h < k.heads; ++h)
+      for (int i = 0; i < k.hw; ++i) {
+        double m = -INFINITY, score_err = 0;
+        for (int j = 0; j < k.hw; ++j) {
+          double dot = 0, mag = 0;
+          for (int d = 0; d < 64; ++d) {
+            dot += at(b, 0, h, d, i) * at(b, 1, h, d, j);
+            mag += std::fabs(at(b, 0, h, d, i) * at(b, 1, h, d, j));
+          }
+          s[j] = dot * p.scale;
+          m = std::fmax(m, s[j]);
+          score_err = std::fmax(score_err, 2 * 66 * std::ldexp(1.0, -24) * mag * p.scale);
+        }
+        double l = 0;
+        for (int j = 0; j < k.hw; ++j) l += (s[j] = std::exp(s[j] - m));
+        for (int d = 0; d < 64; ++d) {
+          double ref = 0, mag = 0, abs_v = 0;
+          for (int j = 0; j < k.hw; ++j) {
+            ref += s[j] * at(b, 2, h, d, j);
+            mag += s[j] * std::fabs(at(b, 2, h, d, j));
+            abs_v += std::fabs(at(b, 2, h, d, j));
+          }
+          ref /= l;
+          const double bound = eps * std::fabs(ref) + (eps + 2 * score_err + f32) * mag / l +
+                               sub * abs_v / l;
+          const double got = to_f(dst[kidx::attn_out_offset_nhwc(b, h, d, i, c, 64, k.hw)]);
+          const double err = std::fabs(got - ref) / bound;
+          worst = std::isnan(err) ? INFINITY : std::fmax(worst, err);
+        }
+      }
+  char what[200];
+  std::snprintf(what, sizeof what,
+                "attention_nhwc_mma %s: b%d heads %d hw %d spread %.1f: worst error %.2f of "
+                "its bound (P and output rounding + fp32)",
+                dtype, k.batch, k.heads, k.hw, k.spread, worst);
+  check(e == cudaSuccess && cudaGetLastError() == cudaSuccess && worst <= 1.0, what);
+  cudaFree(dq);
+  cudaFree(dst);
+}
+
+// Image 0 of a batch of 3 and the same image alone: the same bits (blocks never mix images).
+template <typename T>
+void test_attention_batch_invariance(const char* dtype, kernels::HalfType type,
+                                     std::mt19937& rng) {
+  const AttnCase k{3, 2, 100, 1.5f};
+  const auto qkv = random_qkv<T>(k, rng);
+  const size_t image_out = static_cast<size_t>(k.hw) * 64 * k.heads;
+  T* dq = device_copy(qkv);
+  T *batched, *alone;
+  cudaMalloc(&batched, 3 * image_out * sizeof(T));
+  cudaMalloc(&alone, image_out * sizeof(T));
+  const cudaError_t e3 =
+      kernels::attention_nhwc_mma_forward(attn_params(k, type, dq, batched), nullptr);
+  const cudaError_t e1 = kernels::attention_nhwc_mma_forward(
+      attn_params({1, 2, 100, 1.5f}, type, dq, alone), nullptr);
+  const bool same = std::memcmp(batched, alone, image_out * sizeof(T)) == 0;
+  check(e3 == cudaSuccess && e1 == cudaSuccess && cudaGetLastError() == cudaSuccess && same,
+        std::string("attention_nhwc_mma ") + dtype +
+            ": image 0 of a batch of 3 = the image alone, bit for bit");
+  cudaFree(dq);
+  cudaFree(batched);
+  cudaFree(alone);
+}
+
+// What the kernel refuses (the NHWC mode then runs attention_nhwc_forward).
+void test_attention_launcher() {
+  void* buf;
+  cudaMalloc(&buf, 4096);
+  const kernels::AttentionNhwcParams p =
+      attn_params({1, 2, 4, 1.0f}, kernels::HalfType::kF16, buf, buf);
+  auto refused = [](const kernels::AttentionNhwcParams& q) {
+    return !kernels::attention_nhwc_mma_supports(q) &&
+           kernels::attention_nhwc_mma_forward(q, nullptr) == cudaErrorInvalidValue;
+  };
+  kernels::AttentionNhwcParams q = p;
+  q.dim_head = 32;
+  q.heads = 4;
+  const bool dim = refused(q);
+  q = p;
+  q.channels = 192;
+  const bool channels = refused(q);
+  q = p;
+  q.qkv = static_cast<char*>(buf) + 8;
+  const bool align = refused(q);
+  q = p;
+  q.scale = 0.0f;
+  const bool scale = refused(q);
+  check(kernels::attention_nhwc_mma_supports(p) && dim && channels && align && scale,
+        "attention_nhwc_mma refuses dim_head != 64, channels != heads x 64, unaligned qkv, "
+        "scale <= 0");
+  cudaFree(buf);
+}
+
 // A warp-collective primitive reached by only part of a warp fails the launch (last: the
 // failure is sticky, as a device fault is).
 __global__ void partial_warp_kernel(float* out) {
@@ -468,6 +617,17 @@ int main() {
   test_conv_batch_invariance<__half>("fp16", cm4j::kernels::HalfType::kF16, rng);
   test_conv_batch_invariance<__nv_bfloat16>("bf16", cm4j::kernels::HalfType::kBF16, rng);
   test_conv_launcher();
+  // One tile; query and key tails over several tiles (the max growing between them); the
+  // 2x2 level (4 keys of 64); scores large enough that exp without the max would overflow.
+  const AttnCase attns[] = {{1, 1, 64, 1.5f}, {2, 2, 100, 1.5f}, {1, 3, 4, 1.5f},
+                            {1, 1, 200, 6.0f}};
+  for (const AttnCase& k : attns) {
+    test_attention<__half>("fp16", cm4j::kernels::HalfType::kF16, k, rng);
+    test_attention<__nv_bfloat16>("bf16", cm4j::kernels::HalfType::kBF16, k, rng);
+  }
+  test_attention_batch_invariance<__half>("fp16", cm4j::kernels::HalfType::kF16, rng);
+  test_attention_batch_invariance<__nv_bfloat16>("bf16", cm4j::kernels::HalfType::kBF16, rng);
+  test_attention_launcher();
   test_partial_warp();
   std::printf("test_mma_emu: %d failure(s)\n", g_failures);
   return g_failures == 0 ? 0 : 1;

@@ -48,6 +48,11 @@
 using std::max;
 using std::min;
 
+// vector_types.h's 16-byte vector, for 16-byte loads and stores.
+struct __align__(16) uint4 {
+  unsigned x, y, z, w;
+};
+
 struct dim3 {
   unsigned x, y, z;
   constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}

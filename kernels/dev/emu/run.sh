@@ -15,6 +15,10 @@
 #   EMU_DEFAULT_OPS=0 EMU_GOLDEN_DTYPES= EMU_CANDIDATE_DTYPES= CM4J_TEST_FILTER="res0 conv,\
 #   down1 conv1,down1 short,down2 conv1,mid conv,up0 cat conv,up0 cat short,up cat+upsample,\
 #   up3 cat conv,upsample conv,stride2,lsun conv1,tiny up" kernels/dev/emu/run.sh
+# Its flash attention (attention_nhwc_mma.cu) at every attention shape of imagenet64 and
+# lsun_mini, a few minutes once built:
+#   EMU_DEFAULT_OPS=0 EMU_GOLDEN_DTYPES= EMU_GRAPHS_DTYPES= EMU_CANDIDATE_DTYPES= \
+#   CM4J_TEST_FILTER=attention kernels/dev/emu/run.sh
 set -eu
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 B=${1:-/tmp/cm4j-emu}

@@ -15,6 +15,7 @@
 
 #include "attention.cuh"
 #include "attention_nhwc.cuh"
+#include "attention_nhwc_mma.cuh"
 #include "cm4j.h"
 #include "conv2d.cuh"
 #include "conv2d_nhwc.cuh"
@@ -561,6 +562,10 @@ class CudaBackend final : public Backend {
     fill_attention(p, a, &k);
     k.type = half_;
     cudaSetDevice(device_);
+    // Head dim 64 (the models') as flash attention on tensor cores; other head dims (the
+    // tiny model's 8) on the one-thread-per-query kernel.
+    if (kernels::attention_nhwc_mma_supports(k))
+      return finish(kernels::attention_nhwc_mma_forward(k, stream_), "attention");
     return finish(kernels::attention_nhwc_forward(k, stream_), "attention");
   }
 
