@@ -52,16 +52,16 @@ using std::min;
 struct __align__(16) uint4 {
   unsigned x, y, z, w;
 };
+// And its float pair (group norm's per-chunk statistics).
+struct alignas(8) float2 {
+  float x, y;
+};
+inline float2 make_float2(float x, float y) { return {x, y}; }
 
 struct dim3 {
   unsigned x, y, z;
   constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
 };
-
-struct alignas(8) float2 {
-  float x, y;
-};
-inline float2 make_float2(float x, float y) { return {x, y}; }
 
 enum cudaError_t {
   cudaSuccess = 0,
