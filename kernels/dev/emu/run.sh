@@ -8,6 +8,7 @@
 # CM4J_TEST_FILTER overrides the op cases (see test_cuda_ops.cpp), EMU_GOLDEN_DTYPES the
 # golden runs ("fp32 fp16 bf16"; empty: none), EMU_CANDIDATE_DTYPES the candidate golden
 # runs ("fp16 bf16"), EMU_GRAPHS_DTYPES the CUDA graphs runs ("fp32 fp16"; test_cuda_graphs),
+# EMU_TUNING_DTYPES the measured conv choice's runs ("fp16 bf16"; test_cuda_tuning),
 # EMU_DEFAULT_OPS=0 / EMU_CANDIDATE_OPS=0 skip the default / candidate set's op cases,
 # EMU_JOBS the parallelism. About 30 minutes on 2 cores, most of it the five tiny-model
 # golden runs. The candidate set's tensor-core conv (conv2d_nhwc_mma.cu) at imagenet64's
@@ -27,9 +28,11 @@ cmake --build "$B/cpu" -j"$JOBS" --target cm4j_static > "$B/cpu-build.log"
 FLAGS=(-std=c++17 -O2 -g -Wall -Wextra -Wno-unknown-pragmas -ffp-contract=off -DCM4J_CUDA_EMULATION -DCM4J_HAVE_CUDA=1
        -DCM4J_GOLDEN_DIR="\"$ROOT/../shared/golden\""
        -I"$ROOT/kernels/dev/emu" -I"$ROOT/kernels" -I"$ROOT/native/src" -I"$ROOT/native/include")
-SOURCES=("$ROOT"/kernels/*.cu "$ROOT"/native/src/cuda/*.cu "$ROOT/native/src/cuda/cuda_backend.cpp"
-         "$ROOT/native/tests/test_util.cpp" "$ROOT/native/tests/test_cuda_ops.cpp"
-         "$ROOT/native/tests/test_cuda_golden.cpp" "$ROOT/native/tests/test_cuda_graphs.cpp")
+# The CPU build's library brings the tuning cache's file code (native/src/cuda/tuning_cache.cpp).
+HOST=("$ROOT/native/src/cuda/cuda_backend.cpp" "$ROOT/native/src/cuda/conv_tuner.cpp")
+TESTS=(test_cuda_ops test_cuda_golden test_cuda_graphs test_cuda_tuning)
+SOURCES=("$ROOT"/kernels/*.cu "$ROOT"/native/src/cuda/*.cu "${HOST[@]}" "$ROOT/native/tests/test_util.cpp")
+for t in "${TESTS[@]}"; do SOURCES+=("$ROOT/native/tests/$t.cpp"); done
 pids=()
 for src in "${SOURCES[@]}"; do
   obj="$B/obj/$(basename "$src").o"
@@ -40,10 +43,10 @@ done
 for p in "${pids[@]}"; do wait "$p"; done
 
 BACKEND=()
-for src in "$ROOT"/kernels/*.cu "$ROOT"/native/src/cuda/*.cu "$ROOT/native/src/cuda/cuda_backend.cpp"; do
+for src in "$ROOT"/kernels/*.cu "$ROOT"/native/src/cuda/*.cu "${HOST[@]}"; do
   BACKEND+=("$B/obj/$(basename "$src").o")
 done
-for t in test_cuda_ops test_cuda_golden test_cuda_graphs; do
+for t in "${TESTS[@]}"; do
   g++ -o "$B/$t" "$B/obj/$t.cpp.o" "$B/obj/test_util.cpp.o" "${BACKEND[@]}" "$B/cpu/libcm4j_static.a" -lpthread
 done
 
@@ -63,5 +66,8 @@ for dtype in ${EMU_GRAPHS_DTYPES-fp32 fp16}; do
 done
 for dtype in ${EMU_CANDIDATE_DTYPES-fp16 bf16}; do
   CM4J_CUDA_KERNELS=candidate "$B/test_cuda_golden" --models=tiny --dtype=$dtype || rc=1
+done
+for dtype in ${EMU_TUNING_DTYPES-fp16 bf16}; do  # with the tiny model through the engine in fp16
+  "$B/test_cuda_tuning" --dtype=$dtype $([ "$dtype" = fp16 ] && echo --golden) || rc=1
 done
 exit $rc
