@@ -219,6 +219,16 @@ __global__ void __launch_bounds__(kReduceThreads)
   }
 }
 
+template <typename T>
+cudaError_t launch_reduce(const Conv2dNhwcParams& p, const float* partial, int splits,
+                          cudaStream_t stream) {
+  const int64_t total = static_cast<int64_t>(p.batch) * p.h_out * p.w_out * p.c_out;
+  const int blocks =
+      static_cast<int>(std::min<int64_t>((total + kReduceThreads - 1) / kReduceThreads, 4096));
+  CM4J_LAUNCH(conv2d_nhwc_mma_reduce_kernel<T>, blocks, kReduceThreads, stream, p, partial, splits);
+  return cudaGetLastError();
+}
+
 // The conv with WARPS_M x 2 warps per block; splits > 1: over `splits` blocks along k, with
 // `partial` [splits, M, c_out] in between.
 template <typename T, int WARPS_M>
@@ -232,13 +242,7 @@ cudaError_t launch_tile(const Conv2dNhwcParams& p, float* partial, int splits,
       : p.kernel == 3 ? conv2d_nhwc_mma_kernel<T, WARPS_M, 3>
                       : conv2d_nhwc_mma_kernel<T, WARPS_M, 0>;
   CM4J_LAUNCH(kernel, grid, WARPS_M * 64, stream, p, splits > 1 ? partial : nullptr);
-  if (splits > 1) {
-    const int64_t total = static_cast<int64_t>(m) * p.c_out;
-    const int blocks = static_cast<int>(std::min<int64_t>(
-        (total + kReduceThreads - 1) / kReduceThreads, 4096));
-    CM4J_LAUNCH(conv2d_nhwc_mma_reduce_kernel<T>, blocks, kReduceThreads, stream, p,
-                static_cast<const float*>(partial), splits);
-  }
+  if (splits > 1) return launch_reduce<T>(p, partial, splits, stream);
   return cudaGetLastError();
 }
 
@@ -309,6 +313,16 @@ cudaError_t conv2d_nhwc_mma_forward(const Conv2dNhwcParams& p, const Conv2dNhwcM
   switch (p.type) {
     case HalfType::kF16: return launch<__half>(p, c, workspace, stream);
     case HalfType::kBF16: return launch<__nv_bfloat16>(p, c, workspace, stream);
+  }
+  return cudaErrorInvalidValue;
+}
+
+cudaError_t conv2d_nhwc_epilogue(const Conv2dNhwcParams& p, const float* sums,
+                                 cudaStream_t stream) {
+  if (!conv2d_nhwc_params_ok(p) || !sums) return cudaErrorInvalidValue;
+  switch (p.type) {
+    case HalfType::kF16: return launch_reduce<__half>(p, sums, 1, stream);
+    case HalfType::kBF16: return launch_reduce<__nv_bfloat16>(p, sums, 1, stream);
   }
   return cudaErrorInvalidValue;
 }

@@ -59,5 +59,11 @@ cudaError_t conv2d_nhwc_mma_forward(const Conv2dNhwcParams& p, const Conv2dNhwcM
 cudaError_t conv2d_nhwc_mma_forward(const Conv2dNhwcParams& p, float* workspace,
                                     cudaStream_t stream);
 
+// dst from fp32 sums [M, c_out] made elsewhere (a vendor GEMM): the epilogue above (bias,
+// per-image bias, residual, out_scale, one rounding on store), as the split-K reduction
+// applies it.
+cudaError_t conv2d_nhwc_epilogue(const Conv2dNhwcParams& p, const float* sums,
+                                 cudaStream_t stream);
+
 }  // namespace kernels
 }  // namespace cm4j

@@ -10,7 +10,12 @@
 //     bits; with a garbage file it runs the fixed rule (CM4J_TUNING=off's bits);
 //   - a bad CM4J_TUNING is refused by name;
 //   - with --golden, the tiny model's forward pass the same way through the engine (full,
-//     then cached: identical; both within the golden bound of the CPU).
+//     then cached: the file's choices, identical outputs, within the golden bound of the
+//     CPU), three passes each: measured in the plain first pass, never in the CUDA graph
+//     capture of the second, the same bits in all three.
+// Where cuBLAS loads (the emulator's stand-in through CM4J_CUBLAS_LIB, which then must load,
+// or a GPU's libcublas), the 1x1 convs must choose it (the hook makes it cheapest) and stay
+// within the bound.
 // Skips (77) without a CUDA device. Options: --dtype=fp16|bf16 (default fp16), --golden.
 #include <cmath>
 #include <cstdio>
@@ -55,16 +60,22 @@ const Case kCases[] = {
     {"b1 32>64 8x8 k3", 1, 32, 0, 8, 8, 64, 3, 1, 1, false, false},
     {"b2 64+32>32 4x4 k3 up", 2, 64, 32, 4, 4, 32, 3, 1, 1, true, false},
     {"b1 128>32 8x8 k1 res", 1, 128, 0, 8, 8, 32, 1, 1, 0, false, true},
+    {"b2 64+32>32 4x4 k1", 2, 64, 32, 4, 4, 32, 1, 1, 0, false, false},
 };
+constexpr size_t kCaseCount = sizeof kCases / sizeof kCases[0];
 
-// The hook's costs: mma 64x64 with 2 splits cheapest, then WMMA; every other candidate is
-// skipped unrun (the emulator is slow). So the choice is mma 64 2 where 2 splits apply, else
-// WMMA, and never the rule (which takes 1 split at these sizes).
+// The hook's costs: cuBLAS cheapest (1x1 convs, where the library loads), then mma 64x64
+// with 2 splits, then WMMA; every other candidate is skipped unrun (the emulator is slow).
+// So the choice is cuBLAS, else mma 64 2 where 2 splits apply, else WMMA, and never the rule
+// (which takes 1 or 3 splits at these sizes).
 double cost(const ConvShape&, const ConvChoice& c) {
   ++g_timings;
+  if (c.kernel == ConvChoice::kCublas) return 0.5;
   if (c.kernel == ConvChoice::kMma && c.tile_m == 64 && c.splits == 2) return 1;
   return c.kernel == ConvChoice::kWmma ? 2 : -1;
 }
+
+bool g_cublas = false;  // whether cuBLAS loads, so that the 1x1 convs choose it
 
 void hooks(std::function<void(const ConvChoice&, std::vector<float>*)> alter) {
   conv_tuner_test::set_hooks(cost, std::move(alter), [](const ConvShape& s, const ConvChoice& c) {
@@ -145,7 +156,8 @@ void test_ops(const std::string& dir) {
   // A candidate that disagrees with the rule is dropped: mma 64 2 made wrong loses to WMMA.
   setenv("CM4J_TUNING_CACHE", (dir + "/dropped").c_str(), 1);
   hooks([](const ConvChoice& c, std::vector<float>* out) {
-    if (c.kernel == ConvChoice::kMma && c.splits == 2) (*out)[out->size() / 2] += 100.0f;
+    if (c.kernel == ConvChoice::kCublas || (c.kernel == ConvChoice::kMma && c.splits == 2))
+      (*out)[out->size() / 2] += 100.0f;
   });
   if (auto b = gpu("full")) run_cases(b.get(), 2);
   for (const auto& [shape, choice] : read_cache())
@@ -154,21 +166,25 @@ void test_ops(const std::string& dir) {
 
   setenv("CM4J_TUNING_CACHE", dir.c_str(), 1);
   hooks();
+  g_timings = 0;
   if (auto b = gpu("off")) off = run_cases(b.get(), 2);
   const TuningEntries rule = g_chosen;
-  CHECK(g_timings == 0 && rule.size() == 3, "CM4J_TUNING=off: %d candidates timed, %zu shapes",
+  CHECK(g_timings == 0 && rule.size() == kCaseCount, "CM4J_TUNING=off: %d candidates timed, %zu shapes",
         g_timings, rule.size());
   g_timings = 0;
   if (auto b = gpu("full")) full = run_cases(b.get(), 2);
   const TuningEntries entries = read_cache();
-  CHECK(entries.size() == 3 && g_timings > 0, "full: %zu cache entries, %d candidates timed",
+  CHECK(entries.size() == kCaseCount && g_timings > 0, "full: %zu cache entries, %d candidates timed",
         entries.size(), g_timings);
   for (const auto& [shape, choice] : entries)
     std::printf("  %s %d+%d>%d k%d %dx%d b%d: %s\n", shape.dtype.c_str(), shape.c_in1, shape.c_in2,
                 shape.c_out, shape.kernel, shape.h_in, shape.w_in, shape.batch, choice.text().c_str());
-  for (const auto& [shape, choice] : entries)
-    CHECK(choice.text() == "mma 64 2" || choice.text() == "wmma 64 1", "%d>%d: %s, not the hook's choice",
-          shape.c_in1, shape.c_out, choice.text().c_str());
+  for (const auto& [shape, choice] : entries) {
+    const bool cublas = g_cublas && shape.kernel == 1;
+    CHECK(cublas ? choice.text() == "cublas 0 1" : (choice.text() == "mma 64 2" || choice.text() == "wmma 64 1"),
+          "%d>%d k%d: %s, not the hook's choice", shape.c_in1, shape.c_out, shape.kernel,
+          choice.text().c_str());
+  }
   CHECK(g_chosen == entries, "full: the choices run are not the ones written");
   for (size_t i = 0; i < full.size(); ++i) {
     const double e = rel_l2(full[i].data(), ref[i].data(), ref[i].size());
@@ -198,7 +214,8 @@ void test_ops(const std::string& dir) {
         error.c_str());
 }
 
-// The tiny model's forward pass (batch 2) on an engine of `device` with CM4J_TUNING=tuning.
+// The tiny model's forward pass (batch 2) on an engine of `device` with CM4J_TUNING=tuning
+// (candidate kernels).
 std::vector<float> tiny_forward(const std::string& config, const char* device, int dtype,
                                 const char* tuning) {
   setenv("CM4J_TUNING", tuning, 1);
@@ -213,7 +230,15 @@ std::vector<float> tiny_forward(const std::string& config, const char* device, i
   for (size_t i = 0; i < sample.size(); ++i) sample[i] = static_cast<float>(i % 23) / 11.0f - 1.0f;
   const float t[2] = {4.0f, 700.0f};
   const int64_t labels[2] = {3, 990};
-  ok = ok && cm4j_unet_forward(u, batch, sample.data(), t, labels, out.data()) == CM4J_OK;
+  // Three passes: with CUDA graphs (on in the candidate set) the first runs plainly and
+  // measures, the second is captured (no measuring there), the third replays.
+  std::vector<float> first(out.size());
+  ok = ok && cm4j_unet_forward(u, batch, sample.data(), t, labels, first.data()) == CM4J_OK;
+  for (int pass = 1; ok && pass < 3; ++pass) {
+    ok = cm4j_unet_forward(u, batch, sample.data(), t, labels, out.data()) == CM4J_OK;
+    CHECK(first_difference(first.data(), out.data(), out.size()) == -1,
+          "tiny on %s with CM4J_TUNING=%s: pass %d differs from the first", device, tuning, pass + 1);
+  }
   CHECK(ok, "tiny on %s with CM4J_TUNING=%s: %s", device, tuning, cm4j_last_error());
   cm4j_unet_destroy(u);
   return out;
@@ -267,6 +292,13 @@ int main(int argc, char** argv) {
   if (cuda_device_count(&why) == 0) {
     std::printf("test_cuda_tuning: skipped: %s\n", why.c_str());
     return 77;
+  }
+  {
+    std::unique_ptr<CublasGemm> cublas(CublasGemm::open(&why));
+    g_cublas = cublas != nullptr;
+    const char* lib = std::getenv("CM4J_CUBLAS_LIB");
+    std::printf("cuBLAS: %s\n", g_cublas ? "loaded" : why.c_str());
+    CHECK(g_cublas || !lib || !*lib, "CM4J_CUBLAS_LIB=%s does not load: %s", lib, why.c_str());
   }
   char tmpl[] = "/tmp/cm4j-tuning-XXXXXX";
   const std::string dir = mkdtemp(tmpl) ? tmpl : "";

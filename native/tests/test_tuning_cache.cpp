@@ -50,6 +50,7 @@ TuningEntries sample_entries() {
   e[shape("fp16", 1, 768, 768, 768, 3, 0, 8)] = {ConvChoice::kMma, 64, 8};
   e[shape("bf16", 4, 768, 384, 384, 3, 1, 16)] = {ConvChoice::kWmma, 64, 1};
   e[shape("bf16", 256, 192, 0, 384, 1, 0, 32)] = {ConvChoice::kMma, 64, 3};
+  e[shape("fp16", 64, 768, 768, 768, 1, 0, 8)] = {ConvChoice::kCublas, 0, 1};
   return e;
 }
 
@@ -161,6 +162,8 @@ void test_hostile(const std::string& dir) {
       "conv fp16 1 192 0 192 3 1 1 0 64 64 wmma 64 2\n",            // and no split
       "conv fp32 1 192 0 192 3 1 1 0 64 64 mma 128 1\n",            // not a half type
       "conv fp16 1 192 0 192 3 1 1 0 64 64 cudnn 128 1\n",          // unknown kernel
+      "conv fp16 1 192 0 192 1 1 0 0 64 64 cublas 64 1\n",          // cuBLAS has no tile
+      "conv fp16 1 192 0 192 1 1 0 0 64 64 cublas 0 2\n",           // nor a split
       "conv fp16 1 192 0 192 3 1 1 0 64 64 mma 128\n",              // a field missing
       "conv fp16 1 192 0 192 3 1 1 0 64 64 mma 128 1 1\n",          // a field too many
       "conv fp16 1 192 0 192 3 1 1 0 64  64 mma 128 1\n",           // two spaces

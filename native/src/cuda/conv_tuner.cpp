@@ -58,24 +58,6 @@ kernels::Conv2dNhwcMmaConfig mma_config(const ConvChoice& c) {
   return m;
 }
 
-bool allowed(const kernels::Conv2dNhwcParams& p, const ConvChoice& c) {
-  if (c.kernel == ConvChoice::kWmma) return true;
-  return kernels::conv2d_nhwc_mma_supports(p) &&
-         kernels::conv2d_nhwc_mma_config_ok(p, mma_config(c));
-}
-
-// The rule first (the reference, and the winner of a tie), then every other configuration.
-std::vector<ConvChoice> candidates(const kernels::Conv2dNhwcParams& p) {
-  std::vector<ConvChoice> out{conv_rule(p)};
-  auto add = [&](const ConvChoice& c) {
-    if (allowed(p, c) && !(c == out[0])) out.push_back(c);
-  };
-  add(ConvChoice{ConvChoice::kWmma, 64, 1});
-  for (int tile : {128, 64})
-    for (int splits = 1; splits <= 8; ++splits) add(ConvChoice{ConvChoice::kMma, tile, splits});
-  return out;
-}
-
 // Device memory for one measurement, freed on every path.
 struct Scratch {
   void* p = nullptr;
@@ -112,15 +94,17 @@ bool agrees(const std::vector<float>& got, const std::vector<float>& ref, kernel
   return std::sqrt(diff) <= bound * std::sqrt(norm);
 }
 
+}  // namespace
+
 // Milliseconds per launch of `c`, or a negative value when a launch or event failed.
-double time_ms(const kernels::Conv2dNhwcParams& p, const ConvChoice& c, float* workspace,
-               cudaStream_t stream) {
+double ConvTuner::time_ms(const kernels::Conv2dNhwcParams& p, const ConvChoice& c,
+                          float* workspace, cudaStream_t stream) {
   cudaEvent_t start = nullptr, stop = nullptr;
   double best = std::numeric_limits<double>::infinity();
   bool ok = cudaEventCreate(&start) == cudaSuccess && cudaEventCreate(&stop) == cudaSuccess;
   for (int r = 0; ok && r < kRounds; ++r) {
     ok = cudaEventRecord(start, stream) == cudaSuccess;
-    for (int i = 0; ok && i < kLaunches; ++i) ok = run_conv_choice(p, c, workspace, stream) == cudaSuccess;
+    for (int i = 0; ok && i < kLaunches; ++i) ok = run(p, c, workspace, stream) == cudaSuccess;
     float ms = 0;
     ok = ok && cudaEventRecord(stop, stream) == cudaSuccess &&
          cudaEventSynchronize(stop) == cudaSuccess &&
@@ -133,7 +117,36 @@ double time_ms(const kernels::Conv2dNhwcParams& p, const ConvChoice& c, float* w
   return ok ? best : -1;
 }
 
-}  // namespace
+bool ConvTuner::allowed(const kernels::Conv2dNhwcParams& p, const ConvChoice& c, bool capturing) {
+  switch (c.kernel) {
+    case ConvChoice::kWmma: return true;
+    case ConvChoice::kMma:
+      return kernels::conv2d_nhwc_mma_supports(p) &&
+             kernels::conv2d_nhwc_mma_config_ok(p, mma_config(c));
+    case ConvChoice::kCublas:
+      if (!cublas_conv_supports(p)) return false;
+      if (!cublas_tried_ && !capturing) {
+        cublas_tried_ = true;
+        std::string why;
+        cublas_.reset(CublasGemm::open(&why));
+      }
+      return cublas_ != nullptr;
+  }
+  return false;
+}
+
+// The rule first (the reference, and the winner of a tie), then every other configuration.
+std::vector<ConvChoice> ConvTuner::candidates(const kernels::Conv2dNhwcParams& p) {
+  std::vector<ConvChoice> out{conv_rule(p)};
+  auto add = [&](const ConvChoice& c) {
+    if (allowed(p, c, false) && !(c == out[0])) out.push_back(c);
+  };
+  add(ConvChoice{ConvChoice::kWmma, 64, 1});
+  for (int tile : {128, 64})
+    for (int splits = 1; splits <= 8; ++splits) add(ConvChoice{ConvChoice::kMma, tile, splits});
+  add(ConvChoice{ConvChoice::kCublas, 0, 1});
+  return out;
+}
 
 namespace conv_tuner_test {
 void set_hooks(std::function<double(const ConvShape&, const ConvChoice&)> cost,
@@ -167,13 +180,23 @@ ConvChoice conv_rule(const kernels::Conv2dNhwcParams& p) {
 }
 
 size_t conv_choice_workspace_floats(const kernels::Conv2dNhwcParams& p, const ConvChoice& c) {
-  return c.kernel == ConvChoice::kMma ? kernels::conv2d_nhwc_mma_workspace_floats(p, c.splits) : 0;
+  switch (c.kernel) {
+    case ConvChoice::kMma: return kernels::conv2d_nhwc_mma_workspace_floats(p, c.splits);
+    case ConvChoice::kWmma: return 0;
+    case ConvChoice::kCublas: return static_cast<size_t>(p.batch) * p.h_out * p.w_out * p.c_out;
+  }
+  return 0;
 }
 
-cudaError_t run_conv_choice(const kernels::Conv2dNhwcParams& p, const ConvChoice& c,
-                            float* workspace, cudaStream_t stream) {
-  if (c.kernel == ConvChoice::kWmma) return kernels::conv2d_nhwc_forward(p, stream);
-  return kernels::conv2d_nhwc_mma_forward(p, mma_config(c), workspace, stream);
+cudaError_t ConvTuner::run(const kernels::Conv2dNhwcParams& p, const ConvChoice& c,
+                           float* workspace, cudaStream_t stream) {
+  switch (c.kernel) {
+    case ConvChoice::kMma: return kernels::conv2d_nhwc_mma_forward(p, mma_config(c), workspace, stream);
+    case ConvChoice::kWmma: return kernels::conv2d_nhwc_forward(p, stream);
+    case ConvChoice::kCublas:
+      return cublas_ ? cublas_->conv(p, workspace, stream) : cudaErrorInvalidValue;
+  }
+  return cudaErrorInvalidValue;
 }
 
 ConvTuner::ConvTuner(TuningMode mode, const TuningIdentity& identity) : mode_(mode) {
@@ -199,7 +222,7 @@ ConvChoice ConvTuner::choose_unreported(const kernels::Conv2dNhwcParams& p, cuda
   if (mode_ == TuningMode::kOff || rule.kernel == ConvChoice::kWmma) return rule;  // one candidate
   const ConvShape shape = shape_of(p);
   ConvChoice c;
-  if (cache_->find(shape, &c)) return allowed(p, c) ? c : rule;
+  if (cache_->find(shape, &c)) return allowed(p, c, capturing) ? c : rule;
   if (mode_ != TuningMode::kFull || capturing) return rule;
   if (!measure(p, stream, &c)) {
     cache_->keep(shape, rule);  // in memory only: not measured again by this process
@@ -238,7 +261,7 @@ bool ConvTuner::measure(const kernels::Conv2dNhwcParams& p, cudaStream_t stream,
   q.dst = reference_out.p;
   float* ws = static_cast<float*>(workspace.p);
   std::vector<float> reference, got;
-  if (run_conv_choice(q, cands[0], ws, stream) != cudaSuccess ||
+  if (run(q, cands[0], ws, stream) != cudaSuccess ||
       !download(q, reference_out.p, count, stream, &reference)) {
     cudaGetLastError();
     return false;
@@ -249,7 +272,7 @@ bool ConvTuner::measure(const kernels::Conv2dNhwcParams& p, cudaStream_t stream,
   for (const ConvChoice& c : cands) {
     const double hooked = cost ? cost(shape, c) : 0;
     if (hooked < 0) continue;
-    if (run_conv_choice(q, c, ws, stream) != cudaSuccess || !download(q, q.dst, count, stream, &got)) {
+    if (run(q, c, ws, stream) != cudaSuccess || !download(q, q.dst, count, stream, &got)) {
       cudaGetLastError();
       continue;
     }

@@ -545,7 +545,7 @@ class CudaBackend final : public Backend {
       Status s = staging_buffer(floats, "conv2d", &workspace);
       if (!s.ok()) return s;
     }
-    return finish(run_conv_choice(k, choice, workspace, stream_), "conv2d");
+    return finish(tuner_->run(k, choice, workspace, stream_), "conv2d");
   }
 
   Status group_norm_nhwc(const GroupNormParams& p, const GroupNormArgs& a) {

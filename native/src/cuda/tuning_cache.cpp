@@ -73,18 +73,9 @@ bool parse_entry(const std::string& line, ConvShape* shape, ConvChoice* choice, 
       return false;
     }
   }
-  const bool mma = f[12] == "mma";
-  if (!mma && f[12] != "wmma") {
-    *why = "kernel \"" + f[12].substr(0, 16) + "\" is not mma or wmma";
-    return false;
-  }
-  choice->kernel = mma ? ConvChoice::kMma : ConvChoice::kWmma;
-  const bool tile_ok = parse_int(f[13], 64, 128, &choice->tile_m) &&
-                       (choice->tile_m == 64 || (mma && choice->tile_m == 128));
-  const bool splits_ok = parse_int(f[14], 1, mma ? 8 : 1, &choice->splits);
-  if (!tile_ok || !splits_ok) {
-    *why = "\"" + f[12] + " " + f[13].substr(0, 16) + " " + f[14].substr(0, 16) +
-           "\" is not a configuration (mma: tile 128 or 64, 1..8 splits; wmma: 64 1)";
+  if (!choice->parse(f[12], f[13], f[14])) {
+    *why = "\"" + f[12].substr(0, 16) + " " + f[13].substr(0, 16) + " " + f[14].substr(0, 16) +
+           "\" is not a kernel (mma: tile 128 or 64, 1..8 splits; wmma 64 1; cublas 0 1)";
     return false;
   }
   return true;
@@ -134,9 +125,26 @@ bool parse_tuning_mode(const char* text, TuningMode* out) {
   return true;
 }
 
+const char* const kKernelNames[] = {"mma", "wmma", "cublas"};  // by ConvChoice::Kernel
+
 std::string ConvChoice::text() const {
-  return std::string(kernel == kMma ? "mma " : "wmma ") + std::to_string(tile_m) + " " +
+  return std::string(kKernelNames[kernel]) + " " + std::to_string(tile_m) + " " +
          std::to_string(splits);
+}
+
+bool ConvChoice::parse(const std::string& kernel_name, const std::string& tile,
+                       const std::string& split_count) {
+  int k = 0;
+  while (k < 3 && kernel_name != kKernelNames[k]) ++k;
+  if (k == 3 || !parse_int(tile, 0, 128, &tile_m) || !parse_int(split_count, 1, 8, &splits))
+    return false;
+  kernel = static_cast<Kernel>(k);
+  switch (kernel) {
+    case kMma: return tile_m == 64 || tile_m == 128;
+    case kWmma: return tile_m == 64 && splits == 1;
+    case kCublas: return tile_m == 0 && splits == 1;
+  }
+  return false;
 }
 
 std::string tuning_cache_dir() {

@@ -11,7 +11,8 @@
 //   cm4j 0.1.0
 //   conv fp16 1 192 0 192 3 1 1 0 64 64 mma 128 1
 // An entry: dtype, batch, c_in1, c_in2, c_out, kernel, stride, pad, upsample, h_in, w_in,
-// then the choice: "mma TILE_M SPLITS" (conv2d_nhwc_mma.cu) or "wmma 64 1" (conv2d_nhwc.cu).
+// then the choice: "mma TILE_M SPLITS" (conv2d_nhwc_mma.cu), "wmma 64 1" (conv2d_nhwc.cu) or
+// "cublas 0 1" (cuBLAS's GEMM, 1x1 convs; cuda/cublas_gemm.h).
 // Every file is hostile input: anything else is refused as a whole, naming the file and line.
 #pragma once
 
@@ -52,13 +53,14 @@ struct ConvShape {
 
 // Which kernel runs a shape.
 struct ConvChoice {
-  enum Kernel { kMma, kWmma } kernel = kMma;
-  int tile_m = 64;  // mma: 128 or 64; wmma: 64
-  int splits = 1;   // mma: 1..8; wmma: 1
+  enum Kernel { kMma, kWmma, kCublas } kernel = kMma;
+  int tile_m = 64;  // mma: 128 or 64; wmma: 64; cublas: 0 (its own)
+  int splits = 1;   // mma: 1..8; wmma, cublas: 1
   bool operator==(const ConvChoice& o) const {
     return kernel == o.kernel && tile_m == o.tile_m && splits == o.splits;
   }
   std::string text() const;  // "mma 128 1", as in the file
+  bool parse(const std::string& kernel_name, const std::string& tile, const std::string& splits);
 };
 
 using TuningEntries = std::map<ConvShape, ConvChoice>;
