@@ -148,6 +148,7 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override {
     cudaSetDevice(device_);
     cudaStreamSynchronize(stream_);
+    tuner_.reset();  // its cuBLAS handle works on stream_
     if (staging_) cudaFree(staging_);
     for (auto& f : freq_tables_) cudaFree(f.second);
     cudaFree(labels_);
