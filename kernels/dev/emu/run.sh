@@ -8,9 +8,10 @@
 # CM4J_TEST_FILTER overrides the op cases (see test_cuda_ops.cpp), EMU_GOLDEN_DTYPES the
 # golden runs ("fp32 fp16 bf16"; empty: none), EMU_CANDIDATE_DTYPES the candidate golden
 # runs ("fp16 bf16"), EMU_GRAPHS_DTYPES the CUDA graphs runs ("fp32 fp16"; test_cuda_graphs),
-# EMU_TUNING_DTYPES the measured conv choice's runs ("fp16 bf16"; test_cuda_tuning),
+# EMU_TUNING_DTYPES the measured conv choice's runs ("fp16 bf16"; test_cuda_tuning, and its
+# tiny-model run in fp16 unless empty),
 # EMU_DEFAULT_OPS=0 / EMU_CANDIDATE_OPS=0 skip the default / candidate set's op cases,
-# EMU_JOBS the parallelism. About 30 minutes on 2 cores, most of it the five tiny-model
+# EMU_JOBS the parallelism. About 35 minutes on 2 cores, most of it the six tiny-model
 # golden runs. The candidate set's tensor-core conv (conv2d_nhwc_mma.cu) at imagenet64's
 # layer shapes, about 25 minutes on a loaded 2-core machine:
 #   EMU_DEFAULT_OPS=0 EMU_GOLDEN_DTYPES= EMU_CANDIDATE_DTYPES= CM4J_TEST_FILTER="res0 conv,\
