@@ -219,6 +219,16 @@ __global__ void __launch_bounds__(kReduceThreads)
   }
 }
 
+template <typename T>
+cudaError_t launch_reduce(const Conv2dNhwcParams& p, const float* partial, int splits,
+                          cudaStream_t stream) {
+  const int64_t total = static_cast<int64_t>(p.batch) * p.h_out * p.w_out * p.c_out;
+  const int blocks =
+      static_cast<int>(std::min<int64_t>((total + kReduceThreads - 1) / kReduceThreads, 4096));
+  CM4J_LAUNCH(conv2d_nhwc_mma_reduce_kernel<T>, blocks, kReduceThreads, stream, p, partial, splits);
+  return cudaGetLastError();
+}
+
 // The conv with WARPS_M x 2 warps per block; splits > 1: over `splits` blocks along k, with
 // `partial` [splits, M, c_out] in between.
 template <typename T, int WARPS_M>
@@ -232,20 +242,19 @@ cudaError_t launch_tile(const Conv2dNhwcParams& p, float* partial, int splits,
       : p.kernel == 3 ? conv2d_nhwc_mma_kernel<T, WARPS_M, 3>
                       : conv2d_nhwc_mma_kernel<T, WARPS_M, 0>;
   CM4J_LAUNCH(kernel, grid, WARPS_M * 64, stream, p, splits > 1 ? partial : nullptr);
-  if (splits > 1) {
-    const int64_t total = static_cast<int64_t>(m) * p.c_out;
-    const int blocks = static_cast<int>(std::min<int64_t>(
-        (total + kReduceThreads - 1) / kReduceThreads, 4096));
-    CM4J_LAUNCH(conv2d_nhwc_mma_reduce_kernel<T>, blocks, kReduceThreads, stream, p,
-                static_cast<const float*>(partial), splits);
-  }
+  if (splits > 1) return launch_reduce<T>(p, partial, splits, stream);
   return cudaGetLastError();
 }
 
 template <typename T>
-cudaError_t launch(const Conv2dNhwcParams& p, float* partial, int splits, cudaStream_t stream) {
-  return conv2d_nhwc_mma_tile_m(p) == 128 ? launch_tile<T, 4>(p, partial, splits, stream)
-                                          : launch_tile<T, 2>(p, partial, splits, stream);
+cudaError_t launch(const Conv2dNhwcParams& p, const Conv2dNhwcMmaConfig& c, float* partial,
+                   cudaStream_t stream) {
+  return c.tile_m == 128 ? launch_tile<T, 4>(p, partial, c.splits, stream)
+                         : launch_tile<T, 2>(p, partial, c.splits, stream);
+}
+
+int k_tiles(const Conv2dNhwcParams& p) {
+  return kidx::ceil_div((p.c_in1 + p.c_in2) * p.kernel * p.kernel, kBK);
 }
 
 bool aligned16(const void* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; }
@@ -267,29 +276,60 @@ int conv2d_nhwc_mma_splits(const Conv2dNhwcParams& p) {
   // One image's 64x64 tiles, never the batch's: the split changes the order of the sums, so
   // an image gets the same bits batched or alone.
   const int tiles = kidx::ceil_div(p.h_out * p.w_out, 64) * kidx::ceil_div(p.c_out, kBN);
-  const int k_tiles = kidx::ceil_div((p.c_in1 + p.c_in2) * p.kernel * p.kernel, kBK);
+  const int kt = k_tiles(p);
   if (tiles >= kLargeTileMinBlocks) return 1;
   const int want = kidx::ceil_div(kLargeTileMinBlocks, tiles);
-  const int splits = std::min(want, std::min(kMaxSplits, k_tiles / kMinSplitTiles));
+  const int splits = std::min(want, std::min(kMaxSplits, kt / kMinSplitTiles));
   if (splits <= 1) return 1;
-  return kidx::ceil_div(k_tiles, kidx::ceil_div(k_tiles, splits));  // no split left empty
+  return kidx::ceil_div(kt, kidx::ceil_div(kt, splits));  // no split left empty
+}
+
+Conv2dNhwcMmaConfig conv2d_nhwc_mma_rule(const Conv2dNhwcParams& p) {
+  Conv2dNhwcMmaConfig c;
+  c.tile_m = conv2d_nhwc_mma_tile_m(p);
+  c.splits = conv2d_nhwc_mma_splits(p);
+  return c;
+}
+
+bool conv2d_nhwc_mma_config_ok(const Conv2dNhwcParams& p, const Conv2dNhwcMmaConfig& c) {
+  const int kt = k_tiles(p);
+  return (c.tile_m == 128 || c.tile_m == 64) && c.splits >= 1 && c.splits <= kMaxSplits &&
+         (c.splits - 1) * kidx::ceil_div(kt, c.splits) < kt;
+}
+
+size_t conv2d_nhwc_mma_workspace_floats(const Conv2dNhwcParams& p, int splits) {
+  return splits > 1 ? static_cast<size_t>(splits) * p.batch * p.h_out * p.w_out * p.c_out : 0;
 }
 
 size_t conv2d_nhwc_mma_workspace_floats(const Conv2dNhwcParams& p) {
-  const int splits = conv2d_nhwc_mma_splits(p);
-  return splits > 1 ? static_cast<size_t>(splits) * p.batch * p.h_out * p.w_out * p.c_out : 0;
+  return conv2d_nhwc_mma_workspace_floats(p, conv2d_nhwc_mma_splits(p));
+}
+
+cudaError_t conv2d_nhwc_mma_forward(const Conv2dNhwcParams& p, const Conv2dNhwcMmaConfig& c,
+                                    float* workspace, cudaStream_t stream) {
+  if (!conv2d_nhwc_mma_supports(p) || !conv2d_nhwc_mma_config_ok(p, c))
+    return cudaErrorInvalidValue;
+  if (c.splits > 1 && !workspace) return cudaErrorInvalidValue;
+  switch (p.type) {
+    case HalfType::kF16: return launch<__half>(p, c, workspace, stream);
+    case HalfType::kBF16: return launch<__nv_bfloat16>(p, c, workspace, stream);
+  }
+  return cudaErrorInvalidValue;
+}
+
+cudaError_t conv2d_nhwc_epilogue(const Conv2dNhwcParams& p, const float* sums,
+                                 cudaStream_t stream) {
+  if (!conv2d_nhwc_params_ok(p) || !sums) return cudaErrorInvalidValue;
+  switch (p.type) {
+    case HalfType::kF16: return launch_reduce<__half>(p, sums, 1, stream);
+    case HalfType::kBF16: return launch_reduce<__nv_bfloat16>(p, sums, 1, stream);
+  }
+  return cudaErrorInvalidValue;
 }
 
 cudaError_t conv2d_nhwc_mma_forward(const Conv2dNhwcParams& p, float* workspace,
                                     cudaStream_t stream) {
-  if (!conv2d_nhwc_mma_supports(p)) return cudaErrorInvalidValue;
-  const int splits = conv2d_nhwc_mma_splits(p);
-  if (splits > 1 && !workspace) return cudaErrorInvalidValue;
-  switch (p.type) {
-    case HalfType::kF16: return launch<__half>(p, workspace, splits, stream);
-    case HalfType::kBF16: return launch<__nv_bfloat16>(p, workspace, splits, stream);
-  }
-  return cudaErrorInvalidValue;
+  return conv2d_nhwc_mma_forward(p, conv2d_nhwc_mma_rule(p), workspace, stream);
 }
 
 }  // namespace kernels

@@ -24,22 +24,46 @@ namespace kernels {
 
 bool conv2d_nhwc_mma_supports(const Conv2dNhwcParams& p);
 
-// The output-pixel side of the tile the launcher picks (128 or 64).
-int conv2d_nhwc_mma_tile_m(const Conv2dNhwcParams& p);
+// A launch configuration: the output-pixel side of the tile (128: 8 warps, 64: 4 warps) and
+// how many blocks share each output tile's reduction (split-K; 1: none).
+struct Conv2dNhwcMmaConfig {
+  int tile_m = 64;
+  int splits = 1;
+};
 
-// How many blocks share each output tile's reduction (split-K; 1: none): where one image has
-// too few 64x64 tiles to fill 132 SMs, as many as would, up to 8, each at least 256 k long.
-// It depends on one image's shape only, so an image gets the same bits batched or alone.
-int conv2d_nhwc_mma_splits(const Conv2dNhwcParams& p);
+// The fixed rule (CM4J_TUNING=off, and every shape the tuning cache has no entry for):
+// 128x64 tiles while they make 132 blocks (an H100's SMs), else 64x64; split-K where one
+// image has too few 64x64 tiles to fill 132 SMs, as many splits as would, up to 8, each at
+// least 256 k long. The split depends on one image's shape only, so an image gets the same
+// bits batched or alone (the tile never changes the bits: each output's sum runs in the same
+// order in both).
+Conv2dNhwcMmaConfig conv2d_nhwc_mma_rule(const Conv2dNhwcParams& p);
+int conv2d_nhwc_mma_tile_m(const Conv2dNhwcParams& p);  // the rule's tile_m
+int conv2d_nhwc_mma_splits(const Conv2dNhwcParams& p);  // the rule's splits
 
-// The fp32 workspace the splits' partial sums take ([splits, M, c_out]; 0: no split).
+// Whether the kernel runs `c` for p: tile_m 128 or 64, splits in 1..8 with no split left
+// empty (each takes ceil(k slices / splits) slices).
+bool conv2d_nhwc_mma_config_ok(const Conv2dNhwcParams& p, const Conv2dNhwcMmaConfig& c);
+
+// The fp32 workspace `splits` take ([splits, M, c_out]; 0: no split); without `splits`, the
+// rule's.
+size_t conv2d_nhwc_mma_workspace_floats(const Conv2dNhwcParams& p, int splits);
 size_t conv2d_nhwc_mma_workspace_floats(const Conv2dNhwcParams& p);
 
-// Queues the convolution on `stream` (sm_80+), with `workspace` of at least
-// conv2d_nhwc_mma_workspace_floats(p) floats (null when that is 0); cudaErrorInvalidValue for
-// parameters that conv2d_nhwc_mma_supports refuses or a missing workspace.
+// Queues the convolution on `stream` (sm_80+) in configuration `c` (without it, the rule's),
+// with `workspace` of at least conv2d_nhwc_mma_workspace_floats(p, c.splits) floats (null
+// when that is 0); cudaErrorInvalidValue for parameters that conv2d_nhwc_mma_supports
+// refuses, a configuration conv2d_nhwc_mma_config_ok refuses, or a missing workspace.
+cudaError_t conv2d_nhwc_mma_forward(const Conv2dNhwcParams& p, const Conv2dNhwcMmaConfig& c,
+                                    float* workspace, cudaStream_t stream);
 cudaError_t conv2d_nhwc_mma_forward(const Conv2dNhwcParams& p, float* workspace,
                                     cudaStream_t stream);
+
+// dst from fp32 sums [M, c_out] made elsewhere (a vendor GEMM): the epilogue above (bias,
+// per-image bias, residual, out_scale, one rounding on store), as the split-K reduction
+// applies it.
+cudaError_t conv2d_nhwc_epilogue(const Conv2dNhwcParams& p, const float* sums,
+                                 cudaStream_t stream);
 
 }  // namespace kernels
 }  // namespace cm4j

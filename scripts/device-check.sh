@@ -7,6 +7,8 @@
 #   multi-head attention; both skipped without libcudnn.so.9) -> test_cuda_golden
 #   (fp16 and bf16 tensor-core conv) -> the candidate kernels (CM4J_CUDA_KERNELS=candidate:
 #   with fp16/bf16 the NHWC mode): test_cuda_ops, test_cuda_golden fp16 and bf16
+#   -> test_cuda_tuning (the measured conv choice) and test_cuda_golden fp16 with
+#   CM4J_TUNING=full, then cached
 #   -> compute-sanitizer memcheck (tiny model) and racecheck (small ops) -> bench_cuda
 # Every step runs even when an earlier one failed (a step whose binary was not built is
 # reported as such); each has a timeout, and the whole run stays inside a time budget
@@ -83,6 +85,7 @@ note_for() {
     build) grep -cE 'warning' "$log" | sed 's/^/warnings: /' ;;
     test_cuda_indexing) tail -n 1 "$log" ;;
     test_cuda_graphs*) grep -E '^(forward|sampling loops):' "$log" | tr '\n' ';' ;;
+    test_cuda_tuning*) grep -E '^(cuBLAS|  tiny forward|test_cuda_tuning)' "$log" | tr '\n' ';' ;;
     test_cuda_cudnn)
       # Worst rel L2 vs cuDNN's implicit GEMMs; summed medians, ours vs cuDNN's faster one.
       awk -F'|' '$9 ~ /^ (ok|FAIL) *$/ && $2 !~ /^ case / {n++; for (i = 3; i <= 4; i++) { v = $i; gsub(/ /, "", v);
@@ -161,7 +164,7 @@ if ! grep -q 'CM4J_HAVE_CUDA' "$BUILD/CMakeCache.txt" 2>/dev/null && \
 fi
 # Only the GPU targets (and the library): a failure in an unrelated file cannot hold them
 # back, and the build stays short. CM4J_FULL_BUILD=1 also builds everything else after.
-TARGETS="test_cuda_indexing test_cuda_ops test_cuda_golden test_cuda_graphs test_cuda_cudnn test_cuda_cudnn_attn bench_cuda cm4j"
+TARGETS="test_cuda_indexing test_cuda_ops test_cuda_golden test_cuda_graphs test_cuda_cudnn test_cuda_cudnn_attn test_cuda_tuning bench_cuda cm4j"
 if [ "${CM4J_FULL_BUILD:-0}" = 1 ]; then
   KEEP_GOING="-k"
   [ ${#GEN[@]} -gt 0 ] && KEEP_GOING="-k 0"
@@ -244,6 +247,19 @@ run_bin test_cuda_golden_bf16 100 test_cuda_golden --dtype=bf16
 CM4J_CUDA_KERNELS=candidate run_bin test_cuda_ops_candidate 120 test_cuda_ops
 CM4J_CUDA_KERNELS=candidate run_bin test_cuda_golden_fp16_nhwc 100 test_cuda_golden --dtype=fp16
 CM4J_CUDA_KERNELS=candidate run_bin test_cuda_golden_bf16_nhwc 100 test_cuda_golden --dtype=bf16
+# The NHWC conv's kernel chosen by measurement (CM4J_TUNING): first the mechanism with a fixed
+# cost per candidate (test_cuda_tuning; cuBLAS from the toolkit or PyTorch's wheels where it
+# loads), then real timing: the candidate golden cases measured and written (full), then read
+# back (cached), both within the golden bounds; the cache file stays in the logs.
+TUNING_LD="$CUDNN_LD"
+NVCC_DIR=$(dirname "$(command -v nvcc 2> /dev/null || echo /usr/local/cuda/bin/nvcc)")
+[ -d "$NVCC_DIR/../lib64" ] && TUNING_LD="${TUNING_LD:+$TUNING_LD:}$NVCC_DIR/../lib64"
+LD_LIBRARY_PATH="$TUNING_LD" run_bin test_cuda_tuning 120 test_cuda_tuning --dtype=fp16 --golden
+LD_LIBRARY_PATH="$TUNING_LD" run_bin test_cuda_tuning_bf16 60 test_cuda_tuning --dtype=bf16
+LD_LIBRARY_PATH="$TUNING_LD" CM4J_CUDA_KERNELS=candidate CM4J_TUNING=full CM4J_TUNING_CACHE="$LOGS/tuning" \
+  run_bin test_cuda_golden_fp16_tuned 150 test_cuda_golden --dtype=fp16
+LD_LIBRARY_PATH="$TUNING_LD" CM4J_CUDA_KERNELS=candidate CM4J_TUNING=cached CM4J_TUNING_CACHE="$LOGS/tuning" \
+  run_bin test_cuda_golden_fp16_cached 100 test_cuda_golden --dtype=fp16
 run_bin bench_cuda 150 bench_cuda
 # Shared-memory races in the tiled and tensor-core kernels, on the small odd-sized cases.
 export CM4J_TEST_FILTER="odd,tiny"

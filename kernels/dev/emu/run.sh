@@ -8,8 +8,10 @@
 # CM4J_TEST_FILTER overrides the op cases (see test_cuda_ops.cpp), EMU_GOLDEN_DTYPES the
 # golden runs ("fp32 fp16 bf16"; empty: none), EMU_CANDIDATE_DTYPES the candidate golden
 # runs ("fp16 bf16"), EMU_GRAPHS_DTYPES the CUDA graphs runs ("fp32 fp16"; test_cuda_graphs),
+# EMU_TUNING_DTYPES the measured conv choice's runs ("fp16 bf16"; test_cuda_tuning, and its
+# tiny-model run in fp16 unless empty),
 # EMU_DEFAULT_OPS=0 / EMU_CANDIDATE_OPS=0 skip the default / candidate set's op cases,
-# EMU_JOBS the parallelism. About 30 minutes on 2 cores, most of it the five tiny-model
+# EMU_JOBS the parallelism. About 35 minutes on 2 cores, most of it the six tiny-model
 # golden runs. The candidate set's tensor-core conv (conv2d_nhwc_mma.cu) at imagenet64's
 # layer shapes, about 25 minutes on a loaded 2-core machine:
 #   EMU_DEFAULT_OPS=0 EMU_GOLDEN_DTYPES= EMU_CANDIDATE_DTYPES= CM4J_TEST_FILTER="res0 conv,\
@@ -31,9 +33,12 @@ cmake --build "$B/cpu" -j"$JOBS" --target cm4j_static > "$B/cpu-build.log"
 FLAGS=(-std=c++17 -O2 -g -Wall -Wextra -Wno-unknown-pragmas -ffp-contract=off -DCM4J_CUDA_EMULATION -DCM4J_HAVE_CUDA=1
        -DCM4J_GOLDEN_DIR="\"$ROOT/../shared/golden\""
        -I"$ROOT/kernels/dev/emu" -I"$ROOT/kernels" -I"$ROOT/native/src" -I"$ROOT/native/include")
-SOURCES=("$ROOT"/kernels/*.cu "$ROOT"/native/src/cuda/*.cu "$ROOT/native/src/cuda/cuda_backend.cpp"
-         "$ROOT/native/tests/test_util.cpp" "$ROOT/native/tests/test_cuda_ops.cpp"
-         "$ROOT/native/tests/test_cuda_golden.cpp" "$ROOT/native/tests/test_cuda_graphs.cpp")
+# The CPU build's library brings the tuning cache's file code (native/src/cuda/tuning_cache.cpp).
+HOST=("$ROOT/native/src/cuda/cuda_backend.cpp" "$ROOT/native/src/cuda/conv_tuner.cpp"
+      "$ROOT/native/src/cuda/cublas_gemm.cpp")
+TESTS=(test_cuda_ops test_cuda_golden test_cuda_graphs test_cuda_tuning)
+SOURCES=("$ROOT"/kernels/*.cu "$ROOT"/native/src/cuda/*.cu "${HOST[@]}" "$ROOT/native/tests/test_util.cpp")
+for t in "${TESTS[@]}"; do SOURCES+=("$ROOT/native/tests/$t.cpp"); done
 pids=()
 for src in "${SOURCES[@]}"; do
   obj="$B/obj/$(basename "$src").o"
@@ -44,12 +49,14 @@ done
 for p in "${pids[@]}"; do wait "$p"; done
 
 BACKEND=()
-for src in "$ROOT"/kernels/*.cu "$ROOT"/native/src/cuda/*.cu "$ROOT/native/src/cuda/cuda_backend.cpp"; do
+for src in "$ROOT"/kernels/*.cu "$ROOT"/native/src/cuda/*.cu "${HOST[@]}"; do
   BACKEND+=("$B/obj/$(basename "$src").o")
 done
-for t in test_cuda_ops test_cuda_golden test_cuda_graphs; do
-  g++ -o "$B/$t" "$B/obj/$t.cpp.o" "$B/obj/test_util.cpp.o" "${BACKEND[@]}" "$B/cpu/libcm4j_static.a" -lpthread
+for t in "${TESTS[@]}"; do
+  g++ -o "$B/$t" "$B/obj/$t.cpp.o" "$B/obj/test_util.cpp.o" "${BACKEND[@]}" "$B/cpu/libcm4j_static.a" -lpthread -ldl
 done
+# cuBLAS's stand-in (cublas.cpp), which test_cuda_tuning loads as the conv tuner's vendor candidate.
+g++ "${FLAGS[@]}" -shared -fPIC "$ROOT/kernels/dev/emu/cublas.cpp" -o "$B/libcublas_emu.so"
 
 rc=0
 FILTER=${CM4J_TEST_FILTER:-odd,tiny,errors,timestep,embedding_lookup,linear,b3 c5,scheduler_step,scale_model_input,edit_step,time_embedding}
@@ -68,4 +75,10 @@ done
 for dtype in ${EMU_CANDIDATE_DTYPES-fp16 bf16}; do
   CM4J_CUDA_KERNELS=candidate "$B/test_cuda_golden" --models=tiny --dtype=$dtype || rc=1
 done
+for dtype in ${EMU_TUNING_DTYPES-fp16 bf16}; do
+  CM4J_CUBLAS_LIB="$B/libcublas_emu.so" "$B/test_cuda_tuning" --dtype=$dtype || rc=1
+done
+# The tiny model through the engine, with CUDA graphs: without the cuBLAS stand-in, which runs
+# at call time where a device's stream capture would record it.
+if [ -n "${EMU_TUNING_DTYPES-fp16}" ]; then "$B/test_cuda_tuning" --dtype=fp16 --golden || rc=1; fi
 exit $rc

@@ -20,6 +20,7 @@
 #include "conv2d.cuh"
 #include "conv2d_nhwc.cuh"
 #include "conv2d_nhwc_mma.cuh"
+#include "cuda/conv_tuner.h"
 #include "elementwise.cuh"
 #include "elementwise_nhwc.cuh"
 #include "embedding.cuh"
@@ -132,7 +133,7 @@ struct DeviceGraph : CapturedWork {
 class CudaBackend final : public Backend {
  public:
   CudaBackend(int device, CudaKernels kernel_set, kernels::ConvOperand operand,
-              cudaStream_t stream, bool sync_each_op, bool graphs)
+              cudaStream_t stream, bool sync_each_op, bool graphs, TuningMode tuning)
       : device_(device),
         kernels_(kernel_set),
         operand_(operand),
@@ -141,11 +142,14 @@ class CudaBackend final : public Backend {
                                                      : kernels::HalfType::kF16),
         stream_(stream),
         sync_each_op_(sync_each_op),
-        graphs_(graphs && !sync_each_op) {}
+        graphs_(graphs && !sync_each_op) {
+    if (nhwc_) tuner_ = std::make_unique<ConvTuner>(tuning, tuning_identity(device));
+  }
 
   ~CudaBackend() override {
     cudaSetDevice(device_);
     cudaStreamSynchronize(stream_);
+    tuner_.reset();  // its cuBLAS handle works on stream_
     if (staging_) cudaFree(staging_);
     for (auto& f : freq_tables_) cudaFree(f.second);
     cudaFree(labels_);
@@ -501,7 +505,9 @@ class CudaBackend final : public Backend {
     cudaSetDevice(device_);
     cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal);
     if (e != cudaSuccess) return cuda_error(e, "capture");
+    capturing_ = true;  // the conv tuner measures nothing meanwhile
     Status s = queue();
+    capturing_ = false;
     cudaGraph_t graph = nullptr;
     e = cudaStreamEndCapture(stream_, &graph);  // ends it whatever queue() did
     if (s.ok() && e != cudaSuccess) s = cuda_error(e, "capture");
@@ -531,18 +537,17 @@ class CudaBackend final : public Backend {
     k.type = half_;
     k.weight = w->data;
     cudaSetDevice(device_);
-    // The pipelined mma.sync kernel wherever its 16-byte gather applies (channels in
-    // multiples of 8); the WMMA kernel for the rest (conv_in, conv_out). Split-K's partial
-    // sums use the staging buffer (free during a conv: ops run in order on one stream).
-    if (kernels::conv2d_nhwc_mma_supports(k)) {
-      float* workspace = nullptr;
-      if (const size_t floats = kernels::conv2d_nhwc_mma_workspace_floats(k)) {
-        Status s = staging_buffer(floats, "conv2d", &workspace);
-        if (!s.ok()) return s;
-      }
-      return finish(kernels::conv2d_nhwc_mma_forward(k, workspace, stream_), "conv2d");
+    // The pipelined mma.sync kernel's tile and split, or the WMMA kernel, as the tuner
+    // chooses (CM4J_TUNING); WMMA alone where the mma kernel's 16-byte gather does not apply
+    // (conv_in, conv_out). Split-K's partial sums use the staging buffer (free during a conv:
+    // ops run in order on one stream).
+    const ConvChoice choice = tuner_->choose(k, stream_, capturing_);
+    float* workspace = nullptr;
+    if (const size_t floats = conv_choice_workspace_floats(k, choice)) {
+      Status s = staging_buffer(floats, "conv2d", &workspace);
+      if (!s.ok()) return s;
     }
-    return finish(kernels::conv2d_nhwc_forward(k, stream_), "conv2d");
+    return finish(tuner_->run(k, choice, workspace, stream_), "conv2d");
   }
 
   Status group_norm_nhwc(const GroupNormParams& p, const GroupNormArgs& a) {
@@ -695,6 +700,8 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_;
   const bool sync_each_op_;
   const bool graphs_;  // capture() and replay() offered
+  bool capturing_ = false;  // inside capture()'s queue()
+  std::unique_ptr<ConvTuner> tuner_;  // the NHWC mode's conv choice
   uint64_t scratch_epoch_ = 0;
   std::mutex mu_;  // guards live_ and freq_tables_
   std::unordered_set<float*> live_;
@@ -801,7 +808,15 @@ std::unique_ptr<Backend> make_cuda_backend_with(int device, int dtype, CudaKerne
     cudaStreamDestroy(stream);
     return nullptr;
   }
-  return std::make_unique<CudaBackend>(device, kernel_set, operand, stream, sync_each_op, graphs);
+  TuningMode tuning;
+  const char* tuning_env = std::getenv("CM4J_TUNING");
+  if (!parse_tuning_mode(tuning_env, &tuning)) {
+    *error = std::string("CM4J_TUNING=") + tuning_env + ": expected off, cached or full";
+    cudaStreamDestroy(stream);
+    return nullptr;
+  }
+  return std::make_unique<CudaBackend>(device, kernel_set, operand, stream, sync_each_op, graphs,
+                                       tuning);
 }
 
 std::unique_ptr<Backend> make_cuda_backend(int device, int dtype, std::string* error) {

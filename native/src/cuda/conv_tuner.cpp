@@ -1,0 +1,290 @@
+#include "cuda/conv_tuner.h"
+
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <mutex>
+#include <set>
+#include <utility>
+
+#include "cm4j.h"
+#include "conv2d_nhwc_mma.cuh"
+#include "weights.h"
+
+namespace cm4j {
+
+namespace {
+
+// Timing: the best of kRounds means over kLaunches back-to-back launches (the check's run
+// before them is the warm-up).
+constexpr int kRounds = 3;
+constexpr int kLaunches = 5;
+
+std::mutex g_hooks_mu;
+std::atomic<bool> g_hooked{false};  // any hook set: the conv path takes no lock otherwise
+std::function<double(const ConvShape&, const ConvChoice&)> g_cost;
+std::function<void(const ConvChoice&, std::vector<float>*)> g_alter;
+std::function<void(const ConvShape&, const ConvChoice&)> g_chosen;
+
+// The library has no logger: a problem with the cache file goes to stderr, once per text.
+void warn_once(const std::string& text) {
+  static std::mutex mu;
+  static std::set<std::string> said;
+  std::lock_guard<std::mutex> lock(mu);
+  if (said.insert(text).second) std::fprintf(stderr, "cm4j: %s; using the fixed rule\n", text.c_str());
+}
+
+ConvShape shape_of(const kernels::Conv2dNhwcParams& p) {
+  ConvShape s;
+  s.dtype = p.type == kernels::HalfType::kBF16 ? "bf16" : "fp16";
+  s.batch = p.batch;
+  s.c_in1 = p.c_in1;
+  s.c_in2 = p.c_in2;
+  s.c_out = p.c_out;
+  s.kernel = p.kernel;
+  s.stride = p.stride;
+  s.pad = p.pad;
+  s.upsample = p.upsample ? 1 : 0;
+  s.h_in = p.h_in;
+  s.w_in = p.w_in;
+  return s;
+}
+
+kernels::Conv2dNhwcMmaConfig mma_config(const ConvChoice& c) {
+  kernels::Conv2dNhwcMmaConfig m;
+  m.tile_m = c.tile_m;
+  m.splits = c.splits;
+  return m;
+}
+
+// Device memory for one measurement, freed on every path.
+struct Scratch {
+  void* p = nullptr;
+  ~Scratch() {
+    if (p) cudaFree(p);
+  }
+  bool alloc(size_t bytes) { return bytes == 0 || cudaMalloc(&p, bytes) == cudaSuccess; }
+};
+
+// The conv's output (NHWC, 2-byte elements) in fp32 on the host.
+bool download(const kernels::Conv2dNhwcParams& p, const void* src, size_t count,
+              cudaStream_t stream, std::vector<float>* out) {
+  std::vector<uint16_t> bits(count);
+  if (cudaMemcpyAsync(bits.data(), src, count * 2, cudaMemcpyDeviceToHost, stream) != cudaSuccess ||
+      cudaStreamSynchronize(stream) != cudaSuccess)
+    return false;
+  out->resize(count);
+  for (size_t i = 0; i < count; ++i)
+    (*out)[i] = p.type == kernels::HalfType::kBF16 ? bfloat16_to_float(bits[i]) : half_to_float(bits[i]);
+  return true;
+}
+
+// Within the dtype's bound of the reference (the op tests' relative L2: 2e-3 fp16, 1.5e-2
+// bf16), and finite wherever the reference is.
+bool agrees(const std::vector<float>& got, const std::vector<float>& ref, kernels::HalfType type) {
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    if (std::isfinite(ref[i]) && !std::isfinite(got[i])) return false;
+    const double d = static_cast<double>(got[i]) - ref[i];
+    diff += d * d;
+    norm += static_cast<double>(ref[i]) * ref[i];
+  }
+  const double bound = type == kernels::HalfType::kBF16 ? 1.5e-2 : 2e-3;
+  return std::sqrt(diff) <= bound * std::sqrt(norm);
+}
+
+}  // namespace
+
+// Milliseconds per launch of `c`, or a negative value when a launch or event failed.
+double ConvTuner::time_ms(const kernels::Conv2dNhwcParams& p, const ConvChoice& c,
+                          float* workspace, cudaStream_t stream) {
+  cudaEvent_t start = nullptr, stop = nullptr;
+  double best = std::numeric_limits<double>::infinity();
+  bool ok = cudaEventCreate(&start) == cudaSuccess && cudaEventCreate(&stop) == cudaSuccess;
+  for (int r = 0; ok && r < kRounds; ++r) {
+    ok = cudaEventRecord(start, stream) == cudaSuccess;
+    for (int i = 0; ok && i < kLaunches; ++i) ok = run(p, c, workspace, stream) == cudaSuccess;
+    float ms = 0;
+    ok = ok && cudaEventRecord(stop, stream) == cudaSuccess &&
+         cudaEventSynchronize(stop) == cudaSuccess &&
+         cudaEventElapsedTime(&ms, start, stop) == cudaSuccess;
+    if (ok) best = std::min(best, static_cast<double>(ms) / kLaunches);
+  }
+  if (start) cudaEventDestroy(start);
+  if (stop) cudaEventDestroy(stop);
+  if (!ok) cudaGetLastError();
+  return ok ? best : -1;
+}
+
+bool ConvTuner::allowed(const kernels::Conv2dNhwcParams& p, const ConvChoice& c, bool capturing) {
+  switch (c.kernel) {
+    case ConvChoice::kWmma: return true;
+    case ConvChoice::kMma:
+      return kernels::conv2d_nhwc_mma_supports(p) &&
+             kernels::conv2d_nhwc_mma_config_ok(p, mma_config(c));
+    case ConvChoice::kCublas:
+      if (!cublas_conv_supports(p)) return false;
+      if (!cublas_tried_ && !capturing) {
+        cublas_tried_ = true;
+        std::string why;
+        cublas_.reset(CublasGemm::open(&why));
+      }
+      return cublas_ != nullptr;
+  }
+  return false;
+}
+
+// The rule first (the reference, and the winner of a tie), then every other configuration.
+std::vector<ConvChoice> ConvTuner::candidates(const kernels::Conv2dNhwcParams& p) {
+  std::vector<ConvChoice> out{conv_rule(p)};
+  auto add = [&](const ConvChoice& c) {
+    if (allowed(p, c, false) && !(c == out[0])) out.push_back(c);
+  };
+  add(ConvChoice{ConvChoice::kWmma, 64, 1});
+  for (int tile : {128, 64})
+    for (int splits = 1; splits <= 8; ++splits) add(ConvChoice{ConvChoice::kMma, tile, splits});
+  add(ConvChoice{ConvChoice::kCublas, 0, 1});
+  return out;
+}
+
+namespace conv_tuner_test {
+void set_hooks(std::function<double(const ConvShape&, const ConvChoice&)> cost,
+               std::function<void(const ConvChoice&, std::vector<float>*)> alter,
+               std::function<void(const ConvShape&, const ConvChoice&)> chosen) {
+  std::lock_guard<std::mutex> lock(g_hooks_mu);
+  g_cost = std::move(cost);
+  g_alter = std::move(alter);
+  g_chosen = std::move(chosen);
+  g_hooked = g_cost || g_alter || g_chosen;
+}
+}  // namespace conv_tuner_test
+
+TuningIdentity tuning_identity(int device) {
+  TuningIdentity id;
+  cudaDeviceProp prop;
+  if (cudaGetDeviceProperties(&prop, device) == cudaSuccess) {
+    id.gpu = prop.name;
+    id.sms = prop.multiProcessorCount;
+  }
+  if (cudaDriverGetVersion(&id.driver) != cudaSuccess) id.driver = 0;
+  cudaGetLastError();
+  id.version = cm4j_version();
+  return id;
+}
+
+ConvChoice conv_rule(const kernels::Conv2dNhwcParams& p) {
+  if (!kernels::conv2d_nhwc_mma_supports(p)) return ConvChoice{ConvChoice::kWmma, 64, 1};
+  const kernels::Conv2dNhwcMmaConfig rule = kernels::conv2d_nhwc_mma_rule(p);
+  return ConvChoice{ConvChoice::kMma, rule.tile_m, rule.splits};
+}
+
+size_t conv_choice_workspace_floats(const kernels::Conv2dNhwcParams& p, const ConvChoice& c) {
+  switch (c.kernel) {
+    case ConvChoice::kMma: return kernels::conv2d_nhwc_mma_workspace_floats(p, c.splits);
+    case ConvChoice::kWmma: return 0;
+    case ConvChoice::kCublas: return static_cast<size_t>(p.batch) * p.h_out * p.w_out * p.c_out;
+  }
+  return 0;
+}
+
+cudaError_t ConvTuner::run(const kernels::Conv2dNhwcParams& p, const ConvChoice& c,
+                           float* workspace, cudaStream_t stream) {
+  switch (c.kernel) {
+    case ConvChoice::kMma: return kernels::conv2d_nhwc_mma_forward(p, mma_config(c), workspace, stream);
+    case ConvChoice::kWmma: return kernels::conv2d_nhwc_forward(p, stream);
+    case ConvChoice::kCublas:
+      return cublas_ ? cublas_->conv(p, workspace, stream) : cudaErrorInvalidValue;
+  }
+  return cudaErrorInvalidValue;
+}
+
+ConvTuner::ConvTuner(TuningMode mode, const TuningIdentity& identity) : mode_(mode) {
+  if (mode_ == TuningMode::kOff) return;
+  const std::string dir = tuning_cache_dir();
+  cache_ = TuningCache::open(dir.empty() ? "" : dir + "/" + tuning_file_name(identity), identity);
+  if (!cache_->problem().empty()) warn_once(cache_->problem());
+}
+
+ConvChoice ConvTuner::choose(const kernels::Conv2dNhwcParams& p, cudaStream_t stream,
+                             bool capturing) {
+  const ConvChoice c = choose_unreported(p, stream, capturing);
+  if (g_hooked) {
+    std::lock_guard<std::mutex> lock(g_hooks_mu);
+    if (g_chosen) g_chosen(shape_of(p), c);
+  }
+  return c;
+}
+
+ConvChoice ConvTuner::choose_unreported(const kernels::Conv2dNhwcParams& p, cudaStream_t stream,
+                                        bool capturing) {
+  const ConvChoice rule = conv_rule(p);
+  if (mode_ == TuningMode::kOff || rule.kernel == ConvChoice::kWmma) return rule;  // one candidate
+  const ConvShape shape = shape_of(p);
+  ConvChoice c;
+  if (cache_->find(shape, &c)) return allowed(p, c, capturing) ? c : rule;
+  if (mode_ != TuningMode::kFull || capturing) return rule;
+  if (!measure(p, stream, &c)) {
+    cache_->keep(shape, rule);  // in memory only: not measured again by this process
+    return rule;
+  }
+  std::string error;
+  if (!cache_->record(shape, c, &error)) warn_once(error);
+  return c;
+}
+
+bool ConvTuner::measure(const kernels::Conv2dNhwcParams& p, cudaStream_t stream, ConvChoice* out) {
+  // One measurement at a time in the process: two engines on one card would time each other.
+  static std::mutex timing;
+  std::lock_guard<std::mutex> lock(timing);
+  std::function<double(const ConvShape&, const ConvChoice&)> cost;
+  std::function<void(const ConvChoice&, std::vector<float>*)> alter;
+  {
+    std::lock_guard<std::mutex> hooks(g_hooks_mu);
+    cost = g_cost;
+    alter = g_alter;
+  }
+  const std::vector<ConvChoice> cands = candidates(p);
+  const size_t count = static_cast<size_t>(p.batch) * p.h_out * p.w_out * p.c_out;
+  size_t workspace_floats = 0;
+  for (const ConvChoice& c : cands)
+    workspace_floats = std::max(workspace_floats, conv_choice_workspace_floats(p, c));
+  Scratch reference_out, candidate_out, workspace;
+  if (!reference_out.alloc(count * 2) || !candidate_out.alloc(count * 2) ||
+      !workspace.alloc(workspace_floats * sizeof(float))) {
+    cudaGetLastError();
+    return false;
+  }
+  // Scratch outputs: the reference must outlive the candidates' runs, and p.dst is written
+  // once, by the chosen kernel, after the measurement.
+  kernels::Conv2dNhwcParams q = p;
+  q.dst = reference_out.p;
+  float* ws = static_cast<float*>(workspace.p);
+  std::vector<float> reference, got;
+  if (run(q, cands[0], ws, stream) != cudaSuccess ||
+      !download(q, reference_out.p, count, stream, &reference)) {
+    cudaGetLastError();
+    return false;
+  }
+  q.dst = candidate_out.p;
+  const ConvShape shape = shape_of(p);
+  double best = std::numeric_limits<double>::infinity();
+  for (const ConvChoice& c : cands) {
+    const double hooked = cost ? cost(shape, c) : 0;
+    if (hooked < 0) continue;
+    if (run(q, c, ws, stream) != cudaSuccess || !download(q, q.dst, count, stream, &got)) {
+      cudaGetLastError();
+      continue;
+    }
+    if (alter) alter(c, &got);
+    if (!agrees(got, reference, p.type)) continue;
+    const double ms = cost ? hooked : time_ms(q, c, ws, stream);
+    if (ms >= 0 && ms < best) {
+      best = ms;
+      *out = c;
+    }
+  }
+  return best < std::numeric_limits<double>::infinity();
+}
+
+}  // namespace cm4j

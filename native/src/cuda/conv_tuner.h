@@ -1,0 +1,74 @@
+// The NHWC mode's conv kernel, chosen per op shape by measurement (CM4J_TUNING). The
+// candidates: conv2d_nhwc_mma.cu with tile 128x64 or 64x64 and 1..8 splits, conv2d_nhwc.cu
+// (WMMA), and for 1x1 convs cuBLAS's GEMM where libcublas loads (cuda/cublas_gemm.h). A shape the tuning cache lacks is measured, in full mode, the first
+// time it runs: each candidate once into a scratch output, checked against the fixed rule's
+// output (dropped unless within the dtype's bound), then timed with CUDA events on the
+// backend's stream; the fastest is kept and written to the cache. Never while the stream is
+// being captured (a CUDA graph's capture waits on nothing): there the rule runs.
+// Include only with CM4J_HAVE_CUDA.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "conv2d_nhwc.cuh"
+#include "cuda/cublas_gemm.h"
+#include "cuda/tuning_cache.h"
+
+namespace cm4j {
+
+// This device's identity for the cache file: name, SMs, driver, cm4j_version().
+TuningIdentity tuning_identity(int device);
+
+class ConvTuner {
+ public:
+  // Opens the cache of `identity` (the file under tuning_cache_dir()) unless mode is off.
+  ConvTuner(TuningMode mode, const TuningIdentity& identity);
+
+  // The kernel for p: the cache's where it holds one that p allows, else (full mode, not
+  // capturing) measured now, else the fixed rule. Measuring queues work on `stream` and
+  // waits for it; a failure there falls back to the rule.
+  ConvChoice choose(const kernels::Conv2dNhwcParams& p, cudaStream_t stream, bool capturing);
+
+  // Queues the conv with kernel `c` (a choice of this tuner), with `workspace` of at least
+  // conv_choice_workspace_floats(p, c) floats.
+  cudaError_t run(const kernels::Conv2dNhwcParams& p, const ConvChoice& c, float* workspace,
+                  cudaStream_t stream);
+
+ private:
+  ConvChoice choose_unreported(const kernels::Conv2dNhwcParams& p, cudaStream_t stream,
+                               bool capturing);
+  bool measure(const kernels::Conv2dNhwcParams& p, cudaStream_t stream, ConvChoice* out);
+  bool allowed(const kernels::Conv2dNhwcParams& p, const ConvChoice& c, bool capturing);
+  std::vector<ConvChoice> candidates(const kernels::Conv2dNhwcParams& p);
+  double time_ms(const kernels::Conv2dNhwcParams& p, const ConvChoice& c, float* workspace,
+                 cudaStream_t stream);
+
+  const TuningMode mode_;
+  std::shared_ptr<TuningCache> cache_;
+  // cuBLAS, opened on first need outside a capture (it allocates); absent without libcublas.
+  std::unique_ptr<CublasGemm> cublas_;
+  bool cublas_tried_ = false;
+};
+
+// The fixed rule's choice (CM4J_TUNING=off): conv2d_nhwc_mma_rule where the mma kernel
+// applies, else WMMA.
+ConvChoice conv_rule(const kernels::Conv2dNhwcParams& p);
+
+// The fp32 workspace `c` needs (split-K's partial sums, cuBLAS's sums; 0 for none).
+size_t conv_choice_workspace_floats(const kernels::Conv2dNhwcParams& p, const ConvChoice& c);
+
+// Test hooks, not part of any API: `cost` replaces the timing of a candidate (ms; a negative
+// cost skips the candidate unrun), `alter` may change a candidate's output (fp32, NHWC) before
+// its check, `chosen` sees every choice made. Null restores the default. Process-wide.
+namespace conv_tuner_test {
+void set_hooks(std::function<double(const ConvShape&, const ConvChoice&)> cost,
+               std::function<void(const ConvChoice&, std::vector<float>*)> alter,
+               std::function<void(const ConvShape&, const ConvChoice&)> chosen);
+}
+
+}  // namespace cm4j

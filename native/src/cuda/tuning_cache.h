@@ -1,0 +1,117 @@
+// The tuning cache: which conv kernel runs each op shape, measured once on a card
+// (cuda/conv_tuner.h) and kept in a text file per card and library version, so later
+// processes on that card make the same choice without timing. Plain C++ (no CUDA), built
+// in every configuration, so its parser and writer are tested without a GPU.
+//
+// The file (one per identity, under tuning_cache_dir()):
+//   cm4j-tuning 1
+//   gpu NVIDIA H100 80GB HBM3
+//   sms 132
+//   driver 12040
+//   cm4j 0.1.0
+//   conv fp16 1 192 0 192 3 1 1 0 64 64 mma 128 1
+// An entry: dtype, batch, c_in1, c_in2, c_out, kernel, stride, pad, upsample, h_in, w_in,
+// then the choice: "mma TILE_M SPLITS" (conv2d_nhwc_mma.cu), "wmma 64 1" (conv2d_nhwc.cu) or
+// "cublas 0 1" (cuBLAS's GEMM, 1x1 convs; cuda/cublas_gemm.h).
+// Every file is hostile input: anything else is refused as a whole, naming the file and line.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <tuple>
+
+namespace cm4j {
+
+// CM4J_TUNING: off = the fixed rule everywhere; cached = the cache's choices, the rule for
+// shapes it lacks; full = also measure the shapes it lacks and write them.
+enum class TuningMode { kOff, kCached, kFull };
+
+// Parses a CM4J_TUNING value (null or empty: cached); false for anything else.
+bool parse_tuning_mode(const char* text, TuningMode* out);
+
+// The card and library a cache file holds choices for; a file of another identity is ignored.
+struct TuningIdentity {
+  std::string gpu;     // cudaDeviceProp::name
+  int sms = 0;         // multiprocessors
+  int driver = 0;      // cudaDriverGetVersion
+  std::string version; // cm4j_version()
+};
+
+// One conv op's shape, as the NHWC mode's conv sees it.
+struct ConvShape {
+  std::string dtype;  // "fp16" or "bf16"
+  int batch = 1, c_in1 = 0, c_in2 = 0, c_out = 0, kernel = 3, stride = 1, pad = 1;
+  int upsample = 0, h_in = 0, w_in = 0;
+  auto tie() const {
+    return std::tie(dtype, batch, c_in1, c_in2, c_out, kernel, stride, pad, upsample, h_in, w_in);
+  }
+  bool operator<(const ConvShape& o) const { return tie() < o.tie(); }
+  bool operator==(const ConvShape& o) const { return tie() == o.tie(); }
+};
+
+// Which kernel runs a shape.
+struct ConvChoice {
+  enum Kernel { kMma, kWmma, kCublas } kernel = kMma;
+  int tile_m = 64;  // mma: 128 or 64; wmma: 64; cublas: 0 (its own)
+  int splits = 1;   // mma: 1..8; wmma, cublas: 1
+  bool operator==(const ConvChoice& o) const {
+    return kernel == o.kernel && tile_m == o.tile_m && splits == o.splits;
+  }
+  std::string text() const;  // "mma 128 1", as in the file
+  bool parse(const std::string& kernel_name, const std::string& tile, const std::string& splits);
+};
+
+using TuningEntries = std::map<ConvShape, ConvChoice>;
+
+// The folder of the tuning files: $CM4J_TUNING_CACHE, else $XDG_CACHE_HOME/cm4j/tuning,
+// else $HOME/.cache/cm4j/tuning (the XDG convention the Hugging Face cache follows); empty
+// when none of them is set.
+std::string tuning_cache_dir();
+
+// identity's file name in that folder: the GPU name's letters and digits, SMs, driver and
+// version, e.g. "NVIDIA-H100-80GB-HBM3_132sm_driver12040_cm4j-0.1.0.tune".
+std::string tuning_file_name(const TuningIdentity& identity);
+
+enum class TuningLoad { kLoaded, kMissing, kIgnored, kInvalid };
+
+// Reads `path` into *entries. kMissing: no file; kIgnored: a well-formed header of another
+// format version or identity (*error says which); kInvalid: anything malformed (*error names
+// the file, the line and what is wrong). *entries is filled only on kLoaded.
+TuningLoad load_tuning_file(const std::string& path, const TuningIdentity& identity,
+                            TuningEntries* entries, std::string* error);
+
+// Writes the file whole: a temporary file in the same folder (created if missing), then a
+// rename over `path`, so a reader sees the old file or the new one, never part of one.
+bool write_tuning_file(const std::string& path, const TuningIdentity& identity,
+                       const TuningEntries& entries, std::string* error);
+
+// One identity's choices, shared by every backend of the process on that identity's file.
+// Thread-safe. A file that fails to load is reported once (problem()) and treated as empty.
+class TuningCache {
+ public:
+  // The process's cache of `path` (empty: in memory only) for `identity`, loaded on first use.
+  static std::shared_ptr<TuningCache> open(const std::string& path, const TuningIdentity& identity);
+
+  TuningCache(std::string path, TuningIdentity identity);
+  bool find(const ConvShape& shape, ConvChoice* out) const;
+  // Adds a measured choice and rewrites the file, merged with what another process may have
+  // written meanwhile (this process's entries win); false with *error when it could not be
+  // written (the choice is kept in memory all the same).
+  bool record(const ConvShape& shape, const ConvChoice& choice, std::string* error);
+  // Adds a choice in memory only (a shape that could not be measured).
+  void keep(const ConvShape& shape, const ConvChoice& choice);
+  const std::string& path() const { return path_; }
+  const std::string& problem() const { return problem_; }  // why the file was not used
+
+ private:
+  const std::string path_;
+  const TuningIdentity identity_;
+  mutable std::mutex mu_;
+  TuningEntries entries_;    // the file's, then ours
+  TuningEntries recorded_;   // ours
+  std::string problem_;
+};
+
+}  // namespace cm4j
