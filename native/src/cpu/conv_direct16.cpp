@@ -117,7 +117,7 @@ Status conv2d_direct16(CpuContext& ctx, const ConvParams& p, const ConvArgs& a,
   const bool packed = ctx.pool.parallel_for(pack_tasks, [&](int t, int) {
     const int end = static_cast<int>(static_cast<int64_t>(jobs) * (t + 1) / pack_tasks);
     for (int j = static_cast<int>(static_cast<int64_t>(jobs) * t / pack_tasks); j < end; ++j)
-      pack_direct16_pair(g, p, a.src1, a.src2, j / pairs, j % pairs,
+      pack_direct16_pair(g, p, a, j / pairs, j % pairs,
                          x + static_cast<size_t>(j / pairs) * g.image_elems());
   });
   if (!packed) return {CM4J_ERR_INTERNAL, "cpu: conv2d input packing failed"};
