@@ -119,10 +119,11 @@ void direct16_tile_amx(const Direct16Geometry& g, const uint16_t* a, const uint1
 // The same with AVX-512-BF16 dot products (CPUs without AMX).
 void direct16_tile_avx512bf16(const Direct16Geometry& g, const uint16_t* a, const uint16_t* x,
                               int64_t o0, int64_t o1, float* acc);
-// Columns col0..col0+15 of acc (the half starting at grid position start) into C with the
-// epilogue; only the positions that are output pixels are written.
-void direct16_store_half(const Direct16Geometry& g, const OutSpec& out, int image, int row0,
-                         int rows, const float* acc, int col0, int start);
+// Columns col0..col0+count-1 of acc (count 16: one half; 32: both, when the second
+// continues the first on the grid) into C with the epilogue, starting at grid position
+// start; only the positions that are output pixels are written.
+void direct16_store(const Direct16Geometry& g, const OutSpec& out, int image, int row0, int rows,
+                    const float* acc, int col0, int count, int start);
 #endif
 
 }  // namespace cpu

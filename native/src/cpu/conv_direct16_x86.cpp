@@ -191,13 +191,12 @@ __attribute__((target("avx512f,avx512bf16"))) void direct16_tile_avx512bf16(
   }
 }
 
-__attribute__((target("avx512f"))) void direct16_store_half(const Direct16Geometry& g,
-                                                           const OutSpec& out, int image, int row0,
-                                                           int rows, const float* acc, int col0,
-                                                           int start) {
+__attribute__((target("avx512f"))) void direct16_store(const Direct16Geometry& g,
+                                                      const OutSpec& out, int image, int row0,
+                                                      int rows, const float* acc, int col0,
+                                                      int count, int start) {
   const __m512 scale = _mm512_set1_ps(out.scale);
-  const __m512 zero = _mm512_setzero_ps();
-  for (int j = 0; j < 16;) {
+  for (int j = 0; j < count;) {
     const int n = start + j;
     const int oy = n / g.wp, ox = n % g.wp;
     if (oy >= g.h_out) break;
@@ -205,7 +204,7 @@ __attribute__((target("avx512f"))) void direct16_store_half(const Direct16Geomet
       j += g.wp - ox;
       continue;
     }
-    const int len = std::min(16 - j, g.w_out - ox);
+    const int len = std::min(count - j, g.w_out - ox);
     const int64_t offset = image * out.image_stride + row0 * out.ldc +
                            static_cast<int64_t>(oy) * g.w_out + ox;
     TileOut t;
@@ -218,10 +217,13 @@ __attribute__((target("avx512f"))) void direct16_store_half(const Direct16Geomet
     t.bias = out.bias ? out.bias + image * out.bias_image_stride + row0 : nullptr;
     t.residual = out.residual ? out.residual + offset : nullptr;
     t.scale = out.scale;
-    const __mmask16 mask = static_cast<__mmask16>((1u << len) - 1);
-    for (int r = 0; r < rows; ++r)
-      avx512_store_row(t, r, _mm512_maskz_loadu_ps(mask, acc + r * kNR + col0 + j), zero, mask, 0,
-                       scale);
+    const __mmask16 m0 = static_cast<__mmask16>((1u << std::min(len, 16)) - 1);
+    const __mmask16 m1 = static_cast<__mmask16>((1u << std::max(len - 16, 0)) - 1);
+    for (int r = 0; r < rows; ++r) {
+      const float* a = acc + r * kNR + col0 + j;
+      avx512_store_row(t, r, _mm512_maskz_loadu_ps(m0, a), _mm512_maskz_loadu_ps(m1, a + 16), m0,
+                       m1, scale);
+    }
     j += len;
   }
 }
