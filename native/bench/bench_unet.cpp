@@ -4,14 +4,16 @@
 // time, since time the cores spend on other work does not count).
 //   bench_unet [--config FILE] [--weights FILE.safetensors] [--device cpu|cuda]
 //              [--batch 1,4] [--iters N] [--dtype fp32|bf16|fp16|fp32,bf16] [--threads 1,2]
-//              [--open-only 1]
+//              [--open-only 1] [--profile 1]
 // Comma lists run each combination in turn, side by side in one table (the engine of one
 // dtype/thread count is destroyed before the next is built; peak RSS is the process's, so
 // cumulative). --threads sets the CPU engine's thread count (device "cpu:N"; 0: one per
 // core, the default). --weights binds each tensor from the memory-mapped file, as the Java
 // API does, and every engine's open is printed: wall and CPU (user, system) seconds of
 // cm4j_unet_create, of the binds (conversion, packing, Winograd transforms) and of
-// cm4j_unet_finalize; --open-only 1 stops there.
+// cm4j_unet_finalize; --open-only 1 stops there. --profile 1 adds, per batch, one profiled
+// pass (cm4j_unet_set_profile_ops) split into convolutions, group norms, attention and the
+// rest, as shares of the pass.
 #include <sys/resource.h>
 #include <time.h>
 
@@ -53,6 +55,42 @@ struct Stopwatch {
 
 double peak_rss_mb() { return Stopwatch::usage().ru_maxrss / 1024.0; }  // KiB on Linux
 
+// The op profile's kind of an op, from its plan name: "conv" (conv*, to_qkv, to_out.0,
+// resamplers' convs), "group_norm" (norm1/2, group_norm, conv_norm_out) or "attention"
+// (the softmax attention op itself, "...attentions.N"); else "other".
+const char* op_kind(const std::string& name) {
+  const size_t dot = name.rfind('.');
+  const std::string last = dot == std::string::npos ? name : name.substr(dot + 1);
+  if (last.find("norm") != std::string::npos) return "group_norm";
+  if (last.find("conv") != std::string::npos || last == "to_qkv" ||
+      name.size() > 9 && name.compare(name.size() - 9, 9, ".to_out.0") == 0)
+    return "conv";
+  const size_t at = name.rfind("attentions.");
+  if (at != std::string::npos && name.find('.', at + 11) == std::string::npos) return "attention";
+  return "other";
+}
+
+// One profiled pass, printed as each kind's milliseconds and share of the pass.
+bool print_profile(cm4j_unet* u, int batch, const float* sample, const float* t,
+                   const int64_t* labels, float* out) {
+  if (cm4j_unet_set_profile_ops(u, 1) != CM4J_OK ||
+      cm4j_unet_forward(u, batch, sample, t, labels, out) != CM4J_OK)
+    return false;
+  const char* kinds[] = {"conv", "group_norm", "attention", "other"};
+  double ms[4] = {0, 0, 0, 0}, total = 0;
+  for (int i = 0; i < cm4j_unet_op_count(u); ++i) {
+    const std::string kind = op_kind(cm4j_unet_op_name(u, i));
+    const double op_ms = cm4j_unet_op_ms(u, i);
+    for (int k = 0; k < 4; ++k)
+      if (kind == kinds[k]) ms[k] += op_ms;
+    total += op_ms;
+  }
+  std::printf("  profile, batch %d: %.1f ms", batch, total);
+  for (int k = 0; k < 4; ++k) std::printf(", %s %.1f ms (%.1f%%)", kinds[k], ms[k], 100 * ms[k] / total);
+  std::printf("\n");
+  return cm4j_unet_set_profile_ops(u, 0) == CM4J_OK;
+}
+
 double cpu_seconds() {
   timespec t{};
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
@@ -70,6 +108,7 @@ int main(int argc, char** argv) {
   std::vector<int> threads = {0};
   std::string weights;
   bool open_only = false;
+  bool profile = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--config") config_path = argv[i + 1];
@@ -79,6 +118,7 @@ int main(int argc, char** argv) {
     else if (a == "--iters") iters = std::atoi(argv[i + 1]);
     else if (a == "--weights") weights = argv[i + 1];
     else if (a == "--open-only") open_only = std::atoi(argv[i + 1]) != 0;
+    else if (a == "--profile") profile = std::atoi(argv[i + 1]) != 0;
     else if (a == "--dtype") {
       dtypes.clear();
       std::stringstream ss(argv[i + 1]);
@@ -155,6 +195,11 @@ int main(int argc, char** argv) {
                   dtype_name.c_str(), nt.c_str(), batch, best, best / batch, batch / best,
                   cm4j_unet_weight_bytes(u) / 1e6, cm4j_unet_arena_bytes(u) / 1e6, peak_rss_mb(),
                   best_cpu / batch);
+      if (profile && !print_profile(u, batch, sample.data(), t.data(),
+                                    conditional ? labels.data() : nullptr, out.data())) {
+        std::fprintf(stderr, "bench_unet: %s\n", cm4j_last_error());
+        return 1;
+      }
       std::fflush(stdout);
     }
     cm4j_unet_destroy(u);

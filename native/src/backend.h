@@ -41,6 +41,7 @@ struct ConvParams {
   int pad = 1;               // zero padding on every side
   bool upsample = false;     // nearest 2x of the sources before the conv (fused gather)
   float out_scale = 1.0f;
+  bool norm_silu = false;    // with ConvArgs::norm: SiLU after the norm's affine map
   int h_out() const { return ((upsample ? 2 * h_in : h_in) + 2 * pad - kernel) / stride + 1; }
   int w_out() const { return ((upsample ? 2 * w_in : w_in) + 2 * pad - kernel) / stride + 1; }
 };
@@ -54,6 +55,11 @@ struct ConvArgs {
   int bias_bc_stride = 0;          // elements between batch rows of bias_bc (0: c_out)
   const float* residual = nullptr; // [B, c_out, h_out, w_out] or null; may not alias dst
   float* dst = nullptr;            // [B, c_out, h_out, w_out]
+  // A group norm fused into the input, only where Backend::conv_fuses_norm said yes: the
+  // sources are read un-normalized and each value becomes (v - center) * mul + add (then
+  // SiLU when norm_silu) before the conv, per (image, channel) of cat(src1, src2) from
+  // group_norm's coeffs [B, 3, c_in1 + c_in2] (center, mul, add rows); null: plain input.
+  const float* norm = nullptr;
 };
 
 // y = groupnorm(x) * gamma + beta; then y * (1 + scale) + shift when scale/shift are given;
@@ -76,6 +82,10 @@ struct GroupNormArgs {
   const float* shift = nullptr;  // [B, C] (row stride scale_stride) or null
   int scale_stride = 0;          // elements between batch rows of scale/shift
   float* y = nullptr;            // [B, C, HW]; may alias x
+  // Instead of y (then null): the statistics only, as the per-(image, channel) affine map
+  // y = (x - center) * mul + add that y would get, into [B, 3, C] (center, mul, add rows),
+  // for a conv that applies it as it reads x (ConvArgs::norm). SiLU is the conv's.
+  float* coeffs = nullptr;
 };
 
 // Multi-head softmax attention over the spatial positions, channels-first layout:
@@ -275,6 +285,10 @@ class Backend {
   virtual Status prepare_linear(const float* w, int n, int k, std::unique_ptr<Weight>* out) = 0;
 
   virtual Status conv2d(const ConvParams& p, const ConvArgs& a) = 0;
+  // Whether conv2d(p, ...) takes ConvArgs::norm, so the plan skips writing the normalized
+  // tensor (a group norm then only writes its coeffs). The results are those of the
+  // unfused group_norm and conv2d.
+  virtual bool conv_fuses_norm(const ConvParams& /*p*/) const { return false; }
   virtual Status group_norm(const GroupNormParams& p, const GroupNormArgs& a) = 0;
   virtual Status attention(const AttentionParams& p, const AttentionArgs& a) = 0;
   virtual Status linear(const LinearParams& p, const LinearArgs& a) = 0;

@@ -199,7 +199,7 @@ int prepare_plan(cm4j_unet* u, int batch) {
   auto plan = std::make_unique<cm4j::Plan>();
   std::vector<cm4j::ParamSpec> specs;
   std::vector<cm4j::Tap> taps;
-  cm4j::GraphOptions opts{batch, u->capture_taps};
+  cm4j::GraphOptions opts{batch, u->capture_taps, u->backend.get()};
   cm4j::Status s = cm4j::build_unet(u->config, u->weights.get(), opts, &specs, plan.get(), &taps);
   if (!s.ok()) return fail(s);
   u->graphs.clear();  // they point into the old plan and, maybe, the old arena

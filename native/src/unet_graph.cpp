@@ -29,6 +29,8 @@ struct ConvOpt {
   Slice bias_bc;            // [B, c_out] added per image (time embedding)
   int residual = -1;        // buffer [B, c_out, h_out, w_out]
   float out_scale = 1.0f;
+  int norm = -1;            // buffer [B, 3, c_in]: a group norm applied to the input (ConvArgs::norm)
+  bool norm_silu = false;   // with norm: then SiLU
 };
 
 enum class Resample { None, Down, Up };
@@ -37,8 +39,8 @@ class Net {
  public:
   Net(const UNetConfig& c, const WeightStore* w, const GraphOptions& o,
       std::vector<ParamSpec>* specs, Plan* plan, std::vector<Tap>* taps)
-      : cfg_(c), w_(w), batch_(o.batch), capture_(o.capture_taps), specs_(specs), plan_(plan),
-        taps_(taps) {
+      : cfg_(c), w_(w), batch_(o.batch), capture_(o.capture_taps), backend_(o.backend),
+        specs_(specs), plan_(plan), taps_(taps) {
     // The fused time_emb_proj's width, needed before the walk reaches the resnets: the sum
     // of the parts the declaring walk found.
     if (w_)
@@ -91,9 +93,13 @@ class Net {
   }
 
   // ---- ops ----------------------------------------------------------------------------
+  ConvParams conv_params(const Act& x, int c_out, const ConvOpt& o) const;
   Act conv(const std::string& name, const Act& x, int c_out, const ConvOpt& o, bool declare_params = true);
   Act group_norm(const std::string& name, const Act& x, const Act* x2, int groups, bool silu,
-                 Slice scale_shift = {}, int out_buf = -1, bool declare_params = true);
+                 Slice scale_shift = {}, int out_buf = -1, bool declare_params = true,
+                 int coeffs_buf = -1);
+  Act norm_for_conv(const std::string& name, const Act& x, const Act* x2, int groups, bool silu,
+                    Slice scale_shift, int c_out, ConvOpt* o, int out_buf = -1);
   Slice time_proj(const std::string& name, int n);
   void time_projections();
   Act resnet(const std::string& name, const Act& x, const Act* skip, int c_out,
@@ -107,6 +113,7 @@ class Net {
   const WeightStore* w_;
   int batch_;
   bool capture_;
+  const Backend* backend_;  // null: no group norm is fused into a conv
   std::vector<ParamSpec>* specs_;
   Plan* plan_;
   std::vector<Tap>* taps_;
@@ -119,7 +126,7 @@ class Net {
   Status error_;
 };
 
-Act Net::conv(const std::string& name, const Act& x, int c_out, const ConvOpt& o, bool declare_params) {
+ConvParams Net::conv_params(const Act& x, int c_out, const ConvOpt& o) const {
   ConvParams p;
   p.batch = batch_;
   p.c_in1 = x.c;
@@ -132,6 +139,12 @@ Act Net::conv(const std::string& name, const Act& x, int c_out, const ConvOpt& o
   p.pad = o.kernel / 2;
   p.upsample = o.upsample;
   p.out_scale = o.out_scale;
+  p.norm_silu = o.norm >= 0 && o.norm_silu;
+  return p;
+}
+
+Act Net::conv(const std::string& name, const Act& x, int c_out, const ConvOpt& o, bool declare_params) {
+  const ConvParams p = conv_params(x, c_out, o);
   if (declare_params) {
     declare(name + ".weight", {c_out, p.c_in1 + p.c_in2, o.kernel, o.kernel}, ParamKind::Conv, name,
             0, &p);
@@ -141,9 +154,9 @@ Act Net::conv(const std::string& name, const Act& x, int c_out, const ConvOpt& o
   ConvArgs a;
   a.weight = prepared(name);
   a.bias = vec(name + ".bias");
-  int src1 = x.buf, src2 = o.x2 ? o.x2->buf : -1, res = o.residual, dst = y.buf;
+  int src1 = x.buf, src2 = o.x2 ? o.x2->buf : -1, res = o.residual, norm = o.norm, dst = y.buf;
   Slice bias_bc = o.bias_bc;
-  plan_->op(name, {src1, src2, bias_bc.buf, res, dst}, [=](ExecContext& ctx) {
+  plan_->op(name, {src1, src2, bias_bc.buf, res, norm, dst}, [=](ExecContext& ctx) {
     ConvArgs args = a;
     args.src1 = ctx.ptr(src1);
     args.src2 = src2 >= 0 ? ctx.ptr(src2) : nullptr;
@@ -152,20 +165,24 @@ Act Net::conv(const std::string& name, const Act& x, int c_out, const ConvOpt& o
       args.bias_bc_stride = bias_bc.stride;
     }
     args.residual = res >= 0 ? ctx.ptr(res) : nullptr;
+    args.norm = norm >= 0 ? ctx.ptr(norm) : nullptr;
     args.dst = ctx.ptr(dst);
     return ctx.backend->conv2d(p, args);
   });
   return y;
 }
 
-// GroupNorm(name) over cat(x, x2); scale_shift holds [B, 2C] (scale, shift) rows.
+// GroupNorm(name) over cat(x, x2); scale_shift holds [B, 2C] (scale, shift) rows. With
+// coeffs_buf, only its statistics: each channel's affine map into that buffer [B, 3, C]
+// (GroupNormArgs::coeffs), which is also the returned Act's buffer.
 Act Net::group_norm(const std::string& name, const Act& x, const Act* x2, int groups, bool silu,
-                    Slice scale_shift, int out_buf, bool declare_params) {
+                    Slice scale_shift, int out_buf, bool declare_params, int coeffs_buf) {
   int c = x.c + (x2 ? x2->c : 0);
   if (declare_params) {
     declare(name + ".weight", {c}, ParamKind::Vector);
     declare(name + ".bias", {c}, ParamKind::Vector);
   }
+  if (coeffs_buf >= 0) out_buf = coeffs_buf;
   Act y{out_buf >= 0 ? out_buf : plan_->buffer(static_cast<size_t>(batch_) * c * x.h * x.w), c, x.h, x.w};
   GroupNormParams p;
   p.batch = batch_;
@@ -177,6 +194,7 @@ Act Net::group_norm(const std::string& name, const Act& x, const Act* x2, int gr
   const float* gamma = vec(name + ".weight");
   const float* beta = vec(name + ".bias");
   int src1 = x.buf, src2 = x2 ? x2->buf : -1, c1 = x.c, dst = y.buf;
+  bool coeffs = coeffs_buf >= 0;
   Slice ss = scale_shift;
   plan_->op(name, {src1, src2, ss.buf, dst}, [=](ExecContext& ctx) {
     GroupNormArgs a;
@@ -190,10 +208,29 @@ Act Net::group_norm(const std::string& name, const Act& x, const Act* x2, int gr
       a.shift = a.scale + p.channels;
       a.scale_stride = ss.stride;
     }
-    a.y = ctx.ptr(dst);
+    (coeffs ? a.coeffs : a.y) = ctx.ptr(dst);
     return ctx.backend->group_norm(p, a);
   });
   return y;
+}
+
+// The input of conv(.., c_out, *o) when it starts with group_norm(name) of cat(x, x2). When
+// the backend fuses the norm into that conv, the norm only takes its statistics, *o reads
+// x and x2 raw and normalizes them as it packs them, and x is returned: the normalized
+// tensor is never written. Else the normalized tensor (in out_buf when set).
+Act Net::norm_for_conv(const std::string& name, const Act& x, const Act* x2, int groups, bool silu,
+                       Slice scale_shift, int c_out, ConvOpt* o, int out_buf) {
+  ConvOpt fused = *o;
+  fused.x2 = x2;
+  fused.norm = 0;  // any buffer: conv_params only reads whether there is one
+  fused.norm_silu = silu;
+  if (backend_ == nullptr || !backend_->conv_fuses_norm(conv_params(x, c_out, fused)))
+    return group_norm(name, x, x2, groups, silu, scale_shift, out_buf);
+  const int c = x.c + (x2 ? x2->c : 0);
+  fused.norm = plan_->buffer(static_cast<size_t>(batch_) * 3 * c);  // [B, 3, C]
+  group_norm(name, x, x2, groups, silu, scale_shift, -1, true, fused.norm);
+  *o = fused;
+  return x;
 }
 
 // Resnet `name`'s time_emb_proj(silu(emb)) [B, n]: its columns of the one linear that
@@ -247,17 +284,22 @@ Act Net::pool_or_upsample(const Act& x, Resample r) {
 Act Net::resnet(const std::string& name, const Act& x, const Act* skip, int c_out,
                 Resample resample, float output_scale) {
   int c_in = x.c + (skip ? skip->c : 0);
-  Act n1 = group_norm(name + ".norm1", x, skip, cfg_.norm_num_groups, /*silu=*/true);  // [B, c_in, H, W]
-  Slice temb = time_proj(name + ".time_emb_proj", cfg_.scale_shift ? 2 * c_out : c_out);
-
   ConvOpt o1;
-  Act conv1_in = n1;
-  if (resample == Resample::Down) conv1_in = pool_or_upsample(n1, Resample::Down);  // [B, c_in, H/2, W/2]
   o1.upsample = resample == Resample::Up;
+  Act conv1_in;
+  if (resample == Resample::Down) {  // the pool sits between the norm and the conv
+    Act n1 = group_norm(name + ".norm1", x, skip, cfg_.norm_num_groups, /*silu=*/true);  // [B, c_in, H, W]
+    conv1_in = pool_or_upsample(n1, Resample::Down);  // [B, c_in, H/2, W/2]
+  } else {
+    conv1_in = norm_for_conv(name + ".norm1", x, skip, cfg_.norm_num_groups, /*silu=*/true, Slice{},
+                             c_out, &o1);  // [B, c_in, H, W] (normalized, or x with o1.norm)
+  }
+  Slice temb = time_proj(name + ".time_emb_proj", cfg_.scale_shift ? 2 * c_out : c_out);
   if (!cfg_.scale_shift) o1.bias_bc = temb;
   Act h = conv(name + ".conv1", conv1_in, c_out, o1);  // [B, c_out, H', W']
-  group_norm(name + ".norm2", h, nullptr, cfg_.norm_num_groups, /*silu=*/true,
-             cfg_.scale_shift ? temb : Slice{}, /*out_buf=*/h.buf);
+  ConvOpt o2;
+  Act conv2_in = norm_for_conv(name + ".norm2", h, nullptr, cfg_.norm_num_groups, /*silu=*/true,
+                               cfg_.scale_shift ? temb : Slice{}, c_out, &o2, /*out_buf=*/h.buf);
 
   int residual;
   if (c_in != c_out) {
@@ -274,10 +316,9 @@ Act Net::resnet(const std::string& name, const Act& x, const Act* skip, int c_ou
   } else {
     residual = resample == Resample::None ? x.buf : pool_or_upsample(x, resample).buf;
   }
-  ConvOpt o2;
   o2.residual = residual;
   o2.out_scale = 1.0f / output_scale;
-  return conv(name + ".conv2", h, c_out, o2);
+  return conv(name + ".conv2", conv2_in, c_out, o2);
 }
 
 // diffusers Attention (from the deprecated attention block), residual included:
@@ -285,14 +326,16 @@ Act Net::resnet(const std::string& name, const Act& x, const Act* skip, int c_ou
 Act Net::attention(const std::string& name, const Act& x, int groups, float rescale) {
   int c = x.c;
   int dim_head = cfg_.head_dim(c);
-  Act normed = groups > 0 ? group_norm(name + ".group_norm", x, nullptr, groups, false) : x;
+  ConvOpt o;
+  o.kernel = 1;
+  Act normed = groups > 0 ? norm_for_conv(name + ".group_norm", x, nullptr, groups, false, Slice{},
+                                          3 * c, &o)
+                          : x;
   const char* parts[] = {"to_q", "to_k", "to_v"};
   for (int i = 0; i < 3; ++i) {
     declare(name + "." + parts[i] + ".weight", {c, c}, ParamKind::QkvWeight, name + ".to_qkv", i);
     declare(name + "." + parts[i] + ".bias", {c}, ParamKind::QkvBias, name + ".to_qkv", i);
   }
-  ConvOpt o;
-  o.kernel = 1;
   Act qkv = conv(name + ".to_qkv", normed, 3 * c, o, /*declare_params=*/false);  // [B, 3C, HW]
 
   Act attn = act(c, x.h, x.w);  // [B, C, HW]
@@ -488,8 +531,10 @@ Status Net::build() {
                          /*declare_params=*/false);
     tap("conv_norm_out", pre);
   }
-  Act normed = group_norm("conv_norm_out", h, nullptr, c.norm_num_groups, /*silu=*/true);
-  Act out = conv("conv_out", normed, c.out_channels, {});  // [B, out, S, S]
+  ConvOpt out_opt;
+  Act normed = norm_for_conv("conv_norm_out", h, nullptr, c.norm_num_groups, /*silu=*/true, Slice{},
+                             c.out_channels, &out_opt);
+  Act out = conv("conv_out", normed, c.out_channels, out_opt);  // [B, out, S, S]
   tap("conv_out", out);
   ActShape out_shape{batch_, c.out_channels, s, s};
   int out_buf = out.buf;

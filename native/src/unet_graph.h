@@ -13,6 +13,9 @@ namespace cm4j {
 struct GraphOptions {
   int batch = 1;
   bool capture_taps = false;
+  // Asked which group norms fuse into the conv they feed (Backend::conv_fuses_norm); null:
+  // none do.
+  const Backend* backend = nullptr;
 };
 
 // Declares the parameters of `config` into *specs (state-dict names and shapes, in the

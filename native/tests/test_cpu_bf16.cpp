@@ -11,6 +11,8 @@
 // bias, residual and output scale, the real model's 1x1 qkv shape, and the ways the AMX
 // direct conv (conv_direct16.h) cuts an image into 16-position halves. Attention (bf16
 // Q.K and P.V, fp32 softmax) against the fp32 backend: rel L2 <= 1e-2 (observed ~3e-3).
+// A group norm fused into the conv it feeds (ConvArgs::norm) against group_norm then conv2d:
+// bit for bit the same output where the path fuses (conv_fuses_norm), refused where not.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -184,6 +186,108 @@ void test_attention(Backend& be, Backend& ref, std::mt19937& rng, int batch, int
   if (!ok) ++g_failures;
 }
 
+struct NormCase {
+  int batch, c1, c2, h, w, groups, c_out, kernel;
+  bool upsample, scale_shift, silu;
+};
+
+// group_norm(cat(x1, x2)) then conv2d, against the conv reading x1, x2 raw with the norm's
+// coeffs: the same bits where be fuses this conv, else the fused call is refused.
+void test_fused_norm(Backend& be, const NormCase& nc, std::mt19937& rng) {
+  const int c = nc.c1 + nc.c2, hw = nc.h * nc.w;
+  ConvParams p;
+  p.batch = nc.batch;
+  p.c_in1 = c;
+  p.h_in = nc.h;
+  p.w_in = nc.w;
+  p.c_out = nc.c_out;
+  p.kernel = nc.kernel;
+  p.pad = nc.kernel / 2;
+  p.upsample = nc.upsample;
+  // Inputs far from zero mean, as activations are: the norm's centering matters.
+  auto x1 = random_vector(static_cast<size_t>(nc.batch) * nc.c1 * hw, rng, 0.5f, 3.0f);
+  auto x2 = random_vector(static_cast<size_t>(nc.batch) * nc.c2 * hw, rng, -4.0f, 1.0f);
+  auto gamma = random_vector(c, rng, 0.5f, 1.5f);
+  auto beta = random_vector(c, rng, -0.5f, 0.5f);
+  auto scale_shift = random_vector(static_cast<size_t>(nc.batch) * 2 * c + 5, rng, -0.5f, 0.5f);
+  const float wscale = 1.0f / std::sqrt(static_cast<float>(c * nc.kernel * nc.kernel));
+  auto w = random_vector(static_cast<size_t>(nc.c_out) * c * nc.kernel * nc.kernel, rng, -wscale, wscale);
+  auto bias = random_vector(nc.c_out, rng, -0.1f, 0.1f);
+  std::unique_ptr<Weight> weight;
+  Status st = be.prepare_conv(w.data(), nc.c_out, c, nc.kernel, &weight);
+
+  GroupNormParams np;
+  np.batch = nc.batch;
+  np.channels = c;
+  np.hw = hw;
+  np.groups = nc.groups;
+  np.silu = nc.silu;
+  GroupNormArgs na;
+  na.x = x1.data();
+  na.x2 = nc.c2 ? x2.data() : nullptr;
+  na.c1 = nc.c2 ? nc.c1 : 0;
+  na.gamma = gamma.data();
+  na.beta = beta.data();
+  if (nc.scale_shift) {  // rows of 2C + 5: a slice of a wider buffer, as the plan's are
+    na.scale = scale_shift.data();
+    na.shift = scale_shift.data() + c;
+    na.scale_stride = (static_cast<int>(scale_shift.size()) - 5) / nc.batch;
+  }
+  const size_t out_n = static_cast<size_t>(nc.batch) * nc.c_out * p.h_out() * p.w_out();
+  std::vector<float> normed(static_cast<size_t>(nc.batch) * c * hw), coeffs(static_cast<size_t>(nc.batch) * 3 * c);
+  std::vector<float> expect(out_n, std::numeric_limits<float>::quiet_NaN()), got(expect);
+  ConvArgs a;
+  a.weight = weight.get();
+  a.bias = bias.data();
+  if (st.ok()) {
+    na.y = normed.data();
+    st = be.group_norm(np, na);
+  }
+  if (st.ok()) {
+    a.src1 = normed.data();
+    a.dst = expect.data();
+    st = be.conv2d(p, a);
+  }
+  ConvParams fp = p;  // the fused call: the sources as the norm read them
+  fp.c_in1 = nc.c1;
+  fp.c_in2 = nc.c2;
+  fp.norm_silu = nc.silu;
+  const bool fuses = be.conv_fuses_norm(fp);
+  Status fused_st;
+  if (st.ok()) {
+    na.y = nullptr;
+    na.coeffs = coeffs.data();
+    fused_st = be.group_norm(np, na);
+  }
+  if (st.ok() && fused_st.ok()) {
+    a.src1 = x1.data();
+    a.src2 = nc.c2 ? x2.data() : nullptr;
+    a.norm = coeffs.data();
+    a.dst = got.data();
+    fused_st = be.conv2d(fp, a);
+  }
+  char what[160];
+  std::snprintf(what, sizeof what, "group_norm%s%s -> conv b%d c%d+%d %dx%d g%d -> %d k%d%s",
+                nc.scale_shift ? " scale_shift" : "", nc.silu ? " silu" : "", nc.batch, nc.c1,
+                nc.c2, nc.h, nc.w, nc.groups, nc.c_out, nc.kernel, nc.upsample ? " up" : "");
+  bool ok;
+  if (!st.ok()) {
+    ok = false;
+    std::printf("FAIL %s: %s\n", what, st.message.c_str());
+  } else if (fuses) {
+    ok = fused_st.ok() && std::memcmp(got.data(), expect.data(), out_n * sizeof(float)) == 0;
+    size_t differ = 0;
+    for (size_t i = 0; i < out_n; ++i) differ += std::memcmp(&got[i], &expect[i], sizeof(float)) != 0;
+    std::printf("%s %-60s fused: %zu of %zu outputs differ from the unfused ones %s\n",
+                ok ? "ok  " : "FAIL", what, differ, out_n, fused_st.message.c_str());
+  } else {
+    ok = fused_st.code == CM4J_ERR_INVALID_ARGUMENT;
+    std::printf("%s %-60s not fused on this path: the fused call is refused (%s)\n",
+                ok ? "ok  " : "FAIL", what, fused_st.message.c_str());
+  }
+  if (!ok) ++g_failures;
+}
+
 void run_all(Backend& be) {
   std::mt19937 rng(4321);
   const Case cases[] = {
@@ -205,6 +309,15 @@ void run_all(Backend& be) {
       {3, 64, 0, 4, 20, 40, 1, 1, false, true, false, 1.0f},     // 1x1, 5 halves an image
   };
   for (const Case& c : cases) test_conv(be, c, rng);
+  const NormCase norm_cases[] = {
+      {2, 64, 0, 16, 16, 32, 40, 3, false, false, true},   // norm1 -> conv1, row halves
+      {3, 48, 0, 8, 8, 16, 72, 3, false, true, true},      // norm2 with scale_shift, 8x8 planar
+      {2, 18, 14, 7, 5, 8, 24, 3, true, false, true},      // cat, a group across the split, upsample
+      {1, 15, 0, 9, 11, 5, 33, 3, false, false, true},     // odd channels: a half-empty pair
+      {2, 40, 0, 6, 6, 8, 120, 1, false, false, false},    // attention's norm -> qkv (1x1, no SiLU)
+      {1, 32, 32, 32, 64, 32, 6, 3, false, false, true},   // conv_norm_out -> conv_out, concat
+  };
+  for (const NormCase& c : norm_cases) test_fused_norm(be, c, rng);
   auto ref = make_cpu_backend(2, CM4J_F32);
   test_attention(be, *ref, rng, 2, 2, 8, 16);
   test_attention(be, *ref, rng, 2, 2, 64, 200);  // two query blocks, the second partial

@@ -123,6 +123,15 @@ Status check(const ConvParams& p, const ConvArgs& a, const CpuWeight** weight) {
   return Status::Ok();
 }
 
+}  // namespace
+
+bool conv_fuses_norm(const CpuContext& ctx, const ConvParams& p) {
+  return ctx.bf16 && ctx.bf16_path != Bf16Path::kGeneric && ctx.isa == Isa::kAvx512 &&
+         direct16_usable(p);
+}
+
+namespace {
+
 // The bf16 weights' GEMM: the same work split, over 32-row panels. On the amx and
 // avx512bf16 paths the weights are in the direct16 layout and stride-1 convs skip im2col
 // altogether.
@@ -156,6 +165,8 @@ Status conv2d(CpuContext& ctx, const ConvParams& p, const ConvArgs& a) {
   const CpuWeight* w = nullptr;
   Status st = check(p, a, &w);
   if (!st.ok()) return st;
+  if (a.norm != nullptr && !(w->direct16 && conv_fuses_norm(ctx, p)))
+    return invalid("conv2d: a fused group norm needs the direct16 conv (conv_fuses_norm)");
 
   const ConvPanels cols(p, a.src1, a.src2);
   const int hw = p.h_out() * p.w_out();

@@ -79,7 +79,8 @@ struct Direct16Geometry {
   size_t image_elems() const { return static_cast<size_t>(c_pad / kKB16) * block_step * 2; }
 };
 
-// Stride 1 (any kernel/pad, optional upsample) with direct16 weights.
+// Stride 1 (any kernel/pad, optional upsample) with direct16 weights. Its input packing
+// also applies a fused group norm (ConvArgs::norm).
 inline bool direct16_usable(const ConvParams& p) { return p.stride == 1; }
 
 // out: the conv's OutSpec (conv2d.cpp): C = [B, c_out, h_out * w_out], per-image bias.
@@ -106,10 +107,11 @@ class PermutedConvPanels : public Panel16Source {
 void pack_direct16_weight_avx512bf16(const float* w, int c_out, int c_in, int kernel,
                                      uint16_t* dst);
 // Channel pair cp of one image of the packed input (image points at its start): channels
-// 2cp and 2cp+1 of cat(src1, src2) (zero past c_in), rounded to bf16, padded and
-// optionally upsampled, with the planar layout's slack zeroed.
-void pack_direct16_pair(const Direct16Geometry& g, const ConvParams& p, const float* src1,
-                        const float* src2, int image_index, int cp, uint16_t* image);
+// 2cp and 2cp+1 of cat(a.src1, a.src2) (zero past c_in), normalized by a.norm when set
+// (ConvArgs), rounded to bf16, padded and optionally upsampled, with the planar layout's
+// slack zeroed. The padding stays zero: it pads the normalized tensor.
+void pack_direct16_pair(const Direct16Geometry& g, const ConvParams& p, const ConvArgs& a,
+                        int image_index, int cp, uint16_t* image);
 // acc[32][32] (fp32) = the 32 rows of weight panel a times the two halves at offsets o0
 // (columns 0..15) and o1 (16..31) of image x, over every channel and tap.
 void direct16_tile_amx(const Direct16Geometry& g, const uint16_t* a, const uint16_t* x,
@@ -117,10 +119,11 @@ void direct16_tile_amx(const Direct16Geometry& g, const uint16_t* a, const uint1
 // The same with AVX-512-BF16 dot products (CPUs without AMX).
 void direct16_tile_avx512bf16(const Direct16Geometry& g, const uint16_t* a, const uint16_t* x,
                               int64_t o0, int64_t o1, float* acc);
-// Columns col0..col0+15 of acc (the half starting at grid position start) into C with the
-// epilogue; only the positions that are output pixels are written.
-void direct16_store_half(const Direct16Geometry& g, const OutSpec& out, int image, int row0,
-                         int rows, const float* acc, int col0, int start);
+// Columns col0..col0+count-1 of acc (count 16: one half; 32: both, when the second
+// continues the first on the grid) into C with the epilogue, starting at grid position
+// start; only the positions that are output pixels are written.
+void direct16_store(const Direct16Geometry& g, const OutSpec& out, int image, int row0, int rows,
+                    const float* acc, int col0, int count, int start);
 #endif
 
 }  // namespace cpu

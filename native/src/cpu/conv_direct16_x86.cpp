@@ -1,5 +1,5 @@
-// The x86 kernels of the direct16 conv (conv_direct16.h): the input packing (AVX-512-BF16
-// rounding), the AMX tile kernel and the epilogue.
+// The x86 kernels of the direct16 conv (conv_direct16.h): the input packing (a fused group
+// norm's affine map and SiLU, AVX-512-BF16 rounding), the AMX tile kernel and the epilogue.
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
@@ -8,6 +8,7 @@
 
 #include "cpu/bf16_x86.h"
 #include "cpu/conv_direct16.h"
+#include "cpu/exp_avx512.h"
 #include "cpu/gemm_epilogue_avx512.h"
 
 namespace cm4j {
@@ -58,18 +59,48 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) void pack_direct16_weight
       }
 }
 
+// A channel's fused group norm (ConvArgs::norm): its affine map, applied to the loaded
+// values by affine_act16, exactly as group_norm would have written them.
+namespace {
+
+struct ChannelNorm {
+  __m512 center, mul, add;
+};
+
+__attribute__((target("avx512f"))) inline ChannelNorm channel_norm(const float* coeffs, int c_in,
+                                                                   int c) {
+  return {_mm512_set1_ps(coeffs[c]), _mm512_set1_ps(coeffs[c_in + c]),
+          _mm512_set1_ps(coeffs[2 * c_in + c])};
+}
+
+// load_chunk, then the channel's norm (when there is one) on the loaded values; lanes past
+// the row are dropped by the caller's masked store.
+__attribute__((target("avx512f,avx512bw"))) inline __m512 load_chunk_normed(
+    const float* row, int x, int n, bool upsample, const ChannelNorm* norm, bool silu) {
+  const __m512 v = load_chunk(row, x, n, upsample);
+  return norm && row ? affine_act16(v, norm->center, norm->mul, norm->add, silu) : v;
+}
+
+}  // namespace
+
 __attribute__((target("avx512f,avx512bw,avx512bf16"))) void pack_direct16_pair(
-    const Direct16Geometry& g, const ConvParams& p, const float* src1, const float* src2,
-    int image_index, int cp, uint16_t* image) {
+    const Direct16Geometry& g, const ConvParams& p, const ConvArgs& a, int image_index, int cp,
+    uint16_t* image) {
   const int64_t plane_size = static_cast<int64_t>(g.h_in) * g.w_in;
   const auto plane_of = [&](int c) -> const float* {
     if (c >= g.c_in) return nullptr;
     return c < p.c_in1
-               ? src1 + (static_cast<int64_t>(image_index) * p.c_in1 + c) * plane_size
-               : src2 + (static_cast<int64_t>(image_index) * p.c_in2 + c - p.c_in1) * plane_size;
+               ? a.src1 + (static_cast<int64_t>(image_index) * p.c_in1 + c) * plane_size
+               : a.src2 + (static_cast<int64_t>(image_index) * p.c_in2 + c - p.c_in1) * plane_size;
   };
   const float* lo = plane_of(2 * cp);  // null: both channels are padding
   const float* hi = plane_of(2 * cp + 1);
+  const float* coeffs = a.norm ? a.norm + static_cast<int64_t>(image_index) * 3 * g.c_in : nullptr;
+  ChannelNorm lo_norm{}, hi_norm{};
+  if (coeffs && lo) lo_norm = channel_norm(coeffs, g.c_in, 2 * cp);
+  if (coeffs && hi) hi_norm = channel_norm(coeffs, g.c_in, 2 * cp + 1);
+  const ChannelNorm* lo_n = coeffs ? &lo_norm : nullptr;
+  const ChannelNorm* hi_n = coeffs ? &hi_norm : nullptr;
   uint32_t* pair = reinterpret_cast<uint32_t*>(image);  // one (lo, hi) bf16 pair per position
   const int h_v = g.hp - 2 * g.pad, w_v = g.wp - 2 * g.pad;
   const int shift = g.upsample ? 1 : 0;
@@ -87,8 +118,8 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) void pack_direct16_pair(
     std::memset(row + g.pad + w_v, 0, sizeof(uint32_t) * (g.wp - g.pad - w_v));
     for (int x = 0; x < w_v; x += 16) {
       const int n = std::min(16, w_v - x);
-      const __m512i pairs = pair16(load_chunk(lo_row, x, n, g.upsample),
-                                   load_chunk(hi_row, x, n, g.upsample));
+      const __m512i pairs = pair16(load_chunk_normed(lo_row, x, n, g.upsample, lo_n, p.norm_silu),
+                                   load_chunk_normed(hi_row, x, n, g.upsample, hi_n, p.norm_silu));
       _mm512_mask_storeu_epi32(row + g.pad + x, static_cast<__mmask16>((1u << n) - 1), pairs);
     }
   }
@@ -160,13 +191,12 @@ __attribute__((target("avx512f,avx512bf16"))) void direct16_tile_avx512bf16(
   }
 }
 
-__attribute__((target("avx512f"))) void direct16_store_half(const Direct16Geometry& g,
-                                                           const OutSpec& out, int image, int row0,
-                                                           int rows, const float* acc, int col0,
-                                                           int start) {
+__attribute__((target("avx512f"))) void direct16_store(const Direct16Geometry& g,
+                                                      const OutSpec& out, int image, int row0,
+                                                      int rows, const float* acc, int col0,
+                                                      int count, int start) {
   const __m512 scale = _mm512_set1_ps(out.scale);
-  const __m512 zero = _mm512_setzero_ps();
-  for (int j = 0; j < 16;) {
+  for (int j = 0; j < count;) {
     const int n = start + j;
     const int oy = n / g.wp, ox = n % g.wp;
     if (oy >= g.h_out) break;
@@ -174,7 +204,7 @@ __attribute__((target("avx512f"))) void direct16_store_half(const Direct16Geomet
       j += g.wp - ox;
       continue;
     }
-    const int len = std::min(16 - j, g.w_out - ox);
+    const int len = std::min(count - j, g.w_out - ox);
     const int64_t offset = image * out.image_stride + row0 * out.ldc +
                            static_cast<int64_t>(oy) * g.w_out + ox;
     TileOut t;
@@ -187,10 +217,13 @@ __attribute__((target("avx512f"))) void direct16_store_half(const Direct16Geomet
     t.bias = out.bias ? out.bias + image * out.bias_image_stride + row0 : nullptr;
     t.residual = out.residual ? out.residual + offset : nullptr;
     t.scale = out.scale;
-    const __mmask16 mask = static_cast<__mmask16>((1u << len) - 1);
-    for (int r = 0; r < rows; ++r)
-      avx512_store_row(t, r, _mm512_maskz_loadu_ps(mask, acc + r * kNR + col0 + j), zero, mask, 0,
-                       scale);
+    const __mmask16 m0 = static_cast<__mmask16>((1u << std::min(len, 16)) - 1);
+    const __mmask16 m1 = static_cast<__mmask16>((1u << std::max(len - 16, 0)) - 1);
+    for (int r = 0; r < rows; ++r) {
+      const float* a = acc + r * kNR + col0 + j;
+      avx512_store_row(t, r, _mm512_maskz_loadu_ps(m0, a), _mm512_maskz_loadu_ps(m1, a + 16), m0,
+                       m1, scale);
+    }
     j += len;
   }
 }

@@ -59,6 +59,7 @@ class CpuBackend : public Backend {
   Status conv2d(const ConvParams& p, const ConvArgs& a) override {
     return guarded([&] { return cpu::conv2d(ctx_, p, a); });
   }
+  bool conv_fuses_norm(const ConvParams& p) const override { return cpu::conv_fuses_norm(ctx_, p); }
   Status group_norm(const GroupNormParams& p, const GroupNormArgs& a) override {
     return guarded([&] { return cpu::group_norm(ctx_, p, a); });
   }

@@ -32,6 +32,17 @@ __attribute__((target("avx512f"), always_inline)) inline __m512 exp16(__m512 x) 
   return _mm512_scalef_ps(p, n);
 }
 
+// (x - center) * a + b, then SiLU v / (1 + exp(-v)) when silu: group norm's output map, the
+// same operations wherever it runs (the norm's own loop, a conv's fused input packing), so
+// both give the same bits.
+__attribute__((target("avx512f"), always_inline)) inline __m512 affine_act16(
+    __m512 x, __m512 center, __m512 a, __m512 b, bool silu) {
+  const __m512 v = _mm512_fmadd_ps(_mm512_sub_ps(x, center), a, b);
+  if (!silu) return v;
+  const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), v));
+  return _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
 }  // namespace cpu
 }  // namespace cm4j
 

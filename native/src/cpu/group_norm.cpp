@@ -2,7 +2,8 @@
 // (image, group). Statistics are two-pass (mean, then centered squares) with double
 // accumulators, so they stay exact to float precision even for large-mean groups. The
 // input may be the channel concat of two tensors (x, x2), read in place channel by
-// channel; a group may straddle the two.
+// channel; a group may straddle the two. With coeffs instead of y, only the statistics are
+// taken and each channel's affine map is written for the conv that reads x.
 #include <cmath>
 
 #include "cm4j.h"
@@ -12,7 +13,8 @@ namespace cm4j {
 namespace cpu {
 
 Status group_norm(CpuContext& ctx, const GroupNormParams& p, const GroupNormArgs& a) {
-  if (a.x == nullptr || a.y == nullptr) return invalid("group_norm: null x or y");
+  if (a.x == nullptr || (a.y == nullptr) == (a.coeffs == nullptr))
+    return invalid("group_norm: null x, or not exactly one of y and coeffs");
   if (p.batch <= 0 || p.channels <= 0 || p.hw <= 0 || p.groups <= 0 || p.channels % p.groups != 0)
     return invalid("group_norm: channels " + std::to_string(p.channels) + " not divisible into " +
                    std::to_string(p.groups) + " groups");
@@ -41,7 +43,6 @@ Status group_norm(CpuContext& ctx, const GroupNormParams& p, const GroupNormArgs
     for (int i = 0; i < per_group; ++i) squares += ctx.vec->centered_squares(channel(b, g * per_group + i), hw, mean);
     const double var = squares / group_size;  // biased, like torch
     const double rstd = 1.0 / std::sqrt(var + p.eps);
-    float* y = a.y + (static_cast<size_t>(b) * p.channels + g * per_group) * hw;  // [per_group, hw]
     for (int i = 0; i < per_group; ++i) {
       const int c = g * per_group + i;
       // y = (x - mean) * rstd * gamma + beta, then * (1 + scale) + shift, as one affine map.
@@ -53,8 +54,16 @@ Status group_norm(CpuContext& ctx, const GroupNormParams& p, const GroupNormArgs
         add *= s;
       }
       if (a.shift) add += a.shift[static_cast<size_t>(b) * a.scale_stride + c];
-      ctx.vec->affine_act(channel(b, c), y + i * hw, hw, static_cast<float>(mean),
-                          static_cast<float>(mul), static_cast<float>(add), p.silu);
+      if (a.coeffs) {  // [B, 3, C]: the conv reading x applies the map (ConvArgs::norm)
+        float* coeffs = a.coeffs + static_cast<size_t>(b) * 3 * p.channels + c;
+        coeffs[0] = static_cast<float>(mean);
+        coeffs[p.channels] = static_cast<float>(mul);
+        coeffs[2 * p.channels] = static_cast<float>(add);
+        continue;
+      }
+      float* y = a.y + (static_cast<size_t>(b) * p.channels + c) * hw;  // [hw]
+      ctx.vec->affine_act(channel(b, c), y, hw, static_cast<float>(mean), static_cast<float>(mul),
+                          static_cast<float>(add), p.silu);
     }
   };
   if (!ctx.pool.parallel_for(p.batch * p.groups, task))

@@ -16,6 +16,10 @@ namespace cpu {
 Status pack_conv_weight(CpuContext& ctx, const float* w, int c_out, int c_in, int kernel,
                         const ConvParams* use, std::unique_ptr<Weight>* out);
 Status conv2d(CpuContext& ctx, const ConvParams& p, const ConvArgs& a);
+// Whether conv2d(p) takes a fused group norm (ConvArgs::norm): the direct16 convs, whose
+// input packing applies it with the AVX-512 group norm's own operations (so only where
+// group_norm runs those), bit for bit the unfused result.
+bool conv_fuses_norm(const CpuContext& ctx, const ConvParams& p);
 Status group_norm(CpuContext& ctx, const GroupNormParams& p, const GroupNormArgs& a);
 Status attention(CpuContext& ctx, const AttentionParams& p, const AttentionArgs& a);
 Status pack_linear_weight(CpuContext& ctx, const float* w, int n, int k,

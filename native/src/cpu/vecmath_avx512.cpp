@@ -22,15 +22,9 @@ CM4J_AVX512 void affine_act(const float* x, float* y, size_t n, float center, fl
   const __m512 vc = _mm512_set1_ps(center);
   const __m512 va = _mm512_set1_ps(a);
   const __m512 vb = _mm512_set1_ps(b);
-  const __m512 one = _mm512_set1_ps(1.0f);
   for (size_t i = 0; i < n; i += 16) {
     const __mmask16 m = tail_mask(n - i);
-    __m512 v = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vc), va, vb);
-    if (silu) {
-      const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), v));
-      v = _mm512_div_ps(v, _mm512_add_ps(one, e));
-    }
-    _mm512_mask_storeu_ps(y + i, m, v);
+    _mm512_mask_storeu_ps(y + i, m, affine_act16(_mm512_maskz_loadu_ps(m, x + i), vc, va, vb, silu));
   }
 }
 

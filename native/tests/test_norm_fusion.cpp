@@ -1,0 +1,173 @@
+// Group norms fused into the convs they feed (Backend::conv_fuses_norm), in whole UNets:
+// the plan built for a bf16 CPU backend against the plan built without fusion (no backend
+// in GraphOptions) for tiny and lsun_mini with synth-v1 weights, batch 2, on every bf16
+// path this CPU has (CM4J_CPU_ISA). Where the path fuses (avx512bf16, amx) the outputs are
+// bit for bit those of the unfused plan, and group norms write only their coefficients;
+// on the generic path and in fp32 nothing fuses.
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "cm4j.h"
+#include "forwarding_backend.h"
+#include "plan.h"
+#include "synth.h"
+#include "test_util.h"
+#include "unet_config.h"
+#include "unet_graph.h"
+#include "weights.h"
+
+using namespace cm4j;
+using namespace cm4j_test;
+
+namespace {
+
+// Forwards to a backend, conv_fuses_norm included, counting the group norms that write
+// coefficients for a conv instead of a normalized tensor.
+class NormCounting : public ForwardingBackend {
+ public:
+  using ForwardingBackend::ForwardingBackend;
+  int coeff_norms = 0, plain_norms = 0;
+  bool conv_fuses_norm(const ConvParams& p) const override { return inner_->conv_fuses_norm(p); }
+  Status group_norm(const GroupNormParams& p, const GroupNormArgs& a) override {
+    ++(a.coeffs ? coeff_norms : plain_norms);
+    return ForwardingBackend::group_norm(p, a);
+  }
+};
+
+struct Model {
+  UNetConfig cfg;
+  std::unique_ptr<WeightStore> weights;
+};
+
+bool load(const std::string& model, Backend* backend, Model* m) {
+  const std::string path = model == "tiny" ? golden_dir() + "/tiny/pipeline/unet/config.json"
+                                           : golden_dir() + "/" + model + "/config.json";
+  Status s = parse_unet_config(read_text(path), &m->cfg);
+  CHECK(s.ok(), "%s: %s", model.c_str(), s.message.c_str());
+  std::vector<ParamSpec> specs;
+  if (s.ok()) s = build_unet(m->cfg, nullptr, {}, &specs, nullptr, nullptr);
+  if (!s.ok()) return false;
+  m->weights = std::make_unique<WeightStore>(backend, specs);
+  std::vector<float> host;
+  for (const ParamSpec& p : specs) {
+    host.resize(static_cast<size_t>(p.numel()));
+    synth_v1_fill(p.name, p.shape, 1, host.data());
+    s = m->weights->bind(p.name, p.shape, host.data());
+    CHECK(s.ok(), "%s: bind %s: %s", model.c_str(), p.name.c_str(), s.message.c_str());
+    if (!s.ok()) return false;
+  }
+  s = m->weights->finalize();
+  CHECK(s.ok(), "%s: finalize: %s", model.c_str(), s.message.c_str());
+  return s.ok();
+}
+
+struct Pass {
+  std::vector<float> out;
+  size_t arena_floats = 0;
+  size_t ops = 0;
+  int coeff_norms = 0, plain_norms = 0;
+};
+
+// One forward pass of the plan built with `opts` (fusing as opts.backend says).
+bool forward(Backend* inner, const Model& m, const GraphOptions& opts, Pass* pass) {
+  NormCounting counting(inner);
+  Backend* backend = &counting;
+  Plan plan;
+  std::vector<ParamSpec> specs;
+  std::vector<Tap> taps;
+  Status s = build_unet(m.cfg, m.weights.get(), opts, &specs, &plan, &taps);
+  CHECK(s.ok(), "plan: %s", s.message.c_str());
+  if (!s.ok()) return false;
+  float* arena = nullptr;
+  s = backend->alloc(plan.arena_floats() * sizeof(float), &arena);
+  CHECK(s.ok(), "arena: %s", s.message.c_str());
+  if (!s.ok()) return false;
+  const size_t pixels = static_cast<size_t>(opts.batch) * m.cfg.sample_size * m.cfg.sample_size;
+  std::vector<float> sample(pixels * m.cfg.in_channels);
+  for (size_t i = 0; i < sample.size(); ++i) sample[i] = static_cast<float>(i % 97) / 48.0f - 1.0f;
+  std::vector<float> t = {40.0f, -120.0f};
+  std::vector<int64_t> labels = {3, 145};
+  pass->out.assign(pixels * m.cfg.out_channels, 0.0f);
+  ExecContext ctx;
+  ctx.backend = backend;
+  ctx.arena = arena;
+  ctx.offsets = &plan.offsets();
+  ctx.sample = sample.data();
+  ctx.timestep = t.data();
+  ctx.class_labels = m.cfg.num_class_embeds > 0 ? labels.data() : nullptr;
+  ctx.output = pass->out.data();
+  ctx.taps = &taps;
+  s = plan.run(ctx);
+  CHECK(s.ok(), "forward: %s", s.message.c_str());
+  backend->free(arena);
+  pass->arena_floats = plan.arena_floats();
+  pass->ops = plan.op_count();
+  pass->coeff_norms = counting.coeff_norms;
+  pass->plain_norms = counting.plain_norms;
+  return s.ok();
+}
+
+// The plan with fusion (if the backend fuses) against the plan without.
+void check(const std::string& model, int dtype, bool expect_fusion) {
+  auto backend = make_cpu_backend(2, dtype);
+  Model m;
+  if (!backend || !load(model, backend.get(), &m)) return;
+  Pass plain, fused;
+  if (!forward(backend.get(), m, {2, false, nullptr}, &plain) ||
+      !forward(backend.get(), m, {2, false, backend.get()}, &fused))
+    return;
+  const char* name = backend->name();
+  const size_t n = plain.out.size();
+  const int64_t first = first_difference(fused.out.data(), plain.out.data(), n);
+  std::printf("%-10s %-26s %d of %d group norms fused, arena %zu -> %zu floats, first differing "
+              "output %lld of %zu\n", model.c_str(), name, fused.coeff_norms,
+              fused.coeff_norms + fused.plain_norms, plain.arena_floats, fused.arena_floats,
+              static_cast<long long>(first), n);
+  CHECK(first < 0, "%s %s: the fused plan's output differs from the unfused one at %lld",
+        model.c_str(), name, static_cast<long long>(first));
+  CHECK(plain.coeff_norms == 0, "%s %s: a plan without fusion fused", model.c_str(), name);
+  CHECK(fused.coeff_norms + fused.plain_norms == plain.plain_norms,
+        "%s %s: fusing changed the number of group norms", model.c_str(), name);
+  if (expect_fusion)  // every norm but the one a pool follows (resnet downsamplers)
+    CHECK(fused.coeff_norms > 0 && fused.plain_norms <= fused.coeff_norms / 4,
+          "%s %s: %d group norms fused, %d not", model.c_str(), name, fused.coeff_norms,
+          fused.plain_norms);
+  else
+    CHECK(fused.coeff_norms == 0 && fused.arena_floats == plain.arena_floats,
+          "%s %s: a path without fusion fused", model.c_str(), name);
+  CHECK(fused.ops == plain.ops, "%s %s: fusing changed the op count (%zu, %zu)", model.c_str(),
+        name, fused.ops, plain.ops);
+}
+
+}  // namespace
+
+int main() {
+  const struct {
+    const char* isa;
+    int dtype;
+    bool fuses;
+  } paths[] = {{"amx", CM4J_BF16, true},
+               {"avx512bf16", CM4J_BF16, true},
+               {"generic", CM4J_BF16, false},
+               {"avx512", CM4J_F32, false}};
+  for (const auto& path : paths) {
+    setenv("CM4J_CPU_ISA", path.isa, 1);
+    auto probe = make_cpu_backend(1, path.dtype);
+    const std::string name = probe ? probe->name() : "";
+    const std::string suffix = path.dtype == CM4J_BF16 ? std::string("-bf16-") + path.isa
+                                                       : std::string("cpu-") + path.isa;
+    if (name.size() < suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
+      std::printf("skip %s: this CPU lacks it (got %s)\n", path.isa, name.c_str());
+      continue;
+    }
+    for (const char* model : {"tiny", "lsun_mini"}) check(model, path.dtype, path.fuses);
+  }
+  unsetenv("CM4J_CPU_ISA");
+  std::printf(failures == 0 ? "PASS\n" : "FAILED: %d checks\n", failures);
+  return failures == 0 ? 0 : 1;
+}
