@@ -13,26 +13,13 @@
 #include <vector>
 
 #include "group_norm_nhwc.cu"  // the kernels and their launcher, built for the emulator
+#include "emu_test_util.h"
 
 namespace {
 
 namespace kernels = cm4j::kernels;
 
-int g_failures = 0;
-
-void check(bool ok, const std::string& what) {
-  if (!ok) ++g_failures;
-  std::printf("%s: %s\n", ok ? "ok  " : "FAIL", what.c_str());
-}
-
-template <typename T>
-T to_b16(float v);
-template <>
-__half to_b16<__half>(float v) { return __float2half_rn(v); }
-template <>
-__nv_bfloat16 to_b16<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
-float to_f(__half v) { return __half2float(v); }
-float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+using namespace cm4j_emu_test;  // check, g_failures, to_b16, to_f
 
 struct NormCase {
   const char* label;
