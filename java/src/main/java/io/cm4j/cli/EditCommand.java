@@ -4,6 +4,7 @@ import io.cm4j.Cm4jException;
 import io.cm4j.Device;
 import io.cm4j.UNet;
 import io.cm4j.WeightSource;
+import io.cm4j.edit.EditArgumentException;
 import io.cm4j.edit.EditImages;
 import io.cm4j.edit.EditInputs;
 import io.cm4j.edit.EditRequest;
@@ -24,6 +25,7 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
@@ -155,7 +157,7 @@ final class EditCommand implements Callable<Integer> {
       try {
         editing = editor.start(request);
       } catch (IllegalArgumentException e) {
-        throw new UsageException(withOption(e.getMessage()), e);
+        throw new UsageException(withOption(e), e);
       }
       int batch = editing.batchSize();
       OutputFiles.Pngs pngs = OutputFiles.pngTargets(output.out, output.outTensor,
@@ -281,24 +283,24 @@ final class EditCommand implements Callable<Integer> {
     }
   }
 
+  /** The option each {@link EditArgumentException#argument()} comes from. */
+  private static final Map<String, String> OPTIONS = Map.of("image", "--image",
+      "mask_keep", "--mask", "sigma", "--sigma", "timesteps", "--timesteps", "steps", "--steps",
+      "alphas", "--alphas", "class_labels", "--class", "patch", "--patch", "latents", "--inputs");
+
   /**
-   * An ImageEditor message (which starts with the argument's name, "sigma: ...") told as the
-   * option it came from: "--sigma: ...", or "--inputs FILE: sigma: ..." when the case file
-   * gave the value.
+   * An ImageEditor refusal told as the option it came from: "--sigma: ...", or
+   * "--inputs FILE: sigma: ..." when the case file gave the value.
    */
-  private String withOption(String message) {
-    String[][] names = {{"image:", "--image"}, {"mask_keep:", "--mask"}, {"sigma:", "--sigma"},
-        {"timesteps:", "--timesteps"}, {"steps:", "--steps"}, {"alphas:", "--alphas"},
-        {"class_labels:", "--class"}, {"patch:", "--patch"}, {"latents:", "--inputs"}};
-    for (String[] n : names) {
-      if (message.startsWith(n[0])) {
-        boolean fromFile = inputs != null && (n[1].equals("--inputs")
-            || !spec.commandLine().getParseResult().hasMatchedOption(n[1]));
-        return fromFile ? "--inputs " + inputs + ": " + message
-            : n[1] + ":" + message.substring(n[0].length());
-      }
+  private String withOption(IllegalArgumentException e) {
+    if (!(e instanceof EditArgumentException a) || !OPTIONS.containsKey(a.argument())) {
+      return e.getMessage();
     }
-    return message;
+    String option = OPTIONS.get(a.argument());
+    boolean fromFile = inputs != null && (option.equals("--inputs")
+        || !spec.commandLine().getParseResult().hasMatchedOption(option));
+    return fromFile ? "--inputs " + inputs + ": " + e.getMessage()
+        : option + e.getMessage().substring(a.argument().length());
   }
 
   private ConsistencyModelPipeline openPipeline(PrintWriter err)

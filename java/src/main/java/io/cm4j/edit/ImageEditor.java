@@ -178,8 +178,8 @@ public final class ImageEditor {
         "interpolate");
     refuseUnless(task == EditTask.SUPERRES, r.patch() != null, "patch", "superres");
     if (task == EditTask.DENOISE && (r.timesteps() != null || r.numInferenceSteps() != null)) {
-      throw new IllegalArgumentException((r.timesteps() != null ? "timesteps" : "steps")
-          + ": denoise runs one step at its sigma and takes no schedule");
+      throw new EditArgumentException(r.timesteps() != null ? "timesteps" : "steps",
+          "denoise runs one step at its sigma and takes no schedule");
     }
     if (task == EditTask.COLORIZE && channels != 3) {
       throw new IllegalArgumentException("colorize needs an RGB model, found in_channels "
@@ -190,7 +190,7 @@ public final class ImageEditor {
     int patch = 0;
     if (task.takesImage()) {
       if (r.image() == null) {
-        throw new IllegalArgumentException("image: " + task.cliName() + " needs an image");
+        throw new EditArgumentException("image", task.cliName() + " needs an image");
       }
       batch = checkImage(r.image(), channels, size, task == EditTask.SUPERRES);
       image = r.image().toArray();
@@ -200,7 +200,10 @@ public final class ImageEditor {
     } else {
       batch = checkAlphas(r.alphas());
     }
-    unet.checkBatch(task.takesImage() ? "image" : "alphas", batch);
+    if (batch > unet.maxBatch()) {  // UNet.checkBatch's words, as this request's argument
+      throw new EditArgumentException(task.takesImage() ? "image" : "alphas", batch
+          + " images, at most " + unet.maxBatch() + " in one call of this model");
+    }
     long[] shape = {batch, channels, size, size};
     long[] labels = classLabels(r.classLabels(), batch, r.seed());
     float[] mask = task == EditTask.INPAINT ? checkMask(r.maskKeep(), batch, size) : null;
@@ -261,7 +264,7 @@ public final class ImageEditor {
 
   private static void refuseUnless(boolean allowed, boolean given, String name, String who) {
     if (given && !allowed) {
-      throw new IllegalArgumentException(name + ": only " + who + " takes it");
+      throw new EditArgumentException(name, "only " + who + " takes it");
     }
   }
 
@@ -269,20 +272,20 @@ public final class ImageEditor {
   private static int checkImage(FloatTensor image, int channels, int size, boolean lowResOk) {
     long[] s = image.shape();
     if (s.length != 4 || s[0] < 1 || s[1] != channels) {
-      throw new IllegalArgumentException("image: expected [B, " + channels + ", " + size + ", "
+      throw new EditArgumentException("image", "expected [B, " + channels + ", " + size + ", "
           + size + "], found " + Arrays.toString(s));
     }
     boolean fits = s[2] == size && s[3] == size
         || lowResOk && s[2] == s[3] && s[2] > 0 && size % s[2] == 0;
     if (!fits) {
-      throw new IllegalArgumentException("image: expected " + size + "x" + size
+      throw new EditArgumentException("image", "expected " + size + "x" + size
           + " (the model's sample_size" + (lowResOk ? ", or a size that divides it" : "")
           + "), found " + s[2] + "x" + s[3]);
     }
     float[] v = image.toArray();
     for (int i = 0; i < v.length; i++) {
       if (!Float.isFinite(v[i])) {
-        throw new IllegalArgumentException("image: element " + i + " is " + v[i]
+        throw new EditArgumentException("image", "element " + i + " is " + v[i]
             + ", expected a finite value");
       }
     }
@@ -294,14 +297,14 @@ public final class ImageEditor {
     if (low < size) {
       int patch = size / low;
       if (r.patch() != null && r.patch() != patch) {
-        throw new IllegalArgumentException("patch: a " + low + "x" + low + " image on a "
+        throw new EditArgumentException("patch", "a " + low + "x" + low + " image on a "
             + size + "x" + size + " model has patch " + patch + ", found " + r.patch());
       }
       return patch;
     }
     int patch = r.patch() == null ? Math.min(DEFAULT_PATCH, size) : r.patch();
     if (patch < 1 || size % patch != 0) {
-      throw new IllegalArgumentException("patch: expected a size that divides " + size
+      throw new EditArgumentException("patch", "expected a size that divides " + size
           + ", found " + patch);
     }
     return patch;
@@ -309,17 +312,17 @@ public final class ImageEditor {
 
   private static float[] checkMask(FloatTensor mask, int batch, int size) {
     if (mask == null) {
-      throw new IllegalArgumentException("mask_keep: inpaint needs a mask");
+      throw new EditArgumentException("mask_keep", "inpaint needs a mask");
     }
     long[] expected = {batch, 1, size, size};
     if (!Arrays.equals(mask.shape(), expected)) {
-      throw new IllegalArgumentException("mask_keep: expected " + Arrays.toString(expected)
+      throw new EditArgumentException("mask_keep", "expected " + Arrays.toString(expected)
           + " like the image, found " + Arrays.toString(mask.shape()));
     }
     float[] m = mask.toArray();
     for (int i = 0; i < m.length; i++) {
       if (m[i] != 0f && m[i] != 1f) {
-        throw new IllegalArgumentException("mask_keep: expected 0 or 1 (a binary mask), found "
+        throw new EditArgumentException("mask_keep", "expected 0 or 1 (a binary mask), found "
             + m[i] + " at element " + i);
       }
     }
@@ -328,11 +331,11 @@ public final class ImageEditor {
 
   private static int checkAlphas(double[] alphas) {
     if (alphas == null || alphas.length == 0) {
-      throw new IllegalArgumentException("alphas: interpolate needs at least one alpha");
+      throw new EditArgumentException("alphas", "interpolate needs at least one alpha");
     }
     for (int i = 0; i < alphas.length; i++) {
       if (!(alphas[i] >= 0 && alphas[i] <= 1)) {
-        throw new IllegalArgumentException("alphas: expected values in [0, 1], found "
+        throw new EditArgumentException("alphas", "expected values in [0, 1], found "
             + alphas[i] + " at position " + i);
       }
     }
@@ -341,12 +344,12 @@ public final class ImageEditor {
 
   private float checkSigma(Float sigma) {
     if (sigma == null) {
-      throw new IllegalArgumentException("sigma: denoise needs the noise level");
+      throw new EditArgumentException("sigma", "denoise needs the noise level");
     }
     float min = (float) config.sigmaMin();
     float max = (float) config.sigmaMax();
     if (!(sigma >= min && sigma <= max)) {
-      throw new IllegalArgumentException("sigma: expected a value in [" + config.sigmaMin()
+      throw new EditArgumentException("sigma", "expected a value in [" + config.sigmaMin()
           + ", " + config.sigmaMax() + "], found " + sigma);
     }
     return sigma;
@@ -356,7 +359,7 @@ public final class ImageEditor {
   private long[] classLabels(long[] labels, int batch, long seed) {
     if (!unet.isClassConditional()) {
       if (labels != null) {
-        throw new IllegalArgumentException("class_labels: the model is unconditional and "
+        throw new EditArgumentException("class_labels", "the model is unconditional and "
             + "takes none, found " + labels.length);
       }
       return null;
@@ -366,12 +369,12 @@ public final class ImageEditor {
       return ConsistencyModelPipeline.randomClassLabels(seed, batch, classes);
     }
     if (labels.length != batch) {
-      throw new IllegalArgumentException("class_labels: expected " + batch
+      throw new EditArgumentException("class_labels", "expected " + batch
           + " labels (one per image), found " + labels.length);
     }
     for (long label : labels) {
       if (label < 0 || label >= classes) {
-        throw new IllegalArgumentException("class_labels: " + label + " is out of range: "
+        throw new EditArgumentException("class_labels", label + " is out of range: "
             + "expected a label in [0, " + classes + ") (num_class_embeds of the model)");
       }
     }
@@ -389,7 +392,7 @@ public final class ImageEditor {
     if (timesteps != null) {
       for (int t : timesteps) {
         if (t < 0 || t >= config.numTrainTimesteps()) {
-          throw new IllegalArgumentException("timesteps: expected values in [0, "
+          throw new EditArgumentException("timesteps", "expected values in [0, "
               + config.numTrainTimesteps() + "), found " + t);
         }
       }
@@ -397,8 +400,8 @@ public final class ImageEditor {
     try {
       scheduler.setTimesteps(timesteps == null ? steps : null, timesteps);
     } catch (IllegalArgumentException e) {
-      throw new IllegalArgumentException((timesteps == null ? "steps: " : "timesteps: ")
-          + e.getMessage(), e);
+      throw new EditArgumentException(timesteps == null ? "steps" : "timesteps", e.getMessage(),
+          e);
     }
     return scheduler;
   }

@@ -18,7 +18,7 @@ final class Slerp {
       TorchGenerator generator) {
     long[] one = {1, shape[1], shape[2], shape[3]};
     if ((z1 == null) != (z2 == null)) {
-      throw new IllegalArgumentException("latents: expected both z1 and z2, or neither");
+      throw new EditArgumentException("latents", "expected both z1 and z2, or neither");
     }
     float[] a = z1 == null ? generator.randn(one) : checked("z1", z1, one);
     float[] b = z2 == null ? generator.randn(one) : checked("z2", z2, one);
@@ -31,7 +31,7 @@ final class Slerp {
       nb += (double) b[i] * b[i];
     }
     if (na == 0 || nb == 0) {
-      throw new IllegalArgumentException("latents: " + (na == 0 ? "z1" : "z2")
+      throw new EditArgumentException("latents", (na == 0 ? "z1" : "z2")
           + " is all zeros, so it has no direction to interpolate along");
     }
     double psi = Math.acos(Math.max(-1, Math.min(1, dot / (Math.sqrt(na) * Math.sqrt(nb)))));
@@ -50,13 +50,13 @@ final class Slerp {
 
   private static float[] checked(String name, FloatTensor z, long[] shape) {
     if (!Arrays.equals(z.shape(), shape)) {
-      throw new IllegalArgumentException("latents: expected " + name + " of shape "
+      throw new EditArgumentException("latents", "expected " + name + " of shape "
           + Arrays.toString(shape) + ", found " + Arrays.toString(z.shape()));
     }
     float[] v = z.toArray();
     for (float x : v) {
       if (!Float.isFinite(x)) {
-        throw new IllegalArgumentException("latents: " + name + " holds " + x
+        throw new EditArgumentException("latents", name + " holds " + x
             + ", expected finite values");
       }
     }

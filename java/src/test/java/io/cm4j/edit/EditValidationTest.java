@@ -63,10 +63,12 @@ class EditValidationTest {
 
   private static void refused(ImageEditor e, String start, String contains,
       EditRequest.Builder b) {
-    IllegalArgumentException ex = assertThrows(IllegalArgumentException.class,
+    EditArgumentException ex = assertThrows(EditArgumentException.class,
         () -> e.start(b.build()));
     assertTrue(ex.getMessage().startsWith(start) && ex.getMessage().contains(contains),
         ex.getMessage());
+    // The argument by name, for front ends that point at their own option or field.
+    assertEquals(start, ex.argument() + ":", ex.getMessage());
   }
 
   @Test
