@@ -54,8 +54,8 @@ class Net {
   // ---- parameters -------------------------------------------------------------------
   void declare(const std::string& name, std::vector<int64_t> shape, ParamKind kind,
                const std::string& target = "", int part = 0, const ConvParams* use = nullptr) {
-    specs_->push_back({name, std::move(shape), kind, target, part, use != nullptr,
-                       use ? *use : ConvParams{}});
+    specs_->push_back({name, std::move(shape), kind, target, part,
+                       use ? std::optional<ConvParams>(*use) : std::nullopt});
   }
   const Weight* prepared(const std::string& target) const {
     return w_ ? w_->prepared(target) : nullptr;
@@ -222,12 +222,13 @@ Act Net::norm_for_conv(const std::string& name, const Act& x, const Act* x2, int
                        Slice scale_shift, int c_out, ConvOpt* o, int out_buf) {
   ConvOpt fused = *o;
   fused.x2 = x2;
-  fused.norm = 0;  // any buffer: conv_params only reads whether there is one
-  fused.norm_silu = silu;
-  if (backend_ == nullptr || !backend_->conv_fuses_norm(conv_params(x, c_out, fused)))
+  ConvParams asked = conv_params(x, c_out, fused);
+  asked.norm_silu = silu;  // the conv as it would run with the norm fused
+  if (backend_ == nullptr || !backend_->conv_fuses_norm(asked))
     return group_norm(name, x, x2, groups, silu, scale_shift, out_buf);
   const int c = x.c + (x2 ? x2->c : 0);
   fused.norm = plan_->buffer(static_cast<size_t>(batch_) * 3 * c);  // [B, 3, C]
+  fused.norm_silu = silu;
   group_norm(name, x, x2, groups, silu, scale_shift, -1, true, fused.norm);
   *o = fused;
   return x;

@@ -95,7 +95,7 @@ Status WeightStore::bind(const std::string& name, const std::vector<int64_t>& sh
   bound_[it->second] = true;
   switch (spec.kind) {
     case ParamKind::Conv: {
-      if (spec.has_use) return backend_->prepare_conv_for(data, spec.use, &prepared_[spec.target]);
+      if (spec.use) return backend_->prepare_conv_for(data, *spec.use, &prepared_[spec.target]);
       int k = spec.shape.size() == 4 ? static_cast<int>(spec.shape[2]) : 1;
       return backend_->prepare_conv(data, static_cast<int>(spec.shape[0]),
                                     static_cast<int>(spec.shape[1]), k, &prepared_[spec.target]);

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,8 +32,7 @@ struct ParamSpec {
   ParamKind kind = ParamKind::Vector;
   std::string target;           // prepared weight's name (conv/linear/qkv prefix)
   int part = 0;                 // q, k, v index for Qkv kinds; resnet index for TimeProj
-  bool has_use = false;         // Conv: `use` is the one conv call this weight serves
-  ConvParams use;
+  std::optional<ConvParams> use;  // Conv: the one conv call this weight serves, if known
   int64_t numel() const;
 };
 

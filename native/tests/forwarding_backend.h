@@ -24,6 +24,21 @@ class ForwardingBackend : public cm4j::Backend {
   Status download(float* dst, const float* src, size_t count) override {
     return inner_->download(dst, src, count);
   }
+  // The activation layout and the conv's fusion are the inner backend's.
+  bool plain_activations() const override { return inner_->plain_activations(); }
+  Status upload_activation(float* dst, const float* src, const cm4j::ActShape& shape) override {
+    return inner_->upload_activation(dst, src, shape);
+  }
+  Status download_activation(float* dst, const float* src, const cm4j::ActShape& shape) override {
+    return inner_->download_activation(dst, src, shape);
+  }
+  Status activation_from_f32(const float* src, float* dst, const cm4j::ActShape& shape) override {
+    return inner_->activation_from_f32(src, dst, shape);
+  }
+  Status activation_to_f32(const float* src, float* dst, const cm4j::ActShape& shape) override {
+    return inner_->activation_to_f32(src, dst, shape);
+  }
+  bool conv_fuses_norm(const cm4j::ConvParams& p) const override { return inner_->conv_fuses_norm(p); }
   Status prepare_conv(const float* w, int c_out, int c_in, int kernel,
                       std::unique_ptr<cm4j::Weight>* out) override {
     return inner_->prepare_conv(w, c_out, c_in, kernel, out);

@@ -26,13 +26,12 @@ using namespace cm4j_test;
 
 namespace {
 
-// Forwards to a backend, conv_fuses_norm included, counting the group norms that write
-// coefficients for a conv instead of a normalized tensor.
+// Forwards to a backend, counting the group norms that write coefficients for a conv
+// instead of a normalized tensor.
 class NormCounting : public ForwardingBackend {
  public:
   using ForwardingBackend::ForwardingBackend;
   int coeff_norms = 0, plain_norms = 0;
-  bool conv_fuses_norm(const ConvParams& p) const override { return inner_->conv_fuses_norm(p); }
   Status group_norm(const GroupNormParams& p, const GroupNormArgs& a) override {
     ++(a.coeffs ? coeff_norms : plain_norms);
     return ForwardingBackend::group_norm(p, a);

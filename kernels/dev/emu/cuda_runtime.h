@@ -33,7 +33,6 @@
 #include <map>
 #include <memory>
 #include <tuple>
-#include <vector>
 #include <utility>
 #include <vector>
 

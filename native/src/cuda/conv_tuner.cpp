@@ -21,6 +21,7 @@ namespace {
 constexpr int kRounds = 3;
 constexpr int kLaunches = 5;
 
+std::mutex g_timing_mu;  // held while a shape is measured and recorded (choose_unreported)
 std::mutex g_hooks_mu;
 std::atomic<bool> g_hooked{false};  // any hook set: the conv path takes no lock otherwise
 std::function<double(const ConvShape&, const ConvChoice&)> g_cost;
@@ -224,6 +225,10 @@ ConvChoice ConvTuner::choose_unreported(const kernels::Conv2dNhwcParams& p, cuda
   ConvChoice c;
   if (cache_->find(shape, &c)) return allowed(p, c, capturing) ? c : rule;
   if (mode_ != TuningMode::kFull || capturing) return rule;
+  // One measurement at a time in the process: two engines on one card would time each other,
+  // and the second to meet a shape takes the first one's result here.
+  std::lock_guard<std::mutex> timing(g_timing_mu);
+  if (cache_->find(shape, &c)) return allowed(p, c, capturing) ? c : rule;
   if (!measure(p, stream, &c)) {
     cache_->keep(shape, rule);  // in memory only: not measured again by this process
     return rule;
@@ -234,9 +239,6 @@ ConvChoice ConvTuner::choose_unreported(const kernels::Conv2dNhwcParams& p, cuda
 }
 
 bool ConvTuner::measure(const kernels::Conv2dNhwcParams& p, cudaStream_t stream, ConvChoice* out) {
-  // One measurement at a time in the process: two engines on one card would time each other.
-  static std::mutex timing;
-  std::lock_guard<std::mutex> lock(timing);
   std::function<double(const ConvShape&, const ConvChoice&)> cost;
   std::function<void(const ConvChoice&, std::vector<float>*)> alter;
   {

@@ -200,9 +200,12 @@ public final class ImageEditor {
     } else {
       batch = checkAlphas(r.alphas());
     }
-    if (batch > unet.maxBatch()) {  // UNet.checkBatch's words, as this request's argument
-      throw new EditArgumentException(task.takesImage() ? "image" : "alphas", batch
-          + " images, at most " + unet.maxBatch() + " in one call of this model");
+    String batchArgument = task.takesImage() ? "image" : "alphas";
+    try {
+      unet.checkBatch(batchArgument, batch);
+    } catch (IllegalArgumentException e) {  // "ARGUMENT: N images, at most M ...", as ours
+      throw new EditArgumentException(batchArgument,
+          e.getMessage().substring(batchArgument.length() + 2), e);
     }
     long[] shape = {batch, channels, size, size};
     long[] labels = classLabels(r.classLabels(), batch, r.seed());
