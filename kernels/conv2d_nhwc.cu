@@ -183,7 +183,7 @@ void conv2d_nhwc_pack_weight(const float* torch_w, int c_out, int c_in, int kern
 }
 
 cudaError_t conv2d_nhwc_forward(const Conv2dNhwcParams& p, cudaStream_t stream) {
-  if (!conv2d_nhwc_params_ok(p)) return cudaErrorInvalidValue;
+  if (!conv2d_nhwc_params_ok(p) || p.norm) return cudaErrorInvalidValue;
   switch (p.type) {
     case HalfType::kF16: return launch<__half>(p, stream);
     case HalfType::kBF16: return launch<__nv_bfloat16>(p, stream);

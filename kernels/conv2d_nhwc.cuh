@@ -40,6 +40,12 @@ struct Conv2dNhwcParams {
   int bias_bc_stride = 0;          // 0: c_out (dense rows); else >= c_out
   const void* residual = nullptr;  // [B, h_out, w_out, c_out] or null, not aliasing dst
   void* dst = nullptr;             // [B, h_out, w_out, c_out]
+  // A group norm fused into the gather (conv2d_nhwc_mma only; the others refuse it): value v
+  // of channel c of cat(src1, src2) in image b becomes (v - center) * mul + add, then SiLU
+  // when norm_silu (nhwc_detail::norm_act), with norm [B, 3, c_in1 + c_in2] holding the
+  // center, mul and add rows (group_norm_nhwc_coeffs). Zero padding stays zero.
+  const float* norm = nullptr;
+  bool norm_silu = false;
 };
 
 // Host: torch layout [c_out, c_in, k, k] -> packed [K, c_out] in the NHWC reduction order
@@ -52,7 +58,7 @@ void conv2d_nhwc_pack_weight(const float* torch_w, int c_out, int c_in, int kern
 inline bool conv2d_nhwc_params_ok(const Conv2dNhwcParams& p) {
   if (p.batch < 1 || p.c_in1 < 1 || p.c_in2 < 0 || p.c_out < 1 || p.h_in < 1 || p.w_in < 1 ||
       p.kernel < 1 || p.stride < 1 || p.pad < 0 || (p.c_in2 > 0) != (p.src2 != nullptr) ||
-      !p.src1 || !p.weight || !p.dst ||
+      !p.src1 || !p.weight || !p.dst || (p.norm_silu && !p.norm) ||
       (p.bias_bc && p.bias_bc_stride != 0 && p.bias_bc_stride < p.c_out))
     return false;
   if (p.h_out != kidx::conv_out_size(p.h_in, p.kernel, p.stride, p.pad, p.upsample) ||
@@ -67,7 +73,7 @@ inline bool conv2d_nhwc_params_ok(const Conv2dNhwcParams& p) {
 }
 
 // Queues the convolution on `stream` (sm_80+); cudaErrorInvalidValue for parameters the
-// kernel does not support.
+// kernel does not support (a fused norm among them).
 cudaError_t conv2d_nhwc_forward(const Conv2dNhwcParams& p, cudaStream_t stream);
 
 }  // namespace kernels

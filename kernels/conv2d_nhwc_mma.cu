@@ -263,7 +263,8 @@ bool aligned16(const void* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0;
 
 bool conv2d_nhwc_mma_supports(const Conv2dNhwcParams& p) {
   return conv2d_nhwc_params_ok(p) && p.c_in1 % kChunk == 0 && p.c_in2 % kChunk == 0 &&
-         p.c_out % kChunk == 0 && aligned16(p.src1) && aligned16(p.src2) && aligned16(p.weight);
+         p.c_out % kChunk == 0 && aligned16(p.src1) && aligned16(p.src2) && aligned16(p.weight) &&
+         !p.norm;  // the fused norm: not yet in the gather
 }
 
 int conv2d_nhwc_mma_tile_m(const Conv2dNhwcParams& p) {

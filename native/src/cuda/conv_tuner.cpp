@@ -120,7 +120,7 @@ double ConvTuner::time_ms(const kernels::Conv2dNhwcParams& p, const ConvChoice& 
 
 bool ConvTuner::allowed(const kernels::Conv2dNhwcParams& p, const ConvChoice& c, bool capturing) {
   switch (c.kernel) {
-    case ConvChoice::kWmma: return true;
+    case ConvChoice::kWmma: return !p.norm;  // a fused norm: the mma kernel only
     case ConvChoice::kMma:
       return kernels::conv2d_nhwc_mma_supports(p) &&
              kernels::conv2d_nhwc_mma_config_ok(p, mma_config(c));

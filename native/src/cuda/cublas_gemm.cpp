@@ -63,7 +63,7 @@ const Api& api() {
 
 bool cublas_conv_supports(const kernels::Conv2dNhwcParams& p) {
   return kernels::conv2d_nhwc_params_ok(p) && p.kernel == 1 && p.stride == 1 && p.pad == 0 &&
-         !p.upsample;
+         !p.upsample && !p.norm;
 }
 
 CublasGemm* CublasGemm::open(std::string* why) {
