@@ -6,8 +6,11 @@
 // slice k+2 overlap the MMAs of slice k. Where one image's output tiles are too few to fill
 // the card (imagenet64's 32x32 to 8x8 levels), the reduction is split over blocks (grid z)
 // that leave fp32 partial sums for a second kernel, which adds them in split order
-// (deterministic) and applies the epilogue. Not yet run on a GPU: reachable only in the
-// NHWC mode (CM4J_CUDA_KERNELS=candidate with fp16/bf16).
+// (deterministic) and applies the epilogue. A group norm fused into the gather
+// (Conv2dNhwcParams::norm) is applied to each stage's A slice in shared memory once it has
+// landed, before the barrier that publishes it: each thread maps the chunks it copied, so
+// the stage's values are those the unfused norm would have written. Not yet run on a GPU:
+// reachable only in the NHWC mode (CM4J_CUDA_KERNELS=candidate with fp16/bf16).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -57,8 +60,8 @@ __device__ __forceinline__ void store_output(const Conv2dNhwcParams& p, int m, i
 
 // WARPS_M x 2 warps, each owning 32 pixels x 32 channels: 2 x 4 m16n8 accumulator tiles.
 // With gridDim.z > 1, block z reduces its share of the slices and stores its raw sums in
-// partial [gridDim.z, M, c_out].
-template <typename T, int WARPS_M, int KS>
+// partial [gridDim.z, M, c_out]. NORM: p.norm's map applied to the gathered values.
+template <typename T, int WARPS_M, int KS, bool NORM>
 __global__ void __launch_bounds__(WARPS_M * 64)
     conv2d_nhwc_mma_kernel(const Conv2dNhwcParams p, float* partial) {
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
@@ -101,19 +104,27 @@ __global__ void __launch_bounds__(WARPS_M * 64)
     if (m >= M) a_px[i].b = -1;
   }
 
-  // Queues slice kt into `stage`. c_in1 and c_in2 are multiples of 8, so a chunk never
-  // straddles a tap or the seam between the sources.
-  auto load_stage = [&](int stage, int kt) {
+  // Row i's chunk of slice kt: its offset in src1 (which 0) or src2, -1 in the padding, past
+  // K or past M (zero-filled). c_in1 and c_in2 are multiples of 8, so a chunk never straddles
+  // a tap or the seam between the sources.
+  auto a_offset = [&](int kt, int i, kidx::Tap* tap, int* which) -> int64_t {
     const int k = kt * kBK + a_chunk * kChunk;
-    const kidx::Tap tap = kidx::tap_of_nhwc(k < K ? k : 0, ks, c_in);
+    *tap = kidx::tap_of_nhwc(k < K ? k : 0, ks, c_in);
+    *which = 0;
+    if (k >= K || a_px[i].b < 0) return -1;
+    return kidx::conv_gather_offset_nhwc(g, a_px[i], *tap, which);
+  };
+  auto a_row = [&](int i) { return t / kAChunks + i * (kThreads / kAChunks); };
+
+  // Queues slice kt into `stage`.
+  auto load_stage = [&](int stage, int kt) {
 #pragma unroll
     for (int i = 0; i < kARows; ++i) {
-      int which = 0;
-      int64_t off = -1;
-      if (k < K && a_px[i].b >= 0) off = kidx::conv_gather_offset_nhwc(g, a_px[i], tap, &which);
+      kidx::Tap tap;
+      int which;
+      const int64_t off = a_offset(kt, i, &tap, &which);
       const T* src = off < 0 ? src1 : (which == 0 ? src1 : src2) + off;
-      const int row = t / kAChunks + i * (kThreads / kAChunks);
-      sm80::cp_async<16>(&a_s[stage][swizzled_offset<kAChunks>(row, a_chunk)], src, off >= 0);
+      sm80::cp_async<16>(&a_s[stage][swizzled_offset<kAChunks>(a_row(i), a_chunk)], src, off >= 0);
     }
 #pragma unroll
     for (int i = 0; i < kBLoads; ++i) {
@@ -122,6 +133,24 @@ __global__ void __launch_bounds__(WARPS_M * 64)
       const bool valid = kw < K && co < N;
       const T* src = valid ? w + kidx::conv_packed_index(kw, co, N) : w;
       sm80::cp_async<16>(&b_s[stage][swizzled_offset<kBChunks>(c.row, c.col)], src, valid);
+    }
+  };
+
+  // The fused norm on this thread's chunks of slice kt, landed in `stage`: 8 channels
+  // c.. of image b each through (v - center) * mul + add (and SiLU), rounded back to T.
+  // The zero padding is left as it is (the unfused conv pads the normalized tensor).
+  auto normalize_stage = [&](int stage, int kt) {
+#pragma unroll
+    for (int i = 0; i < kARows; ++i) {
+      kidx::Tap tap;
+      int which;
+      if (a_offset(kt, i, &tap, &which) < 0) continue;
+      const float* center = p.norm + static_cast<int64_t>(a_px[i].b) * 3 * c_in + tap.c;
+      T* v = &a_s[stage][swizzled_offset<kAChunks>(a_row(i), a_chunk)];
+#pragma unroll
+      for (int j = 0; j < kChunk; ++j)
+        v[j] = from_f32<T>(nhwc_detail::norm_act(to_f32(v[j]), center[j], center[c_in + j],
+                                                 center[2 * c_in + j], p.norm_silu));
     }
   };
 
@@ -143,6 +172,7 @@ __global__ void __launch_bounds__(WARPS_M * 64)
     // Slice kt has landed for this thread; the barrier makes every thread's copies visible
     // and ends the reads of the stage the next copies reuse (slice kt - 1's).
     sm80::cp_async_wait<kStages - 2>();
+    if (NORM) normalize_stage(kt % kStages, kt0 + kt);
     __syncthreads();
     if (kt + kStages - 1 < k_tiles)
       load_stage((kt + kStages - 1) % kStages, kt0 + kt + kStages - 1);
@@ -238,9 +268,12 @@ cudaError_t launch_tile(const Conv2dNhwcParams& p, float* partial, int splits,
   dim3 grid(kidx::ceil_div(m, WARPS_M * 32), kidx::ceil_div(p.c_out, kBN), splits);
   if (grid.y > 65535) return cudaErrorInvalidValue;
   void (*kernel)(const Conv2dNhwcParams, float*) =
-      p.kernel == 1   ? conv2d_nhwc_mma_kernel<T, WARPS_M, 1>
-      : p.kernel == 3 ? conv2d_nhwc_mma_kernel<T, WARPS_M, 3>
-                      : conv2d_nhwc_mma_kernel<T, WARPS_M, 0>;
+      p.norm ? (p.kernel == 1   ? conv2d_nhwc_mma_kernel<T, WARPS_M, 1, true>
+                : p.kernel == 3 ? conv2d_nhwc_mma_kernel<T, WARPS_M, 3, true>
+                                : conv2d_nhwc_mma_kernel<T, WARPS_M, 0, true>)
+             : (p.kernel == 1   ? conv2d_nhwc_mma_kernel<T, WARPS_M, 1, false>
+                : p.kernel == 3 ? conv2d_nhwc_mma_kernel<T, WARPS_M, 3, false>
+                                : conv2d_nhwc_mma_kernel<T, WARPS_M, 0, false>);
   CM4J_LAUNCH(kernel, grid, WARPS_M * 64, stream, p, splits > 1 ? partial : nullptr);
   if (splits > 1) return launch_reduce<T>(p, partial, splits, stream);
   return cudaGetLastError();
@@ -261,10 +294,13 @@ bool aligned16(const void* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0;
 
 }  // namespace
 
+bool conv2d_nhwc_mma_channels_ok(int c_in1, int c_in2, int c_out) {
+  return c_in1 % kChunk == 0 && c_in2 % kChunk == 0 && c_out % kChunk == 0;
+}
+
 bool conv2d_nhwc_mma_supports(const Conv2dNhwcParams& p) {
-  return conv2d_nhwc_params_ok(p) && p.c_in1 % kChunk == 0 && p.c_in2 % kChunk == 0 &&
-         p.c_out % kChunk == 0 && aligned16(p.src1) && aligned16(p.src2) && aligned16(p.weight) &&
-         !p.norm;  // the fused norm: not yet in the gather
+  return conv2d_nhwc_params_ok(p) && conv2d_nhwc_mma_channels_ok(p.c_in1, p.c_in2, p.c_out) &&
+         aligned16(p.src1) && aligned16(p.src2) && aligned16(p.weight);
 }
 
 int conv2d_nhwc_mma_tile_m(const Conv2dNhwcParams& p) {

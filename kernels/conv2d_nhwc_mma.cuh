@@ -5,6 +5,8 @@
 // pixels x output channels), chosen by the launcher from the problem's size, and a parallel
 // split-K where even 64x64 tiles are too few.
 //   dst = (conv(cat(src1, src2)) + bias + bias_bc + residual) * out_scale
+// A group norm (+ SiLU) of cat(src1, src2) may be fused into the gather (Conv2dNhwcParams::
+// norm): the conv then reads the un-normalized sources and gives the unfused bits.
 // Its gather copies 16 bytes (8 channels) at a time, so it runs the convolutions whose
 // c_in1, c_in2 and c_out are multiples of 8 with 16-byte-aligned sources and weight
 // (conv2d_nhwc_mma_supports); the others stay on conv2d_nhwc_forward.
@@ -23,6 +25,9 @@ namespace cm4j {
 namespace kernels {
 
 bool conv2d_nhwc_mma_supports(const Conv2dNhwcParams& p);
+// The channel counts it takes (multiples of 8), for a plan deciding before any pointer
+// exists: where they hold, a fused norm (Conv2dNhwcParams::norm) runs on this kernel.
+bool conv2d_nhwc_mma_channels_ok(int c_in1, int c_in2, int c_out);
 
 // A launch configuration: the output-pixel side of the tile (128: 8 warps, 64: 4 warps) and
 // how many blocks share each output tile's reduction (split-K; 1: none).

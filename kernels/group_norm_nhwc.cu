@@ -1,7 +1,8 @@
 // Group norm over NHWC fp16/bf16 in two launches (group_norm_nhwc.cuh): statistics per
 // chunk of a group's pixels, then per chunk of an image's elements the merged statistics
 // and the affine transform, scale/shift and SiLU, channel-fastest so that neighbouring
-// threads touch neighbouring channels of a pixel. Not yet run on a GPU.
+// threads touch neighbouring channels of a pixel; or, for a conv that normalizes as it
+// gathers, each channel's affine map instead of the second pass. Not yet run on a GPU.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -86,28 +87,48 @@ __global__ void __launch_bounds__(kThreads) group_norm_nhwc_stats_kernel(const G
     partial[(static_cast<int64_t>(b) * p.groups + g) * chunks.count + chunk] = make_float2(mean, m2);
 }
 
-// Block (chunk, b): thread g < groups merges group g's chunk statistics in chunk order, then
-// the block normalizes its kChunkElements elements of image b ([HW, C] order).
+// Group g of image b: its chunks' statistics merged in chunk order (Chan et al.'s pairwise
+// update), as (mean, 1 / sqrt(biased variance + eps)), as torch.
+__device__ float2 group_stats(const GroupNormNhwcParams& p, const float2* partial, int b, int g) {
+  const int cpg = p.channels / p.groups;
+  const Chunks chunks = stats_chunks(p);
+  const float2* part = partial + (static_cast<int64_t>(b) * p.groups + g) * chunks.count;
+  float n = 0.0f, mean = 0.0f, m2 = 0.0f;
+  for (int k = 0; k < chunks.count; ++k) {
+    const float nk = static_cast<float>(cpg * min(chunks.pixels, p.hw - k * chunks.pixels));
+    const float total = n + nk, delta = part[k].x - mean;
+    mean += delta * (nk / total);
+    m2 += part[k].y + delta * delta * (n * nk / total);
+    n = total;
+  }
+  return make_float2(mean, 1.0f / sqrtf(m2 / n + p.eps));
+}
+
+// Channel c of image b: (x - mean) * rstd * gamma + beta, then * (1 + scale) + shift, as
+// one affine map (x - mean) * mul + add (mul, add returned).
+__device__ __forceinline__ float2 channel_map(const GroupNormNhwcParams& p, int b, int c,
+                                              float rstd) {
+  float mul = p.gamma ? rstd * p.gamma[c] : rstd;
+  float add = p.beta ? p.beta[c] : 0.0f;
+  const int64_t sc = static_cast<int64_t>(b) * p.scale_stride + c;
+  if (p.scale) {
+    const float s = 1.0f + p.scale[sc];
+    mul *= s;
+    add *= s;
+  }
+  if (p.shift) add += p.shift[sc];
+  return make_float2(mul, add);
+}
+
+// Block (chunk, b): thread g < groups merges group g's statistics, then the block normalizes
+// its kChunkElements elements of image b ([HW, C] order).
 template <typename T>
 __global__ void __launch_bounds__(kThreads) group_norm_nhwc_apply_kernel(const GroupNormNhwcParams p,
                                                                          const float2* partial) {
-  __shared__ float stats[2 * kMaxNormGroups];  // mean, rstd per group
+  __shared__ float2 stats[kMaxNormGroups];  // mean, rstd per group
   const int b = blockIdx.y;
   const int cpg = p.channels / p.groups;
-  const Chunks chunks = stats_chunks(p);
-  for (int g = threadIdx.x; g < p.groups; g += kThreads) {
-    const float2* part = partial + (static_cast<int64_t>(b) * p.groups + g) * chunks.count;
-    float n = 0.0f, mean = 0.0f, m2 = 0.0f;
-    for (int k = 0; k < chunks.count; ++k) {
-      const float nk = static_cast<float>(cpg * min(chunks.pixels, p.hw - k * chunks.pixels));
-      const float total = n + nk, delta = part[k].x - mean;
-      mean += delta * (nk / total);
-      m2 += part[k].y + delta * delta * (n * nk / total);
-      n = total;
-    }
-    stats[2 * g] = mean;
-    stats[2 * g + 1] = 1.0f / sqrtf(m2 / n + p.eps);  // biased variance, as torch
-  }
+  for (int g = threadIdx.x; g < p.groups; g += kThreads) stats[g] = group_stats(p, partial, b, g);
   __syncthreads();
 
   T* y = static_cast<T*>(p.y);
@@ -116,18 +137,27 @@ __global__ void __launch_bounds__(kThreads) group_norm_nhwc_apply_kernel(const G
   const int64_t e1 = min(image, e0 + kChunkElements);
   for (int64_t e = e0 + threadIdx.x; e < e1; e += kThreads) {
     const int c = static_cast<int>(e % p.channels), pos = static_cast<int>(e / p.channels);
-    const int g = c / cpg;
-    float v = (load<T>(p, b, c, pos) - stats[2 * g]) * stats[2 * g + 1];
-    if (p.gamma) v *= p.gamma[c];
-    if (p.beta) v += p.beta[c];
-    const int64_t sc = static_cast<int64_t>(b) * p.scale_stride + c;
-    if (p.scale) v = v * (1.0f + p.scale[sc]);
-    if (p.shift) v = v + p.shift[sc];
-    if (p.silu) v = v / (1.0f + expf(-v));
+    const float2 st = stats[c / cpg];
+    const float2 map = channel_map(p, b, c, st.y);
     // In place (y == x) is safe: each element is read, then written, by one thread, and the
     // statistics were taken by the launch before.
-    y[image * b + e] = from_f32<T>(v);
+    y[image * b + e] = from_f32<T>(nhwc_detail::norm_act(load<T>(p, b, c, pos), st.x, map.x,
+                                                         map.y, p.silu));
   }
+}
+
+// Thread (c, b) of the grid: channel c's map into coeffs [B, 3, C], for the conv that applies
+// it (the apply kernel's numbers, unwritten).
+__global__ void __launch_bounds__(kThreads) group_norm_nhwc_coeffs_kernel(const GroupNormNhwcParams p,
+                                                                          const float2* partial) {
+  const int c = blockIdx.x * kThreads + threadIdx.x, b = blockIdx.y;
+  if (c >= p.channels) return;
+  const float2 st = group_stats(p, partial, b, c / (p.channels / p.groups));
+  const float2 map = channel_map(p, b, c, st.y);
+  float* row = p.coeffs + static_cast<int64_t>(b) * 3 * p.channels + c;
+  row[0] = st.x;
+  row[p.channels] = map.x;
+  row[2 * p.channels] = map.y;
 }
 
 template <typename T>
@@ -136,6 +166,11 @@ cudaError_t launch(const GroupNormNhwcParams& p, float* workspace, cudaStream_t 
   float2* partial = reinterpret_cast<float2*>(workspace);
   CM4J_LAUNCH(group_norm_nhwc_stats_kernel<T>, dim3(chunks.count, p.groups, p.batch), kThreads,
               stream, p, partial);
+  if (p.coeffs) {
+    CM4J_LAUNCH(group_norm_nhwc_coeffs_kernel, dim3((p.channels + kThreads - 1) / kThreads, p.batch),
+                kThreads, stream, p, static_cast<const float2*>(partial));
+    return cudaGetLastError();
+  }
   const int64_t image = static_cast<int64_t>(p.hw) * p.channels;
   const int apply_chunks = static_cast<int>((image + kChunkElements - 1) / kChunkElements);
   CM4J_LAUNCH(group_norm_nhwc_apply_kernel<T>, dim3(apply_chunks, p.batch), kThreads, stream, p,
@@ -153,7 +188,7 @@ size_t group_norm_nhwc_workspace_floats(const GroupNormNhwcParams& p) {
 cudaError_t group_norm_nhwc_forward(const GroupNormNhwcParams& p, float* workspace,
                                     cudaStream_t stream) {
   if (p.batch < 1 || p.channels < 1 || p.hw < 1 || p.groups < 1 || p.groups > kMaxNormGroups ||
-      p.channels % p.groups != 0 || !p.x || !p.y || !workspace)
+      p.channels % p.groups != 0 || !p.x || !p.y == !p.coeffs || !workspace)
     return cudaErrorInvalidValue;
   if (p.x2 && (p.c1 < 1 || p.c1 >= p.channels)) return cudaErrorInvalidValue;
   if ((p.scale || p.shift) && p.scale_stride < p.channels) return cudaErrorInvalidValue;

@@ -12,6 +12,7 @@
 // sm_90 (kernels/dev/ptxas-check.sh holds ptxas to them, and to no spills):
 // ptxas budget: group_norm_nhwc_stats_kernel 48 registers, 64 bytes shared
 // ptxas budget: group_norm_nhwc_apply_kernel 48 registers, 1024 bytes shared
+// ptxas budget: group_norm_nhwc_coeffs_kernel 40 registers, 0 bytes shared
 
 namespace cm4j {
 namespace kernels {
@@ -32,6 +33,10 @@ struct GroupNormNhwcParams {
   const float* shift = nullptr;  // same, or null
   int scale_stride = 0;
   void* y = nullptr;             // [B, HW, C]; may alias x when x2 is null
+  // Instead of y (then null): each channel's affine map y = (x - center) * mul + add into
+  // [B, 3, C] fp32 (center, mul, add rows), for a conv that applies it, then SiLU, as it
+  // gathers x (Conv2dNhwcParams::norm). The apply kernel computes the same map the same way.
+  float* coeffs = nullptr;
 };
 
 // Two launches that each fill the card at any batch (one block per (image, group), 32 blocks
@@ -39,6 +44,7 @@ struct GroupNormNhwcParams {
 // pixels writes every chunk's (mean, M2), and an apply kernel over chunks of every image
 // merges them in chunk order (Chan et al.'s pairwise update, fp32) and normalizes. Chunks
 // depend on one image's shape only, so an image gets the same bits batched or alone.
+// With coeffs the second launch writes the per-channel maps instead of y.
 // `workspace`: group_norm_nhwc_workspace_floats(p) floats of device memory, free while the
 // two kernels run (on the backend's stream, ops are in order). groups <= kMaxNormGroups.
 constexpr int kMaxNormGroups = 128;

@@ -31,6 +31,15 @@ __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v) {
   return __float2bfloat16_rn(v);
 }
 
+// A group norm's map of one value, as group_norm_nhwc's apply kernel writes it and as a
+// conv with the norm fused into its gather applies it (Conv2dNhwcParams::norm): one function,
+// so that fused and unfused give the same bits. fmaf spelled out: the same rounding whether
+// or not the compiler contracts.
+__device__ __forceinline__ float norm_act(float v, float center, float mul, float add, bool silu) {
+  const float y = fmaf(v - center, mul, add);
+  return silu ? y / (1.0f + expf(-y)) : y;
+}
+
 }  // namespace nhwc_detail
 }  // namespace kernels
 }  // namespace cm4j

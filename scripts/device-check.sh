@@ -7,6 +7,7 @@
 #   multi-head attention; both skipped without libcudnn.so.9) -> test_cuda_golden
 #   (fp16 and bf16 tensor-core conv) -> the candidate kernels (CM4J_CUDA_KERNELS=candidate:
 #   with fp16/bf16 the NHWC mode): test_cuda_ops, test_cuda_golden fp16 and bf16
+#   -> test_norm_fusion (group norms fused into those convs, against unfused)
 #   -> test_cuda_tuning (the measured conv choice) and test_cuda_golden fp16 with
 #   CM4J_TUNING=full, then cached
 #   -> compute-sanitizer memcheck (tiny model) and racecheck (small ops) -> bench_cuda
@@ -85,6 +86,8 @@ note_for() {
     build) grep -cE 'warning' "$log" | sed 's/^/warnings: /' ;;
     test_cuda_indexing) tail -n 1 "$log" ;;
     test_cuda_graphs*) grep -E '^(forward|sampling loops):' "$log" | tr '\n' ';' ;;
+    test_norm_fusion) grep -E '^(tiny|lsun_mini) +cuda' "$log" |
+      awk '{printf "%s %s %s/%s fused, first diff %s; ", $1, $2, $3, $5, $(NF-2)}' ;;
     test_cuda_tuning*) grep -E '^(cuBLAS|  tiny forward|test_cuda_tuning)' "$log" | tr '\n' ';' ;;
     test_cuda_cudnn)
       # Worst rel L2 vs cuDNN's implicit GEMMs; summed medians, ours vs cuDNN's faster one.
@@ -164,7 +167,7 @@ if ! grep -q 'CM4J_HAVE_CUDA' "$BUILD/CMakeCache.txt" 2>/dev/null && \
 fi
 # Only the GPU targets (and the library): a failure in an unrelated file cannot hold them
 # back, and the build stays short. CM4J_FULL_BUILD=1 also builds everything else after.
-TARGETS="test_cuda_indexing test_cuda_ops test_cuda_golden test_cuda_graphs test_cuda_cudnn test_cuda_cudnn_attn test_cuda_tuning bench_cuda cm4j"
+TARGETS="test_cuda_indexing test_cuda_ops test_cuda_golden test_cuda_graphs test_cuda_cudnn test_cuda_cudnn_attn test_cuda_tuning test_norm_fusion bench_cuda cm4j"
 if [ "${CM4J_FULL_BUILD:-0}" = 1 ]; then
   KEEP_GOING="-k"
   [ ${#GEN[@]} -gt 0 ] && KEEP_GOING="-k 0"
@@ -247,6 +250,8 @@ run_bin test_cuda_golden_bf16 100 test_cuda_golden --dtype=bf16
 CM4J_CUDA_KERNELS=candidate run_bin test_cuda_ops_candidate 120 test_cuda_ops
 CM4J_CUDA_KERNELS=candidate run_bin test_cuda_golden_fp16_nhwc 100 test_cuda_golden --dtype=fp16
 CM4J_CUDA_KERNELS=candidate run_bin test_cuda_golden_bf16_nhwc 100 test_cuda_golden --dtype=bf16
+# Group norms fused into the NHWC mode's tensor-core convs: whole UNets, fused = unfused bits.
+run_bin test_norm_fusion 60 test_norm_fusion
 # The NHWC conv's kernel chosen by measurement (CM4J_TUNING): first the mechanism with a fixed
 # cost per candidate (test_cuda_tuning; cuBLAS from the toolkit or PyTorch's wheels where it
 # loads), then real timing: the candidate golden cases measured and written (full), then read

@@ -83,13 +83,34 @@ kernels::GroupNormNhwcParams params(const NormCase& k, const Inputs<T>& in, kern
   return p;
 }
 
+// Into y, or (y null) only the maps into coeffs [B, 3, C].
 template <typename T>
-bool run(const kernels::GroupNormNhwcParams& p, T* y) {
+bool run(const kernels::GroupNormNhwcParams& p, T* y, float* coeffs = nullptr) {
   std::vector<float> workspace(kernels::group_norm_nhwc_workspace_floats(p), NAN);
   kernels::GroupNormNhwcParams q = p;
   q.y = y;
+  q.coeffs = coeffs;
   return kernels::group_norm_nhwc_forward(q, workspace.data(), nullptr) == cudaSuccess &&
          cudaDeviceSynchronize() == cudaSuccess;
+}
+
+// The maps written for a conv that fuses the norm (coeffs), applied to x as that conv applies
+// them (nhwc_detail::norm_act, rounded to T), give y's bits: fused and unfused agree.
+template <typename T>
+void test_coeffs(const char* what, const NormCase& k, const Inputs<T>& in,
+                 const kernels::GroupNormNhwcParams& p, const std::vector<T>& y) {
+  std::vector<float> coeffs(static_cast<size_t>(k.batch) * 3 * k.channels, NAN);
+  bool same = run<T>(p, nullptr, coeffs.data());
+  for (int b = 0; b < k.batch && same; ++b)
+    for (int pos = 0; pos < k.hw; ++pos)
+      for (int c = 0; c < k.channels; ++c) {
+        const float* center = &coeffs[static_cast<size_t>(b) * 3 * k.channels + c];
+        const T v = kernels::nhwc_detail::from_f32<T>(kernels::nhwc_detail::norm_act(
+            in.at(k, b, pos, c), center[0], center[k.channels], center[2 * k.channels], k.silu));
+        const T got = y[(static_cast<size_t>(b) * k.hw + pos) * k.channels + c];
+        same = same && std::memcmp(&v, &got, sizeof(T)) == 0;
+      }
+  check(same, std::string(what) + ": its maps (coeffs) applied as a fused conv applies them = y, bit for bit");
 }
 
 template <typename T>
@@ -128,6 +149,7 @@ void test_norm(const char* dtype, kernels::HalfType type, const NormCase& k, dou
                 dtype, k.label, k.batch, k.channels, k.hw, k.groups, kernels::stats_chunks(p).count,
                 kernels::stats_chunks(p).pixels, rel, bound);
   check(ok && rel <= bound, what);  // NaN (an element never written) fails too
+  test_coeffs(std::string(what).substr(0, std::string(what).find(',')).c_str(), k, in, p, y);
 }
 
 // Image 1 of a batch of 3 against the image alone, and in place against out of place.
@@ -169,7 +191,15 @@ void test_refusals() {
   const bool uneven = kernels::group_norm_nhwc_forward(p, ws.data(), nullptr) == cudaErrorInvalidValue;
   p.groups = 4;
   const bool no_workspace = kernels::group_norm_nhwc_forward(p, nullptr, nullptr) == cudaErrorInvalidValue;
-  check(uneven && no_workspace, "group_norm_nhwc refuses groups that do not divide C, and a null workspace");
+  std::vector<float> coeffs(3 * 8);
+  p.coeffs = coeffs.data();
+  const bool both = kernels::group_norm_nhwc_forward(p, ws.data(), nullptr) == cudaErrorInvalidValue;
+  p.y = nullptr;
+  p.coeffs = nullptr;
+  const bool neither = kernels::group_norm_nhwc_forward(p, ws.data(), nullptr) == cudaErrorInvalidValue;
+  check(uneven && no_workspace && both && neither,
+        "group_norm_nhwc refuses groups that do not divide C, a null workspace, and other than "
+        "exactly one of y and coeffs");
 }
 
 template <typename T>

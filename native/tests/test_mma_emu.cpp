@@ -200,7 +200,23 @@ struct ConvCase {
   bool residual;
   int tile_m;  // 64 or 128: the launcher's instance to run
   int splits;  // split-K
+  int norm;    // a fused group norm: 0 none, 1 its affine map, 2 then SiLU
 };
+
+// The fused norm's map of every value of src ([pixels, c] of channels c0.. of the cat, image
+// b = pixel / pixels_per_image), rounded to T: what the unfused group norm would store.
+template <typename T>
+std::vector<T> normalized(const std::vector<T>& src, int c, int c0, int c_in, int pixels_per_image,
+                          const std::vector<float>& coeffs, bool silu) {
+  std::vector<T> out(src.size());
+  for (size_t i = 0; i < src.size(); ++i) {
+    const int ch = c0 + static_cast<int>(i % c), b = static_cast<int>(i / c / pixels_per_image);
+    const float* center = &coeffs[static_cast<size_t>(b) * 3 * c_in + ch];
+    out[i] = cm4j::kernels::nhwc_detail::from_f32<T>(cm4j::kernels::nhwc_detail::norm_act(
+        to_f(src[i]), center[0], center[c_in], center[2 * c_in], silu));
+  }
+  return out;
+}
 
 template <typename T>
 T* device_copy(const std::vector<T>& v) {
@@ -231,7 +247,20 @@ void test_conv(const char* dtype, kernels::HalfType type, const ConvCase& k, std
   std::vector<float> bias(p.c_out), bbc(static_cast<size_t>(p.batch) * std::max(k.bbc_stride, 1));
   for (float& e : bias) e = 0.1f * nd(rng);
   for (float& e : bbc) e = 0.5f * nd(rng);
+  // The norm's map per (image, channel): centers near the values' mean, scales and shifts
+  // far from 1 and 0 (silu(add) != 0, so a padding value mapped by mistake shows).
+  std::vector<float> coeffs(static_cast<size_t>(p.batch) * 3 * c_in);
+  for (size_t i = 0; i < coeffs.size(); ++i) {
+    const size_t row = i / c_in % 3;
+    coeffs[i] = row == 0 ? 0.3f * nd(rng) : row == 1 ? 1.0f + 0.8f * nd(rng) : 0.7f + 0.5f * nd(rng);
+  }
+  const int pixels_in = p.h_in * p.w_in;
+  // The operands the conv multiplies: the sources, or their normalized values.
+  const auto op1 = k.norm ? normalized(s1, p.c_in1, 0, c_in, pixels_in, coeffs, k.norm == 2) : s1;
+  const auto op2 = k.norm ? normalized(s2, p.c_in2, p.c_in1, c_in, pixels_in, coeffs, k.norm == 2) : s2;
   p.type = type;
+  p.norm = k.norm ? device_copy(coeffs) : nullptr;
+  p.norm_silu = k.norm == 2;
   p.src1 = device_copy(s1);
   p.src2 = p.c_in2 ? device_copy(s2) : nullptr;
   p.weight = device_copy(wt);
@@ -265,7 +294,7 @@ void test_conv(const char* dtype, kernels::HalfType type, const ConvCase& k, std
       const kidx::Tap tap = kidx::tap_of_nhwc(kk, p.kernel, c_in);
       const int64_t off = kidx::conv_gather_offset_nhwc(g, px, tap, &which);
       if (off < 0) continue;
-      const double term = double(to_f(which == 0 ? s1[off] : s2[off])) *
+      const double term = double(to_f(which == 0 ? op1[off] : op2[off])) *
                           to_f(wt[static_cast<size_t>(kk) * p.c_out + co]);
       acc += term;
       mag += std::fabs(term);
@@ -284,14 +313,35 @@ void test_conv(const char* dtype, kernels::HalfType type, const ConvCase& k, std
   }
   char what[200];
   std::snprintf(what, sizeof what,
-                "conv2d_nhwc_mma %s %dx64 tile, %d split(s): b%d %d+%d>%d %dx%d k%d s%d%s%s%s: "
+                "conv2d_nhwc_mma %s %dx64 tile, %d split(s): b%d %d+%d>%d %dx%d k%d s%d%s%s%s%s: "
                 "worst error %.2f of its bound (one rounding + fp32 summation)",
                 dtype, k.tile_m, k.splits, p.batch, p.c_in1, p.c_in2, p.c_out, p.h_in, p.w_in,
                 p.kernel, p.stride, p.upsample ? " up" : "", k.bbc_stride ? " bbc" : "",
-                k.residual ? " res" : "", worst);
+                k.residual ? " res" : "", k.norm == 2 ? " norm+silu" : k.norm ? " norm" : "", worst);
   check(supported && e == cudaSuccess && cudaGetLastError() == cudaSuccess && worst <= 1.0, what);
+  if (k.norm) {
+    // Unfused: the same conv on the normalized sources, as the group norm would have
+    // written them, gives the same bits.
+    kernels::Conv2dNhwcParams q = p;
+    q.norm = nullptr;
+    q.norm_silu = false;
+    q.src1 = device_copy(op1);
+    q.src2 = p.c_in2 ? device_copy(op2) : nullptr;
+    T* plain;
+    cudaMalloc(&plain, out_n * sizeof(T));
+    q.dst = plain;
+    const cudaError_t eq = k.tile_m == 128 ? kernels::launch_tile<T, 4>(q, partial, k.splits, nullptr)
+                                           : kernels::launch_tile<T, 2>(q, partial, k.splits, nullptr);
+    check(eq == cudaSuccess && std::memcmp(plain, dst, out_n * sizeof(T)) == 0,
+          std::string(what).substr(0, std::string(what).find(':')) +
+              ": the fused norm = the conv of the normalized sources, bit for bit");
+    cudaFree(const_cast<void*>(q.src1));
+    cudaFree(const_cast<void*>(q.src2));
+    cudaFree(plain);
+  }
   for (const void* q : {p.src1, p.src2, p.weight, static_cast<const void*>(p.bias),
-                        static_cast<const void*>(p.bias_bc), p.residual})
+                        static_cast<const void*>(p.bias_bc), p.residual,
+                        static_cast<const void*>(p.norm)})
     cudaFree(const_cast<void*>(q));
   cudaFree(dst);
   cudaFree(partial);
@@ -590,13 +640,20 @@ int main() {
   test_cp_async();
   // Tails everywhere: M and c_out not multiples of the tile, K not a multiple of 32 (nor of
   // the splits' share).
-  //                          b  c1  c2  h  w  co  k  s  p  up     scale    bbc  res    tile splits
-  const ConvCase convs[] = {{{2, 16, 8,  5, 7, 24, 3, 1, 1, true,  0.75f}, 40, true,  64,  1},
-                            {{3, 32, 0,  9, 9, 72, 1, 2, 0, false, 1.0f},  0,  true,  128, 1},
-                            {{1, 40, 0,  6, 6, 8,  3, 2, 1, false, 2.0f},  8,  false, 128, 1},
-                            {{2, 8,  16, 4, 4, 64, 3, 1, 1, true,  1.0f},  0,  false, 64,  1},
-                            {{2, 64, 0,  4, 4, 72, 3, 1, 1, false, 1.0f},  80, true,  64,  3},
-                            {{1, 40, 16, 3, 5, 16, 3, 1, 1, true,  0.5f},  0,  true,  64,  4}};
+  // The fused norm (last column) with padding, the seam of a cat, upsampling, stride 2, a
+  // 1x1 conv, M and K tails, and splits.
+  //                          b  c1  c2  h  w  co  k  s  p  up     scale    bbc  res    tile splits norm
+  const ConvCase convs[] = {{{2, 16, 8,  5, 7, 24, 3, 1, 1, true,  0.75f}, 40, true,  64,  1, 0},
+                            {{3, 32, 0,  9, 9, 72, 1, 2, 0, false, 1.0f},  0,  true,  128, 1, 0},
+                            {{1, 40, 0,  6, 6, 8,  3, 2, 1, false, 2.0f},  8,  false, 128, 1, 0},
+                            {{2, 8,  16, 4, 4, 64, 3, 1, 1, true,  1.0f},  0,  false, 64,  1, 0},
+                            {{2, 64, 0,  4, 4, 72, 3, 1, 1, false, 1.0f},  80, true,  64,  3, 0},
+                            {{1, 40, 16, 3, 5, 16, 3, 1, 1, true,  0.5f},  0,  true,  64,  4, 0},
+                            {{2, 24, 0,  7, 5, 40, 3, 1, 1, false, 1.0f},  40, true,  128, 1, 2},
+                            {{2, 16, 24, 4, 6, 32, 3, 1, 1, false, 1.0f},  0,  false, 64,  1, 2},
+                            {{1, 16, 8,  3, 4, 24, 3, 1, 1, true,  1.0f},  0,  true,  64,  2, 1},
+                            {{2, 32, 0,  6, 6, 16, 3, 2, 1, false, 1.0f},  0,  false, 64,  1, 2},
+                            {{3, 48, 0,  5, 5, 64, 1, 1, 0, false, 0.5f},  0,  true,  128, 3, 1}};
   for (const ConvCase& k : convs) {
     test_conv<__half>("fp16", cm4j::kernels::HalfType::kF16, k, rng);
     test_conv<__nv_bfloat16>("bf16", cm4j::kernels::HalfType::kBF16, k, rng);

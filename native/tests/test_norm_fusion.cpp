@@ -1,9 +1,11 @@
 // Group norms fused into the convs they feed (Backend::conv_fuses_norm), in whole UNets:
-// the plan built for a bf16 CPU backend against the plan built without fusion (no backend
-// in GraphOptions) for tiny and lsun_mini with synth-v1 weights, batch 2, on every bf16
-// path this CPU has (CM4J_CPU_ISA). Where the path fuses (avx512bf16, amx) the outputs are
-// bit for bit those of the unfused plan, and group norms write only their coefficients;
-// on the generic path and in fp32 nothing fuses.
+// the plan built for a backend against the plan built without fusion (no backend in
+// GraphOptions) for tiny and lsun_mini with synth-v1 weights, batch 2, on every bf16 path
+// this CPU has (CM4J_CPU_ISA), and on a CUDA device's NHWC mode (CM4J_CUDA_KERNELS=candidate,
+// fp16 and bf16; the CPU emulator's build runs it, kernels/dev/emu/run.sh). Where the path
+// fuses (avx512bf16, amx, CUDA NHWC) the outputs are bit for bit those of the unfused plan,
+// and group norms write only their coefficients; on the generic path and in fp32 nothing
+// fuses.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -112,15 +114,14 @@ bool forward(Backend* inner, const Model& m, const GraphOptions& opts, Pass* pas
 }
 
 // The plan with fusion (if the backend fuses) against the plan without.
-void check(const std::string& model, int dtype, bool expect_fusion) {
-  auto backend = make_cpu_backend(2, dtype);
+void check(const std::string& model, Backend* backend, const std::string& label, bool expect_fusion) {
   Model m;
-  if (!backend || !load(model, backend.get(), &m)) return;
+  if (!load(model, backend, &m)) return;
   Pass plain, fused;
-  if (!forward(backend.get(), m, {2, false, nullptr}, &plain) ||
-      !forward(backend.get(), m, {2, false, backend.get()}, &fused))
+  if (!forward(backend, m, {2, false, nullptr}, &plain) ||
+      !forward(backend, m, {2, false, backend}, &fused))
     return;
-  const char* name = backend->name();
+  const char* name = label.c_str();
   const size_t n = plain.out.size();
   const int64_t first = first_difference(fused.out.data(), plain.out.data(), n);
   std::printf("%-10s %-26s %d of %d group norms fused, arena %zu -> %zu floats, first differing "
@@ -132,7 +133,7 @@ void check(const std::string& model, int dtype, bool expect_fusion) {
   CHECK(plain.coeff_norms == 0, "%s %s: a plan without fusion fused", model.c_str(), name);
   CHECK(fused.coeff_norms + fused.plain_norms == plain.plain_norms,
         "%s %s: fusing changed the number of group norms", model.c_str(), name);
-  if (expect_fusion)  // every norm but the one a pool follows (resnet downsamplers)
+  if (expect_fusion)  // every norm but those a pool or conv_out follows
     CHECK(fused.coeff_norms > 0 && fused.plain_norms <= fused.coeff_norms / 4,
           "%s %s: %d group norms fused, %d not", model.c_str(), name, fused.coeff_norms,
           fused.plain_norms);
@@ -164,9 +165,22 @@ int main() {
       std::printf("skip %s: this CPU lacks it (got %s)\n", path.isa, name.c_str());
       continue;
     }
-    for (const char* model : {"tiny", "lsun_mini"}) check(model, path.dtype, path.fuses);
+    for (const char* model : {"tiny", "lsun_mini"})
+      check(model, make_cpu_backend(2, path.dtype).get(), name, path.fuses);
   }
   unsetenv("CM4J_CPU_ISA");
+  setenv("CM4J_CUDA_KERNELS", "candidate", 1);
+  for (int dtype : {CM4J_F16, CM4J_BF16}) {
+    std::string error;
+    const std::string label = std::string("cuda-nhwc-") + (dtype == CM4J_F16 ? "fp16" : "bf16");
+    auto cuda = make_cuda_backend(0, dtype, &error);
+    if (!cuda) {
+      std::printf("skip %s: %s\n", label.c_str(), error.c_str());
+      continue;
+    }
+    for (const char* model : {"tiny", "lsun_mini"}) check(model, cuda.get(), label, true);
+  }
+  unsetenv("CM4J_CUDA_KERNELS");
   std::printf(failures == 0 ? "PASS\n" : "FAILED: %d checks\n", failures);
   return failures == 0 ? 0 : 1;
 }

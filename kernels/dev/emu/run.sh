@@ -11,6 +11,8 @@
 # EMU_TUNING_DTYPES the measured conv choice's runs ("fp16 bf16"; test_cuda_tuning, and its
 # tiny-model run in fp16 unless empty),
 # EMU_DEFAULT_OPS=0 / EMU_CANDIDATE_OPS=0 skip the default / candidate set's op cases,
+# EMU_FUSION=0 the group norms fused into the NHWC mode's convs (test_norm_fusion: tiny and
+# lsun_mini, fused against unfused, fp16 and bf16),
 # EMU_JOBS the parallelism. About 35 minutes on 2 cores, most of it the six tiny-model
 # golden runs. The candidate set's tensor-core conv (conv2d_nhwc_mma.cu) at imagenet64's
 # layer shapes, about 25 minutes on a loaded 2-core machine:
@@ -36,7 +38,7 @@ FLAGS=(-std=c++17 -O2 -g -Wall -Wextra -Wno-unknown-pragmas -ffp-contract=off -D
 # The CPU build's library brings the tuning cache's file code (native/src/cuda/tuning_cache.cpp).
 HOST=("$ROOT/native/src/cuda/cuda_backend.cpp" "$ROOT/native/src/cuda/conv_tuner.cpp"
       "$ROOT/native/src/cuda/cublas_gemm.cpp")
-TESTS=(test_cuda_ops test_cuda_golden test_cuda_graphs test_cuda_tuning)
+TESTS=(test_cuda_ops test_cuda_golden test_cuda_graphs test_cuda_tuning test_norm_fusion)
 SOURCES=("$ROOT"/kernels/*.cu "$ROOT"/native/src/cuda/*.cu "${HOST[@]}" "$ROOT/native/tests/test_util.cpp")
 for t in "${TESTS[@]}"; do SOURCES+=("$ROOT/native/tests/$t.cpp"); done
 pids=()
@@ -75,6 +77,9 @@ done
 for dtype in ${EMU_CANDIDATE_DTYPES-fp16 bf16}; do
   CM4J_CUDA_KERNELS=candidate "$B/test_cuda_golden" --models=tiny --dtype=$dtype || rc=1
 done
+if [ "${EMU_FUSION:-1}" != 0 ]; then
+  "$B/test_norm_fusion" || rc=1
+fi
 for dtype in ${EMU_TUNING_DTYPES-fp16 bf16}; do
   CM4J_CUBLAS_LIB="$B/libcublas_emu.so" "$B/test_cuda_tuning" --dtype=$dtype || rc=1
 done

@@ -298,6 +298,7 @@ class CudaBackend final : public Backend {
     if (w->nhwc != nhwc_)
       return invalid("conv2d: weight was prepared by a backend with another activation layout");
     if (nhwc_) return conv2d_nhwc(p, a, w);
+    if (a.norm) return invalid("conv2d: a fused group norm needs the NHWC mode (conv_fuses_norm)");
     kernels::Conv2dParams k;
     fill_conv(p, a, &k);
     k.operand = operand_;
@@ -311,11 +312,20 @@ class CudaBackend final : public Backend {
     return finish(kernels::conv2d_forward(k, variant, stream_), "conv2d");
   }
 
+  // In the NHWC mode the tensor-core conv applies a group norm as it gathers its input
+  // (conv2d_nhwc_mma.cuh): the norm then writes only its per-channel maps, and the
+  // normalized tensor is neither written nor read back. The arena keeps buffers 64-byte
+  // aligned, so the kernel's alignment holds wherever its channel counts do.
+  bool conv_fuses_norm(const ConvParams& p) const override {
+    return nhwc_ && kernels::conv2d_nhwc_mma_channels_ok(p.c_in1, p.c_in2, p.c_out);
+  }
+
   Status group_norm(const GroupNormParams& p, const GroupNormArgs& a) override {
     if (a.x2 && (a.c1 < 1 || a.c1 >= p.channels))
       return invalid("group_norm: c1 " + std::to_string(a.c1) + " outside 1.." +
                      std::to_string(p.channels - 1) + " with a second source");
     if (nhwc_) return group_norm_nhwc(p, a);
+    if (a.coeffs) return invalid("group_norm: coeffs (a fused norm) need the NHWC mode");
     kernels::GroupNormParams k;
     fill_group_norm(p, a, &k);
     cudaSetDevice(device_);
@@ -536,6 +546,8 @@ class CudaBackend final : public Backend {
     fill_conv(p, a, &k);
     k.type = half_;
     k.weight = w->data;
+    k.norm = a.norm;
+    k.norm_silu = a.norm && p.norm_silu;
     cudaSetDevice(device_);
     // The pipelined mma.sync kernel's tile and split, or the WMMA kernel, as the tuner
     // chooses (CM4J_TUNING); WMMA alone where the mma kernel's 16-byte gather does not apply
@@ -554,6 +566,7 @@ class CudaBackend final : public Backend {
     kernels::GroupNormNhwcParams k;
     fill_group_norm(p, a, &k);
     k.type = half_;
+    k.coeffs = a.coeffs;  // instead of y: the maps a conv applies (conv_fuses_norm)
     cudaSetDevice(device_);
     // The chunks' statistics go through the staging buffer, like split-K's partial sums.
     float* workspace = nullptr;
