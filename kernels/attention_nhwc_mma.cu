@@ -232,12 +232,11 @@ __global__ void __launch_bounds__(kAttnThreads)
 }  // namespace
 
 bool attention_nhwc_mma_supports(const AttentionNhwcParams& p) {
-  auto aligned16 = [](const void* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; };
   // A positive scale: the running max is taken over the raw scores, then scaled.
   return p.batch >= 1 && p.batch <= 65535 && p.heads >= 1 && p.heads <= 65535 && p.hw >= 1 &&
          p.dim_head == kAttnDim && p.channels == p.heads * kAttnDim && p.scale > 0.0f &&
          p.qkv && p.out &&
-         aligned16(p.qkv) && aligned16(p.out) &&
+         sm80::aligned16(p.qkv) && sm80::aligned16(p.out) &&
          (p.type == HalfType::kF16 || p.type == HalfType::kBF16);
 }
 

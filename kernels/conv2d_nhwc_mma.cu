@@ -290,8 +290,6 @@ int k_tiles(const Conv2dNhwcParams& p) {
   return kidx::ceil_div((p.c_in1 + p.c_in2) * p.kernel * p.kernel, kBK);
 }
 
-bool aligned16(const void* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; }
-
 }  // namespace
 
 bool conv2d_nhwc_mma_channels_ok(int c_in1, int c_in2, int c_out) {
@@ -300,7 +298,7 @@ bool conv2d_nhwc_mma_channels_ok(int c_in1, int c_in2, int c_out) {
 
 bool conv2d_nhwc_mma_supports(const Conv2dNhwcParams& p) {
   return conv2d_nhwc_params_ok(p) && conv2d_nhwc_mma_channels_ok(p.c_in1, p.c_in2, p.c_out) &&
-         aligned16(p.src1) && aligned16(p.src2) && aligned16(p.weight);
+         sm80::aligned16(p.src1) && sm80::aligned16(p.src2) && sm80::aligned16(p.weight);
 }
 
 int conv2d_nhwc_mma_tile_m(const Conv2dNhwcParams& p) {

@@ -150,6 +150,10 @@ __host__ __device__ __forceinline__ int swizzled_offset(int row, int chunk) {
   return row * CHUNKS * 8 + ((chunk ^ phase) * 8);
 }
 
+// Whether a global pointer can be a cp_async<16> source (16-byte aligned); null passes (an
+// absent operand copies nothing). For the launchers' checks.
+inline bool aligned16(const void* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; }
+
 }  // namespace sm80
 }  // namespace kernels
 }  // namespace cm4j

@@ -17,11 +17,9 @@
 #include "cm4j.h"
 #include "forwarding_backend.h"
 #include "plan.h"
-#include "synth.h"
+#include "synth_unet.h"
 #include "test_util.h"
-#include "unet_config.h"
 #include "unet_graph.h"
-#include "weights.h"
 
 using namespace cm4j;
 using namespace cm4j_test;
@@ -40,33 +38,6 @@ class NormCounting : public ForwardingBackend {
   }
 };
 
-struct Model {
-  UNetConfig cfg;
-  std::unique_ptr<WeightStore> weights;
-};
-
-bool load(const std::string& model, Backend* backend, Model* m) {
-  const std::string path = model == "tiny" ? golden_dir() + "/tiny/pipeline/unet/config.json"
-                                           : golden_dir() + "/" + model + "/config.json";
-  Status s = parse_unet_config(read_text(path), &m->cfg);
-  CHECK(s.ok(), "%s: %s", model.c_str(), s.message.c_str());
-  std::vector<ParamSpec> specs;
-  if (s.ok()) s = build_unet(m->cfg, nullptr, {}, &specs, nullptr, nullptr);
-  if (!s.ok()) return false;
-  m->weights = std::make_unique<WeightStore>(backend, specs);
-  std::vector<float> host;
-  for (const ParamSpec& p : specs) {
-    host.resize(static_cast<size_t>(p.numel()));
-    synth_v1_fill(p.name, p.shape, 1, host.data());
-    s = m->weights->bind(p.name, p.shape, host.data());
-    CHECK(s.ok(), "%s: bind %s: %s", model.c_str(), p.name.c_str(), s.message.c_str());
-    if (!s.ok()) return false;
-  }
-  s = m->weights->finalize();
-  CHECK(s.ok(), "%s: finalize: %s", model.c_str(), s.message.c_str());
-  return s.ok();
-}
-
 struct Pass {
   std::vector<float> out;
   size_t arena_floats = 0;
@@ -75,7 +46,7 @@ struct Pass {
 };
 
 // One forward pass of the plan built with `opts` (fusing as opts.backend says).
-bool forward(Backend* inner, const Model& m, const GraphOptions& opts, Pass* pass) {
+bool forward(Backend* inner, const SynthUNet& m, const GraphOptions& opts, Pass* pass) {
   NormCounting counting(inner);
   Backend* backend = &counting;
   Plan plan;
@@ -115,8 +86,8 @@ bool forward(Backend* inner, const Model& m, const GraphOptions& opts, Pass* pas
 
 // The plan with fusion (if the backend fuses) against the plan without.
 void check(const std::string& model, Backend* backend, const std::string& label, bool expect_fusion) {
-  Model m;
-  if (!load(model, backend, &m)) return;
+  SynthUNet m;
+  if (!load_synth_unet(model, backend, 1, &m)) return;
   Pass plain, fused;
   if (!forward(backend, m, {2, false, nullptr}, &plain) ||
       !forward(backend, m, {2, false, backend}, &fused))

@@ -16,11 +16,9 @@
 #include "plan.h"
 #include "plan_graphs.h"
 #include "sample_loop.h"
-#include "synth.h"
+#include "synth_unet.h"
 #include "test_util.h"
-#include "unet_config.h"
 #include "unet_graph.h"
-#include "weights.h"
 
 using namespace cm4j;
 using namespace cm4j_test;
@@ -91,31 +89,15 @@ class RecordingBackend : public ForwardingBackend {
 };
 
 struct Model {
-  UNetConfig cfg;
   std::unique_ptr<Backend> cpu;
   std::unique_ptr<RecordingBackend> rec;
-  std::unique_ptr<WeightStore> weights;
+  SynthUNet net;  // last: its weights go before the backends they live on
 };
 
 bool open_tiny(Model* m) {
-  const std::string json = read_text(golden_dir() + "/tiny/pipeline/unet/config.json");
-  Status s = parse_unet_config(json, &m->cfg);
-  CHECK(s.ok(), "tiny config: %s", s.message.c_str());
-  std::vector<ParamSpec> specs;
-  if (s.ok()) s = build_unet(m->cfg, nullptr, {}, &specs, nullptr, nullptr);
-  if (!s.ok()) return false;
   m->cpu = make_cpu_backend(1, CM4J_F32);
   m->rec = std::make_unique<RecordingBackend>(m->cpu.get());
-  m->weights = std::make_unique<WeightStore>(m->rec.get(), specs);
-  std::vector<float> host;
-  for (const ParamSpec& p : specs) {
-    host.resize(static_cast<size_t>(p.numel()));
-    synth_v1_fill(p.name, p.shape, 2, host.data());
-    if (s.ok()) s = m->weights->bind(p.name, p.shape, host.data());
-  }
-  if (s.ok()) s = m->weights->finalize();
-  CHECK(s.ok(), "tiny weights: %s", s.message.c_str());
-  return s.ok();
+  return load_synth_unet("tiny", m->rec.get(), 2, &m->net);
 }
 
 // Five forward passes with new inputs each: graphs (plain, capture, three replays) against
@@ -125,7 +107,7 @@ void forward_passes(Model& m, bool taps) {
   Plan plan;
   std::vector<ParamSpec> specs;
   std::vector<Tap> tap_list;
-  Status s = build_unet(m.cfg, m.weights.get(), {batch, taps}, &specs, &plan, &tap_list);
+  Status s = build_unet(m.net.cfg, m.net.weights.get(), {batch, taps}, &specs, &plan, &tap_list);
   CHECK(s.ok(), "plan: %s", s.message.c_str());
   const auto [first, last] = plan.capturable();
   CHECK(taps ? first == last : last > first + 20, "capturable ops [%zu, %zu) of %zu", first,
@@ -133,7 +115,7 @@ void forward_passes(Model& m, bool taps) {
   float* arena = nullptr;
   if (s.ok()) s = m.rec->alloc(plan.arena_floats() * sizeof(float), &arena);
   if (!s.ok()) return;
-  const size_t image = static_cast<size_t>(m.cfg.in_channels) * m.cfg.sample_size * m.cfg.sample_size;
+  const size_t image = static_cast<size_t>(m.net.cfg.in_channels) * m.net.cfg.sample_size * m.net.cfg.sample_size;
   std::vector<float> sample(batch * image), via_graphs(batch * image), plain(batch * image);
   PlanGraphs graphs;
   const size_t recorded_before = m.rec->recorded;
@@ -203,12 +185,12 @@ void sampling_loops(Model& m) {
   Plan plan;
   std::vector<ParamSpec> specs;
   std::vector<Tap> taps;
-  Status s = build_unet(m.cfg, m.weights.get(), {batch, false}, &specs, &plan, &taps);
+  Status s = build_unet(m.net.cfg, m.net.weights.get(), {batch, false}, &specs, &plan, &taps);
   float* arena = nullptr;
   if (s.ok()) s = m.rec->alloc(plan.arena_floats() * sizeof(float), &arena);
   CHECK(s.ok(), "sampling plan: %s", s.message.c_str());
   if (!s.ok()) return;
-  const int64_t image = static_cast<int64_t>(m.cfg.in_channels) * m.cfg.sample_size * m.cfg.sample_size;
+  const int64_t image = static_cast<int64_t>(m.net.cfg.in_channels) * m.net.cfg.sample_size * m.net.cfg.sample_size;
   SampleTables tables = sample_tables({80.0f, 0.661f}, batch);
   std::vector<int64_t> labels = {3, 4};
   PlanGraphs graphs, plain_graphs;  // plain_graphs: on the CPU backend, which cannot capture
@@ -221,7 +203,7 @@ void sampling_loops(Model& m) {
     args.batch = batch;
     args.steps = 2;
     args.image = image;
-    args.shape = {batch, m.cfg.in_channels, m.cfg.sample_size, m.cfg.sample_size};
+    args.shape = {batch, m.net.cfg.in_channels, m.net.cfg.sample_size, m.net.cfg.sample_size};
     args.sample_in = in.data();
     args.timesteps = tables.timesteps.data();
     args.input_scale = tables.input_scale.data();

@@ -16,7 +16,7 @@
 #include "cm4j.h"
 #include "forwarding_backend.h"
 #include "plan.h"
-#include "synth.h"
+#include "synth_unet.h"
 #include "test_util.h"
 #include "unet_config.h"
 #include "unet_graph.h"
@@ -46,21 +46,10 @@ std::string joined(const std::vector<std::string>& v) {
   return s;
 }
 
-bool load_config(const std::string& model, UNetConfig* cfg) {
-  const std::string path = model == "tiny" ? golden_dir() + "/tiny/pipeline/unet/config.json"
-                                           : golden_dir() + "/" + model + "/config.json";
-  const std::string json = read_text(path);
-  CHECK(!json.empty(), "%s: no config at %s", model.c_str(), path.c_str());
-  if (json.empty()) return false;
-  Status s = parse_unet_config(json, cfg);
-  CHECK(s.ok(), "%s: %s", model.c_str(), s.message.c_str());
-  return s.ok();
-}
-
 // The plan's ops between the inputs' upload and conv_in, and every op of the time path.
 void check_plan(const std::string& model) {
   UNetConfig cfg;
-  if (!load_config(model, &cfg)) return;
+  if (!load_unet_config(model, &cfg)) return;
   std::vector<ParamSpec> specs;
   Status s = build_unet(cfg, nullptr, {}, &specs, nullptr, nullptr);
   CHECK(s.ok(), "%s: declare: %s", model.c_str(), s.message.c_str());
@@ -92,30 +81,17 @@ void check_plan(const std::string& model) {
 
 // A whole forward pass with synth-v1 weights: the backend calls it makes.
 void check_calls(const std::string& model) {
-  UNetConfig cfg;
-  if (!load_config(model, &cfg)) return;
-  std::vector<ParamSpec> specs;
-  Status s = build_unet(cfg, nullptr, {}, &specs, nullptr, nullptr);
-  CHECK(s.ok(), "%s: declare: %s", model.c_str(), s.message.c_str());
   auto cpu = make_cpu_backend(0, CM4J_F32);
   CountingBackend counting(cpu.get());
-  WeightStore weights(&counting, specs);
-  std::vector<float> host;
-  for (const ParamSpec& p : specs) {
-    host.resize(static_cast<size_t>(p.numel()));
-    synth_v1_fill(p.name, p.shape, 1, host.data());
-    s = weights.bind(p.name, p.shape, host.data());
-    CHECK(s.ok(), "%s: bind %s: %s", model.c_str(), p.name.c_str(), s.message.c_str());
-  }
-  s = weights.finalize();
-  CHECK(s.ok(), "%s: finalize: %s", model.c_str(), s.message.c_str());
-  if (!s.ok()) return;
+  SynthUNet net;
+  if (!load_synth_unet(model, &counting, 1, &net)) return;
+  const UNetConfig& cfg = net.cfg;
 
   const int batch = 2;
   Plan plan;
   std::vector<ParamSpec> again;
   std::vector<Tap> taps;
-  s = build_unet(cfg, &weights, {batch, false}, &again, &plan, &taps);
+  Status s = build_unet(cfg, net.weights.get(), {batch, false}, &again, &plan, &taps);
   CHECK(s.ok(), "%s: plan: %s", model.c_str(), s.message.c_str());
   if (!s.ok()) return;
   float* arena = nullptr;
