@@ -369,6 +369,10 @@ std::vector<float> run_linear(Backend* be, const LinearCase& c, const std::vecto
   return y.get();
 }
 
+void report_bits(const std::string& op, const std::string& shape, const char* kernels,
+                 const Status& cpu_status, const Status& gpu_status, const std::vector<float>& got,
+                 const std::vector<float>& ref);
+
 void test_linear(const std::vector<Backends>& sets, const char* label, const LinearCase& c) {
   char shape[128];
   std::snprintf(shape, sizeof shape, "%s %dx%d<-%d%s%s%s", label, c.m, c.n, c.k,
@@ -380,10 +384,20 @@ void test_linear(const std::vector<Backends>& sets, const char* label, const Lin
   auto add = randn(static_cast<size_t>(c.m) * c.n);
   Status cs;
   auto ref = run_linear(sets[0].cpu, c, x, w, bias, add, &cs);
+  std::vector<float> first;  // the first set's output
+  Status first_status;
   for (const Backends& b : sets) {  // the time path: fp32 in every mode
     Status gs;
     auto got = run_linear(b.gpu, c, x, w, bias, add, &gs);
     report("linear", shape, b.kernels, cs, gs, got, ref, kBoundF32);
+    // The one-row and the row-tile kernels (default and candidate sets) sum each output in
+    // the same order.
+    if (&b == &sets[0]) {
+      first = got;
+      first_status = gs;
+    } else {
+      report_bits("linear = 1st set", shape, b.kernels, first_status, gs, got, first);
+    }
   }
 }
 
@@ -885,11 +899,16 @@ int main() {
   test_attn(def, "odd dh64", {1, 128, 72, 64});
 
   // linear: the time path (time_embedding.linear_1/2, class add, time_emb_proj).
-  test_linear(def, "linear_1", {2, 768, 192, false, true, true, false});
-  test_linear(def, "linear_2", {2, 768, 768, false, false, true, true});
-  test_linear(def, "emb_proj", {2, 1536, 768, true, false, true, false});
-  test_linear(def, "batch64", {64, 768, 768, true, false, true, false});
-  test_linear(def, "odd", {3, 37, 45, true, true, false, true});
+  // linear on every set and the fp32 candidate set (row tiles where the default's kernel
+  // takes one row per block): each output's bits alike.
+  std::vector<Backends> linear_sets = def;
+  if (!candidate) linear_sets.push_back(cand32);
+  test_linear(linear_sets, "linear_1", {2, 768, 192, false, true, true, false});
+  test_linear(linear_sets, "linear_2", {2, 768, 768, false, false, true, true});
+  test_linear(linear_sets, "emb_proj", {2, 1536, 768, true, false, true, false});
+  test_linear(linear_sets, "batch64", {64, 768, 768, true, false, true, false});
+  test_linear(linear_sets, "odd", {3, 37, 45, true, true, false, true});
+  test_linear(linear_sets, "tile tail", {13, 40, 70, true, false, true, true});
 
   test_resample(def, true, 2, 192, 64, 64);
   test_resample(def, true, 2, 768, 16, 16);

@@ -363,7 +363,9 @@ class CudaBackend final : public Backend {
     k.add = a.add;
     k.y = a.y;
     cudaSetDevice(device_);
-    return finish(kernels::linear_forward(k, stream_), "linear");
+    const auto variant = kernels_ == CudaKernels::kCandidate ? kernels::LinearVariant::kRowTiles
+                                                             : kernels::LinearVariant::kOneRow;
+    return finish(kernels::linear_forward(k, stream_, variant), "linear");
   }
 
   Status avg_pool2(const float* x, float* y, int batch, int channels, int h, int w) override {
