@@ -261,6 +261,7 @@ NVCC_DIR=$(dirname "$(command -v nvcc 2> /dev/null || echo /usr/local/cuda/bin/n
 [ -d "$NVCC_DIR/../lib64" ] && TUNING_LD="${TUNING_LD:+$TUNING_LD:}$NVCC_DIR/../lib64"
 LD_LIBRARY_PATH="$TUNING_LD" run_bin test_cuda_tuning 120 test_cuda_tuning --dtype=fp16 --golden
 LD_LIBRARY_PATH="$TUNING_LD" run_bin test_cuda_tuning_bf16 60 test_cuda_tuning --dtype=bf16
+CM4J_CUBLAS_LIB=/nonexistent/libcublas.so run_bin test_cuda_tuning_no_cublas 30 test_cuda_tuning --cublas-missing
 LD_LIBRARY_PATH="$TUNING_LD" CM4J_CUDA_KERNELS=candidate CM4J_TUNING=full CM4J_TUNING_CACHE="$LOGS/tuning" \
   run_bin test_cuda_golden_fp16_tuned 150 test_cuda_golden --dtype=fp16
 LD_LIBRARY_PATH="$TUNING_LD" CM4J_CUDA_KERNELS=candidate CM4J_TUNING=cached CM4J_TUNING_CACHE="$LOGS/tuning" \

@@ -1,12 +1,15 @@
 // The tuning cache's file (native/src/cuda/tuning_cache.h), on the CPU: CM4J_TUNING and the
-// cache folder's environment; a written file reads back the same; every strict prefix of a
-// file (a truncated write), another identity or format version, absurd values and random
-// byte changes are refused or ignored with a message naming the file, never a crash; writes
-// leave no temporary file behind; many threads and a second writer (another process) merge.
+// cache folder's environment; a written file reads back the same (orders per image shape,
+// a fused norm and its SiLU as shapes of their own; tiles per batch); every strict prefix of
+// a file (a truncated write), another identity or format version (format 1's per-batch
+// choices among them), absurd values and random byte changes are refused or ignored with a
+// message naming the file, never a crash; writes leave no temporary file behind; many
+// threads and a second writer (another process) merge, lookups going on meanwhile.
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -30,10 +33,9 @@ void write_text(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
 }
 
-ConvShape shape(const char* dtype, int batch, int c1, int c2, int co, int k, int up, int h) {
+ConvShape shape(const char* dtype, int c1, int c2, int co, int k, int up, int h, int norm = 0) {
   ConvShape s;
   s.dtype = dtype;
-  s.batch = batch;
   s.c_in1 = c1;
   s.c_in2 = c2;
   s.c_out = co;
@@ -41,16 +43,23 @@ ConvShape shape(const char* dtype, int batch, int c1, int c2, int co, int k, int
   s.pad = k / 2;
   s.upsample = up;
   s.h_in = s.w_in = h;
+  s.norm = norm;
   return s;
 }
 
 TuningEntries sample_entries() {
   TuningEntries e;
-  e[shape("fp16", 1, 192, 0, 192, 3, 0, 64)] = {ConvChoice::kMma, 128, 1};
-  e[shape("fp16", 1, 768, 768, 768, 3, 0, 8)] = {ConvChoice::kMma, 64, 8};
-  e[shape("bf16", 4, 768, 384, 384, 3, 1, 16)] = {ConvChoice::kWmma, 64, 1};
-  e[shape("bf16", 256, 192, 0, 384, 1, 0, 32)] = {ConvChoice::kMma, 64, 3};
-  e[shape("fp16", 64, 768, 768, 768, 1, 0, 8)] = {ConvChoice::kCublas, 0, 1};
+  e.orders[shape("fp16", 192, 0, 192, 3, 0, 64)] = {ConvChoice::kMma, 1};
+  e.orders[shape("fp16", 768, 768, 768, 3, 0, 8)] = {ConvChoice::kMma, 8};
+  e.orders[shape("bf16", 768, 384, 384, 3, 1, 16)] = {ConvChoice::kWmma, 1};
+  e.orders[shape("bf16", 192, 0, 384, 1, 0, 32)] = {ConvChoice::kMma, 3};
+  e.orders[shape("fp16", 768, 768, 768, 1, 0, 8)] = {ConvChoice::kCublas, 1};
+  // The same conv with a fused norm, and with norm + SiLU: shapes of their own.
+  e.orders[shape("fp16", 192, 0, 192, 3, 0, 64, 1)] = {ConvChoice::kMma, 2};
+  e.orders[shape("fp16", 192, 0, 192, 3, 0, 64, 2)] = {ConvChoice::kMma, 4};
+  e.tiles[{shape("fp16", 192, 0, 192, 3, 0, 64), 1}] = 64;
+  e.tiles[{shape("fp16", 192, 0, 192, 3, 0, 64), 256}] = 128;
+  e.tiles[{shape("bf16", 192, 0, 384, 1, 0, 32), 8}] = 128;
   return e;
 }
 
@@ -64,7 +73,7 @@ int count_files(const std::string& dir) {
 }
 
 TuningLoad load(const std::string& path, TuningEntries* e, std::string* error) {
-  e->clear();
+  *e = TuningEntries();
   error->clear();
   return load_tuning_file(path, kId, e, error);
 }
@@ -99,9 +108,11 @@ void test_round_trip(const std::string& dir) {
   TuningEntries back;
   CHECK(load(path, &back, &error) == TuningLoad::kLoaded, "load: %s", error.c_str());
   CHECK(back == sample_entries(), "read back %zu entries, wrote %zu", back.size(), sample_entries().size());
+  CHECK(back.orders.size() == 7 && back.tiles.size() == 3, "norm variants kept apart: %zu orders",
+        back.orders.size());
   CHECK(count_files(dir + "/new/folder") == 1, "a temporary file was left: %d files", count_files(dir + "/new/folder"));
   CHECK(write_tuning_file(path, kId, {}, &error) && load(path, &back, &error) == TuningLoad::kLoaded &&
-            back.empty(), "rewritten empty: %s", error.c_str());
+            back.size() == 0, "rewritten empty: %s", error.c_str());
   CHECK(load(dir + "/missing.tune", &back, &error) == TuningLoad::kMissing, "missing file");
   CHECK(!write_tuning_file("/dev/null/x.tune", kId, {}, &error) &&
             error.find("/dev/null/x.tune") != std::string::npos,
@@ -119,7 +130,7 @@ void expect(const std::string& dir, const std::string& what, const std::string& 
   const TuningLoad got = load(path, &e, &error);
   CHECK(got == want, "%s: load gave %d, expected %d (%s)", what.c_str(), static_cast<int>(got),
         static_cast<int>(want), error.c_str());
-  CHECK(error.find(path) != std::string::npos && e.empty(), "%s: message \"%s\" names no file",
+  CHECK(error.find(path) != std::string::npos && e.size() == 0, "%s: message \"%s\" names no file",
         what.c_str(), error.c_str());
 }
 
@@ -132,47 +143,60 @@ void test_hostile(const std::string& dir) {
   for (size_t n = 0; n < good.size(); ++n)
     expect(dir, "prefix of " + std::to_string(n) + " bytes", good.substr(0, n), TuningLoad::kInvalid);
 
-  const size_t body = good.find("conv ");
+  const size_t body = good.find("order ");
   const std::string header = good.substr(0, body);
-  const std::string entry = "conv fp16 1 192 0 192 3 1 1 0 64 64 mma 128 1\n";
+  const std::string entry = "order fp16 192 0 192 3 1 1 0 64 64 0 mma 2\n";
   auto with = [&](const std::string& line) { return header + line + "end 1\n"; };
-  expect(dir, "another GPU", "cm4j-tuning 1\ngpu NVIDIA A100\nsms 132\ndriver 12040\ncm4j 0.1.0\nend 0\n",
+  const std::string h = "cm4j-tuning 2\ngpu NVIDIA H100 80GB HBM3\nsms 132\ndriver 12040\ncm4j 0.1.0\n";
+  expect(dir, "another GPU", "cm4j-tuning 2\ngpu NVIDIA A100\nsms 132\ndriver 12040\ncm4j 0.1.0\nend 0\n",
          TuningLoad::kIgnored);
-  expect(dir, "another SM count", "cm4j-tuning 1\ngpu NVIDIA H100 80GB HBM3\nsms 114\ndriver 12040\ncm4j 0.1.0\nend 0\n",
+  expect(dir, "another SM count", "cm4j-tuning 2\ngpu NVIDIA H100 80GB HBM3\nsms 114\ndriver 12040\ncm4j 0.1.0\nend 0\n",
          TuningLoad::kIgnored);
-  expect(dir, "another driver", "cm4j-tuning 1\ngpu NVIDIA H100 80GB HBM3\nsms 132\ndriver 12020\ncm4j 0.1.0\nend 0\n",
+  expect(dir, "another driver", "cm4j-tuning 2\ngpu NVIDIA H100 80GB HBM3\nsms 132\ndriver 12020\ncm4j 0.1.0\nend 0\n",
          TuningLoad::kIgnored);
-  expect(dir, "another cm4j", "cm4j-tuning 1\ngpu NVIDIA H100 80GB HBM3\nsms 132\ndriver 12040\ncm4j 0.2.0\nend 0\n",
+  expect(dir, "another cm4j", "cm4j-tuning 2\ngpu NVIDIA H100 80GB HBM3\nsms 132\ndriver 12040\ncm4j 0.2.0\nend 0\n",
          TuningLoad::kIgnored);
-  expect(dir, "format 2", "cm4j-tuning 2\nanything at all\n", TuningLoad::kIgnored);
+  // Format 1 chose order and tile together per batch: its files are ignored, not misread.
+  expect(dir, "format 1", "cm4j-tuning 1\ngpu NVIDIA H100 80GB HBM3\nsms 132\ndriver 12040\ncm4j 0.1.0\n"
+         "conv fp16 1 192 0 192 3 1 1 0 64 64 mma 128 1\nend 1\n", TuningLoad::kIgnored);
+  expect(dir, "format 3", "cm4j-tuning 3\nanything at all\n", TuningLoad::kIgnored);
   expect(dir, "not ours", "{\"conv\": 1}\n", TuningLoad::kInvalid);
   expect(dir, "binary", std::string("\0\x01\xff\n\x7f", 5), TuningLoad::kInvalid);
-  expect(dir, "header fields swapped", "cm4j-tuning 1\nsms 132\ngpu NVIDIA H100 80GB HBM3\ndriver 12040\ncm4j 0.1.0\nend 0\n",
+  expect(dir, "header fields swapped", "cm4j-tuning 2\nsms 132\ngpu NVIDIA H100 80GB HBM3\ndriver 12040\ncm4j 0.1.0\nend 0\n",
          TuningLoad::kInvalid);
-  expect(dir, "negative SMs", "cm4j-tuning 1\ngpu NVIDIA H100 80GB HBM3\nsms -1\ndriver 12040\ncm4j 0.1.0\nend 0\n",
+  expect(dir, "negative SMs", "cm4j-tuning 2\ngpu NVIDIA H100 80GB HBM3\nsms -1\ndriver 12040\ncm4j 0.1.0\nend 0\n",
          TuningLoad::kInvalid);
+  CHECK(header == h, "the header written: %s", header.c_str());
   const char* bad_entries[] = {
-      "conv fp16 0 192 0 192 3 1 1 0 64 64 mma 128 1\n",            // batch 0
-      "conv fp16 99999999999 192 0 192 3 1 1 0 64 64 mma 128 1\n",  // batch overflows
-      "conv fp16 1 192 0 -192 3 1 1 0 64 64 mma 128 1\n",           // negative c_out
-      "conv fp16 1 192 0 192 3 1 1 2 64 64 mma 128 1\n",            // upsample 2
-      "conv fp16 1 192 0 192 3 1 1 0 64 64 mma 128 9\n",            // 9 splits
-      "conv fp16 1 192 0 192 3 1 1 0 64 64 mma 96 1\n",             // tile 96
-      "conv fp16 1 192 0 192 3 1 1 0 64 64 wmma 128 1\n",           // WMMA has one tile
-      "conv fp16 1 192 0 192 3 1 1 0 64 64 wmma 64 2\n",            // and no split
-      "conv fp32 1 192 0 192 3 1 1 0 64 64 mma 128 1\n",            // not a half type
-      "conv fp16 1 192 0 192 3 1 1 0 64 64 cudnn 128 1\n",          // unknown kernel
-      "conv fp16 1 192 0 192 1 1 0 0 64 64 cublas 64 1\n",          // cuBLAS has no tile
-      "conv fp16 1 192 0 192 1 1 0 0 64 64 cublas 0 2\n",           // nor a split
-      "conv fp16 1 192 0 192 3 1 1 0 64 64 mma 128\n",              // a field missing
-      "conv fp16 1 192 0 192 3 1 1 0 64 64 mma 128 1 1\n",          // a field too many
-      "conv fp16 1 192 0 192 3 1 1 0 64  64 mma 128 1\n",           // two spaces
-      "conv fp16 1 192 0 192 3 1 1 0 64 64 mma 128 +1\n",           // a sign
-      "conv fp16 1 192 0 192 3 1 1 0 64 64 mma 128 1\r\n",          // CRLF
-      "\n",                                                          // an empty line
+      "order fp16 192 0 -192 3 1 1 0 64 64 0 mma 2\n",          // negative c_out
+      "order fp16 0 0 192 3 1 1 0 64 64 0 mma 2\n",             // no input channels
+      "order fp16 99999999999 0 192 3 1 1 0 64 64 0 mma 2\n",   // c_in1 overflows
+      "order fp16 192 0 192 3 1 1 2 64 64 0 mma 2\n",           // upsample 2
+      "order fp16 192 0 192 3 1 1 0 64 64 3 mma 2\n",           // norm 3
+      "order fp16 192 0 192 3 1 1 0 64 64 0 mma 9\n",           // 9 splits
+      "order fp16 192 0 192 3 1 1 0 64 64 0 mma 0\n",           // no split at all
+      "order fp16 192 0 192 3 1 1 0 64 64 0 wmma 2\n",          // WMMA has no split
+      "order fp16 192 0 192 1 1 0 0 64 64 0 cublas 2\n",        // nor cuBLAS
+      "order fp32 192 0 192 3 1 1 0 64 64 0 mma 2\n",           // not a half type
+      "order fp16 192 0 192 3 1 1 0 64 64 0 cudnn 1\n",         // unknown kernel
+      "order fp16 192 0 192 3 1 1 0 64 64 0 mma 128 1\n",       // format 1's choice
+      "conv fp16 1 192 0 192 3 1 1 0 64 64 mma 128 1\n",        // format 1's line
+      "tile fp16 192 0 192 3 1 1 0 64 64 0 8 96\n",             // tile 96
+      "tile fp16 192 0 192 3 1 1 0 64 64 0 0 128\n",            // batch 0
+      "tile fp16 192 0 192 3 1 1 0 64 64 0 8\n",                // no tile
+      "order fp16 192 0 192 3 1 1 0 64 64 0 mma\n",             // a field missing
+      "order fp16 192 0 192 3 1 1 0 64 64 0 mma 2 1\n",         // a field too many
+      "order fp16 192 0 192 3 1 1 0 64  64 0 mma 2\n",          // two spaces
+      "order fp16 192 0 192 3 1 1 0 64 64 0 mma +2\n",          // a sign
+      "order fp16 192 0 192 3 1 1 0 64 64 0 mma 2\r\n",         // CRLF
+      "\n",                                                      // an empty line
   };
   for (const char* line : bad_entries) expect(dir, std::string("entry ") + line, with(line), TuningLoad::kInvalid);
   expect(dir, "a shape twice", header + entry + entry + "end 2\n", TuningLoad::kInvalid);
+  expect(dir, "a shape twice, other orders",
+         header + entry + "order fp16 192 0 192 3 1 1 0 64 64 0 wmma 1\nend 2\n", TuningLoad::kInvalid);
+  const std::string tile = "tile fp16 192 0 192 3 1 1 0 64 64 0 8 128\n";
+  expect(dir, "a tile twice", header + tile + tile + "end 2\n", TuningLoad::kInvalid);
   expect(dir, "a wrong count", header + entry + "end 2\n", TuningLoad::kInvalid);
   expect(dir, "text after the end", header + entry + "end 1\nconv\n", TuningLoad::kInvalid);
   expect(dir, "2 MiB", header + std::string(2 << 20, 'x'), TuningLoad::kInvalid);
@@ -193,40 +217,69 @@ void test_hostile(const std::string& dir) {
   CHECK(outcomes[3] > 2000, "most random changes are refused");
 }
 
+TuningEntries order_entry(const ConvShape& s, ConvOrder o) {
+  TuningEntries e;
+  e.orders[s] = o;
+  return e;
+}
+
 void test_shared_cache(const std::string& dir) {
   const std::string path = dir + "/shared.tune";
   auto a = TuningCache::open(path, kId);
   CHECK(a == TuningCache::open(path, kId), "one cache per file in a process");
   CHECK(a != TuningCache::open(path, {"other", 1, 0, "0.1.0"}), "one per identity");
+  // Eight threads record (each record rewrites the file) while two look up all the time.
+  std::atomic<bool> done{false};
+  std::atomic<long> lookups{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 2; ++r)
+    readers.emplace_back([&] {
+      ConvOrder o;
+      for (; !done; ++lookups) a->find_order(shape("fp16", 8, 0, 64, 3, 0, 4), &o);
+    });
   std::vector<std::thread> threads;
   for (int t = 0; t < 8; ++t)
     threads.emplace_back([&, t] {
       for (int i = 0; i < 20; ++i) {
         std::string error;
-        CHECK(a->record(shape("fp16", 1 + i, 8 * (t + 1), 0, 64, 3, 0, 16), {ConvChoice::kMma, 64, 1 + t % 8}, &error),
+        CHECK(a->record(order_entry(shape("fp16", 8 * (t + 1), 0, 64, 3, 0, 4 + i), {ConvChoice::kMma, 1 + t % 8}),
+                        &error),
               "record: %s", error.c_str());
       }
     });
   for (auto& t : threads) t.join();
+  done = true;
+  for (auto& t : readers) t.join();
+  CHECK(lookups > 0, "lookups went on");
   // Another process: its own cache of the same file, recording meanwhile.
   TuningCache other(path, kId);
-  ConvChoice c;
-  const ConvChoice last{ConvChoice::kMma, 64, 8};
-  CHECK(other.find(shape("fp16", 20, 64, 0, 64, 3, 0, 16), &c) && c == last,
+  ConvOrder o;
+  CHECK(other.find_order(shape("fp16", 64, 0, 64, 3, 0, 23), &o) && o == (ConvOrder{ConvChoice::kMma, 8}),
         "the other process reads what was written");
   std::string error;
-  CHECK(other.record(shape("bf16", 1, 8, 0, 8, 1, 0, 4), {ConvChoice::kWmma, 64, 1}, &error), "%s", error.c_str());
+  TuningEntries tile;
+  tile.tiles[{shape("bf16", 8, 0, 8, 1, 0, 4), 16}] = 128;
+  CHECK(other.record(tile, &error), "%s", error.c_str());
+  int tile_m = 0;
+  CHECK(other.find_tile({shape("bf16", 8, 0, 8, 1, 0, 4), 16}, &tile_m) && tile_m == 128 &&
+            !other.find_tile({shape("bf16", 8, 0, 8, 1, 0, 4), 8}, &tile_m),
+        "a tile belongs to its batch");
   TuningEntries e;
   CHECK(load(path, &e, &error) == TuningLoad::kLoaded && e.size() == 161, "merged: %zu entries (%s)", e.size(),
         error.c_str());
   CHECK(count_files(dir) == 1, "temporary files left: %d files", count_files(dir));
+  // The first process's next record keeps the other's entry on disk and learns it.
+  CHECK(a->record(order_entry(shape("fp16", 8, 0, 8, 1, 0, 2), {ConvChoice::kWmma, 1}), &error) &&
+            load(path, &e, &error) == TuningLoad::kLoaded && e.size() == 162 &&
+            a->find_tile({shape("bf16", 8, 0, 8, 1, 0, 4), 16}, &tile_m),
+        "merged back: %zu entries (%s)", e.size(), error.c_str());
 
   write_text(path, "garbage\n");
   TuningCache broken(path, kId);
   CHECK(!broken.problem().empty() && broken.problem().find(path) != std::string::npos &&
-            !broken.find(shape("fp16", 20, 64, 0, 64, 3, 0, 16), &c),
+            !broken.find_order(shape("fp16", 64, 0, 64, 3, 0, 23), &o),
         "a garbage file is reported and used as empty: \"%s\"", broken.problem().c_str());
-  CHECK(broken.record(shape("fp16", 1, 8, 0, 8, 1, 0, 4), {ConvChoice::kMma, 128, 1}, &error) &&
+  CHECK(broken.record(order_entry(shape("fp16", 8, 0, 8, 1, 0, 4), {ConvChoice::kMma, 1}), &error) &&
             load(path, &e, &error) == TuningLoad::kLoaded && e.size() == 1,
         "measuring again replaces it: %s", error.c_str());
 }

@@ -9,7 +9,7 @@
 # golden runs ("fp32 fp16 bf16"; empty: none), EMU_CANDIDATE_DTYPES the candidate golden
 # runs ("fp16 bf16"), EMU_GRAPHS_DTYPES the CUDA graphs runs ("fp32 fp16"; test_cuda_graphs),
 # EMU_TUNING_DTYPES the measured conv choice's runs ("fp16 bf16"; test_cuda_tuning, and its
-# tiny-model run in fp16 unless empty),
+# tiny-model and missing-cuBLAS runs in fp16 unless empty),
 # EMU_DEFAULT_OPS=0 / EMU_CANDIDATE_OPS=0 skip the default / candidate set's op cases,
 # EMU_FUSION=0 the group norms fused into the NHWC mode's convs (test_norm_fusion: tiny and
 # lsun_mini, fused against unfused, fp16 and bf16),
@@ -83,6 +83,10 @@ fi
 for dtype in ${EMU_TUNING_DTYPES-fp16 bf16}; do
   CM4J_CUBLAS_LIB="$B/libcublas_emu.so" "$B/test_cuda_tuning" --dtype=$dtype || rc=1
 done
+# A tuning file choosing cuBLAS where it does not load: the rule's bits.
+if [ -n "${EMU_TUNING_DTYPES-fp16}" ]; then
+  CM4J_CUBLAS_LIB="$B/no-such-libcublas.so" "$B/test_cuda_tuning" --cublas-missing || rc=1
+fi
 # The tiny model through the engine, with CUDA graphs: without the cuBLAS stand-in, which runs
 # at call time where a device's stream capture would record it.
 if [ -n "${EMU_TUNING_DTYPES-fp16}" ]; then "$B/test_cuda_tuning" --dtype=fp16 --golden || rc=1; fi

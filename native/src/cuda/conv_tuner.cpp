@@ -21,12 +21,12 @@ namespace {
 constexpr int kRounds = 3;
 constexpr int kLaunches = 5;
 
-std::mutex g_timing_mu;  // held while a shape is measured and recorded (choose_unreported)
+std::mutex g_timing_mu;  // held while a shape is measured and recorded (ConvTuner::decide)
 std::mutex g_hooks_mu;
 std::atomic<bool> g_hooked{false};  // any hook set: the conv path takes no lock otherwise
-std::function<double(const ConvShape&, const ConvChoice&)> g_cost;
+std::function<double(const ConvShape&, int, const ConvChoice&)> g_cost;
 std::function<void(const ConvChoice&, std::vector<float>*)> g_alter;
-std::function<void(const ConvShape&, const ConvChoice&)> g_chosen;
+std::function<void(const ConvShape&, int, const ConvChoice&)> g_chosen;
 
 // The library has no logger: a problem with the cache file goes to stderr, once per text.
 void warn_once(const std::string& text) {
@@ -36,21 +36,7 @@ void warn_once(const std::string& text) {
   if (said.insert(text).second) std::fprintf(stderr, "cm4j: %s; using the fixed rule\n", text.c_str());
 }
 
-ConvShape shape_of(const kernels::Conv2dNhwcParams& p) {
-  ConvShape s;
-  s.dtype = p.type == kernels::HalfType::kBF16 ? "bf16" : "fp16";
-  s.batch = p.batch;
-  s.c_in1 = p.c_in1;
-  s.c_in2 = p.c_in2;
-  s.c_out = p.c_out;
-  s.kernel = p.kernel;
-  s.stride = p.stride;
-  s.pad = p.pad;
-  s.upsample = p.upsample ? 1 : 0;
-  s.h_in = p.h_in;
-  s.w_in = p.w_in;
-  return s;
-}
+int norm_of(const kernels::Conv2dNhwcParams& p) { return p.norm ? (p.norm_silu ? 2 : 1) : 0; }
 
 kernels::Conv2dNhwcMmaConfig mma_config(const ConvChoice& c) {
   kernels::Conv2dNhwcMmaConfig m;
@@ -126,12 +112,14 @@ bool ConvTuner::allowed(const kernels::Conv2dNhwcParams& p, const ConvChoice& c,
              kernels::conv2d_nhwc_mma_config_ok(p, mma_config(c));
     case ConvChoice::kCublas:
       if (!cublas_conv_supports(p)) return false;
-      if (!cublas_tried_ && !capturing) {
-        cublas_tried_ = true;
-        std::string why;
-        cublas_.reset(CublasGemm::open(&why));
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!cublas_tried_ && !capturing) {
+          cublas_tried_ = true;
+          cublas_.reset(CublasGemm::open(&cublas_problem_));
+        }
+        return cublas_ != nullptr;
       }
-      return cublas_ != nullptr;
   }
   return false;
 }
@@ -150,9 +138,9 @@ std::vector<ConvChoice> ConvTuner::candidates(const kernels::Conv2dNhwcParams& p
 }
 
 namespace conv_tuner_test {
-void set_hooks(std::function<double(const ConvShape&, const ConvChoice&)> cost,
+void set_hooks(std::function<double(const ConvShape&, int, const ConvChoice&)> cost,
                std::function<void(const ConvChoice&, std::vector<float>*)> alter,
-               std::function<void(const ConvShape&, const ConvChoice&)> chosen) {
+               std::function<void(const ConvShape&, int, const ConvChoice&)> chosen) {
   std::lock_guard<std::mutex> lock(g_hooks_mu);
   g_cost = std::move(cost);
   g_alter = std::move(alter);
@@ -172,6 +160,22 @@ TuningIdentity tuning_identity(int device) {
   cudaGetLastError();
   id.version = cm4j_version();
   return id;
+}
+
+ConvShape conv_shape_of(const kernels::Conv2dNhwcParams& p) {
+  ConvShape s;
+  s.dtype = p.type == kernels::HalfType::kBF16 ? "bf16" : "fp16";
+  s.c_in1 = p.c_in1;
+  s.c_in2 = p.c_in2;
+  s.c_out = p.c_out;
+  s.kernel = p.kernel;
+  s.stride = p.stride;
+  s.pad = p.pad;
+  s.upsample = p.upsample ? 1 : 0;
+  s.h_in = p.h_in;
+  s.w_in = p.w_in;
+  s.norm = norm_of(p);
+  return s;
 }
 
 ConvChoice conv_rule(const kernels::Conv2dNhwcParams& p) {
@@ -200,8 +204,9 @@ cudaError_t ConvTuner::run(const kernels::Conv2dNhwcParams& p, const ConvChoice&
   return cudaErrorInvalidValue;
 }
 
-ConvTuner::ConvTuner(TuningMode mode, const TuningIdentity& identity) : mode_(mode) {
+ConvTuner::ConvTuner(TuningMode mode, int device) : mode_(mode) {
   if (mode_ == TuningMode::kOff) return;
+  const TuningIdentity identity = tuning_identity(device);
   const std::string dir = tuning_cache_dir();
   cache_ = TuningCache::open(dir.empty() ? "" : dir + "/" + tuning_file_name(identity), identity);
   if (!cache_->problem().empty()) warn_once(cache_->problem());
@@ -209,46 +214,119 @@ ConvTuner::ConvTuner(TuningMode mode, const TuningIdentity& identity) : mode_(mo
 
 ConvChoice ConvTuner::choose(const kernels::Conv2dNhwcParams& p, cudaStream_t stream,
                              bool capturing) {
-  const ConvChoice c = choose_unreported(p, stream, capturing);
+  ConvChoice c;
+  if (mode_ == TuningMode::kOff) {
+    c = conv_rule(p);
+  } else {
+    const MemoKey key{static_cast<int>(p.type), p.batch, p.c_in1, p.c_in2, p.c_out, p.kernel,
+                      p.stride, p.pad, p.upsample ? 1 : 0, p.h_in, p.w_in, norm_of(p),
+                      kernels::conv2d_nhwc_mma_supports(p) ? 1 : 0};
+    bool known = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = memo_.find(key);
+      if ((known = it != memo_.end())) c = it->second;
+    }
+    if (!known) {
+      c = decide(p, stream, capturing);
+      // Inside a capture the rule may stand in for a measurement still to come.
+      if (!capturing) {
+        std::lock_guard<std::mutex> lock(mu_);
+        memo_.emplace(key, c);
+      }
+    }
+  }
   if (g_hooked) {
     std::lock_guard<std::mutex> lock(g_hooks_mu);
-    if (g_chosen) g_chosen(shape_of(p), c);
+    if (g_chosen) g_chosen(conv_shape_of(p), p.batch, c);
   }
   return c;
 }
 
-ConvChoice ConvTuner::choose_unreported(const kernels::Conv2dNhwcParams& p, cudaStream_t stream,
-                                        bool capturing) {
+ConvChoice ConvTuner::decide(const kernels::Conv2dNhwcParams& p, cudaStream_t stream,
+                             bool capturing) {
   const ConvChoice rule = conv_rule(p);
-  if (mode_ == TuningMode::kOff || rule.kernel == ConvChoice::kWmma) return rule;  // one candidate
-  const ConvShape shape = shape_of(p);
-  ConvChoice c;
-  if (cache_->find(shape, &c)) return allowed(p, c, capturing) ? c : rule;
-  if (mode_ != TuningMode::kFull || capturing) return rule;
-  // One measurement at a time in the process: two engines on one card would time each other,
-  // and the second to meet a shape takes the first one's result here.
-  std::lock_guard<std::mutex> timing(g_timing_mu);
-  if (cache_->find(shape, &c)) return allowed(p, c, capturing) ? c : rule;
-  if (!measure(p, stream, &c)) {
-    cache_->keep(shape, rule);  // in memory only: not measured again by this process
+  if (rule.kernel == ConvChoice::kWmma) return rule;  // the mma kernel does not apply: no choice
+  const bool measuring = mode_ == TuningMode::kFull && !capturing;
+  const ConvShape shape = conv_shape_of(p);
+  // One measurement at a time in the process (two engines on one card would time each
+  // other); the second to meet a shape takes the first one's result after the lock.
+  ConvOrder order;
+  if (!cache_->find_order(shape, &order)) {
+    if (!measuring) return rule;
+    std::lock_guard<std::mutex> timing(g_timing_mu);
+    if (!cache_->find_order(shape, &order)) order = measure_order(p, stream);
+  }
+  ConvChoice c{order.kernel, 0, order.splits};
+  if (c.kernel == ConvChoice::kMma) c.tile_m = kernels::conv2d_nhwc_mma_tile_m(p);
+  if (c.kernel == ConvChoice::kWmma) c.tile_m = 64;
+  if (!allowed(p, c, capturing)) {
+    if (c.kernel == ConvChoice::kCublas && !capturing && !cublas_problem_.empty())
+      warn_once("the tuning cache chooses cuBLAS for some convs, but " + cublas_problem_);
     return rule;
   }
-  std::string error;
-  if (!cache_->record(shape, c, &error)) warn_once(error);
+  if (c.kernel != ConvChoice::kMma) return c;
+  // The tile: the rule's where the cache has none for this batch (the same sums).
+  if (cache_->find_tile({shape, p.batch}, &c.tile_m) || !measuring) return c;
+  std::lock_guard<std::mutex> timing(g_timing_mu);
+  if (!cache_->find_tile({shape, p.batch}, &c.tile_m)) c.tile_m = measure_tile(p, c, stream);
   return c;
 }
 
-bool ConvTuner::measure(const kernels::Conv2dNhwcParams& p, cudaStream_t stream, ConvChoice* out) {
-  std::function<double(const ConvShape&, const ConvChoice&)> cost;
+// The order of p's image shape, measured on image 0 alone, and recorded with its tile at
+// batch 1; the rule's order (in memory only) where nothing could be measured.
+ConvOrder ConvTuner::measure_order(const kernels::Conv2dNhwcParams& p, cudaStream_t stream) {
+  kernels::Conv2dNhwcParams one = p;  // the first image of every tensor, and its dst
+  one.batch = 1;
+  const ConvShape shape = conv_shape_of(p);
+  TuningEntries add;
+  ConvChoice best;
+  if (!measure(one, conv_rule(one), candidates(one), stream, &best)) {
+    best = conv_rule(one);
+    add.orders[shape] = ConvOrder{best.kernel, best.splits};
+    cache_->keep(add);
+    return add.orders[shape];
+  }
+  add.orders[shape] = ConvOrder{best.kernel, best.splits};
+  if (best.kernel == ConvChoice::kMma) add.tiles[{shape, 1}] = best.tile_m;
+  record(add);
+  return add.orders[shape];
+}
+
+// The faster tile for order `c` at p's batch (the rule's first: it wins a tie).
+int ConvTuner::measure_tile(const kernels::Conv2dNhwcParams& p, const ConvChoice& c,
+                            cudaStream_t stream) {
+  ConvChoice rule_tile = c, other = c;
+  rule_tile.tile_m = kernels::conv2d_nhwc_mma_tile_m(p);
+  other.tile_m = rule_tile.tile_m == 128 ? 64 : 128;
+  ConvChoice best;
+  TuningEntries add;
+  const bool measured = measure(p, conv_rule(p), {rule_tile, other}, stream, &best);
+  add.tiles[{conv_shape_of(p), p.batch}] = measured ? best.tile_m : rule_tile.tile_m;
+  if (measured) record(add);
+  else cache_->keep(add);
+  return add.tiles.begin()->second;
+}
+
+void ConvTuner::record(const TuningEntries& add) {
+  std::string error;
+  if (!cache_->record(add, &error)) warn_once(error);
+}
+
+// Runs `reference` into a scratch output, then each candidate, and sets *out to the fastest
+// that agrees with it (the first of equals); false when none could be run.
+bool ConvTuner::measure(const kernels::Conv2dNhwcParams& p, const ConvChoice& reference,
+                        const std::vector<ConvChoice>& cands, cudaStream_t stream,
+                        ConvChoice* out) {
+  std::function<double(const ConvShape&, int, const ConvChoice&)> cost;
   std::function<void(const ConvChoice&, std::vector<float>*)> alter;
   {
     std::lock_guard<std::mutex> hooks(g_hooks_mu);
     cost = g_cost;
     alter = g_alter;
   }
-  const std::vector<ConvChoice> cands = candidates(p);
   const size_t count = static_cast<size_t>(p.batch) * p.h_out * p.w_out * p.c_out;
-  size_t workspace_floats = 0;
+  size_t workspace_floats = conv_choice_workspace_floats(p, reference);
   for (const ConvChoice& c : cands)
     workspace_floats = std::max(workspace_floats, conv_choice_workspace_floats(p, c));
   Scratch reference_out, candidate_out, workspace;
@@ -262,24 +340,24 @@ bool ConvTuner::measure(const kernels::Conv2dNhwcParams& p, cudaStream_t stream,
   kernels::Conv2dNhwcParams q = p;
   q.dst = reference_out.p;
   float* ws = static_cast<float*>(workspace.p);
-  std::vector<float> reference, got;
-  if (run(q, cands[0], ws, stream) != cudaSuccess ||
-      !download(q, reference_out.p, count, stream, &reference)) {
+  std::vector<float> want, got;
+  if (run(q, reference, ws, stream) != cudaSuccess ||
+      !download(q, reference_out.p, count, stream, &want)) {
     cudaGetLastError();
     return false;
   }
   q.dst = candidate_out.p;
-  const ConvShape shape = shape_of(p);
+  const ConvShape shape = conv_shape_of(p);
   double best = std::numeric_limits<double>::infinity();
   for (const ConvChoice& c : cands) {
-    const double hooked = cost ? cost(shape, c) : 0;
+    const double hooked = cost ? cost(shape, p.batch, c) : 0;
     if (hooked < 0) continue;
     if (run(q, c, ws, stream) != cudaSuccess || !download(q, q.dst, count, stream, &got)) {
       cudaGetLastError();
       continue;
     }
     if (alter) alter(c, &got);
-    if (!agrees(got, reference, p.type)) continue;
+    if (!agrees(got, want, p.type)) continue;
     const double ms = cost ? hooked : time_ms(q, c, ws, stream);
     if (ms >= 0 && ms < best) {
       best = ms;

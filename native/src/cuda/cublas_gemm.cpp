@@ -35,12 +35,20 @@ const Api& api() {
   static Api a;
   static std::once_flag once;
   std::call_once(once, [] {
+    // CM4J_CUBLAS_LIB, where set, is the only library tried (a missing one: no cuBLAS).
     const char* own = std::getenv("CM4J_CUBLAS_LIB");
     void* lib = nullptr;
-    for (const char* name : {own, "libcublas.so.12", "libcublas.so.11", "libcublas.so"})
-      if (name && *name && (lib = dlopen(name, RTLD_NOW | RTLD_LOCAL))) break;
+    if (own && *own) {
+      if (!(lib = dlopen(own, RTLD_NOW | RTLD_LOCAL))) {
+        a.problem = std::string("cuBLAS not loaded (CM4J_CUBLAS_LIB=") + own + ")";
+        return;
+      }
+    } else {
+      for (const char* name : {"libcublas.so.12", "libcublas.so.11", "libcublas.so"})
+        if ((lib = dlopen(name, RTLD_NOW | RTLD_LOCAL))) break;
+    }
     if (!lib) {
-      a.problem = "cuBLAS not found (libcublas.so.12, .11 or $CM4J_CUBLAS_LIB)";
+      a.problem = "cuBLAS not found (libcublas.so.12, .11 or .so; CM4J_CUBLAS_LIB names another)";
       return;
     }
     std::string missing;
@@ -101,16 +109,26 @@ cudaError_t CublasGemm::conv(const kernels::Conv2dNhwcParams& p, float* sums, cu
   // Row-major [M, c_out] = [M, c_in] x [c_in, c_out] is column-major
   // sums^T [c_out, M] = weight^T [c_out, c_in] x src^T [c_in, M]: no transposes. The packed
   // 1x1 weight's rows are the input channels, src1's first, then src2's.
-  const int m = p.batch * p.h_out * p.w_out;
+  // One GEMM per image: cuBLAS picks its algorithm (and its own split of k) by the problem's
+  // size, so only the same M in every call gives an image the same bits batched or alone.
+  const int m = p.h_out * p.w_out;
   const int type = p.type == kernels::HalfType::kBF16 ? kR16BF : kR16F;
   const float one = 1.0f, zero = 0.0f;
   const char* w = static_cast<const char*>(p.weight);
-  int s = a.GemmEx(handle_, kOpN, kOpN, p.c_out, m, p.c_in1, &one, w, type, p.c_out, p.src1, type,
-                   p.c_in1, &zero, sums, kR32F, p.c_out, kCompute32F, kGemmDefault);
-  if (s == kSuccess && p.c_in2 > 0)
-    s = a.GemmEx(handle_, kOpN, kOpN, p.c_out, m, p.c_in2, &one,
-                 w + static_cast<size_t>(p.c_in1) * p.c_out * 2, type, p.c_out, p.src2, type,
-                 p.c_in2, &one, sums, kR32F, p.c_out, kCompute32F, kGemmDefault);
+  const char* src1 = static_cast<const char*>(p.src1);
+  const char* src2 = static_cast<const char*>(p.src2);
+  int s = kSuccess;
+  for (int b = 0; b < p.batch && s == kSuccess; ++b) {
+    float* image_sums = sums + static_cast<size_t>(b) * m * p.c_out;
+    s = a.GemmEx(handle_, kOpN, kOpN, p.c_out, m, p.c_in1, &one, w, type, p.c_out,
+                 src1 + static_cast<size_t>(b) * m * p.c_in1 * 2, type, p.c_in1, &zero,
+                 image_sums, kR32F, p.c_out, kCompute32F, kGemmDefault);
+    if (s == kSuccess && p.c_in2 > 0)
+      s = a.GemmEx(handle_, kOpN, kOpN, p.c_out, m, p.c_in2, &one,
+                   w + static_cast<size_t>(p.c_in1) * p.c_out * 2, type, p.c_out,
+                   src2 + static_cast<size_t>(b) * m * p.c_in2 * 2, type, p.c_in2, &one,
+                   image_sums, kR32F, p.c_out, kCompute32F, kGemmDefault);
+  }
   if (s != kSuccess) return cudaErrorUnknown;
   return kernels::conv2d_nhwc_epilogue(p, sums, stream);
 }

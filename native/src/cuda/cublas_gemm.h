@@ -1,9 +1,9 @@
 // cuBLAS, loaded at run time for the conv tuner's vendor candidate: an NHWC 1x1 conv (stride
 // 1, no padding or upsampling) is a GEMM, [M = B*H*W, c_in] x [c_in, c_out]. Never a build
-// dependency: libcublas is dlopen'ed ($CM4J_CUBLAS_LIB, a path or a name, else
-// libcublas.so.12, .so.11, .so) and the few functions used are declared here (cublas_api.h,
-// the same since CUDA 11); the engine runs the same without it. Include only with
-// CM4J_HAVE_CUDA.
+// dependency: libcublas is dlopen'ed ($CM4J_CUBLAS_LIB, a path or a name, and then only that;
+// else libcublas.so.12, .so.11, .so) and the few functions used are declared here
+// (cublas_api.h, the same since CUDA 11); the engine runs the same without it. Include only
+// with CM4J_HAVE_CUDA.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -29,7 +29,8 @@ class CublasGemm {
   CublasGemm& operator=(const CublasGemm&) = delete;
 
   // sums [M, c_out] fp32 = cat(src1, src2) [M, c_in] x weight [c_in, c_out] (fp16/bf16,
-  // fp32 accumulation), then the conv's epilogue into p.dst. `sums` holds M * c_out floats.
+  // fp32 accumulation), one GEMM per image, then the conv's epilogue into p.dst. `sums`
+  // holds M * c_out floats.
   cudaError_t conv(const kernels::Conv2dNhwcParams& p, float* sums, cudaStream_t stream);
 
  private:

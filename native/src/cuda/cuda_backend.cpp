@@ -143,7 +143,7 @@ class CudaBackend final : public Backend {
         stream_(stream),
         sync_each_op_(sync_each_op),
         graphs_(graphs && !sync_each_op) {
-    if (nhwc_) tuner_ = std::make_unique<ConvTuner>(tuning, tuning_identity(device));
+    if (nhwc_) tuner_ = std::make_unique<ConvTuner>(tuning, device);
   }
 
   ~CudaBackend() override {
@@ -784,6 +784,12 @@ std::unique_ptr<Backend> make_cuda_backend_with(int device, int dtype, CudaKerne
       *error = "CUDA backend: unknown dtype " + std::to_string(dtype);
       return nullptr;
   }
+  TuningMode tuning;  // refused before anything is allocated
+  const char* tuning_env = std::getenv("CM4J_TUNING");
+  if (!parse_tuning_mode(tuning_env, &tuning)) {
+    *error = std::string("CM4J_TUNING=") + tuning_env + ": expected off, cached or full";
+    return nullptr;
+  }
   cudaError_t e = cudaSetDevice(device);
   if (e == cudaSuccess && operand != kernels::ConvOperand::kF32) {
     // The fp16/bf16 conv runs on sm_80+ tensor cores.
@@ -820,13 +826,6 @@ std::unique_ptr<Backend> make_cuda_backend_with(int device, int dtype, CudaKerne
     graphs = false;
   } else if (graphs_env && *graphs_env) {
     *error = std::string("CM4J_CUDA_GRAPHS=") + graphs_env + ": expected on or off";
-    cudaStreamDestroy(stream);
-    return nullptr;
-  }
-  TuningMode tuning;
-  const char* tuning_env = std::getenv("CM4J_TUNING");
-  if (!parse_tuning_mode(tuning_env, &tuning)) {
-    *error = std::string("CM4J_TUNING=") + tuning_env + ": expected off, cached or full";
     cudaStreamDestroy(stream);
     return nullptr;
   }

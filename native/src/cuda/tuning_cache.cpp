@@ -17,7 +17,7 @@ namespace cm4j {
 
 namespace {
 
-constexpr int kFormat = 1;
+constexpr int kFormat = 2;  // 1: choices per batch (order and tile together)
 constexpr size_t kMaxFileBytes = 1 << 20;  // thousands of entries; anything larger is not ours
 
 // A decimal integer in [lo, hi] with nothing else (no sign, space or leading '+').
@@ -45,26 +45,32 @@ std::vector<std::string> split_spaces(const std::string& line) {
   return out;
 }
 
-// "conv fp16 1 192 0 192 3 1 1 0 64 64 mma 128 1": false with *why on anything else.
-bool parse_entry(const std::string& line, ConvShape* shape, ConvChoice* choice, std::string* why) {
+const char* const kKernelNames[] = {"mma", "wmma", "cublas"};  // by ConvChoice::Kernel
+
+// "order SHAPE KERNEL_NAME SPLITS" or "tile SHAPE BATCH TILE_M" into *entries: false with
+// *why on anything else, or a shape listed twice.
+bool parse_entry(const std::string& line, TuningEntries* entries, std::string* why) {
   const std::vector<std::string> f = split_spaces(line);
-  if (f.size() != 15 || f[0] != "conv") {
-    *why = "expected \"conv DTYPE BATCH C_IN1 C_IN2 C_OUT KERNEL STRIDE PAD UPSAMPLE H W "
-           "KERNEL_NAME TILE_M SPLITS\"";
+  const bool order = f[0] == "order";
+  if (f.size() != 14 || (!order && f[0] != "tile")) {
+    *why = "expected \"order DTYPE C_IN1 C_IN2 C_OUT KERNEL STRIDE PAD UPSAMPLE H W NORM "
+           "KERNEL_NAME SPLITS\" or \"tile DTYPE C_IN1 C_IN2 C_OUT KERNEL STRIDE PAD UPSAMPLE "
+           "H W NORM BATCH TILE_M\"";
     return false;
   }
   if (f[1] != "fp16" && f[1] != "bf16") {
     *why = "dtype \"" + f[1].substr(0, 16) + "\" is not fp16 or bf16";
     return false;
   }
-  shape->dtype = f[1];
+  ConvShape shape;
+  shape.dtype = f[1];
   struct Field { const char* name; int lo, hi; int* out; };
   const Field fields[] = {
-      {"batch", 1, 1 << 20, &shape->batch},   {"c_in1", 1, 65536, &shape->c_in1},
-      {"c_in2", 0, 65536, &shape->c_in2},     {"c_out", 1, 65536, &shape->c_out},
-      {"kernel", 1, 15, &shape->kernel},      {"stride", 1, 8, &shape->stride},
-      {"pad", 0, 15, &shape->pad},            {"upsample", 0, 1, &shape->upsample},
-      {"h", 1, 65536, &shape->h_in},          {"w", 1, 65536, &shape->w_in},
+      {"c_in1", 1, 65536, &shape.c_in1},   {"c_in2", 0, 65536, &shape.c_in2},
+      {"c_out", 1, 65536, &shape.c_out},   {"kernel", 1, 15, &shape.kernel},
+      {"stride", 1, 8, &shape.stride},     {"pad", 0, 15, &shape.pad},
+      {"upsample", 0, 1, &shape.upsample}, {"h", 1, 65536, &shape.h_in},
+      {"w", 1, 65536, &shape.w_in},        {"norm", 0, 2, &shape.norm},
   };
   for (size_t i = 0; i < 10; ++i) {
     if (!parse_int(f[2 + i], fields[i].lo, fields[i].hi, fields[i].out)) {
@@ -73,12 +79,40 @@ bool parse_entry(const std::string& line, ConvShape* shape, ConvChoice* choice, 
       return false;
     }
   }
-  if (!choice->parse(f[12], f[13], f[14])) {
-    *why = "\"" + f[12].substr(0, 16) + " " + f[13].substr(0, 16) + " " + f[14].substr(0, 16) +
-           "\" is not a kernel (mma: tile 128 or 64, 1..8 splits; wmma 64 1; cublas 0 1)";
+  if (order) {
+    ConvOrder o;
+    if (!o.parse(f[12], f[13])) {
+      *why = "\"" + f[12].substr(0, 16) + " " + f[13].substr(0, 16) +
+             "\" is not a kernel order (mma 1..8, wmma 1 or cublas 1)";
+      return false;
+    }
+    if (!entries->orders.emplace(shape, o).second) {
+      *why = "a shape's order listed twice";
+      return false;
+    }
+    return true;
+  }
+  int batch = 0, tile_m = 0;
+  if (!parse_int(f[12], 1, 1 << 20, &batch)) {
+    *why = "batch \"" + f[12].substr(0, 16) + "\" is not an integer in 1.." + std::to_string(1 << 20);
+    return false;
+  }
+  if (!parse_int(f[13], 64, 128, &tile_m) || (tile_m != 64 && tile_m != 128)) {
+    *why = "tile_m \"" + f[13].substr(0, 16) + "\" is not 64 or 128";
+    return false;
+  }
+  if (!entries->tiles.emplace(ConvAtBatch{shape, batch}, tile_m).second) {
+    *why = "a shape's tile at one batch listed twice";
     return false;
   }
   return true;
+}
+
+std::string shape_text(const ConvShape& s) {
+  return s.dtype + ' ' + std::to_string(s.c_in1) + ' ' + std::to_string(s.c_in2) + ' ' +
+         std::to_string(s.c_out) + ' ' + std::to_string(s.kernel) + ' ' + std::to_string(s.stride) +
+         ' ' + std::to_string(s.pad) + ' ' + std::to_string(s.upsample) + ' ' +
+         std::to_string(s.h_in) + ' ' + std::to_string(s.w_in) + ' ' + std::to_string(s.norm);
 }
 
 std::string header_text(const TuningIdentity& id) {
@@ -125,26 +159,30 @@ bool parse_tuning_mode(const char* text, TuningMode* out) {
   return true;
 }
 
-const char* const kKernelNames[] = {"mma", "wmma", "cublas"};  // by ConvChoice::Kernel
-
 std::string ConvChoice::text() const {
   return std::string(kKernelNames[kernel]) + " " + std::to_string(tile_m) + " " +
          std::to_string(splits);
 }
 
-bool ConvChoice::parse(const std::string& kernel_name, const std::string& tile,
-                       const std::string& split_count) {
+std::string ConvOrder::text() const {
+  return std::string(kKernelNames[kernel]) + " " + std::to_string(splits);
+}
+
+bool ConvOrder::parse(const std::string& kernel_name, const std::string& split_count) {
   int k = 0;
   while (k < 3 && kernel_name != kKernelNames[k]) ++k;
-  if (k == 3 || !parse_int(tile, 0, 128, &tile_m) || !parse_int(split_count, 1, 8, &splits))
-    return false;
-  kernel = static_cast<Kernel>(k);
-  switch (kernel) {
-    case kMma: return tile_m == 64 || tile_m == 128;
-    case kWmma: return tile_m == 64 && splits == 1;
-    case kCublas: return tile_m == 0 && splits == 1;
-  }
-  return false;
+  if (k == 3 || !parse_int(split_count, 1, 8, &splits)) return false;
+  kernel = static_cast<ConvChoice::Kernel>(k);
+  return kernel == ConvChoice::kMma || splits == 1;
+}
+
+void TuningEntries::add(const TuningEntries& o, bool replace) {
+  for (const auto& [s, c] : o.orders)
+    if (replace) orders[s] = c;
+    else orders.emplace(s, c);
+  for (const auto& [s, t] : o.tiles)
+    if (replace) tiles[s] = t;
+    else tiles.emplace(s, t);
 }
 
 std::string tuning_cache_dir() {
@@ -223,11 +261,8 @@ TuningLoad load_tuning_file(const std::string& path, const TuningIdentity& ident
   TuningEntries read;
   size_t i = 5;
   for (; i < lines.size() && lines[i].rfind("end ", 0) != 0; ++i) {
-    ConvShape shape;
-    ConvChoice choice;
     std::string why;
-    if (!parse_entry(lines[i], &shape, &choice, &why)) return bad(i, why);
-    if (!read.emplace(shape, choice).second) return bad(i, "a shape listed twice");
+    if (!parse_entry(lines[i], &read, &why)) return bad(i, why);
   }
   int count = -1;
   if (i >= lines.size()) return bad(i, "no \"end N\" line (a truncated file)");
@@ -255,10 +290,9 @@ bool write_tuning_file(const std::string& path, const TuningIdentity& identity,
   }
   std::ostringstream out;
   out << header_text(identity);
-  for (const auto& [s, c] : entries)
-    out << "conv " << s.dtype << ' ' << s.batch << ' ' << s.c_in1 << ' ' << s.c_in2 << ' '
-        << s.c_out << ' ' << s.kernel << ' ' << s.stride << ' ' << s.pad << ' ' << s.upsample
-        << ' ' << s.h_in << ' ' << s.w_in << ' ' << c.text() << '\n';
+  for (const auto& [s, o] : entries.orders) out << "order " << shape_text(s) << ' ' << o.text() << '\n';
+  for (const auto& [s, t] : entries.tiles)
+    out << "tile " << shape_text(s.first) << ' ' << s.second << ' ' << t << '\n';
   out << "end " << entries.size() << '\n';
   const size_t slash = path.rfind('/');
   if (slash != std::string::npos && slash > 0 && !make_dirs(path.substr(0, slash), error)) {
@@ -306,30 +340,51 @@ TuningCache::TuningCache(std::string path, TuningIdentity identity)
   if (r != TuningLoad::kIgnored && r != TuningLoad::kInvalid) problem_.clear();
 }
 
-bool TuningCache::find(const ConvShape& shape, ConvChoice* out) const {
+bool TuningCache::find_order(const ConvShape& shape, ConvOrder* out) const {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = entries_.find(shape);
-  if (it == entries_.end()) return false;
+  auto it = entries_.orders.find(shape);
+  if (it == entries_.orders.end()) return false;
   *out = it->second;
   return true;
 }
 
-void TuningCache::keep(const ConvShape& shape, const ConvChoice& choice) {
+bool TuningCache::find_tile(const ConvAtBatch& shape, int* tile_m) const {
   std::lock_guard<std::mutex> lock(mu_);
-  entries_[shape] = choice;
+  auto it = entries_.tiles.find(shape);
+  if (it == entries_.tiles.end()) return false;
+  *tile_m = it->second;
+  return true;
 }
 
-bool TuningCache::record(const ConvShape& shape, const ConvChoice& choice, std::string* error) {
+void TuningCache::keep(const TuningEntries& add) {
   std::lock_guard<std::mutex> lock(mu_);
-  entries_[shape] = choice;
-  recorded_[shape] = choice;
-  if (path_.empty()) return true;
+  entries_.add(add, true);
+}
+
+bool TuningCache::record(const TuningEntries& add, std::string* error) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    entries_.add(add, true);
+    recorded_.add(add, true);
+    if (path_.empty()) return true;
+  }
+  // One writer at a time, each with everything recorded before it took its turn, so the last
+  // file written holds all of this process's entries.
+  std::lock_guard<std::mutex> file_lock(file_mu_);
+  TuningEntries ours;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ours = recorded_;
+  }
   TuningEntries merged;
   std::string ignored;
-  if (load_tuning_file(path_, identity_, &merged, &ignored) != TuningLoad::kLoaded) merged.clear();
-  for (const auto& [s, c] : recorded_) merged[s] = c;
-  for (const auto& [s, c] : merged) entries_.emplace(s, c);
-  return write_tuning_file(path_, identity_, merged, error);
+  if (load_tuning_file(path_, identity_, &merged, &ignored) != TuningLoad::kLoaded)
+    merged = TuningEntries();
+  merged.add(ours, true);
+  const bool written = write_tuning_file(path_, identity_, merged, error);
+  std::lock_guard<std::mutex> lock(mu_);
+  entries_.add(merged, false);  // another process's entries, where we hold none
+  return written;
 }
 
 }  // namespace cm4j

@@ -3,16 +3,25 @@
 // processes on that card make the same choice without timing. Plain C++ (no CUDA), built
 // in every configuration, so its parser and writer are tested without a GPU.
 //
+// A choice has two parts. Its order (the kernel family and the split-K count) fixes the
+// order in which each output's sum is added up, so it is decided per image shape, batch
+// excluded: an image gets the same bits batched or alone. Its tile (the mma kernel's
+// tile_m) only spreads the same sums over other blocks, so it is decided per batch.
+//
 // The file (one per identity, under tuning_cache_dir()):
-//   cm4j-tuning 1
+//   cm4j-tuning 2
 //   gpu NVIDIA H100 80GB HBM3
 //   sms 132
 //   driver 12040
 //   cm4j 0.1.0
-//   conv fp16 1 192 0 192 3 1 1 0 64 64 mma 128 1
-// An entry: dtype, batch, c_in1, c_in2, c_out, kernel, stride, pad, upsample, h_in, w_in,
-// then the choice: "mma TILE_M SPLITS" (conv2d_nhwc_mma.cu), "wmma 64 1" (conv2d_nhwc.cu) or
-// "cublas 0 1" (cuBLAS's GEMM, 1x1 convs; cuda/cublas_gemm.h).
+//   order fp16 192 0 192 3 1 1 0 64 64 0 mma 2
+//   tile fp16 192 0 192 3 1 1 0 64 64 0 8 128
+//   end 2
+// The image shape: dtype, c_in1, c_in2, c_out, kernel, stride, pad, upsample, h_in, w_in,
+// norm (a group norm fused into the conv's gather: 0 none, 1 norm, 2 norm + SiLU). An order
+// line ends with "mma SPLITS" (conv2d_nhwc_mma.cu, 1..8 splits), "wmma 1" (conv2d_nhwc.cu)
+// or "cublas 1" (cuBLAS's GEMM, 1x1 convs; cuda/cublas_gemm.h); a tile line with the batch
+// and the mma kernel's tile_m (128 or 64), used where the shape's order is mma.
 // Every file is hostile input: anything else is refused as a whole, naming the file and line.
 #pragma once
 
@@ -21,6 +30,7 @@
 #include <mutex>
 #include <string>
 #include <tuple>
+#include <utility>
 
 namespace cm4j {
 
@@ -39,19 +49,20 @@ struct TuningIdentity {
   std::string version; // cm4j_version()
 };
 
-// One conv op's shape, as the NHWC mode's conv sees it.
+// One image's conv shape, as the NHWC mode's conv sees it (the batch is not part of it).
 struct ConvShape {
   std::string dtype;  // "fp16" or "bf16"
-  int batch = 1, c_in1 = 0, c_in2 = 0, c_out = 0, kernel = 3, stride = 1, pad = 1;
+  int c_in1 = 0, c_in2 = 0, c_out = 0, kernel = 3, stride = 1, pad = 1;
   int upsample = 0, h_in = 0, w_in = 0;
+  int norm = 0;  // a group norm fused into the gather: 0 none, 1 norm, 2 norm + SiLU
   auto tie() const {
-    return std::tie(dtype, batch, c_in1, c_in2, c_out, kernel, stride, pad, upsample, h_in, w_in);
+    return std::tie(dtype, c_in1, c_in2, c_out, kernel, stride, pad, upsample, h_in, w_in, norm);
   }
   bool operator<(const ConvShape& o) const { return tie() < o.tie(); }
   bool operator==(const ConvShape& o) const { return tie() == o.tie(); }
 };
 
-// Which kernel runs a shape.
+// Which kernel runs a conv.
 struct ConvChoice {
   enum Kernel { kMma, kWmma, kCublas } kernel = kMma;
   int tile_m = 64;  // mma: 128 or 64; wmma: 64; cublas: 0 (its own)
@@ -59,11 +70,29 @@ struct ConvChoice {
   bool operator==(const ConvChoice& o) const {
     return kernel == o.kernel && tile_m == o.tile_m && splits == o.splits;
   }
-  std::string text() const;  // "mma 128 1", as in the file
-  bool parse(const std::string& kernel_name, const std::string& tile, const std::string& splits);
+  std::string text() const;  // "mma 128 1"
 };
 
-using TuningEntries = std::map<ConvShape, ConvChoice>;
+// The part of a choice that fixes the order of each output's sum: per image shape.
+struct ConvOrder {
+  ConvChoice::Kernel kernel = ConvChoice::kMma;
+  int splits = 1;  // mma: 1..8; wmma, cublas: 1
+  bool operator==(const ConvOrder& o) const { return kernel == o.kernel && splits == o.splits; }
+  std::string text() const;  // "mma 2", as in the file
+  bool parse(const std::string& kernel_name, const std::string& splits);
+};
+
+// An image shape at one batch size.
+using ConvAtBatch = std::pair<ConvShape, int>;
+
+struct TuningEntries {
+  std::map<ConvShape, ConvOrder> orders;  // per image shape
+  std::map<ConvAtBatch, int> tiles;       // the mma kernel's tile_m per image shape and batch
+  size_t size() const { return orders.size() + tiles.size(); }
+  bool operator==(const TuningEntries& o) const { return orders == o.orders && tiles == o.tiles; }
+  // Adds o's entries; where both hold a shape, o's wins when `replace`, else ours stays.
+  void add(const TuningEntries& o, bool replace);
+};
 
 // The folder of the tuning files: $CM4J_TUNING_CACHE, else $XDG_CACHE_HOME/cm4j/tuning,
 // else $HOME/.cache/cm4j/tuning (the XDG convention the Hugging Face cache follows); empty
@@ -95,20 +124,23 @@ class TuningCache {
   static std::shared_ptr<TuningCache> open(const std::string& path, const TuningIdentity& identity);
 
   TuningCache(std::string path, TuningIdentity identity);
-  bool find(const ConvShape& shape, ConvChoice* out) const;
-  // Adds a measured choice and rewrites the file, merged with what another process may have
+  bool find_order(const ConvShape& shape, ConvOrder* out) const;
+  bool find_tile(const ConvAtBatch& shape, int* tile_m) const;
+  // Adds measured entries and rewrites the file, merged with what another process may have
   // written meanwhile (this process's entries win); false with *error when it could not be
-  // written (the choice is kept in memory all the same).
-  bool record(const ConvShape& shape, const ConvChoice& choice, std::string* error);
-  // Adds a choice in memory only (a shape that could not be measured).
-  void keep(const ConvShape& shape, const ConvChoice& choice);
+  // written (the entries are kept in memory all the same). The file is written outside the
+  // lock that find_order and find_tile take, so lookups never wait for the disk.
+  bool record(const TuningEntries& add, std::string* error);
+  // Adds entries in memory only (a shape that could not be measured).
+  void keep(const TuningEntries& add);
   const std::string& path() const { return path_; }
   const std::string& problem() const { return problem_; }  // why the file was not used
 
  private:
   const std::string path_;
   const TuningIdentity identity_;
-  mutable std::mutex mu_;
+  mutable std::mutex mu_;    // entries_ and recorded_
+  std::mutex file_mu_;       // one rewrite of the file at a time, outside mu_
   TuningEntries entries_;    // the file's, then ours
   TuningEntries recorded_;   // ours
   std::string problem_;
