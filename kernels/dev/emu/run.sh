@@ -35,9 +35,12 @@ cmake --build "$B/cpu" -j"$JOBS" --target cm4j_static > "$B/cpu-build.log"
 FLAGS=(-std=c++17 -O2 -g -Wall -Wextra -Wno-unknown-pragmas -ffp-contract=off -DCM4J_CUDA_EMULATION -DCM4J_HAVE_CUDA=1
        -DCM4J_GOLDEN_DIR="\"$ROOT/../shared/golden\""
        -I"$ROOT/kernels/dev/emu" -I"$ROOT/kernels" -I"$ROOT/native/src" -I"$ROOT/native/include")
-# The CPU build's library brings the tuning cache's file code (native/src/cuda/tuning_cache.cpp).
-HOST=("$ROOT/native/src/cuda/cuda_backend.cpp" "$ROOT/native/src/cuda/conv_tuner.cpp"
-      "$ROOT/native/src/cuda/cublas_gemm.cpp")
+# The backend's host code, native/src/cuda/*.cpp as CMake takes it, but the stub; the CPU
+# build's library brings the tuning cache's file code (native/src/cuda/tuning_cache.cpp).
+HOST=()
+for src in "$ROOT"/native/src/cuda/*.cpp; do
+  case "$src" in */cuda_stub.cpp | */tuning_cache.cpp) ;; *) HOST+=("$src") ;; esac
+done
 TESTS=(test_cuda_ops test_cuda_golden test_cuda_graphs test_cuda_tuning test_norm_fusion)
 SOURCES=("$ROOT"/kernels/*.cu "$ROOT"/native/src/cuda/*.cu "${HOST[@]}" "$ROOT/native/tests/test_util.cpp")
 for t in "${TESTS[@]}"; do SOURCES+=("$ROOT/native/tests/$t.cpp"); done

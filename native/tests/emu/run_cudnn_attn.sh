@@ -19,8 +19,13 @@ cmake --build "$B/cpu" -j"$JOBS" --target cm4j_static > "$B/cpu-build.log"
 FLAGS=(-std=c++17 -O2 -g -Wall -Wextra -Wno-unknown-pragmas -DCM4J_CUDA_EMULATION -DCM4J_HAVE_CUDA=1
        -DCM4J_GOLDEN_DIR="\"$ROOT/../shared/golden\""
        -I"$ROOT/kernels/dev/emu" -I"$ROOT/kernels" -I"$ROOT/native/src" -I"$ROOT/native/include")
-SOURCES=("$ROOT"/kernels/*.cu "$ROOT"/native/src/cuda/*.cu "$ROOT/native/src/cuda/cuda_backend.cpp"
+# The backend's host code as in kernels/dev/emu/run.sh: native/src/cuda/*.cpp but the stub and
+# the tuning cache (in the CPU build's library).
+SOURCES=("$ROOT"/kernels/*.cu "$ROOT"/native/src/cuda/*.cu
          "$ROOT/native/tests/test_util.cpp" "$ROOT/native/tests/test_cuda_cudnn_attn.cpp")
+for src in "$ROOT"/native/src/cuda/*.cpp; do
+  case "$src" in */cuda_stub.cpp | */tuning_cache.cpp) ;; *) SOURCES+=("$src") ;; esac
+done
 pids=()
 for src in "${SOURCES[@]}"; do
   g++ -x c++ "${FLAGS[@]}" -c "$src" -o "$B/obj/$(basename "$src").o" &
