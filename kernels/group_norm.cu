@@ -1,5 +1,6 @@
 #include "group_norm.cuh"
 
+#include "block_reduce.cuh"
 #include "indexing.cuh"
 #include "launch.cuh"
 
@@ -9,20 +10,6 @@ namespace kernels {
 namespace {
 
 constexpr int kThreads = 512;
-
-// Sum over the block; every thread gets the result. `scratch` holds one float per warp.
-__device__ float block_sum(float v, float* scratch) {
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  __syncthreads();  // scratch may still be read by a previous call
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  v = lane < kThreads / 32 ? scratch[lane] : 0.0f;
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
 
 // Element i of group g of image b: its channel and where it is read from.
 struct GroupElement {
@@ -54,7 +41,7 @@ __global__ void __launch_bounds__(kThreads) group_norm_kernel(const GroupNormPar
     const GroupElement e = element(p, b, g, i);
     s += e.src[e.in];
   }
-  const float mean = block_sum(s, scratch) / count;
+  const float mean = block_sum<kThreads>(s, scratch) / count;
 
   float q = 0.0f;
   for (int i = threadIdx.x; i < count; i += kThreads) {
@@ -62,7 +49,7 @@ __global__ void __launch_bounds__(kThreads) group_norm_kernel(const GroupNormPar
     const float d = e.src[e.in] - mean;
     q = fmaf(d, d, q);
   }
-  const float var = block_sum(q, scratch) / count;  // biased, as torch
+  const float var = block_sum<kThreads>(q, scratch) / count;  // biased, as torch
   const float rstd = 1.0f / sqrtf(var + p.eps);
 
   for (int i = threadIdx.x; i < count; i += kThreads) {

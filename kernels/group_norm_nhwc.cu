@@ -7,6 +7,7 @@
 #include <cuda_fp16.h>
 
 #include "group_norm_nhwc.cuh"
+#include "block_reduce.cuh"
 #include "indexing.cuh"
 #include "launch.cuh"
 #include "nhwc_device.cuh"
@@ -38,20 +39,6 @@ __host__ __device__ inline Chunks stats_chunks(const GroupNormNhwcParams& p) {
   return c;
 }
 
-// Sum over the block; every thread gets the result. `scratch` holds one float per warp.
-__device__ float block_sum(float v, float* scratch) {
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  __syncthreads();  // scratch may still be read by a previous call
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  v = lane < kThreads / 32 ? scratch[lane] : 0.0f;
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
 // Element (b, c, pos) of cat(x, x2).
 template <typename T>
 __device__ __forceinline__ float load(const GroupNormNhwcParams& p, int b, int c, int pos) {
@@ -76,13 +63,13 @@ __global__ void __launch_bounds__(kThreads) group_norm_nhwc_stats_kernel(const G
   float s = 0.0f;
   for (int i = threadIdx.x; i < count; i += kThreads)
     s += load<T>(p, b, g * cpg + i % cpg, pos0 + i / cpg);
-  const float mean = block_sum(s, scratch) / count;
+  const float mean = block_sum<kThreads>(s, scratch) / count;
   float q = 0.0f;
   for (int i = threadIdx.x; i < count; i += kThreads) {
     const float d = load<T>(p, b, g * cpg + i % cpg, pos0 + i / cpg) - mean;
     q = fmaf(d, d, q);
   }
-  const float m2 = block_sum(q, scratch);
+  const float m2 = block_sum<kThreads>(q, scratch);
   if (threadIdx.x == 0)
     partial[(static_cast<int64_t>(b) * p.groups + g) * chunks.count + chunk] = make_float2(mean, m2);
 }
