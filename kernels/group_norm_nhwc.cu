@@ -2,7 +2,9 @@
 // chunk of a group's pixels, then per chunk of an image's elements the merged statistics
 // and the affine transform, scale/shift and SiLU, channel-fastest so that neighbouring
 // threads touch neighbouring channels of a pixel; or, for a conv that normalizes as it
-// gathers, each channel's affine map instead of the second pass. Not yet run on a GPU.
+// gathers, each channel's affine map instead of the second pass. Built with --fmad=false
+// (CMakeLists.txt): the map, computed by either second kernel, rounds the same in both.
+// Not yet run on a GPU.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 

@@ -7,7 +7,8 @@
 # kernel must fit its budget; a kernel with no budget line fails too, so that each new kernel
 # says what it targets and a change that needs more is a decision, not an accident.
 #   kernels/dev/ptxas-check.sh [NVCC] [ARCHS]   (defaults: nvcc, "80 90"; ctest passes CMake's)
-# The flags are the library's (CMakeLists.txt): -O3, and --fmad=false for scheduler.cu.
+# The flags are the library's (CMakeLists.txt): -O3, and --fmad=false for scheduler.cu and
+# group_norm_nhwc.cu.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 NVCC=${1:-nvcc}
@@ -25,7 +26,7 @@ for src in "$ROOT"/kernels/*.cu "$ROOT"/native/src/cuda/*.cu; do
 done | xargs -P "$JOBS" -n 2 sh -c '
   src=$1 arch=$2 out='"$WORK"'/$(basename "$src").$arch
   extra=""
-  case "$src" in */scheduler.cu) extra=--fmad=false ;; esac
+  case "$src" in */scheduler.cu | */group_norm_nhwc.cu) extra=--fmad=false ;; esac
   if ! "'"$NVCC"'" -cubin -o /dev/null -arch=sm_$arch -std=c++17 -O3 --expt-relaxed-constexpr \
       $extra -DCM4J_HAVE_CUDA=1 -I"'"$ROOT"'"/kernels -I"'"$ROOT"'"/native/src \
       -I"'"$ROOT"'"/native/include -Xptxas -v "$src" > "$out.log" 2>&1; then

@@ -287,7 +287,8 @@ class Backend {
   virtual Status conv2d(const ConvParams& p, const ConvArgs& a) = 0;
   // Whether conv2d(p, ...) takes ConvArgs::norm, so the plan skips writing the normalized
   // tensor (a group norm then only writes its coeffs). The results are those of the
-  // unfused group_norm and conv2d.
+  // unfused group_norm and conv2d, bit for bit where both convs sum in the same order (CUDA:
+  // always under the fixed rule; a tuning file may time the fused conv into another split).
   virtual bool conv_fuses_norm(const ConvParams& /*p*/) const { return false; }
   virtual Status group_norm(const GroupNormParams& p, const GroupNormArgs& a) = 0;
   virtual Status attention(const AttentionParams& p, const AttentionArgs& a) = 0;

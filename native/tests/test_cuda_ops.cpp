@@ -293,6 +293,110 @@ void test_norm(const std::vector<Backends>& sets, const char* label, const NormC
   }
 }
 
+// ---- group norm fused into the conv that reads it (NHWC mode) ---------------------------
+// The CPU's group_norm then conv on the normalized tensor, against the backend's norm
+// writing its per-channel maps (coeffs) and the conv applying them to cat(src1, src2) as it
+// gathers (Backend::conv_fuses_norm): the plan's fused pair at a model's layer shapes. Runs
+// on the sets whose backend fuses that conv (the NHWC mode), 32 groups.
+std::vector<float> run_norm_conv(Backend* be, size_t eb, const ConvCase& k, bool silu,
+                                 const std::vector<float>& x1, const std::vector<float>& x2,
+                                 const std::vector<float>& gamma, const std::vector<float>& beta,
+                                 const std::vector<float>& ss, const std::vector<float>& wt,
+                                 const std::vector<float>& bias, const std::vector<float>& res,
+                                 Status* status) {
+  const int c = k.c1 + k.c2;
+  GroupNormParams np;
+  np.batch = k.batch;
+  np.channels = c;
+  np.hw = k.h * k.w;
+  np.groups = 32;
+  np.silu = silu;
+  ConvParams p = conv_params(k);
+  p.out_scale = k.out_scale;
+  p.norm_silu = silu;
+  const ActShape out_shape{k.batch, k.c_out, p.h_out(), p.w_out()};
+  std::unique_ptr<Weight> weight;
+  *status = be->prepare_conv(wt.data(), k.c_out, c, k.kernel, &weight);
+  if (!status->ok()) return {};
+  Buf b1(be, ActShape{k.batch, k.c1, k.h, k.w}, x1, eb), bg(be, gamma), bb(be, beta), bss(be, ss),
+      coeffs(be, static_cast<size_t>(k.batch) * 3 * c), dst(be, out_shape, eb);
+  std::unique_ptr<Buf> b2, bbias, br;
+  if (k.c2) b2 = std::make_unique<Buf>(be, ActShape{k.batch, k.c2, k.h, k.w}, x2, eb);
+  if (k.bias) bbias = std::make_unique<Buf>(be, bias);
+  if (k.residual) br = std::make_unique<Buf>(be, out_shape, res, eb);
+  dst.poison();
+  GroupNormArgs na;
+  na.x = b1.p;
+  na.x2 = ptr(b2);
+  na.c1 = k.c2 ? k.c1 : 0;
+  na.gamma = bg.p;
+  na.beta = bb.p;
+  if (!ss.empty()) {
+    na.scale = bss.p;
+    na.shift = bss.p + c;
+    na.scale_stride = 2 * c;
+  }
+  na.coeffs = coeffs.p;
+  *status = be->group_norm(np, na);
+  ConvArgs a;
+  a.src1 = b1.p;
+  a.src2 = ptr(b2);
+  a.weight = weight.get();
+  a.bias = ptr(bbias);
+  a.residual = ptr(br);
+  a.norm = coeffs.p;
+  a.dst = dst.p;
+  if (status->ok()) *status = be->conv2d(p, a);
+  if (status->ok()) *status = be->synchronize();
+  return dst.get();
+}
+
+void test_norm_conv(const std::vector<Backends>& sets, const char* label, const ConvCase& k,
+                    bool scale_shift, bool silu) {
+  char shape[128];
+  std::snprintf(shape, sizeof shape, "%s b%d %d+%d>%d %dx%d k%d%s%s%s%s", label, k.batch, k.c1,
+                k.c2, k.c_out, k.h, k.w, k.kernel, k.up ? " up" : "", scale_shift ? " ss" : "",
+                silu ? " silu" : "", k.residual ? " res" : "");
+  if (!selected(std::string("norm+conv ") + shape)) return;
+  const int c = k.c1 + k.c2, hw = k.h * k.w, fan_in = c * k.kernel * k.kernel;
+  ConvParams p = conv_params(k);
+  p.norm_silu = silu;
+  // cat(x1, x2) with activations' non-zero mean and spread.
+  auto x = randn(static_cast<size_t>(k.batch) * c * hw, 3.0f);
+  for (float& v : x) v += 1.5f;
+  std::vector<float> x1, x2;
+  for (int b = 0; b < k.batch; ++b) {
+    const float* img = x.data() + static_cast<size_t>(b) * c * hw;
+    x1.insert(x1.end(), img, img + static_cast<size_t>(k.c1) * hw);
+    x2.insert(x2.end(), img + static_cast<size_t>(k.c1) * hw, img + static_cast<size_t>(c) * hw);
+  }
+  auto gamma = uniform(c, 0.5f, 1.5f);
+  auto beta = randn(c, 0.2f);
+  auto ss = scale_shift ? randn(static_cast<size_t>(k.batch) * 2 * c, 0.5f) : std::vector<float>();
+  auto wt = uniform(static_cast<size_t>(k.c_out) * fan_in, -1.0f / std::sqrt(fan_in),
+                    1.0f / std::sqrt(fan_in));
+  auto bias = randn(k.c_out, 0.1f);
+  auto res = randn(static_cast<size_t>(k.batch) * k.c_out * p.h_out() * p.w_out());
+  // The reference: the CPU's unfused pair, the normalized tensor as one source.
+  Status cs;
+  const NormCase nk{k.batch, c, hw, 32, scale_shift, silu, false, 0};
+  auto y = run_norm(sets[0].cpu, sizeof(float), nk, x, gamma, beta, ss, &cs);
+  ConvCase one = k;
+  one.c1 = c;
+  one.c2 = 0;
+  one.bias_bc = false;
+  std::vector<float> ref;
+  if (cs.ok())
+    ref = run_conv(sets[0].cpu, sizeof(float), one, y, {}, wt, bias, {}, res, &cs);
+  for (const Backends& b : sets) {
+    if (!b.gpu->conv_fuses_norm(p)) continue;
+    Status gs;
+    auto got = run_norm_conv(b.gpu, b.act_bytes(), k, silu, x1, x2, gamma, beta, ss, wt, bias,
+                             res, &gs);
+    report("norm+conv", shape, b.kernels, cs, gs, got, ref, b.conv_bound);
+  }
+}
+
 // ---- attention --------------------------------------------------------------------------
 struct AttnCase {
   int batch, channels, hw, dim_head;
@@ -882,6 +986,17 @@ int main() {
   test_norm(def, "tiny cat",  {3, 96,   256,  32, false, true,  false,  64});
   test_norm(def, "odd",       {3, 12,   37,   4,  true,  false, false,  0});
   test_norm(def, "odd cat",   {3, 12,   37,   4,  true,  true,  false,  5});
+
+  // A group norm fused into the conv reading it, where the NHWC mode fuses (imagenet64's
+  // resnet norm1 -> conv1 and norm2 -> conv2 (scale/shift, residual), the up path's cat,
+  // an upsampling resnet's conv1, the attention norm -> qkv; the tiny model's cat).
+  //                                   b  c1   c2   h   w   co    k  s  p  up     bias bbc    res    scale  ss     silu
+  test_norm_conv(conv_sets, "res0 conv1", {1, 192, 0,   64, 64, 192,  3, 1, 1, false, true, false, false, 1.0f}, false, true);
+  test_norm_conv(conv_sets, "down2 conv2",{2, 576, 0,   16, 16, 576,  3, 1, 1, false, true, false, true,  1.0f}, true,  true);
+  test_norm_conv(conv_sets, "up0 cat conv",{2, 768, 768, 8,  8,  768,  3, 1, 1, false, true, false, false, 1.0f}, false, true);
+  test_norm_conv(conv_sets, "up conv1",   {1, 768, 0,   8,  8,  768,  3, 1, 1, true,  true, false, false, 1.0f}, false, true);
+  test_norm_conv(conv_sets, "attn qkv",   {2, 576, 0,   16, 16, 1728, 1, 1, 0, false, true, false, false, 1.0f}, false, false);
+  test_norm_conv(conv_sets, "tiny cat",   {3, 64,  32,  16, 16, 32,   3, 1, 1, false, true, false, false, 1.0f}, false, true);
 
   // attention: imagenet64 head dim 64 at 32x32, 16x16, 8x8 (down, mid and up blocks);
   // lsun_mini head dim 64 at 8x8 (64 channels), 4x4 and 2x2 (128; the mid block too): fewer

@@ -653,7 +653,7 @@ int main() {
                             {{2, 16, 24, 4, 6, 32, 3, 1, 1, false, 1.0f},  0,  false, 64,  1, 2},
                             {{1, 16, 8,  3, 4, 24, 3, 1, 1, true,  1.0f},  0,  true,  64,  2, 1},
                             {{2, 32, 0,  6, 6, 16, 3, 2, 1, false, 1.0f},  0,  false, 64,  1, 2},
-                            {{3, 48, 0,  5, 5, 64, 1, 1, 0, false, 0.5f},  0,  true,  128, 3, 1}};
+                            {{3, 96, 0,  5, 5, 64, 1, 1, 0, false, 0.5f},  0,  true,  128, 3, 1}};
   for (const ConvCase& k : convs) {
     test_conv<__half>("fp16", cm4j::kernels::HalfType::kF16, k, rng);
     test_conv<__nv_bfloat16>("bf16", cm4j::kernels::HalfType::kBF16, k, rng);

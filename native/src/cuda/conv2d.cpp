@@ -125,6 +125,9 @@ Status CudaBackend::conv2d_nhwc(const ConvParams& p, const ConvArgs& a, const De
   k.weight = w->data;
   k.norm = a.norm;
   k.norm_silu = a.norm && p.norm_silu;
+  if (a.norm && !kernels::conv2d_nhwc_mma_supports(k))
+    return invalid("conv2d: a fused group norm needs the tensor-core conv: channels in multiples "
+                   "of 8, 16-byte-aligned sources and weight");
   cudaSetDevice(device_);
   // The pipelined mma.sync kernel's tile and split, or the WMMA kernel, as the tuner
   // chooses (CM4J_TUNING); WMMA alone where the mma kernel's 16-byte gather does not apply

@@ -33,7 +33,7 @@ void warn_once(const std::string& text) {
   static std::mutex mu;
   static std::set<std::string> said;
   std::lock_guard<std::mutex> lock(mu);
-  if (said.insert(text).second) std::fprintf(stderr, "cm4j: %s; using the fixed rule\n", text.c_str());
+  if (said.insert(text).second) std::fprintf(stderr, "cm4j: %s\n", text.c_str());
 }
 
 int norm_of(const kernels::Conv2dNhwcParams& p) { return p.norm ? (p.norm_silu ? 2 : 1) : 0; }
@@ -209,7 +209,9 @@ ConvTuner::ConvTuner(TuningMode mode, int device) : mode_(mode) {
   const TuningIdentity identity = tuning_identity(device);
   const std::string dir = tuning_cache_dir();
   cache_ = TuningCache::open(dir.empty() ? "" : dir + "/" + tuning_file_name(identity), identity);
-  if (!cache_->problem().empty()) warn_once(cache_->problem());
+  if (!cache_->problem().empty())
+    warn_once(cache_->problem() + (mode_ == TuningMode::kFull ? "; measuring its shapes anew"
+                                                             : "; using the fixed rule"));
 }
 
 ConvChoice ConvTuner::choose(const kernels::Conv2dNhwcParams& p, cudaStream_t stream,
@@ -261,8 +263,14 @@ ConvChoice ConvTuner::decide(const kernels::Conv2dNhwcParams& p, cudaStream_t st
   if (c.kernel == ConvChoice::kMma) c.tile_m = kernels::conv2d_nhwc_mma_tile_m(p);
   if (c.kernel == ConvChoice::kWmma) c.tile_m = 64;
   if (!allowed(p, c, capturing)) {
-    if (c.kernel == ConvChoice::kCublas && !capturing && !cublas_problem_.empty())
-      warn_once("the tuning cache chooses cuBLAS for some convs, but " + cublas_problem_);
+    std::string why;
+    if (c.kernel == ConvChoice::kCublas && !capturing) {
+      std::lock_guard<std::mutex> lock(mu_);  // allowed() writes it under mu_
+      why = cublas_problem_;
+    }
+    if (!why.empty())
+      warn_once("the tuning cache chooses cuBLAS for some convs, but " + why +
+                "; using the fixed rule for them");
     return rule;
   }
   if (c.kernel != ConvChoice::kMma) return c;
@@ -310,7 +318,7 @@ int ConvTuner::measure_tile(const kernels::Conv2dNhwcParams& p, const ConvChoice
 
 void ConvTuner::record(const TuningEntries& add) {
   std::string error;
-  if (!cache_->record(add, &error)) warn_once(error);
+  if (!cache_->record(add, &error)) warn_once(error + "; the measured choice is used, not kept");
 }
 
 // Runs `reference` into a scratch output, then each candidate, and sets *out to the fastest

@@ -18,7 +18,9 @@ namespace cm4j {
 namespace {
 
 constexpr int kFormat = 2;  // 1: choices per batch (order and tile together)
-constexpr size_t kMaxFileBytes = 1 << 20;  // thousands of entries; anything larger is not ours
+// About 45 bytes a line: room for every shape of several models at hundreds of batch sizes
+// (a serving process tunes a tile per batch size it meets); anything larger is not ours.
+constexpr size_t kMaxFileBytes = 16 << 20;
 
 // A decimal integer in [lo, hi] with nothing else (no sign, space or leading '+').
 bool parse_int(const std::string& s, int lo, int hi, int* out) {

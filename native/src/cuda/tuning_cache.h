@@ -133,7 +133,6 @@ class TuningCache {
   bool record(const TuningEntries& add, std::string* error);
   // Adds entries in memory only (a shape that could not be measured).
   void keep(const TuningEntries& add);
-  const std::string& path() const { return path_; }
   const std::string& problem() const { return problem_; }  // why the file was not used
 
  private:
