@@ -274,6 +274,24 @@ void test_shared_cache(const std::string& dir) {
             a->find_tile({shape("bf16", 8, 0, 8, 1, 0, 4), 16}, &tile_m),
         "merged back: %zu entries (%s)", e.size(), error.c_str());
 
+  // Two processes (two caches of the file) recording at the same time: each rewrite holds
+  // the file's lock, so neither drops the other's lines.
+  const std::string both = dir + "/both.tune";
+  {
+    TuningCache p1(both, kId), p2(both, kId);
+    std::thread t1([&] {
+      for (int i = 0; i < 40; ++i)
+        p1.record(order_entry(shape("fp16", 16, 0, 16, 3, 0, 1 + i), {ConvChoice::kMma, 1}), &error);
+    });
+    std::string error2;
+    for (int i = 0; i < 40; ++i)
+      p2.record(order_entry(shape("bf16", 16, 0, 16, 3, 0, 1 + i), {ConvChoice::kMma, 2}), &error2);
+    t1.join();
+  }
+  CHECK(load(both, &e, &error) == TuningLoad::kLoaded && e.size() == 80,
+        "two writers at once: %zu of 80 entries on disk (%s)", e.size(), error.c_str());
+  CHECK(count_files(dir) == 2, "temporary files left: %d files", count_files(dir));
+
   write_text(path, "garbage\n");
   TuningCache broken(path, kId);
   CHECK(!broken.problem().empty() && broken.problem().find(path) != std::string::npos &&

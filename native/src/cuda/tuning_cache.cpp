@@ -1,6 +1,7 @@
 #include "cuda/tuning_cache.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -363,6 +364,37 @@ void TuningCache::keep(const TuningEntries& add) {
   entries_.add(add, true);
 }
 
+namespace {
+
+// Between processes: an exclusive flock on the hidden sibling ".<file>.lock" while one of
+// them reads, merges and renames the file, so two writers cannot drop each other's lines.
+// Where it cannot be had (a read-only folder), the write goes ahead unlocked, and fails or
+// races as it would have.
+class FileLock {
+ public:
+  explicit FileLock(const std::string& path) {
+    const size_t slash = path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
+    std::string ignored;
+    if (slash != std::string::npos && slash > 0 && !make_dirs(path.substr(0, slash), &ignored))
+      return;
+    fd_ = ::open((dir + "." + path.substr(dir.size()) + ".lock").c_str(),
+                 O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    while (fd_ >= 0 && flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+    }
+  }
+  ~FileLock() {
+    if (fd_ >= 0) ::close(fd_);  // releases the lock
+  }
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+}  // namespace
+
 bool TuningCache::record(const TuningEntries& add, std::string* error) {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -373,6 +405,7 @@ bool TuningCache::record(const TuningEntries& add, std::string* error) {
   // One writer at a time, each with everything recorded before it took its turn, so the last
   // file written holds all of this process's entries.
   std::lock_guard<std::mutex> file_lock(file_mu_);
+  const FileLock other_processes(path_);
   TuningEntries ours;
   {
     std::lock_guard<std::mutex> lock(mu_);

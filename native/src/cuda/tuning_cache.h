@@ -127,7 +127,8 @@ class TuningCache {
   bool find_order(const ConvShape& shape, ConvOrder* out) const;
   bool find_tile(const ConvAtBatch& shape, int* tile_m) const;
   // Adds measured entries and rewrites the file, merged with what another process may have
-  // written meanwhile (this process's entries win); false with *error when it could not be
+  // written meanwhile (this process's entries win; processes take turns through a flock on
+  // ".<file>.lock" beside it); false with *error when it could not be
   // written (the entries are kept in memory all the same). The file is written outside the
   // lock that find_order and find_tile take, so lookups never wait for the disk.
   bool record(const TuningEntries& add, std::string* error);
