@@ -119,13 +119,22 @@ struct ConvCase {
   float out_scale;
 };
 
+// A group norm (32 groups) of cat(s1, s2) fused into the conv: the backend's group_norm
+// writes its maps (coeffs) and the conv applies them as it gathers (Backend::conv_fuses_norm).
+struct FusedNorm {
+  std::vector<float> gamma, beta, ss;  // ss: [B, 2C] scale then shift rows, or empty
+  bool silu;
+};
+
 std::vector<float> run_conv(Backend* be, size_t eb, const ConvCase& k,
                             const std::vector<float>& s1, const std::vector<float>& s2,
                             const std::vector<float>& wt, const std::vector<float>& bias,
                             const std::vector<float>& bias_bc, const std::vector<float>& res,
-                            Status* status, int bbc_offset = 0, int bbc_stride = 0) {
+                            Status* status, int bbc_offset = 0, int bbc_stride = 0,
+                            const FusedNorm* norm = nullptr) {
   ConvParams p = conv_params(k);
   p.out_scale = k.out_scale;
+  p.norm_silu = norm && norm->silu;
   const ActShape out_shape{k.batch, k.c_out, p.h_out(), p.w_out()};
   std::unique_ptr<Weight> weight;
   *status = be->prepare_conv(wt.data(), k.c_out, k.c1 + k.c2, k.kernel, &weight);
@@ -146,6 +155,35 @@ std::vector<float> run_conv(Backend* be, size_t eb, const ConvCase& k,
   a.bias_bc_stride = bbc_stride;
   a.residual = ptr(br);
   a.dst = dst.p;
+  std::unique_ptr<Buf> bg, bnb, bss, coeffs;
+  if (norm) {
+    const int c = k.c1 + k.c2;
+    GroupNormParams np;
+    np.batch = k.batch;
+    np.channels = c;
+    np.hw = k.h * k.w;
+    np.groups = 32;
+    np.silu = norm->silu;
+    bg = std::make_unique<Buf>(be, norm->gamma);
+    bnb = std::make_unique<Buf>(be, norm->beta);
+    coeffs = std::make_unique<Buf>(be, static_cast<size_t>(k.batch) * 3 * c);
+    GroupNormArgs na;
+    na.x = b1.p;
+    na.x2 = ptr(b2);
+    na.c1 = k.c2 ? k.c1 : 0;
+    na.gamma = bg->p;
+    na.beta = bnb->p;
+    if (!norm->ss.empty()) {
+      bss = std::make_unique<Buf>(be, norm->ss);
+      na.scale = bss->p;
+      na.shift = bss->p + c;
+      na.scale_stride = 2 * c;
+    }
+    na.coeffs = coeffs->p;
+    a.norm = coeffs->p;
+    *status = be->group_norm(np, na);
+    if (!status->ok()) return {};
+  }
   *status = be->conv2d(p, a);
   if (status->ok()) *status = be->synchronize();
   return dst.get();
@@ -298,59 +336,6 @@ void test_norm(const std::vector<Backends>& sets, const char* label, const NormC
 // writing its per-channel maps (coeffs) and the conv applying them to cat(src1, src2) as it
 // gathers (Backend::conv_fuses_norm): the plan's fused pair at a model's layer shapes. Runs
 // on the sets whose backend fuses that conv (the NHWC mode), 32 groups.
-std::vector<float> run_norm_conv(Backend* be, size_t eb, const ConvCase& k, bool silu,
-                                 const std::vector<float>& x1, const std::vector<float>& x2,
-                                 const std::vector<float>& gamma, const std::vector<float>& beta,
-                                 const std::vector<float>& ss, const std::vector<float>& wt,
-                                 const std::vector<float>& bias, const std::vector<float>& res,
-                                 Status* status) {
-  const int c = k.c1 + k.c2;
-  GroupNormParams np;
-  np.batch = k.batch;
-  np.channels = c;
-  np.hw = k.h * k.w;
-  np.groups = 32;
-  np.silu = silu;
-  ConvParams p = conv_params(k);
-  p.out_scale = k.out_scale;
-  p.norm_silu = silu;
-  const ActShape out_shape{k.batch, k.c_out, p.h_out(), p.w_out()};
-  std::unique_ptr<Weight> weight;
-  *status = be->prepare_conv(wt.data(), k.c_out, c, k.kernel, &weight);
-  if (!status->ok()) return {};
-  Buf b1(be, ActShape{k.batch, k.c1, k.h, k.w}, x1, eb), bg(be, gamma), bb(be, beta), bss(be, ss),
-      coeffs(be, static_cast<size_t>(k.batch) * 3 * c), dst(be, out_shape, eb);
-  std::unique_ptr<Buf> b2, bbias, br;
-  if (k.c2) b2 = std::make_unique<Buf>(be, ActShape{k.batch, k.c2, k.h, k.w}, x2, eb);
-  if (k.bias) bbias = std::make_unique<Buf>(be, bias);
-  if (k.residual) br = std::make_unique<Buf>(be, out_shape, res, eb);
-  dst.poison();
-  GroupNormArgs na;
-  na.x = b1.p;
-  na.x2 = ptr(b2);
-  na.c1 = k.c2 ? k.c1 : 0;
-  na.gamma = bg.p;
-  na.beta = bb.p;
-  if (!ss.empty()) {
-    na.scale = bss.p;
-    na.shift = bss.p + c;
-    na.scale_stride = 2 * c;
-  }
-  na.coeffs = coeffs.p;
-  *status = be->group_norm(np, na);
-  ConvArgs a;
-  a.src1 = b1.p;
-  a.src2 = ptr(b2);
-  a.weight = weight.get();
-  a.bias = ptr(bbias);
-  a.residual = ptr(br);
-  a.norm = coeffs.p;
-  a.dst = dst.p;
-  if (status->ok()) *status = be->conv2d(p, a);
-  if (status->ok()) *status = be->synchronize();
-  return dst.get();
-}
-
 void test_norm_conv(const std::vector<Backends>& sets, const char* label, const ConvCase& k,
                     bool scale_shift, bool silu) {
   char shape[128];
@@ -370,9 +355,10 @@ void test_norm_conv(const std::vector<Backends>& sets, const char* label, const 
     x1.insert(x1.end(), img, img + static_cast<size_t>(k.c1) * hw);
     x2.insert(x2.end(), img + static_cast<size_t>(k.c1) * hw, img + static_cast<size_t>(c) * hw);
   }
-  auto gamma = uniform(c, 0.5f, 1.5f);
-  auto beta = randn(c, 0.2f);
-  auto ss = scale_shift ? randn(static_cast<size_t>(k.batch) * 2 * c, 0.5f) : std::vector<float>();
+  const FusedNorm norm{uniform(c, 0.5f, 1.5f), randn(c, 0.2f),
+                       scale_shift ? randn(static_cast<size_t>(k.batch) * 2 * c, 0.5f)
+                                   : std::vector<float>(),
+                       silu};
   auto wt = uniform(static_cast<size_t>(k.c_out) * fan_in, -1.0f / std::sqrt(fan_in),
                     1.0f / std::sqrt(fan_in));
   auto bias = randn(k.c_out, 0.1f);
@@ -380,7 +366,7 @@ void test_norm_conv(const std::vector<Backends>& sets, const char* label, const 
   // The reference: the CPU's unfused pair, the normalized tensor as one source.
   Status cs;
   const NormCase nk{k.batch, c, hw, 32, scale_shift, silu, false, 0};
-  auto y = run_norm(sets[0].cpu, sizeof(float), nk, x, gamma, beta, ss, &cs);
+  auto y = run_norm(sets[0].cpu, sizeof(float), nk, x, norm.gamma, norm.beta, norm.ss, &cs);
   ConvCase one = k;
   one.c1 = c;
   one.c2 = 0;
@@ -391,8 +377,7 @@ void test_norm_conv(const std::vector<Backends>& sets, const char* label, const 
   for (const Backends& b : sets) {
     if (!b.gpu->conv_fuses_norm(p)) continue;
     Status gs;
-    auto got = run_norm_conv(b.gpu, b.act_bytes(), k, silu, x1, x2, gamma, beta, ss, wt, bias,
-                             res, &gs);
+    auto got = run_conv(b.gpu, b.act_bytes(), k, x1, x2, wt, bias, {}, res, &gs, 0, 0, &norm);
     report("norm+conv", shape, b.kernels, cs, gs, got, ref, b.conv_bound);
   }
 }
