@@ -262,6 +262,18 @@ struct NormCase {
   int c1;  // > 0: the input is cat(x[:, :c1], x2) read from two buffers
 };
 
+// x [B, C, hw] as its channels 0..c1 ([B, c1, hw]) and c1..C ([B, C - c1, hw]).
+void split_channels(const std::vector<float>& x, int batch, int channels, int hw, int c1,
+                    std::vector<float>* x1, std::vector<float>* x2) {
+  x1->clear();
+  x2->clear();
+  for (int b = 0; b < batch; ++b) {
+    const float* img = x.data() + static_cast<size_t>(b) * channels * hw;
+    x1->insert(x1->end(), img, img + static_cast<size_t>(c1) * hw);
+    x2->insert(x2->end(), img + static_cast<size_t>(c1) * hw, img + static_cast<size_t>(channels) * hw);
+  }
+}
+
 std::vector<float> run_norm(Backend* be, size_t eb, const NormCase& k, const std::vector<float>& x,
                             const std::vector<float>& gamma, const std::vector<float>& beta,
                             const std::vector<float>& ss, Status* status) {
@@ -273,15 +285,7 @@ std::vector<float> run_norm(Backend* be, size_t eb, const NormCase& k, const std
   p.silu = k.silu;
   // With a second source, x is split into its two channel ranges per image.
   std::vector<float> x1 = x, x2;
-  if (k.c1 > 0) {
-    x1.clear();
-    const size_t plane = static_cast<size_t>(k.hw);
-    for (int b = 0; b < k.batch; ++b) {
-      const float* img = x.data() + static_cast<size_t>(b) * k.channels * plane;
-      x1.insert(x1.end(), img, img + k.c1 * plane);
-      x2.insert(x2.end(), img + k.c1 * plane, img + k.channels * plane);
-    }
-  }
+  if (k.c1 > 0) split_channels(x, k.batch, k.channels, k.hw, k.c1, &x1, &x2);
   const int c1 = k.c1 > 0 ? k.c1 : k.channels;
   Buf bx(be, ActShape{k.batch, c1, k.hw, 1}, x1, eb), bg(be, gamma), bb(be, beta);
   std::unique_ptr<Buf> bx2, bss, by;
@@ -350,11 +354,7 @@ void test_norm_conv(const std::vector<Backends>& sets, const char* label, const 
   auto x = randn(static_cast<size_t>(k.batch) * c * hw, 3.0f);
   for (float& v : x) v += 1.5f;
   std::vector<float> x1, x2;
-  for (int b = 0; b < k.batch; ++b) {
-    const float* img = x.data() + static_cast<size_t>(b) * c * hw;
-    x1.insert(x1.end(), img, img + static_cast<size_t>(k.c1) * hw);
-    x2.insert(x2.end(), img + static_cast<size_t>(k.c1) * hw, img + static_cast<size_t>(c) * hw);
-  }
+  split_channels(x, k.batch, c, hw, k.c1, &x1, &x2);
   const FusedNorm norm{uniform(c, 0.5f, 1.5f), randn(c, 0.2f),
                        scale_shift ? randn(static_cast<size_t>(k.batch) * 2 * c, 0.5f)
                                    : std::vector<float>(),
