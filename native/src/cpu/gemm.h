@@ -149,7 +149,8 @@ struct Blocking {
 size_t gemm_scratch_floats(const Blocking& blk);
 
 // Computes the C rows of A panels [p0, p1) for column panels [q0, q1), on the calling
-// thread. scratch holds gemm_scratch_floats(blk), 64-byte aligned.
+// thread. scratch holds gemm_scratch_floats(blk), 64-byte aligned; it may be null where b
+// holds its panels in place (PanelSource::packed never null).
 void gemm(TileKernel kernel, const PackedA& a, int p0, int p1, const PanelSource& b, int q0,
           int q1, const OutSpec& out, const Blocking& blk, float* scratch);
 

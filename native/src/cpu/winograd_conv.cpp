@@ -63,9 +63,7 @@ Status conv2d_winograd(CpuContext& ctx, const ConvParams& p, const ConvArgs& a,
   const int panels = static_cast<int>(chunk / kNR);
   Status st = ctx.reserve_packed_input(per_tile * chunk);
   if (!st.ok()) return st;
-  const Blocking blk;
-  st = ctx.reserve_scratch(gemm_scratch_floats(blk));
-  if (!st.ok()) return st;
+  const Blocking blk;  // no GEMM scratch: its B operand, V, is read in place
   float* v = ctx.packed_input();                                // [tt][panels][c_in][kNR]
   float* mv = v + static_cast<size_t>(g.tt) * c_in * chunk;     // [tt][c_out][chunk]
   const int64_t v_stride = static_cast<int64_t>(panels) * c_in * kNR;
@@ -96,14 +94,14 @@ Status conv2d_winograd(CpuContext& ctx, const ConvParams& p, const ConvArgs& a,
     mo.panels_per_image = panels;
     mo.n_valid = static_cast<int>(end - n0);
     mo.m = c_out;
-    const auto multiply = [&](int task, int worker) {
+    const auto multiply = [&](int task, int) {
       const int xi = task / split.tasks();
       const TaskRange r = task_range(split, task % split.tasks(), m_panels, panels);
       const PackedA u = w.wino_packed(xi);
       const PrepackedPanels b(v + xi * v_stride, c_in);
       OutSpec o = mo;
       o.c = mv + xi * m_stride;
-      gemm(ctx.tile, u, r.p0, r.p1, b, r.q0, r.q1, o, blk, ctx.scratch(worker));
+      gemm(ctx.tile, u, r.p0, r.p1, b, r.q0, r.q1, o, blk, nullptr);
     };
     // Y = A^T M A with the epilogue, into the conv's output.
     const auto transform_out = [&](int task, int) {
