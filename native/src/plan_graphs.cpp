@@ -1,18 +1,16 @@
 #include "plan_graphs.h"
 
-#include <cstdint>
-
 namespace cm4j {
 
-PlanGraphs::Entry& PlanGraphs::find(const std::vector<const void*>& key) {
+PlanGraphs::Entry& PlanGraphs::find(const Plan& plan, const ExecContext& ctx, uint64_t epoch) {
   for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-    if (it->key == key) {
+    if (it->matches(plan, ctx, epoch)) {
       entries_.splice(entries_.begin(), entries_, it);
       return entries_.front();
     }
   }
   if (entries_.size() == kMaxEntries) entries_.pop_back();  // the least recently used
-  entries_.push_front({key, false, nullptr});
+  entries_.push_front({&plan, ctx.arena, epoch, ctx.external, false, nullptr});
   return entries_.front();
 }
 
@@ -22,11 +20,8 @@ Status PlanGraphs::run(const Plan& plan, ExecContext& ctx) {
   if (!be->can_capture() || ctx.op_ms || first == last) return plan.run(ctx);
   Status s = plan.run_ops(ctx, 0, first);
   if (!s.ok()) return s;
-  // The epoch as a pointer-sized number: a grown scratch buffer makes every key new.
-  std::vector<const void*> key = {&plan, ctx.arena,
-                                  reinterpret_cast<const void*>(static_cast<uintptr_t>(be->scratch_epoch()))};
-  for (const auto& e : ctx.external) key.push_back(e.second);
-  Entry& entry = find(key);
+  // A grown scratch buffer (a new epoch) makes every key new.
+  Entry& entry = find(plan, ctx, be->scratch_epoch());
   const auto queue = [&] { return plan.run_ops(ctx, first, last); };
   if (entry.work) {
     s = be->replay(*entry.work);
@@ -40,7 +35,7 @@ Status PlanGraphs::run(const Plan& plan, ExecContext& ctx) {
     ++captures_;
   }
   if (!s.ok()) {
-    entries_.remove_if([&](const Entry& e) { return e.key == key; });
+    entries_.remove_if([&](const Entry& e) { return &e == &entry; });
     return s;
   }
   s = plan.run_ops(ctx, last, plan.op_count());

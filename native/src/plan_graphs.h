@@ -10,8 +10,10 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <list>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "backend.h"
@@ -37,11 +39,18 @@ class PlanGraphs {
 
  private:
   struct Entry {
-    std::vector<const void*> key;
+    // The key, compared field by field, so that a pass whose graph is cached builds nothing.
+    const Plan* plan;
+    const float* arena;
+    uint64_t epoch;
+    std::vector<std::pair<int, float*>> external;
     bool ran = false;                     // one plain pass done
     std::unique_ptr<CapturedWork> work;   // after the second
+    bool matches(const Plan& p, const ExecContext& ctx, uint64_t e) const {
+      return plan == &p && arena == ctx.arena && epoch == e && external == ctx.external;
+    }
   };
-  Entry& find(const std::vector<const void*>& key);
+  Entry& find(const Plan& plan, const ExecContext& ctx, uint64_t epoch);
 
   std::list<Entry> entries_;  // most recently used first
   size_t captures_ = 0, replays_ = 0;
