@@ -144,9 +144,7 @@ final class EditCommand implements Callable<Integer> {
       throw new UsageException("TASK " + e.getMessage(), e);
     }
     checkOptions(task);
-    if (output.outTensor != null) {
-      OutputFiles.checkWritableFile("--out-tensor", output.outTensor);
-    }
+    output.checkTensorFile();
     String what = randomWeights != null ? unetConfig + " (synth-v1 seed " + randomWeights + ")"
         : model;
     try (ConsistencyModelPipeline pipeline = openPipeline(err)) {
@@ -160,8 +158,7 @@ final class EditCommand implements Callable<Integer> {
         throw new UsageException(withOption(e), e);
       }
       int batch = editing.batchSize();
-      OutputFiles.Pngs pngs = OutputFiles.pngTargets(output.out, output.outTensor,
-          task.cliName() + ".png", batch);
+      OutputFiles.Pngs pngs = output.pngs(task.cliName() + ".png", batch);
       err.printf("edit: %s with %s on %s %s: %d image%s, %s, timesteps %s, seed %d%n",
           task.cliName(), what, unet.device(), dtype.value, batch, batch == 1 ? "" : "s",
           labels(editing.classLabels()), Arrays.toString(editing.timesteps()), request.seed());
@@ -174,7 +171,7 @@ final class EditCommand implements Callable<Integer> {
           (System.nanoTime() - start) / 1e9);
       err.flush();
       PrintWriter stdout = spec.commandLine().getOut();
-      for (Path written : write(result, pngs, what)) {
+      for (Path written : output.write(pngs, result, () -> tensors(result, what))) {
         stdout.println("wrote " + written);
       }
       stdout.flush();
@@ -329,31 +326,15 @@ final class EditCommand implements Callable<Integer> {
         + (classes == null && inputs == null ? " (drawn from the seed)" : "");
   }
 
-  /** Writes every output, all or nothing; returns the files written. */
-  private List<Path> write(EditResult result, OutputFiles.Pngs pngs, String what)
-      throws IOException {
-    try (OutputFiles files = new OutputFiles()) {
-      files.stagePngs(pngs, pngs.files().isEmpty() ? List.of() : result.toBufferedImages());
-      if (output.outTensor != null) {
-        SafetensorsWriter writer = new SafetensorsWriter()
-            .metadata("cm4j.task", result.task().cliName())
-            .metadata("cm4j.model", what)
-            .metadata("cm4j.seed", Long.toString(result.seed()))
-            .metadata("cm4j.timesteps", Arrays.toString(result.timesteps()));
-        if (result.classLabels() != null) {
-          writer.metadata("cm4j.class_labels", Arrays.stream(result.classLabels())
-              .mapToObj(Long::toString).collect(Collectors.joining(",")));
-        }
-        try {
-          writer.addFloats("out", result.out().shape(), result.out().toArray())
-              .addFloats("image", result.images().shape(), result.images().toArray())
-              .write(files.stage(output.outTensor));
-        } catch (IOException e) {
-          throw new IOException("--out-tensor " + output.outTensor + ": cannot write: " + e.getMessage(),
-              e);
-        }
-      }
-      return files.commit();
-    }
+  /**
+   * What --out-tensor holds: {@code out} [B,3,H,W] in [-1,1], {@code image} [B,H,W,3] in [0,1],
+   * and how they were made.
+   */
+  private static SafetensorsWriter tensors(EditResult result, String what) {
+    return PngOutputOptions.provenance(new SafetensorsWriter()
+        .metadata("cm4j.task", result.task().cliName()), what, result.seed(),
+        result.timesteps(), result.classLabels())
+        .addFloats("out", result.out().shape(), result.out().toArray())
+        .addFloats("image", result.images().shape(), result.images().toArray());
   }
 }

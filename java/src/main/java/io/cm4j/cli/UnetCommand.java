@@ -9,7 +9,6 @@ import io.cm4j.weights.DType;
 import io.cm4j.weights.SafetensorsFile;
 import io.cm4j.weights.SafetensorsWriter;
 import io.cm4j.weights.TensorEntry;
-import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -89,11 +88,7 @@ final class UnetCommand implements Callable<Integer> {
     for (Map.Entry<String, FloatTensor> t : tapValues.entrySet()) {
       writer.addFloats(t.getKey(), t.getValue().shape(), t.getValue().buffer());
     }
-    try {
-      writer.write(output);
-    } catch (IOException e) {
-      throw new IOException("--output " + output + ": cannot write: " + e.getMessage(), e);
-    }
+    OutputFiles.writeTensors(writer, output, "--output " + output);
     spec.commandLine().getOut().printf("wrote %s: sample %s%s (%s %s, %.2f s)%n", output,
         Arrays.toString(out.shape()), taps ? " + " + tapValues.size() + " taps" : "",
         device.value, dtype.value, (System.nanoTime() - start) / 1e9);
