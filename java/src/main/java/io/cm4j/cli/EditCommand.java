@@ -3,7 +3,6 @@ package io.cm4j.cli;
 import io.cm4j.Cm4jException;
 import io.cm4j.Device;
 import io.cm4j.UNet;
-import io.cm4j.WeightSource;
 import io.cm4j.edit.EditArgumentException;
 import io.cm4j.edit.EditImages;
 import io.cm4j.edit.EditInputs;
@@ -15,7 +14,6 @@ import io.cm4j.edit.ImageEditor;
 import io.cm4j.hub.HubClient;
 import io.cm4j.hub.HubException;
 import io.cm4j.pipeline.ConsistencyModelPipeline;
-import io.cm4j.pipeline.SchedulerConfig;
 import io.cm4j.weights.CheckpointException;
 import io.cm4j.weights.SafetensorsWriter;
 import java.io.IOException;
@@ -304,17 +302,11 @@ final class EditCommand implements Callable<Integer> {
       throws IOException, Cm4jException, UsageException, HubException {
     if (randomWeights == null) {
       Path modelPath = revision.resolve(model, main);
-      return ModelOpening.openPipeline("edit", modelPath, unetConfig, device.value, dtype.value, err);
+      return ModelOpening.openPipeline("edit", modelPath, unetConfig, device.value, dtype.value,
+          err);
     }
     Device on = device.value == null ? Device.CPU : device.value;
-    UNet unet = ModelOpening.open(() -> UNet.create(unetConfig, WeightSource.synthV1(
-        randomWeights), on, dtype.value), "--config", on, dtype.value);
-    try {
-      return new ConsistencyModelPipeline(unet, SchedulerConfig.DEFAULT);
-    } catch (IllegalArgumentException e) {
-      unet.close();
-      throw new UsageException("--config " + unetConfig + ": " + e.getMessage(), e);
-    }
+    return ModelOpening.openSynthPipeline(unetConfig, randomWeights, on, dtype.value);
   }
 
   private String labels(long[] labels) {

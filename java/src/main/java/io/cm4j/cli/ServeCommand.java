@@ -4,9 +4,7 @@ import io.cm4j.Cm4jException;
 import io.cm4j.Device;
 import io.cm4j.UNet;
 import io.cm4j.hub.HubClient;
-import io.cm4j.WeightSource;
 import io.cm4j.pipeline.ConsistencyModelPipeline;
-import io.cm4j.pipeline.SchedulerConfig;
 import io.cm4j.serve.EnginePool;
 import io.cm4j.serve.GenerationServer;
 import io.cm4j.serve.GenerationService;
@@ -210,8 +208,10 @@ final class ServeCommand implements Callable<Integer> {
         .defaultDeadline(Duration.ofMillis(timeoutMs)).build();
   }
 
-  /** One engine per device of --device; closes what it opened when one fails. */
-  /** One engine per --device entry, of the model at {@code modelPath} or synth-v1 weights. */
+  /**
+   * One engine per --device entry, of the model at {@code modelPath} or synth-v1 weights;
+   * closes what it opened when one fails.
+   */
   private EnginePool openEngines(Path modelPath)
       throws IOException, Cm4jException, UsageException {
     List<Device> list;
@@ -250,14 +250,7 @@ final class ServeCommand implements Callable<Integer> {
       throw new UsageException("--model cannot be combined with --random-weights");
     }
     try {
-      UNet unet = ModelOpening.open(() -> UNet.create(config, WeightSource.synthV1(randomWeights),
-          device, dtype.value), "--config", device, dtype.value);
-      try {
-        return new ConsistencyModelPipeline(unet, SchedulerConfig.DEFAULT);
-      } catch (IllegalArgumentException e) {
-        unet.close();
-        throw new UsageException("--config " + config + ": " + e.getMessage(), e);
-      }
+      return ModelOpening.openSynthPipeline(config, randomWeights, device, dtype.value);
     } catch (CheckpointException e) {
       throw new UsageException("--config " + e.getMessage(), e);
     }
