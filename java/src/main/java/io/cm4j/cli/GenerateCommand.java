@@ -128,8 +128,8 @@ final class GenerateCommand implements Callable<Integer> {
 
   /** --batch, else one image per --class label, else 1; checked against --class. */
   private int batchSize() throws UsageException {
-    if (batch != null && batch < 1) {
-      throw new UsageException("--batch " + batch + ": expected at least 1");
+    if (batch != null) {
+      UsageException.checkAtLeastOne("--batch", batch);
     }
     if (classes == null) {
       return batch == null ? 1 : batch;

@@ -57,9 +57,7 @@ final class NoiseCommand implements Callable<Integer> {
       throw new UsageException("--shape " + shapeText + ": " + numel + " elements, more than one "
           + "draw can hold");
     }
-    if (count < 1) {
-      throw new UsageException("--count " + count + ": expected at least 1");
-    }
+    UsageException.checkAtLeastOne("--count", count);
     OutputFiles.checkWritableFile("--output", output);
 
     TorchGenerator generator = new TorchGenerator(seed);

@@ -124,16 +124,9 @@ final class ServeCommand implements Callable<Integer> {
     if (port < 0 || port > 65535) {
       throw new UsageException("--port " + port + ": expected 0 to 65535");
     }
-    if (maxSteps < 1) {
-      throw new UsageException("--max-steps " + maxSteps + ": expected at least 1");
-    }
-    if (maxConnections < 1) {
-      throw new UsageException("--max-connections " + maxConnections + ": expected at least 1");
-    }
-    if (requestTimeoutMs < 1) {
-      throw new UsageException("--request-timeout-ms " + requestTimeoutMs
-          + ": expected at least 1");
-    }
+    UsageException.checkAtLeastOne("--max-steps", maxSteps);
+    UsageException.checkAtLeastOne("--max-connections", maxConnections);
+    UsageException.checkAtLeastOne("--request-timeout-ms", requestTimeoutMs);
     if (stopAfter != null && !(stopAfter > 0)) {
       throw new UsageException("--stop-after " + stopAfter + ": expected a positive number");
     }
@@ -191,18 +184,12 @@ final class ServeCommand implements Callable<Integer> {
   }
 
   private ServiceOptions options() throws UsageException {
-    if (maxBatch < 1) {
-      throw new UsageException("--max-batch " + maxBatch + ": expected at least 1");
-    }
+    UsageException.checkAtLeastOne("--max-batch", maxBatch);
     if (!(maxWaitMs >= 0 && maxWaitMs <= 60_000)) {
       throw new UsageException("--max-wait-ms " + maxWaitMs + ": expected 0 to 60000");
     }
-    if (queue < 1) {
-      throw new UsageException("--queue " + queue + ": expected at least 1");
-    }
-    if (timeoutMs < 1) {
-      throw new UsageException("--timeout-ms " + timeoutMs + ": expected at least 1");
-    }
+    UsageException.checkAtLeastOne("--queue", queue);
+    UsageException.checkAtLeastOne("--timeout-ms", timeoutMs);
     return ServiceOptions.builder().maxBatch(maxBatch)
         .maxWait(Duration.ofNanos(Math.round(maxWaitMs * 1e6))).queueCapacity(queue)
         .defaultDeadline(Duration.ofMillis(timeoutMs)).build();
