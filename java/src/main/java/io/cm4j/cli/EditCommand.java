@@ -11,7 +11,6 @@ import io.cm4j.edit.EditResult;
 import io.cm4j.edit.EditTask;
 import io.cm4j.edit.Editing;
 import io.cm4j.edit.ImageEditor;
-import io.cm4j.hub.HubClient;
 import io.cm4j.hub.HubException;
 import io.cm4j.pipeline.ConsistencyModelPipeline;
 import io.cm4j.weights.CheckpointException;
@@ -64,9 +63,7 @@ final class EditCommand implements Callable<Integer> {
       description = "inpaint, colorize, superres, sdedit, denoise or interpolate.")
   String taskName;
 
-  @Option(names = "--model", paramLabel = "ID|DIR|FILE", defaultValue = HubClient.DEFAULT_MODEL_ID,
-      description = "A model as for generate (default: ${DEFAULT-VALUE}).")
-  String model;
+  @Mixin HubModelOptions model;
 
   @Option(names = "--config", paramLabel = "config.json",
       description = "A diffusers UNet config: for --random-weights, or instead of the model's.")
@@ -76,8 +73,6 @@ final class EditCommand implements Callable<Integer> {
       description = "Run --config with synth-v1 weights of this seed and diffusers' default "
           + "scheduler (no download; for benchmarks).")
   Long randomWeights;
-
-  @Mixin RevisionOption revision;
 
   @Option(names = "--image", paramLabel = "FILE.png|DIR", split = ",",
       description = "The images to edit (sdedit: the strokes), or a folder of PNGs (in name "
@@ -144,7 +139,7 @@ final class EditCommand implements Callable<Integer> {
     checkOptions(task);
     output.checkTensorFile();
     String what = randomWeights != null ? unetConfig + " (synth-v1 seed " + randomWeights + ")"
-        : model;
+        : model.model;
     try (ConsistencyModelPipeline pipeline = openPipeline(err)) {
       UNet unet = pipeline.unet();
       EditRequest request = request(task, unet.sampleSize());
@@ -301,7 +296,7 @@ final class EditCommand implements Callable<Integer> {
   private ConsistencyModelPipeline openPipeline(PrintWriter err)
       throws IOException, Cm4jException, UsageException, HubException {
     if (randomWeights == null) {
-      Path modelPath = revision.resolve(model, main);
+      Path modelPath = model.resolve(main);
       return ModelOpening.openPipeline("edit", modelPath, unetConfig, device.value, dtype.value,
           err);
     }

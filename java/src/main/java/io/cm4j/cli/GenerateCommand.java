@@ -1,7 +1,6 @@
 package io.cm4j.cli;
 
 import io.cm4j.UNet;
-import io.cm4j.hub.HubClient;
 import io.cm4j.pipeline.CMStochasticIterativeScheduler;
 import io.cm4j.pipeline.ConsistencyModelPipeline;
 import io.cm4j.pipeline.GenerationRequest;
@@ -52,19 +51,12 @@ final class GenerateCommand implements Callable<Integer> {
   @Spec CommandSpec spec;
   @ParentCommand Main main;
 
-  @Option(names = "--model", paramLabel = "ID|DIR|FILE", defaultValue = HubClient.DEFAULT_MODEL_ID,
-      description = "A Hugging Face model ID (fetched once into the Hugging Face cache), a "
-          + "diffusers pipeline folder, or a UNet weights file: safetensors, torch .bin, Paddle "
-          + ".pdparams (config.json beside it), or an original OpenAI .pt checkpoint "
-          + "(default: ${DEFAULT-VALUE}).")
-  String model;
+  @Mixin HubModelOptions model;
 
   @Option(names = "--config", paramLabel = "config.json",
       description = "A diffusers UNet config to use instead of the model's (for an OpenAI .pt "
           + "file of another name, or a weights file without config.json beside it).")
   Path unetConfig;
-
-  @Mixin RevisionOption revision;
 
   @Option(names = "--class", paramLabel = "N|NAME", arity = "1..*", split = ",",
       converter = Converters.ClassLabelConverter.class,
@@ -96,7 +88,7 @@ final class GenerateCommand implements Callable<Integer> {
     OutputFiles.Pngs pngs = output.pngs(DEFAULT_PNG, images);
     output.checkTensorFile();
 
-    Path modelPath = revision.resolve(model, main);
+    Path modelPath = model.resolve(main);
     SchedulerConfig schedulerConfig = schedulerConfig(modelPath);
     StepOptions.apply(steps, new CMStochasticIterativeScheduler(schedulerConfig));
 

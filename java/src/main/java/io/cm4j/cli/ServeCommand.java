@@ -3,7 +3,6 @@ package io.cm4j.cli;
 import io.cm4j.Cm4jException;
 import io.cm4j.Device;
 import io.cm4j.UNet;
-import io.cm4j.hub.HubClient;
 import io.cm4j.pipeline.ConsistencyModelPipeline;
 import io.cm4j.serve.EnginePool;
 import io.cm4j.serve.GenerationServer;
@@ -51,12 +50,7 @@ final class ServeCommand implements Callable<Integer> {
   @Spec CommandSpec spec;
   @ParentCommand Main main;
 
-  @Option(names = "--model", paramLabel = "ID|DIR|FILE", defaultValue = HubClient.DEFAULT_MODEL_ID,
-      description = "A Hugging Face model ID, a diffusers pipeline folder, or a UNet weights "
-          + "file (default: ${DEFAULT-VALUE}).")
-  String model;
-
-  @Mixin RevisionOption revision;
+  @Mixin HubModelOptions model;
 
   @Option(names = "--random-weights", paramLabel = "SEED",
       description = "Serve a UNet with synth-v1 weights for this seed (with --config): the "
@@ -136,7 +130,7 @@ final class ServeCommand implements Callable<Integer> {
     if (randomWeights != null || config != null) {
       modelPath = config + " with synth-v1 weights (seed " + randomWeights + ")";
     } else {
-      path = revision.resolve(model, main);
+      path = model.resolve(main);
       modelPath = path;
     }
     GenerationService service = new GenerationService(openEngines(path), options);
