@@ -9,7 +9,6 @@ import io.cm4j.weights.DType;
 import io.cm4j.weights.SafetensorsFile;
 import io.cm4j.weights.SafetensorsWriter;
 import io.cm4j.weights.TensorEntry;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Map;
@@ -54,7 +53,7 @@ final class UnetCommand implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     unet.check();
-    checkOutput();
+    OutputFiles.checkWritableFile("--output", output);
     long start = System.nanoTime();
     FloatTensor out;
     Map<String, FloatTensor> tapValues = Map.of();
@@ -94,16 +93,6 @@ final class UnetCommand implements Callable<Integer> {
         device.value, dtype.value, (System.nanoTime() - start) / 1e9);
     spec.commandLine().getOut().flush();
     return 0;
-  }
-
-  private void checkOutput() throws UsageException {
-    Path dir = output.toAbsolutePath().getParent();
-    if (Files.isDirectory(output)) {
-      throw new UsageException("--output " + output + ": is a folder, expected a file name");
-    }
-    if (dir == null || !Files.isDirectory(dir)) {
-      throw new UsageException("--output " + output + ": folder " + dir + " does not exist");
-    }
   }
 
   private SafetensorsFile openInputs() throws UsageException, CheckpointException {
