@@ -3,7 +3,6 @@ package io.cm4j.cli;
 import io.cm4j.Cm4jException;
 import io.cm4j.Device;
 import io.cm4j.UNet;
-import io.cm4j.WeightSource;
 import io.cm4j.edit.EditArgumentException;
 import io.cm4j.edit.EditImages;
 import io.cm4j.edit.EditInputs;
@@ -12,10 +11,8 @@ import io.cm4j.edit.EditResult;
 import io.cm4j.edit.EditTask;
 import io.cm4j.edit.Editing;
 import io.cm4j.edit.ImageEditor;
-import io.cm4j.hub.HubClient;
 import io.cm4j.hub.HubException;
 import io.cm4j.pipeline.ConsistencyModelPipeline;
-import io.cm4j.pipeline.SchedulerConfig;
 import io.cm4j.weights.CheckpointException;
 import io.cm4j.weights.SafetensorsWriter;
 import java.io.IOException;
@@ -66,9 +63,7 @@ final class EditCommand implements Callable<Integer> {
       description = "inpaint, colorize, superres, sdedit, denoise or interpolate.")
   String taskName;
 
-  @Option(names = "--model", paramLabel = "ID|DIR|FILE", defaultValue = HubClient.DEFAULT_MODEL_ID,
-      description = "A model as for generate (default: ${DEFAULT-VALUE}).")
-  String model;
+  @Mixin HubModelOptions model;
 
   @Option(names = "--config", paramLabel = "config.json",
       description = "A diffusers UNet config: for --random-weights, or instead of the model's.")
@@ -78,8 +73,6 @@ final class EditCommand implements Callable<Integer> {
       description = "Run --config with synth-v1 weights of this seed and diffusers' default "
           + "scheduler (no download; for benchmarks).")
   Long randomWeights;
-
-  @Mixin RevisionOption revision;
 
   @Option(names = "--image", paramLabel = "FILE.png|DIR", split = ",",
       description = "The images to edit (sdedit: the strokes), or a folder of PNGs (in name "
@@ -144,11 +137,9 @@ final class EditCommand implements Callable<Integer> {
       throw new UsageException("TASK " + e.getMessage(), e);
     }
     checkOptions(task);
-    if (output.outTensor != null) {
-      OutputFiles.checkWritableFile("--out-tensor", output.outTensor);
-    }
+    output.checkTensorFile();
     String what = randomWeights != null ? unetConfig + " (synth-v1 seed " + randomWeights + ")"
-        : model;
+        : model.model;
     try (ConsistencyModelPipeline pipeline = openPipeline(err)) {
       UNet unet = pipeline.unet();
       EditRequest request = request(task, unet.sampleSize());
@@ -160,8 +151,7 @@ final class EditCommand implements Callable<Integer> {
         throw new UsageException(withOption(e), e);
       }
       int batch = editing.batchSize();
-      OutputFiles.Pngs pngs = OutputFiles.pngTargets(output.out, output.outTensor,
-          task.cliName() + ".png", batch);
+      OutputFiles.Pngs pngs = output.pngs(task.cliName() + ".png", batch);
       err.printf("edit: %s with %s on %s %s: %d image%s, %s, timesteps %s, seed %d%n",
           task.cliName(), what, unet.device(), dtype.value, batch, batch == 1 ? "" : "s",
           labels(editing.classLabels()), Arrays.toString(editing.timesteps()), request.seed());
@@ -174,7 +164,7 @@ final class EditCommand implements Callable<Integer> {
           (System.nanoTime() - start) / 1e9);
       err.flush();
       PrintWriter stdout = spec.commandLine().getOut();
-      for (Path written : write(result, pngs, what)) {
+      for (Path written : output.write(pngs, result, () -> tensors(result, what))) {
         stdout.println("wrote " + written);
       }
       stdout.flush();
@@ -306,18 +296,12 @@ final class EditCommand implements Callable<Integer> {
   private ConsistencyModelPipeline openPipeline(PrintWriter err)
       throws IOException, Cm4jException, UsageException, HubException {
     if (randomWeights == null) {
-      Path modelPath = revision.resolve(model, main);
-      return ModelOpening.openPipeline("edit", modelPath, unetConfig, device.value, dtype.value, err);
+      Path modelPath = model.resolve(main);
+      return ModelOpening.openPipeline("edit", modelPath, unetConfig, device.value, dtype.value,
+          err);
     }
     Device on = device.value == null ? Device.CPU : device.value;
-    UNet unet = ModelOpening.open(() -> UNet.create(unetConfig, WeightSource.synthV1(
-        randomWeights), on, dtype.value), "--config", on, dtype.value);
-    try {
-      return new ConsistencyModelPipeline(unet, SchedulerConfig.DEFAULT);
-    } catch (IllegalArgumentException e) {
-      unet.close();
-      throw new UsageException("--config " + unetConfig + ": " + e.getMessage(), e);
-    }
+    return ModelOpening.openSynthPipeline(unetConfig, randomWeights, on, dtype.value);
   }
 
   private String labels(long[] labels) {
@@ -329,31 +313,15 @@ final class EditCommand implements Callable<Integer> {
         + (classes == null && inputs == null ? " (drawn from the seed)" : "");
   }
 
-  /** Writes every output, all or nothing; returns the files written. */
-  private List<Path> write(EditResult result, OutputFiles.Pngs pngs, String what)
-      throws IOException {
-    try (OutputFiles files = new OutputFiles()) {
-      files.stagePngs(pngs, pngs.files().isEmpty() ? List.of() : result.toBufferedImages());
-      if (output.outTensor != null) {
-        SafetensorsWriter writer = new SafetensorsWriter()
-            .metadata("cm4j.task", result.task().cliName())
-            .metadata("cm4j.model", what)
-            .metadata("cm4j.seed", Long.toString(result.seed()))
-            .metadata("cm4j.timesteps", Arrays.toString(result.timesteps()));
-        if (result.classLabels() != null) {
-          writer.metadata("cm4j.class_labels", Arrays.stream(result.classLabels())
-              .mapToObj(Long::toString).collect(Collectors.joining(",")));
-        }
-        try {
-          writer.addFloats("out", result.out().shape(), result.out().toArray())
-              .addFloats("image", result.images().shape(), result.images().toArray())
-              .write(files.stage(output.outTensor));
-        } catch (IOException e) {
-          throw new IOException("--out-tensor " + output.outTensor + ": cannot write: " + e.getMessage(),
-              e);
-        }
-      }
-      return files.commit();
-    }
+  /**
+   * What --out-tensor holds: {@code out} [B,3,H,W] in [-1,1], {@code image} [B,H,W,3] in [0,1],
+   * and how they were made.
+   */
+  private static SafetensorsWriter tensors(EditResult result, String what) {
+    return PngOutputOptions.provenance(new SafetensorsWriter()
+        .metadata("cm4j.task", result.task().cliName()), what, result.seed(),
+        result.timesteps(), result.classLabels())
+        .addFloats("out", result.out().shape(), result.out().toArray())
+        .addFloats("image", result.images().shape(), result.images().toArray());
   }
 }

@@ -1,8 +1,6 @@
 package io.cm4j.cli;
 
-import io.cm4j.Cm4jException;
 import io.cm4j.UNet;
-import io.cm4j.hub.HubClient;
 import io.cm4j.pipeline.CMStochasticIterativeScheduler;
 import io.cm4j.pipeline.ConsistencyModelPipeline;
 import io.cm4j.pipeline.GenerationRequest;
@@ -11,7 +9,6 @@ import io.cm4j.pipeline.SchedulerConfig;
 import io.cm4j.serve.ImageNetClasses;
 import io.cm4j.weights.CheckpointException;
 import io.cm4j.weights.SafetensorsWriter;
-import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -54,19 +51,12 @@ final class GenerateCommand implements Callable<Integer> {
   @Spec CommandSpec spec;
   @ParentCommand Main main;
 
-  @Option(names = "--model", paramLabel = "ID|DIR|FILE", defaultValue = HubClient.DEFAULT_MODEL_ID,
-      description = "A Hugging Face model ID (fetched once into the Hugging Face cache), a "
-          + "diffusers pipeline folder, or a UNet weights file: safetensors, torch .bin, Paddle "
-          + ".pdparams (config.json beside it), or an original OpenAI .pt checkpoint "
-          + "(default: ${DEFAULT-VALUE}).")
-  String model;
+  @Mixin HubModelOptions model;
 
   @Option(names = "--config", paramLabel = "config.json",
       description = "A diffusers UNet config to use instead of the model's (for an OpenAI .pt "
           + "file of another name, or a weights file without config.json beside it).")
   Path unetConfig;
-
-  @Mixin RevisionOption revision;
 
   @Option(names = "--class", paramLabel = "N|NAME", arity = "1..*", split = ",",
       converter = Converters.ClassLabelConverter.class,
@@ -95,13 +85,10 @@ final class GenerateCommand implements Callable<Integer> {
   public Integer call() throws Exception {
     PrintWriter err = spec.commandLine().getErr();
     int images = batchSize();
-    OutputFiles.Pngs pngs = OutputFiles.pngTargets(output.out, output.outTensor,
-        DEFAULT_PNG, images);
-    if (output.outTensor != null) {
-      OutputFiles.checkWritableFile("--out-tensor", output.outTensor);
-    }
+    OutputFiles.Pngs pngs = output.pngs(DEFAULT_PNG, images);
+    output.checkTensorFile();
 
-    Path modelPath = revision.resolve(model, main);
+    Path modelPath = model.resolve(main);
     SchedulerConfig schedulerConfig = schedulerConfig(modelPath);
     StepOptions.apply(steps, new CMStochasticIterativeScheduler(schedulerConfig));
 
@@ -124,7 +111,7 @@ final class GenerateCommand implements Callable<Integer> {
     }
 
     PrintWriter stdout = spec.commandLine().getOut();
-    for (Path written : write(result, pngs, modelPath)) {
+    for (Path written : output.write(pngs, result, () -> tensors(result, modelPath))) {
       stdout.println("wrote " + written);
     }
     stdout.flush();
@@ -133,8 +120,8 @@ final class GenerateCommand implements Callable<Integer> {
 
   /** --batch, else one image per --class label, else 1; checked against --class. */
   private int batchSize() throws UsageException {
-    if (batch != null && batch < 1) {
-      throw new UsageException("--batch " + batch + ": expected at least 1");
+    if (batch != null) {
+      UsageException.checkAtLeastOne("--batch", batch);
     }
     if (classes == null) {
       return batch == null ? 1 : batch;
@@ -206,29 +193,10 @@ final class GenerateCommand implements Callable<Integer> {
     return n + (n == 1 ? " step" : " steps");
   }
 
-  /** Writes every output, all or nothing; returns the files written. */
-  private List<Path> write(GenerationResult result, OutputFiles.Pngs pngs, Path modelPath)
-      throws IOException {
-    try (OutputFiles files = new OutputFiles()) {
-      files.stagePngs(pngs, pngs.files().isEmpty() ? List.of() : result.toBufferedImages());
-      if (output.outTensor != null) {
-        SafetensorsWriter writer = new SafetensorsWriter()
-            .metadata("cm4j.model", modelPath.toString())
-            .metadata("cm4j.seed", Long.toString(result.seed()))
-            .metadata("cm4j.timesteps", Arrays.toString(result.timesteps()));
-        if (result.classLabels() != null) {
-          writer.metadata("cm4j.class_labels", Arrays.stream(result.classLabels())
-              .mapToObj(Long::toString).collect(Collectors.joining(",")));
-        }
-        try {
-          writer.addFloats("image", result.shape(), result.imageArray())
-              .write(files.stage(output.outTensor));
-        } catch (IOException e) {
-          throw new IOException("--out-tensor " + output.outTensor + ": cannot write: " + e.getMessage(),
-              e);
-        }
-      }
-      return files.commit();
-    }
+  /** What --out-tensor holds: {@code image} [B,H,W,3] in [0,1], and how it was made. */
+  private static SafetensorsWriter tensors(GenerationResult result, Path modelPath) {
+    return PngOutputOptions.provenance(new SafetensorsWriter(), modelPath.toString(),
+        result.seed(), result.timesteps(), result.classLabels())
+        .addFloats("image", result.shape(), result.imageArray());
   }
 }

@@ -5,6 +5,7 @@ import io.cm4j.Device;
 import io.cm4j.ErrorCode;
 import io.cm4j.Precision;
 import io.cm4j.UNet;
+import io.cm4j.WeightSource;
 import io.cm4j.pipeline.ConsistencyModelPipeline;
 import io.cm4j.pipeline.SchedulerConfig;
 import io.cm4j.weights.CheckpointException;
@@ -13,9 +14,9 @@ import java.io.PrintWriter;
 import java.nio.file.Path;
 
 /**
- * Opening a model (a pipeline or a UNet) for generate, serve and unet. The engine's refusals that
- * the user can fix become usage errors (exit 2) naming the option at fault, worded alike by all
- * three commands.
+ * Opening a model (a pipeline or a UNet) for generate, edit, serve, unet and bench. The engine's
+ * refusals that the user can fix become usage errors (exit 2) naming the option at fault, worded
+ * alike by every command.
  */
 final class ModelOpening {
   private ModelOpening() {}
@@ -95,6 +96,23 @@ final class ModelOpening {
     }
     err.flush();
     return openPipeline(modelPath, unetConfig, Device.CPU, dtype);
+  }
+
+  /**
+   * A pipeline of synth-v1 weights of {@code seed} on {@code config} with diffusers' default
+   * scheduler: the real-size model with no download. Refusals name --config; a
+   * {@link CheckpointException} passes through, as from {@link #open}.
+   */
+  static ConsistencyModelPipeline openSynthPipeline(Path config, long seed, Device on,
+      Precision dtype) throws IOException, Cm4jException, UsageException {
+    UNet unet = open(() -> UNet.create(config, WeightSource.synthV1(seed), on, dtype),
+        "--config", on, dtype);
+    try {
+      return new ConsistencyModelPipeline(unet, SchedulerConfig.DEFAULT);
+    } catch (IllegalArgumentException e) { // the config does not fit the scheduler
+      unet.close();
+      throw new UsageException("--config " + config + ": " + e.getMessage(), e);
+    }
   }
 
   private static ConsistencyModelPipeline openPipeline(Path modelPath, Path unetConfig,

@@ -2,7 +2,6 @@ package io.cm4j.cli;
 
 import io.cm4j.pipeline.TorchGenerator;
 import io.cm4j.weights.SafetensorsWriter;
-import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.concurrent.Callable;
@@ -58,9 +57,7 @@ final class NoiseCommand implements Callable<Integer> {
       throw new UsageException("--shape " + shapeText + ": " + numel + " elements, more than one "
           + "draw can hold");
     }
-    if (count < 1) {
-      throw new UsageException("--count " + count + ": expected at least 1");
-    }
+    UsageException.checkAtLeastOne("--count", count);
     OutputFiles.checkWritableFile("--output", output);
 
     TorchGenerator generator = new TorchGenerator(seed);
@@ -70,11 +67,7 @@ final class NoiseCommand implements Callable<Integer> {
     for (int k = 0; k < count; k++) {
       writer.addFloats(Integer.toString(k), shape, generator.randn(shape));
     }
-    try {
-      writer.write(output);
-    } catch (IOException e) {
-      throw new IOException("--output " + output + ": cannot write: " + e.getMessage(), e);
-    }
+    OutputFiles.writeTensors(writer, output, "--output " + output);
     spec.commandLine().getOut().printf("wrote %s: %d draw%s of [%s] from seed %d%n", output, count,
         count == 1 ? "" : "s", shapeText, seed);
     spec.commandLine().getOut().flush();

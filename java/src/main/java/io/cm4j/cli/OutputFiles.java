@@ -1,6 +1,7 @@
 package io.cm4j.cli;
 
 import io.cm4j.pipeline.ImageOutput;
+import io.cm4j.weights.SafetensorsWriter;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.nio.file.AtomicMoveNotSupportedException;
@@ -125,6 +126,19 @@ final class OutputFiles implements AutoCloseable {
       } catch (IOException e) {
         throw new IOException(target + ": cannot write: " + e.getMessage(), e);
       }
+    }
+  }
+
+  /**
+   * Writes {@code tensors} to {@code file}; a failure is told as {@code what} (the option and
+   * the file the user named, as "--output out.safetensors"), not as a staging path.
+   */
+  static void writeTensors(SafetensorsWriter tensors, Path file, String what)
+      throws IOException {
+    try {
+      tensors.write(file);
+    } catch (IOException e) {
+      throw new IOException(what + ": cannot write: " + e.getMessage(), e);
     }
   }
 

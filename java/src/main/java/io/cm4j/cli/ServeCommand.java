@@ -3,10 +3,7 @@ package io.cm4j.cli;
 import io.cm4j.Cm4jException;
 import io.cm4j.Device;
 import io.cm4j.UNet;
-import io.cm4j.hub.HubClient;
-import io.cm4j.WeightSource;
 import io.cm4j.pipeline.ConsistencyModelPipeline;
-import io.cm4j.pipeline.SchedulerConfig;
 import io.cm4j.serve.EnginePool;
 import io.cm4j.serve.GenerationServer;
 import io.cm4j.serve.GenerationService;
@@ -53,12 +50,7 @@ final class ServeCommand implements Callable<Integer> {
   @Spec CommandSpec spec;
   @ParentCommand Main main;
 
-  @Option(names = "--model", paramLabel = "ID|DIR|FILE", defaultValue = HubClient.DEFAULT_MODEL_ID,
-      description = "A Hugging Face model ID, a diffusers pipeline folder, or a UNet weights "
-          + "file (default: ${DEFAULT-VALUE}).")
-  String model;
-
-  @Mixin RevisionOption revision;
+  @Mixin HubModelOptions model;
 
   @Option(names = "--random-weights", paramLabel = "SEED",
       description = "Serve a UNet with synth-v1 weights for this seed (with --config): the "
@@ -126,16 +118,9 @@ final class ServeCommand implements Callable<Integer> {
     if (port < 0 || port > 65535) {
       throw new UsageException("--port " + port + ": expected 0 to 65535");
     }
-    if (maxSteps < 1) {
-      throw new UsageException("--max-steps " + maxSteps + ": expected at least 1");
-    }
-    if (maxConnections < 1) {
-      throw new UsageException("--max-connections " + maxConnections + ": expected at least 1");
-    }
-    if (requestTimeoutMs < 1) {
-      throw new UsageException("--request-timeout-ms " + requestTimeoutMs
-          + ": expected at least 1");
-    }
+    UsageException.checkAtLeastOne("--max-steps", maxSteps);
+    UsageException.checkAtLeastOne("--max-connections", maxConnections);
+    UsageException.checkAtLeastOne("--request-timeout-ms", requestTimeoutMs);
     if (stopAfter != null && !(stopAfter > 0)) {
       throw new UsageException("--stop-after " + stopAfter + ": expected a positive number");
     }
@@ -145,7 +130,7 @@ final class ServeCommand implements Callable<Integer> {
     if (randomWeights != null || config != null) {
       modelPath = config + " with synth-v1 weights (seed " + randomWeights + ")";
     } else {
-      path = revision.resolve(model, main);
+      path = model.resolve(main);
       modelPath = path;
     }
     GenerationService service = new GenerationService(openEngines(path), options);
@@ -193,25 +178,21 @@ final class ServeCommand implements Callable<Integer> {
   }
 
   private ServiceOptions options() throws UsageException {
-    if (maxBatch < 1) {
-      throw new UsageException("--max-batch " + maxBatch + ": expected at least 1");
-    }
+    UsageException.checkAtLeastOne("--max-batch", maxBatch);
     if (!(maxWaitMs >= 0 && maxWaitMs <= 60_000)) {
       throw new UsageException("--max-wait-ms " + maxWaitMs + ": expected 0 to 60000");
     }
-    if (queue < 1) {
-      throw new UsageException("--queue " + queue + ": expected at least 1");
-    }
-    if (timeoutMs < 1) {
-      throw new UsageException("--timeout-ms " + timeoutMs + ": expected at least 1");
-    }
+    UsageException.checkAtLeastOne("--queue", queue);
+    UsageException.checkAtLeastOne("--timeout-ms", timeoutMs);
     return ServiceOptions.builder().maxBatch(maxBatch)
         .maxWait(Duration.ofNanos(Math.round(maxWaitMs * 1e6))).queueCapacity(queue)
         .defaultDeadline(Duration.ofMillis(timeoutMs)).build();
   }
 
-  /** One engine per device of --device; closes what it opened when one fails. */
-  /** One engine per --device entry, of the model at {@code modelPath} or synth-v1 weights. */
+  /**
+   * One engine per --device entry, of the model at {@code modelPath} or synth-v1 weights;
+   * closes what it opened when one fails.
+   */
   private EnginePool openEngines(Path modelPath)
       throws IOException, Cm4jException, UsageException {
     List<Device> list;
@@ -250,14 +231,7 @@ final class ServeCommand implements Callable<Integer> {
       throw new UsageException("--model cannot be combined with --random-weights");
     }
     try {
-      UNet unet = ModelOpening.open(() -> UNet.create(config, WeightSource.synthV1(randomWeights),
-          device, dtype.value), "--config", device, dtype.value);
-      try {
-        return new ConsistencyModelPipeline(unet, SchedulerConfig.DEFAULT);
-      } catch (IllegalArgumentException e) {
-        unet.close();
-        throw new UsageException("--config " + config + ": " + e.getMessage(), e);
-      }
+      return ModelOpening.openSynthPipeline(config, randomWeights, device, dtype.value);
     } catch (CheckpointException e) {
       throw new UsageException("--config " + e.getMessage(), e);
     }

@@ -9,8 +9,6 @@ import io.cm4j.weights.DType;
 import io.cm4j.weights.SafetensorsFile;
 import io.cm4j.weights.SafetensorsWriter;
 import io.cm4j.weights.TensorEntry;
-import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Map;
@@ -55,7 +53,7 @@ final class UnetCommand implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     unet.check();
-    checkOutput();
+    OutputFiles.checkWritableFile("--output", output);
     long start = System.nanoTime();
     FloatTensor out;
     Map<String, FloatTensor> tapValues = Map.of();
@@ -89,26 +87,12 @@ final class UnetCommand implements Callable<Integer> {
     for (Map.Entry<String, FloatTensor> t : tapValues.entrySet()) {
       writer.addFloats(t.getKey(), t.getValue().shape(), t.getValue().buffer());
     }
-    try {
-      writer.write(output);
-    } catch (IOException e) {
-      throw new IOException("--output " + output + ": cannot write: " + e.getMessage(), e);
-    }
+    OutputFiles.writeTensors(writer, output, "--output " + output);
     spec.commandLine().getOut().printf("wrote %s: sample %s%s (%s %s, %.2f s)%n", output,
         Arrays.toString(out.shape()), taps ? " + " + tapValues.size() + " taps" : "",
         device.value, dtype.value, (System.nanoTime() - start) / 1e9);
     spec.commandLine().getOut().flush();
     return 0;
-  }
-
-  private void checkOutput() throws UsageException {
-    Path dir = output.toAbsolutePath().getParent();
-    if (Files.isDirectory(output)) {
-      throw new UsageException("--output " + output + ": is a folder, expected a file name");
-    }
-    if (dir == null || !Files.isDirectory(dir)) {
-      throw new UsageException("--output " + output + ": folder " + dir + " does not exist");
-    }
   }
 
   private SafetensorsFile openInputs() throws UsageException, CheckpointException {

@@ -11,4 +11,11 @@ final class UsageException extends Exception {
   UsageException(String message, Throwable cause) {
     super(message, cause);
   }
+
+  /** Refuses a count or limit below 1, as "--queue 0: expected at least 1". */
+  static void checkAtLeastOne(String option, long value) throws UsageException {
+    if (value < 1) {
+      throw new UsageException(option + " " + value + ": expected at least 1");
+    }
+  }
 }

@@ -30,6 +30,7 @@ import org.junit.jupiter.api.TestMethodOrder;
 import org.junit.jupiter.api.Timeout;
 import org.openqa.selenium.By;
 import org.openqa.selenium.OutputType;
+import org.openqa.selenium.Rectangle;
 import org.openqa.selenium.WebElement;
 import org.openqa.selenium.chrome.ChromeDriver;
 import org.openqa.selenium.chrome.ChromeDriverService;
@@ -44,8 +45,9 @@ import org.openqa.selenium.logging.LoggingPreferences;
  * on the tiny model: it loads without console errors, the class search finds "goldfish", a
  * generate click shows the image the Java pipeline makes for the same class and seed, pixel
  * for pixel, the service panel updates, and the edit tab inpaints the gallery's image under a
- * mask painted with the brush, as the Java editor does alone. Each step leaves a screenshot in
- * {@code target/browser/}. Skipped where chromium or chromedriver is not installed.
+ * mask painted with the brush, as the Java editor does alone; the search box sits above the
+ * class list at its width. Each step leaves a screenshot in {@code target/browser/}. Skipped
+ * where chromium or chromedriver is not installed.
  */
 @Timeout(value = 180, unit = TimeUnit.SECONDS)
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class) // the first counts the service's requests
@@ -236,6 +238,28 @@ class BrowserTest {
       Files.delete(notAnImage);
       Files.delete(png);
     }
+  }
+
+  /**
+   * The class search box stands above the class list it filters, on the list's left edge and at
+   * its width, so the two read as one control (a review found the box beside the list instead).
+   */
+  @Test
+  @Order(3)
+  void theClassSearchBoxSitsAboveTheClassListAtItsWidth() throws Exception {
+    browser.get(server.uri().toString() + "/");
+    until(d -> d.findElements(By.cssSelector("#class-select option")).size() == 1000);
+    screenshot("7-class-search-layout");
+    Rectangle search = browser.findElement(By.id("class-search")).getRect();
+    Rectangle list = browser.findElement(By.id("class-select")).getRect();
+    String rects = "search box " + describe(search) + ", class list " + describe(list);
+    assertTrue(Math.abs(search.getX() - list.getX()) <= 1, "left edges differ: " + rects);
+    assertTrue(Math.abs(search.getWidth() - list.getWidth()) <= 1, "widths differ: " + rects);
+    assertTrue(search.getY() + search.getHeight() <= list.getY(), "not above the list: " + rects);
+  }
+
+  private static String describe(Rectangle r) {
+    return "x " + r.getX() + " y " + r.getY() + " " + r.getWidth() + "x" + r.getHeight();
   }
 
   private static byte[] dataUrl(String url) {
