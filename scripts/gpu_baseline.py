@@ -68,18 +68,18 @@ def pytree_shims(torch):
 
 
 def timed_ms(torch, device, fn, iters):
-    """Median milliseconds of fn() over iters calls after one warm-up call."""
+    """Median milliseconds of fn() over iters calls (the caller has warmed it up), and the
+    last call's result."""
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    fn()
     sync()
     times = []
     for _ in range(iters):
         t0 = time.perf_counter()
-        fn()
+        out = fn()
         sync()
         times.append((time.perf_counter() - t0) * 1e3)
     times.sort()
-    return times[len(times) // 2]
+    return times[len(times) // 2], out
 
 
 def main():
@@ -121,12 +121,14 @@ def main():
                     net = torch.compile(model)
                 try:
                     with torch.inference_mode():
+                        # The first call (compiling, under torch.compile) is the warm-up.
                         first = time.perf_counter()
                         net(sample, t, class_labels=labels)
+                        if args.device.startswith("cuda"):
+                            torch.cuda.synchronize()
                         warm_s = time.perf_counter() - first
-                        ms = timed_ms(torch, args.device,
-                                      lambda: net(sample, t, class_labels=labels).sample, args.iters)
-                        out = net(sample, t, class_labels=labels).sample  # [B, C_out, S, S]
+                        ms, out = timed_ms(torch, args.device,  # out: [B, C_out, S, S]
+                                           lambda: net(sample, t, class_labels=labels).sample, args.iters)
                 except Exception as e:  # a compile failure is reported, not fatal
                     reason = f"{type(e).__name__}: {e}".splitlines()[0].replace(" ", "_")[:160]
                     print(f"gpu_baseline skipped dtype={dtype_name} mode={mode} batch={batch} "
