@@ -71,7 +71,7 @@ final class EditCommand implements Callable<Integer> {
 
   @Option(names = "--random-weights", paramLabel = "SEED",
       description = "Run --config with synth-v1 weights of this seed and diffusers' default "
-          + "scheduler (no download; for benchmarks).")
+          + "scheduler (no download; for benchmarks), on the CPU unless --device says otherwise.")
   Long randomWeights;
 
   @Option(names = "--image", paramLabel = "FILE.png|DIR", split = ",",
