@@ -3,15 +3,20 @@
 #   1. scripts/device-check.sh: builds the CUDA targets and verifies every kernel and the
 #      golden cases (its summary table; --no-verify only builds bench_cuda);
 #   2. native bench_cuda on imagenet64 (synth-v1 weights): forward and one-/two-step
-#      generation (cm4j_unet_sample) at batch 1, 8, 64, 256 in fp16, bf16 and fp32, with
-#      CUDA graphs off and on, and the ten slowest ops of a profiled pass (the last batch);
+#      generation (cm4j_unet_sample) at batch 1, 8, 64, 256 in fp16, bf16 and fp32: the
+#      default (verified) kernels with CUDA graphs off and on; the candidate set
+#      (CM4J_CUDA_KERNELS=candidate: the NHWC mode, CUDA graphs, convs tuned with
+#      CM4J_TUNING=full in the warm-up pass); the candidate set with its group norms unfused
+#      (CM4J_CUDA_NORM_FUSION=off, first half dtype, forward only); the ten slowest ops of a
+#      profiled pass (the last batch) of the default and the candidate set;
 #   3. scripts/gpu_baseline.py: diffusers' UNet2DModel (v0.25.0 source from .baseline/, as
 #      the CPU baseline; no network needed) eager in each dtype and under torch.compile in
 #      fp16, channels_last;
 #   4. one table, last: ms per forward, images/s and the ratios diffusers / cm4j (above 1:
 #      cm4j is faster). Without a GPU it says so and exits 2.
 # Usage: scripts/gpu-bench.sh [--no-verify] [--quick]
-#   --quick: batch 1 and 64 only, compile at batch 1 only (about half the time)
+#   --quick: batch 1 and 64 only, no default-kernels run with CUDA graphs, compile at batch 1
+#   only (about half the time)
 # Environment: GPU_BENCH_DTYPES (cm4j's dtypes, fp16,bf16,fp32; the ops list is the
 # first's), CM4J_CUDA_ARCH (90), CM4J_BUILD_DIR (build/device), CM4J_VERIFY_BUDGET_S
 # (device-check's budget, 300), CM4J_GOLDEN. Logs and the table go to build/gpu-bench/; with
@@ -28,7 +33,7 @@ for a in "$@"; do
   case $a in
     --no-verify) VERIFY=0 ;;
     --quick) QUICK=1 ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gpu-bench: unknown argument $a (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -70,12 +75,33 @@ if [ ! -x "$BUILD/bench_cuda" ]; then
 fi
 
 # --- 2. cm4j -------------------------------------------------------------------------------
-echo "== bench_cuda (imagenet64, batches $BATCHES)"
-CM4J_CUDA_GRAPHS=off "$BUILD/bench_cuda" --batch "$BATCHES" --dtype ${GPU_BENCH_DTYPES:-fp16,bf16,fp32} \
-  --generate --ops 10 --ops-batch "${BATCHES##*,}" 2>&1 | tee "$LOGS/bench_cuda.log" | grep -v '^RESULT'
-echo "== bench_cuda with CUDA graphs (CM4J_CUDA_GRAPHS=on)"
-CM4J_CUDA_GRAPHS=on "$BUILD/bench_cuda" --batch "$BATCHES" --dtype ${GPU_BENCH_DTYPES:-fp16,bf16,fp32} \
-  --generate 2>&1 | tee "$LOGS/bench_cuda_graphs.log" | grep -v '^RESULT'
+DTYPES=${GPU_BENCH_DTYPES:-fp16,bf16,fp32}
+OPS_BATCH=${BATCHES##*,}
+# bench LOG TITLE [VAR=VALUE ...] -- [bench_cuda arguments]: one bench_cuda run, its log kept
+bench() {
+  local log=$1 title=$2
+  shift 2
+  local vars=()
+  while [ "$1" != -- ]; do vars+=("$1"); shift; done
+  shift
+  echo "== bench_cuda, $title"
+  env "${vars[@]}" "$BUILD/bench_cuda" --batch "$BATCHES" "$@" 2>&1 | tee "$LOGS/$log" | grep -v '^RESULT'
+}
+bench bench_cuda.log "default kernels" CM4J_CUDA_GRAPHS=off -- \
+  --dtype "$DTYPES" --generate --ops 10 --ops-batch "$OPS_BATCH"
+: > "$LOGS/bench_cuda_graphs.log"
+[ "$QUICK" = 1 ] || bench bench_cuda_graphs.log "default kernels with CUDA graphs" CM4J_CUDA_GRAPHS=on -- \
+  --dtype "$DTYPES" --generate
+# The candidate set (fp16/bf16 in the NHWC mode; CUDA graphs on), its convs chosen by
+# measurement in the warm-up pass; then, in the first half-precision dtype, the same with
+# every group norm a kernel of its own, to time the norm fused into the conv against it.
+TUNING=(CM4J_CUDA_KERNELS=candidate CM4J_TUNING=full CM4J_TUNING_CACHE="$LOGS/tuning")
+bench bench_cuda_candidate.log "candidate kernels (CM4J_CUDA_KERNELS=candidate, CM4J_TUNING=full)" \
+  "${TUNING[@]}" -- --dtype "$DTYPES" --generate --ops 10 --ops-batch "$OPS_BATCH"
+HALF=$(tr , '\n' <<< "$DTYPES" | grep -E '^(fp16|bf16)$' | head -n 1)
+: > "$LOGS/bench_cuda_unfused.log"
+[ -z "$HALF" ] || bench bench_cuda_unfused.log "candidate kernels, group norms unfused (CM4J_CUDA_NORM_FUSION=off)" \
+  "${TUNING[@]}" CM4J_CUDA_NORM_FUSION=off -- --dtype "$HALF"
 
 # --- 3. diffusers --------------------------------------------------------------------------
 : > "$LOGS/baseline.log"
@@ -97,42 +123,52 @@ fi
   echo
   echo "imagenet64, synth-v1 weights / PyTorch default init; ms per forward pass (median);"
   echo "cm4j's forward includes the input upload and output download, diffusers' does not;"
-  echo "img/s and the ratios take the faster of cm4j without and with CUDA graphs."
+  echo "default: the verified kernels, graphs: with CUDA graphs, candidate: CM4J_CUDA_KERNELS=candidate"
+  echo "(tuned, CUDA graphs), unfused: the candidate set with CM4J_CUDA_NORM_FUSION=off; best: the"
+  echo "fastest of default, graphs and candidate, which img/s, the step times and the ratios take."
   echo "device-check: $([ "$VERIFIED" = 0 ] && echo passed || { [ "$VERIFIED" = skipped ] && echo 'not run (--no-verify)' || echo "FAILED (rc=$VERIFIED, see $LOGS/device-check/summary.md)"; })"
   echo
   awk '
     # RESULT forward DTYPE batch=B ms=M ...; RESULT generate DTYPE steps=S batch=B ms=M ...
-    # g: "g" in the run with CUDA graphs
-    FNR == 1 { g = FILENAME ~ /graphs/ ? "g" : "" }
-    /^RESULT forward / { split($4, b, "="); split($5, m, "="); fwd[g, $3, b[2]] = m[2]; key[$3, b[2]] = 1 }
-    /^RESULT generate / { split($4, s, "="); split($5, b, "="); split($6, m, "="); gen[g, $3, b[2], s[2]] = m[2] }
+    # set: which run of bench_cuda the file holds
+    FNR == 1 { set = FILENAME ~ /_graphs/ ? "graphs" : FILENAME ~ /_candidate/ ? "candidate" : FILENAME ~ /_unfused/ ? "unfused" : "default" }
+    /^RESULT forward / { split($4, b, "="); split($5, m, "="); fwd[set, $3, b[2]] = m[2]; key[$3, b[2]] = 1 }
+    /^RESULT generate / { split($4, s, "="); split($5, b, "="); split($6, m, "="); gen[set, $3, b[2], s[2]] = m[2] }
     /^gpu_baseline dtype=/ {
       for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
       base[f["dtype"], f["mode"], f["batch"]] = f["ms"]
     }
     function cell(v) { return v == "" ? "" : sprintf("%.2f", v) }
     function ratio(d, c) { return (d == "" || c == "" || c <= 0) ? "" : sprintf("%.2fx", d / c) }
-    function best(a, b) { return a == "" ? b : (b == "" || a + 0 <= b + 0) ? a : b }
     END {
-      print "| dtype | batch | cm4j ms | graphs ms | img/s | 1-step ms | graphs | 2-step ms | graphs | diffusers eager ms | compile ms | eager / cm4j | compile / cm4j |"
-      print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+      print "| dtype | batch | default ms | graphs ms | candidate ms | unfused ms | best | img/s | 1-step ms | 2-step ms | diffusers eager ms | compile ms | eager / cm4j | compile / cm4j |"
+      print "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"
       n = split("fp16 bf16 fp32", dts, " ")
+      split("default graphs candidate", sets, " ")
       for (d = 1; d <= n; d++) for (bb = 1; bb <= 4096; bb++) {
         if (!((dts[d], bb) in key)) continue
-        c = best(fwd["", dts[d], bb], fwd["g", dts[d], bb])  # the faster of graphs off and on
+        c = ""; which = ""
+        for (i = 1; i <= 3; i++) {
+          v = fwd[sets[i], dts[d], bb]
+          if (v != "" && (c == "" || v + 0 < c + 0)) { c = v; which = sets[i] }
+        }
         e = base[dts[d], "eager", bb]; k = base[dts[d], "compile", bb]
-        printf "| %s | %d | %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |\n", dts[d], bb,
-          cell(fwd["", dts[d], bb]), cell(fwd["g", dts[d], bb]), 1e3 * bb / c,
-          cell(gen["", dts[d], bb, 1]), cell(gen["g", dts[d], bb, 1]),
-          cell(gen["", dts[d], bb, 2]), cell(gen["g", dts[d], bb, 2]), cell(e), cell(k), ratio(e, c), ratio(k, c)
+        printf "| %s | %d | %s | %s | %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s |\n", dts[d], bb,
+          cell(fwd["default", dts[d], bb]), cell(fwd["graphs", dts[d], bb]),
+          cell(fwd["candidate", dts[d], bb]), cell(fwd["unfused", dts[d], bb]), which, 1e3 * bb / c,
+          cell(gen[which, dts[d], bb, 1]), cell(gen[which, dts[d], bb, 2]), cell(e), cell(k), ratio(e, c), ratio(k, c)
       }
-    }' "$LOGS/bench_cuda.log" "$LOGS/bench_cuda_graphs.log" "$LOGS/baseline.log"
-  echo
-  OPS_DTYPE=${GPU_BENCH_DTYPES:-fp16}
-  OPS_DTYPE=${OPS_DTYPE%%,*}
-  echo "Ten slowest ops, $OPS_DTYPE, batch ${BATCHES##*,} (each op waited for):"
-  grep -E "^RESULT op $OPS_DTYPE " "$LOGS/bench_cuda.log" |
-    sed -E 's/^RESULT op [a-z0-9]+ batch=[0-9]+ rank=([0-9]+) ms=([0-9.]+) share=([0-9.]+) name=/  \1. \2 ms (\3%) /'
+    }' "$LOGS/bench_cuda.log" "$LOGS/bench_cuda_graphs.log" "$LOGS/bench_cuda_candidate.log" \
+    "$LOGS/bench_cuda_unfused.log" "$LOGS/baseline.log"
+  OPS_DTYPE=${DTYPES%%,*}
+  for set in default candidate; do
+    log=bench_cuda.log
+    [ "$set" = default ] || log=bench_cuda_$set.log
+    echo
+    echo "Ten slowest ops, $set kernels, $OPS_DTYPE, batch $OPS_BATCH (each op waited for):"
+    grep -E "^RESULT op $OPS_DTYPE " "$LOGS/$log" |
+      sed -E 's/^RESULT op [a-z0-9]+ batch=[0-9]+ rank=([0-9]+) ms=([0-9.]+) share=([0-9.]+) name=/  \1. \2 ms (\3%) /'
+  done
   grep -E '^gpu_baseline skipped' "$LOGS/baseline.log" | sed 's/^gpu_baseline skipped /  diffusers not run: /'
 } | tee "$LOGS/table.md"
 if [ -n "${OUT:-}" ]; then

@@ -4,8 +4,8 @@
 // this CPU has (CM4J_CPU_ISA), and on a CUDA device's NHWC mode (CM4J_CUDA_KERNELS=candidate,
 // fp16 and bf16; the CPU emulator's build runs it, kernels/dev/emu/run.sh). Where the path
 // fuses (avx512bf16, amx, CUDA NHWC) the outputs are bit for bit those of the unfused plan,
-// and group norms write only their coefficients; on the generic path and in fp32 nothing
-// fuses.
+// and group norms write only their coefficients; on the generic path, in fp32 and with
+// CM4J_CUDA_NORM_FUSION=off nothing fuses.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -153,6 +153,18 @@ int main() {
       continue;
     }
     for (const char* model : {"tiny", "lsun_mini"}) check(model, cuda.get(), label, true);
+    // CM4J_CUDA_NORM_FUSION=off (to time one against the other): every norm a kernel of its
+    // own; anything but on/off refused by name.
+    setenv("CM4J_CUDA_NORM_FUSION", "off", 1);
+    auto unfused = make_cuda_backend(0, dtype, &error);
+    CHECK(unfused != nullptr, "%s with CM4J_CUDA_NORM_FUSION=off: %s", label.c_str(), error.c_str());
+    if (unfused) check("tiny", unfused.get(), label + " fusion off", false);
+    setenv("CM4J_CUDA_NORM_FUSION", "sometimes", 1);
+    error.clear();
+    CHECK(!make_cuda_backend(0, dtype, &error) &&
+              error.find("CM4J_CUDA_NORM_FUSION=sometimes") != std::string::npos,
+          "a bad CM4J_CUDA_NORM_FUSION: %s", error.c_str());
+    unsetenv("CM4J_CUDA_NORM_FUSION");
   }
   unsetenv("CM4J_CUDA_KERNELS");
   unsetenv("CM4J_TUNING");

@@ -113,9 +113,11 @@ Status CudaBackend::conv2d(const ConvParams& p, const ConvArgs& a) {
 // In the NHWC mode the tensor-core conv applies a group norm as it gathers its input
 // (conv2d_nhwc_mma.cuh): the norm then writes only its per-channel maps, and the normalized
 // tensor is neither written nor read back. The arena keeps buffers 64-byte aligned, so the
-// kernel's alignment holds wherever its channel counts do.
+// kernel's alignment holds wherever its channel counts do. CM4J_CUDA_NORM_FUSION=off keeps
+// the norm a kernel of its own (the same bits, group_norm_nhwc.cuh), to time one against the
+// other.
 bool CudaBackend::conv_fuses_norm(const ConvParams& p) const {
-  return nhwc_ && kernels::conv2d_nhwc_mma_channels_ok(p.c_in1, p.c_in2, p.c_out);
+  return nhwc_ && norm_fusion_ && kernels::conv2d_nhwc_mma_channels_ok(p.c_in1, p.c_in2, p.c_out);
 }
 
 Status CudaBackend::conv2d_nhwc(const ConvParams& p, const ConvArgs& a, const DeviceWeight* w) {

@@ -20,7 +20,7 @@ Status cuda_error(cudaError_t e, const std::string& op) {
 }
 
 CudaBackend::CudaBackend(int device, CudaKernels kernel_set, kernels::ConvOperand operand,
-                         cudaStream_t stream, bool sync_each_op, bool graphs, TuningMode tuning)
+                         cudaStream_t stream, const Options& options)
     : device_(device),
       kernels_(kernel_set),
       operand_(operand),
@@ -28,9 +28,10 @@ CudaBackend::CudaBackend(int device, CudaKernels kernel_set, kernels::ConvOperan
       half_(operand == kernels::ConvOperand::kBF16 ? kernels::HalfType::kBF16
                                                    : kernels::HalfType::kF16),
       stream_(stream),
-      sync_each_op_(sync_each_op),
-      graphs_(graphs && !sync_each_op) {
-  if (nhwc_) tuner_ = std::make_unique<ConvTuner>(tuning, device);
+      sync_each_op_(options.sync_each_op),
+      graphs_(options.graphs && !options.sync_each_op),
+      norm_fusion_(options.norm_fusion) {
+  if (nhwc_) tuner_ = std::make_unique<ConvTuner>(options.tuning, device);
 }
 
 CudaBackend::~CudaBackend() {
@@ -220,6 +221,23 @@ const char* dtype_name(int dtype) {
   }
 }
 
+// An on/off switch from the environment: unset or empty leaves *value as it is; any text
+// but on/off/1/0 is refused by name.
+bool read_switch(const char* name, bool* value, std::string* error) {
+  const char* text = std::getenv(name);
+  if (!text || !*text) return true;
+  if (std::strcmp(text, "on") == 0 || std::strcmp(text, "1") == 0) {
+    *value = true;
+    return true;
+  }
+  if (std::strcmp(text, "off") == 0 || std::strcmp(text, "0") == 0) {
+    *value = false;
+    return true;
+  }
+  *error = std::string(name) + "=" + text + ": expected on or off";
+  return false;
+}
+
 }  // namespace
 
 bool parse_cuda_kernels(const char* name, CudaKernels* out) {
@@ -270,12 +288,19 @@ std::unique_ptr<Backend> make_cuda_backend_with(int device, int dtype, CudaKerne
       *error = "CUDA backend: unknown dtype " + std::to_string(dtype);
       return nullptr;
   }
-  TuningMode tuning;  // refused before anything is allocated
+  // The environment's switches, refused before anything is allocated. CUDA graphs: unset,
+  // on in the candidate set only, until a GPU run verifies them.
+  cuda::CudaBackend::Options options;
+  options.graphs = kernel_set == CudaKernels::kCandidate;
   const char* tuning_env = std::getenv("CM4J_TUNING");
-  if (!parse_tuning_mode(tuning_env, &tuning)) {
+  if (!parse_tuning_mode(tuning_env, &options.tuning)) {
     *error = std::string("CM4J_TUNING=") + tuning_env + ": expected off, cached or full";
     return nullptr;
   }
+  if (!read_switch("CM4J_CUDA_SYNC", &options.sync_each_op, error) ||
+      !read_switch("CM4J_CUDA_GRAPHS", &options.graphs, error) ||
+      !read_switch("CM4J_CUDA_NORM_FUSION", &options.norm_fusion, error))
+    return nullptr;
   cudaError_t e = cudaSetDevice(device);
   if (e == cudaSuccess && operand != kernels::ConvOperand::kF32) {
     // The fp16/bf16 conv runs on sm_80+ tensor cores.
@@ -301,22 +326,7 @@ std::unique_ptr<Backend> make_cuda_backend_with(int device, int dtype, CudaKerne
     if (stream) cudaStreamDestroy(stream);
     return nullptr;
   }
-  const char* sync = std::getenv("CM4J_CUDA_SYNC");
-  const bool sync_each_op = sync && std::strcmp(sync, "1") == 0;
-  // CUDA graphs: on or off; unset, on in the candidate set only, until a GPU run verifies them.
-  const char* graphs_env = std::getenv("CM4J_CUDA_GRAPHS");
-  bool graphs = kernel_set == CudaKernels::kCandidate;
-  if (graphs_env && (std::strcmp(graphs_env, "on") == 0 || std::strcmp(graphs_env, "1") == 0)) {
-    graphs = true;
-  } else if (graphs_env && (std::strcmp(graphs_env, "off") == 0 || std::strcmp(graphs_env, "0") == 0)) {
-    graphs = false;
-  } else if (graphs_env && *graphs_env) {
-    *error = std::string("CM4J_CUDA_GRAPHS=") + graphs_env + ": expected on or off";
-    cudaStreamDestroy(stream);
-    return nullptr;
-  }
-  return std::make_unique<cuda::CudaBackend>(device, kernel_set, operand, stream, sync_each_op,
-                                             graphs, tuning);
+  return std::make_unique<cuda::CudaBackend>(device, kernel_set, operand, stream, options);
 }
 
 std::unique_ptr<Backend> make_cuda_backend(int device, int dtype, std::string* error) {

@@ -68,8 +68,15 @@ struct DeviceGraph : CapturedWork {
 
 class CudaBackend final : public Backend {
  public:
+  // What the environment asks of a backend (make_cuda_backend_with reads it).
+  struct Options {
+    bool sync_each_op = false;  // CM4J_CUDA_SYNC=1: wait after every op (for debugging)
+    bool graphs = false;        // CM4J_CUDA_GRAPHS
+    bool norm_fusion = true;    // CM4J_CUDA_NORM_FUSION (the NHWC mode's only)
+    TuningMode tuning = TuningMode::kCached;  // CM4J_TUNING
+  };
   CudaBackend(int device, CudaKernels kernel_set, kernels::ConvOperand operand,
-              cudaStream_t stream, bool sync_each_op, bool graphs, TuningMode tuning);
+              cudaStream_t stream, const Options& options);
   ~CudaBackend() override;
 
   const char* name() const override { return "cuda"; }
@@ -165,6 +172,7 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_;
   const bool sync_each_op_;
   const bool graphs_;  // capture() and replay() offered
+  const bool norm_fusion_;  // the NHWC mode's convs take group norms (conv_fuses_norm)
   bool capturing_ = false;  // inside capture()'s queue()
   std::unique_ptr<ConvTuner> tuner_;  // the NHWC mode's conv choice
   uint64_t scratch_epoch_ = 0;
