@@ -2,11 +2,11 @@
 // output pixels, columns output channels, k = (ky * kernel + kx) * c_in + c as in
 // conv2d_nhwc.cu. Per stage a block gathers a [BM pixels, 32 k] slice of the activations
 // (8 channels of one source pixel per 16-byte cp.async, zero-filled in the padding) and a
-// [32 k, 64 co] slice of the packed weights; three stages are in flight, so the copies of
-// slice k+2 overlap the MMAs of slice k. Where one image's output tiles are too few to fill
-// the card (imagenet64's 32x32 to 8x8 levels), the reduction is split over blocks (grid z)
-// that leave fp32 partial sums for a second kernel, which adds them in split order
-// (deterministic) and applies the epilogue. A group norm fused into the gather
+// [32 k, BN co] slice of the packed weights (BM x BN: 128x64, 64x64 or 128x128); three
+// stages are in flight, so the copies of slice k+2 overlap the MMAs of slice k. Where one
+// image's output tiles are too few to fill the card (imagenet64's 32x32 to 8x8 levels), the
+// reduction is split over blocks (grid z) that leave fp32 partial sums for a second kernel,
+// which adds them in split order (deterministic) and applies the epilogue. A group norm fused into the gather
 // (Conv2dNhwcParams::norm) is applied to each stage's A slice in shared memory once it has
 // landed, before the barrier that publishes it: each thread maps the chunks it copied, so
 // the stage's values are those the unfused norm would have written. Not yet run on a GPU:
@@ -15,6 +15,7 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "conv2d_nhwc_mma.cuh"
 #include "indexing.cuh"
@@ -31,12 +32,29 @@ using nhwc_detail::from_f32;
 using nhwc_detail::to_f32;
 using sm80::swizzled_offset;
 
-constexpr int kBN = 64;      // output channels per block
+constexpr int kBN = 64;      // output channels per block of the rule's tiles
 constexpr int kBK = 32;      // reduction per stage: two k16 MMA steps
 constexpr int kStages = 3;   // cp.async pipeline depth
 constexpr int kChunk = 8;    // 2-byte elements per 16-byte copy
 constexpr int kAChunks = kBK / kChunk;  // per A row (pixel): 64 bytes, swizzled_offset<4>
-constexpr int kBChunks = kBN / kChunk;  // per B row (k): 128 bytes, swizzled_offset<8>
+
+// A block tile: WARPS_M x WARPS_N warps, each owning MI x NI m16n8 accumulator tiles (16 MI
+// pixels x 8 NI channels). Each output's sum runs over the same k slices in the same order
+// in every tile, so the tile never changes the bits.
+template <int WARPS_M, int WARPS_N, int MI, int NI>
+struct MmaTile {
+  static constexpr int kWarpsN = WARPS_N, kMI = MI, kNI = NI;
+  static constexpr int kThreads = WARPS_M * WARPS_N * 32;
+  static constexpr int kBM = WARPS_M * MI * 16, kBN = WARPS_N * NI * 8;
+  static constexpr int kBChunks = kBN / kChunk;  // per B row (k): swizzled_offset<kBChunks>
+};
+// The rule's tiles, warps of 32x32: 128x64 (8 warps) and 64x64 (4 warps).
+template <int WARPS_M>
+using NarrowTile = MmaTile<WARPS_M, 2, 2, 4>;
+// 128x128 (4 warps of 64x64, CUTLASS's sm80 design point): half the shared-memory loads per
+// MMA of a 32x32 warp and 2/3 of a 128x64 block's global loads per output, for the large
+// batches; chosen only by measurement (CM4J_TUNING=full), never by the rule.
+using WideTile = MmaTile<2, 2, 4, 8>;
 // 128x64 tiles when they still make a full wave on an H100's 132 SMs; below, 64x64 tiles
 // give twice the blocks. A first rule, until the choice is measured per shape.
 constexpr int kLargeTileMinBlocks = 132;
@@ -58,15 +76,14 @@ __device__ __forceinline__ void store_output(const Conv2dNhwcParams& p, int m, i
   static_cast<T*>(p.dst)[off] = from_f32<T>(v * p.out_scale);
 }
 
-// WARPS_M x 2 warps, each owning 32 pixels x 32 channels: 2 x 4 m16n8 accumulator tiles.
-// With gridDim.z > 1, block z reduces its share of the slices and stores its raw sums in
-// partial [gridDim.z, M, c_out]. NORM: p.norm's map applied to the gathered values.
-template <typename T, int WARPS_M, int KS, bool NORM>
-__global__ void __launch_bounds__(WARPS_M * 64)
-    conv2d_nhwc_mma_kernel(const Conv2dNhwcParams p, float* partial) {
+// One block of the conv in tile Tile. With gridDim.z > 1, block z reduces its share of the
+// slices and stores its raw sums in partial [gridDim.z, M, c_out]. NORM: p.norm's map
+// applied to the gathered values.
+template <typename T, class Tile, int KS, bool NORM>
+__device__ __forceinline__ void conv2d_nhwc_mma_block(const Conv2dNhwcParams& p, float* partial) {
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
-  constexpr int kThreads = WARPS_M * 64;
-  constexpr int kBM = WARPS_M * 32;
+  constexpr int kThreads = Tile::kThreads, kBM = Tile::kBM, kBN = Tile::kBN;
+  constexpr int kBChunks = Tile::kBChunks, kMI = Tile::kMI, kNI = Tile::kNI;
   constexpr int kARows = kBM * kAChunks / kThreads;  // A chunks per thread (one column)
   constexpr int kBLoads = kBK * kBChunks / kThreads;
   static_assert(kThreads % kAChunks == 0 && (kBK * kBChunks) % kThreads == 0, "tile loads");
@@ -86,7 +103,7 @@ __global__ void __launch_bounds__(WARPS_M * 64)
   const int k_tiles = min(k_all - kt0, per_split);
   const int m0 = blockIdx.x * kBM, n0 = blockIdx.y * kBN;
   const int t = threadIdx.x, lane = t % 32, warp = t / 32;
-  const int wm = warp / 2, wn = warp % 2;
+  const int wm = warp / Tile::kWarpsN, wn = warp % Tile::kWarpsN;
   const kidx::ConvGeometry g{p.c_in1, p.c_in2, p.h_in, p.w_in, ks, p.stride, p.pad,
                              p.upsample, p.h_out, p.w_out};
   const T* src1 = static_cast<const T*>(p.src1);
@@ -154,11 +171,11 @@ __global__ void __launch_bounds__(WARPS_M * 64)
     }
   };
 
-  float acc[2][4][4];
+  float acc[kMI][kNI][4];
 #pragma unroll
-  for (int i = 0; i < 2; ++i)
+  for (int i = 0; i < kMI; ++i)
 #pragma unroll
-    for (int j = 0; j < 4; ++j)
+    for (int j = 0; j < kNI; ++j)
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
 
@@ -184,25 +201,25 @@ __global__ void __launch_bounds__(WARPS_M * 64)
       // A: lanes 0..15 give rows 0..15 at the step's first 8 k, lanes 16..31 the next 8.
       // B (.trans from [k][co]): lanes 0..15 give k rows 0..15 of 8 channels, lanes 16..31
       // the next 8 channels: two n8 tiles per load.
-      uint32_t af[2][4], bf[4][2];
+      uint32_t af[kMI][4], bf[kNI][2];
 #pragma unroll
-      for (int i = 0; i < 2; ++i)
+      for (int i = 0; i < kMI; ++i)
         sm80::ldmatrix_x4<false>(af[i], &as[swizzled_offset<kAChunks>(
-                                            wm * 32 + i * 16 + lane % 16, kk * 2 + lane / 16)]);
+                                            (wm * kMI + i) * 16 + lane % 16, kk * 2 + lane / 16)]);
 #pragma unroll
-      for (int j = 0; j < 2; ++j) {
+      for (int j = 0; j < kNI / 2; ++j) {
         uint32_t r[4];
         sm80::ldmatrix_x4<true>(
-            r, &bs[swizzled_offset<kBChunks>(kk * 16 + lane % 16, wn * 4 + j * 2 + lane / 16)]);
+            r, &bs[swizzled_offset<kBChunks>(kk * 16 + lane % 16, wn * kNI + j * 2 + lane / 16)]);
         bf[2 * j][0] = r[0];
         bf[2 * j][1] = r[1];
         bf[2 * j + 1][0] = r[2];
         bf[2 * j + 1][1] = r[3];
       }
 #pragma unroll
-      for (int i = 0; i < 2; ++i)
+      for (int i = 0; i < kMI; ++i)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) sm80::mma_m16n8k16<T>(acc[i][j], af[i], bf[j], acc[i][j]);
+        for (int j = 0; j < kNI; ++j) sm80::mma_m16n8k16<T>(acc[i][j], af[i], bf[j], acc[i][j]);
     }
   }
 
@@ -210,17 +227,17 @@ __global__ void __launch_bounds__(WARPS_M * 64)
   // 2 (lane % 4)), or the raw sums of this split.
   const int hw = p.h_out * p.w_out;
 #pragma unroll
-  for (int i = 0; i < 2; ++i)
+  for (int i = 0; i < kMI; ++i)
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      const int m = m0 + wm * 32 + i * 16 + lane / 4 + 8 * h;
+      const int m = m0 + (wm * kMI + i) * 16 + lane / 4 + 8 * h;
       if (m >= M) continue;
       const int b = m / hw;
 #pragma unroll
-      for (int j = 0; j < 4; ++j)
+      for (int j = 0; j < kNI; ++j)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-          const int co = n0 + wn * 32 + j * 8 + (lane % 4) * 2 + e;
+          const int co = n0 + (wn * kNI + j) * 8 + (lane % 4) * 2 + e;
           if (co >= N) continue;
           const float v = acc[i][j][2 * h + e];
           if (partial)
@@ -232,6 +249,29 @@ __global__ void __launch_bounds__(WARPS_M * 64)
 #else
   __trap();  // tensor-core path built for an architecture below sm_80
 #endif
+}
+
+// The rule's tiles (NarrowTile<WARPS_M>) and the wide one, as kernels of their own names so
+// that each has its own ptxas budget (the wide tile's 64x64 warps hold 128 accumulators).
+template <typename T, int WARPS_M, int KS, bool NORM>
+__global__ void __launch_bounds__(WARPS_M * 64)
+    conv2d_nhwc_mma_kernel(const Conv2dNhwcParams p, float* partial) {
+  conv2d_nhwc_mma_block<T, NarrowTile<WARPS_M>, KS, NORM>(p, partial);
+}
+
+template <typename T, int KS, bool NORM>
+__global__ void __launch_bounds__(WideTile::kThreads)
+    conv2d_nhwc_mma_wide_kernel(const Conv2dNhwcParams p, float* partial) {
+  conv2d_nhwc_mma_block<T, WideTile, KS, NORM>(p, partial);
+}
+
+// The kernel of tile Tile for a kernel size (0: any) and a fused norm or none.
+template <typename T, class Tile, int KS, bool NORM>
+constexpr void (*kernel_of())(const Conv2dNhwcParams, float*) {
+  if constexpr (std::is_same<Tile, WideTile>::value)
+    return conv2d_nhwc_mma_wide_kernel<T, KS, NORM>;
+  else
+    return conv2d_nhwc_mma_kernel<T, Tile::kThreads / 64, KS, NORM>;
 }
 
 // dst from the splits' partial sums, added in split order.
@@ -259,22 +299,22 @@ cudaError_t launch_reduce(const Conv2dNhwcParams& p, const float* partial, int s
   return cudaGetLastError();
 }
 
-// The conv with WARPS_M x 2 warps per block; splits > 1: over `splits` blocks along k, with
-// `partial` [splits, M, c_out] in between.
-template <typename T, int WARPS_M>
+// The conv in tile Tile; splits > 1: over `splits` blocks along k, with `partial`
+// [splits, M, c_out] in between.
+template <typename T, class Tile>
 cudaError_t launch_tile(const Conv2dNhwcParams& p, float* partial, int splits,
                         cudaStream_t stream) {
   const int m = p.batch * p.h_out * p.w_out;
-  dim3 grid(kidx::ceil_div(m, WARPS_M * 32), kidx::ceil_div(p.c_out, kBN), splits);
+  dim3 grid(kidx::ceil_div(m, Tile::kBM), kidx::ceil_div(p.c_out, Tile::kBN), splits);
   if (grid.y > 65535) return cudaErrorInvalidValue;
   void (*kernel)(const Conv2dNhwcParams, float*) =
-      p.norm ? (p.kernel == 1   ? conv2d_nhwc_mma_kernel<T, WARPS_M, 1, true>
-                : p.kernel == 3 ? conv2d_nhwc_mma_kernel<T, WARPS_M, 3, true>
-                                : conv2d_nhwc_mma_kernel<T, WARPS_M, 0, true>)
-             : (p.kernel == 1   ? conv2d_nhwc_mma_kernel<T, WARPS_M, 1, false>
-                : p.kernel == 3 ? conv2d_nhwc_mma_kernel<T, WARPS_M, 3, false>
-                                : conv2d_nhwc_mma_kernel<T, WARPS_M, 0, false>);
-  CM4J_LAUNCH(kernel, grid, WARPS_M * 64, stream, p, splits > 1 ? partial : nullptr);
+      p.norm ? (p.kernel == 1   ? kernel_of<T, Tile, 1, true>()
+                : p.kernel == 3 ? kernel_of<T, Tile, 3, true>()
+                                : kernel_of<T, Tile, 0, true>())
+             : (p.kernel == 1   ? kernel_of<T, Tile, 1, false>()
+                : p.kernel == 3 ? kernel_of<T, Tile, 3, false>()
+                                : kernel_of<T, Tile, 0, false>());
+  CM4J_LAUNCH(kernel, grid, Tile::kThreads, stream, p, splits > 1 ? partial : nullptr);
   if (splits > 1) return launch_reduce<T>(p, partial, splits, stream);
   return cudaGetLastError();
 }
@@ -282,8 +322,9 @@ cudaError_t launch_tile(const Conv2dNhwcParams& p, float* partial, int splits,
 template <typename T>
 cudaError_t launch(const Conv2dNhwcParams& p, const Conv2dNhwcMmaConfig& c, float* partial,
                    cudaStream_t stream) {
-  return c.tile_m == 128 ? launch_tile<T, 4>(p, partial, c.splits, stream)
-                         : launch_tile<T, 2>(p, partial, c.splits, stream);
+  if (c.tile_n == 128) return launch_tile<T, WideTile>(p, partial, c.splits, stream);
+  return c.tile_m == 128 ? launch_tile<T, NarrowTile<4>>(p, partial, c.splits, stream)
+                         : launch_tile<T, NarrowTile<2>>(p, partial, c.splits, stream);
 }
 
 int k_tiles(const Conv2dNhwcParams& p) {
@@ -328,7 +369,9 @@ Conv2dNhwcMmaConfig conv2d_nhwc_mma_rule(const Conv2dNhwcParams& p) {
 
 bool conv2d_nhwc_mma_config_ok(const Conv2dNhwcParams& p, const Conv2dNhwcMmaConfig& c) {
   const int kt = k_tiles(p);
-  return (c.tile_m == 128 || c.tile_m == 64) && c.splits >= 1 && c.splits <= kMaxSplits &&
+  const bool tile = c.tile_n == 64 ? (c.tile_m == 128 || c.tile_m == 64)
+                                    : (c.tile_n == 128 && c.tile_m == 128);
+  return tile && c.splits >= 1 && c.splits <= kMaxSplits &&
          (c.splits - 1) * kidx::ceil_div(kt, c.splits) < kt;
 }
 

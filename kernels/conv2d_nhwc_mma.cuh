@@ -1,8 +1,9 @@
 // The NHWC mode's convolution (conv2d_nhwc.cuh: same parameters, packed weights and
 // semantics) as a pipelined implicit GEMM on sm_80 tensor cores: mma.sync m16n8k16 with
 // fp32 accumulation, operands staged by a 3-stage cp.async pipeline into XOR-swizzled shared
-// memory and loaded with ldmatrix (mma_sm80.cuh). Two tile shapes, 128x64 and 64x64 (output
-// pixels x output channels), chosen by the launcher from the problem's size, and a parallel
+// memory and loaded with ldmatrix (mma_sm80.cuh). Three tile shapes (output pixels x output
+// channels): 128x64 and 64x64, which the fixed rule chooses from the problem's size, and
+// 128x128 with 64x64 warp tiles, for measurement to choose (CM4J_TUNING=full); a parallel
 // split-K where even 64x64 tiles are too few.
 //   dst = (conv(cat(src1, src2)) + bias + bias_bc + residual) * out_scale
 // A group norm (+ SiLU) of cat(src1, src2) may be fused into the gather (Conv2dNhwcParams::
@@ -19,6 +20,10 @@
 #include "conv2d_nhwc.cuh"
 
 // ptxas budget: conv2d_nhwc_mma_kernel 96 registers, 36864 bytes shared
+// The wide tile's 64x64 warps hold 128 fp32 accumulators per thread: up to 256 registers
+// still fit two blocks (8 warps) on an SM, and its three stages fill the 48 KiB of static
+// shared memory a block may have.
+// ptxas budget: conv2d_nhwc_mma_wide_kernel 248 registers, 49152 bytes shared
 // ptxas budget: conv2d_nhwc_mma_reduce_kernel 40 registers, 0 bytes shared
 
 namespace cm4j {
@@ -29,10 +34,12 @@ bool conv2d_nhwc_mma_supports(const Conv2dNhwcParams& p);
 // exists: where they hold, a fused norm (Conv2dNhwcParams::norm) runs on this kernel.
 bool conv2d_nhwc_mma_channels_ok(int c_in1, int c_in2, int c_out);
 
-// A launch configuration: the output-pixel side of the tile (128: 8 warps, 64: 4 warps) and
-// how many blocks share each output tile's reduction (split-K; 1: none).
+// A launch configuration: the tile, output pixels x output channels (128x64: 8 warps of
+// 32x32, 64x64: 4 warps of 32x32, 128x128: 4 warps of 64x64), and how many blocks share each
+// output tile's reduction (split-K; 1: none).
 struct Conv2dNhwcMmaConfig {
   int tile_m = 64;
+  int tile_n = 64;
   int splits = 1;
 };
 
@@ -46,8 +53,8 @@ Conv2dNhwcMmaConfig conv2d_nhwc_mma_rule(const Conv2dNhwcParams& p);
 int conv2d_nhwc_mma_tile_m(const Conv2dNhwcParams& p);  // the rule's tile_m
 int conv2d_nhwc_mma_splits(const Conv2dNhwcParams& p);  // the rule's splits
 
-// Whether the kernel runs `c` for p: tile_m 128 or 64, splits in 1..8 with no split left
-// empty (each takes ceil(k slices / splits) slices).
+// Whether the kernel runs `c` for p: tile 128x64, 64x64 or 128x128, splits in 1..8 with no
+// split left empty (each takes ceil(k slices / splits) slices).
 bool conv2d_nhwc_mma_config_ok(const Conv2dNhwcParams& p, const Conv2dNhwcMmaConfig& c);
 
 // The fp32 workspace `splits` take ([splits, M, c_out]; 0: no split); without `splits`, the

@@ -137,16 +137,17 @@ __device__ __forceinline__ void cp_async_wait() {
 }
 
 // XOR swizzle of 16-byte chunks in a shared-memory tile of rows of `chunks` 16-byte chunks
-// (CHUNKS = 4 or 8, i.e. rows of 64 or 128 bytes): chunk c of row r is stored at chunk
-// c ^ f(r), so that the 8 rows an ldmatrix reads at the same logical chunk fall in 8
+// (CHUNKS = 4, 8 or 16, i.e. rows of 64, 128 or 256 bytes): chunk c of row r is stored at
+// chunk c ^ f(r), so that the 8 rows an ldmatrix reads at the same logical chunk fall in 8
 // distinct 16-byte bank groups (no bank conflict), and each chunk stays one aligned 16-byte
 // cp.async destination. Returns the element offset (2-byte elements) of (row, chunk).
 template <int CHUNKS>
 __host__ __device__ __forceinline__ int swizzled_offset(int row, int chunk) {
-  static_assert(CHUNKS == 4 || CHUNKS == 8, "rows of 64 or 128 bytes");
-  // 128-byte rows: one row spans all 32 banks, so rows r..r+7 must use 8 different chunks.
+  static_assert(CHUNKS == 4 || CHUNKS == 8 || CHUNKS == 16, "rows of 64, 128 or 256 bytes");
+  // 128- and 256-byte rows: every row starts at bank 0, so rows r..r+7 must use 8 different
+  // chunks of one 128-byte half (the XOR leaves the half as it is).
   // 64-byte rows: two rows share the 32 banks, so rows 2i and 2i+1 differ by their half.
-  const int phase = CHUNKS == 8 ? (row & 7) : ((row >> 1) & 3);
+  const int phase = CHUNKS >= 8 ? (row & 7) : ((row >> 1) & 3);
   return row * CHUNKS * 8 + ((chunk ^ phase) * 8);
 }
 

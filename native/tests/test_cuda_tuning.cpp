@@ -21,7 +21,8 @@
 // Where cuBLAS loads (the emulator's stand-in through CM4J_CUBLAS_LIB, which then must load,
 // or a GPU's libcublas), the 1x1 convs must choose it (the hook makes it cheapest) and stay
 // within the bound. With --cublas-missing (CM4J_CUBLAS_LIB naming a missing file), a cache
-// file choosing cuBLAS must run the fixed rule with its bits instead.
+// file choosing cuBLAS must run the fixed rule with its bits instead in cached mode, and be
+// measured again (in memory, the file unchanged) in full mode.
 // Skips (77) without a CUDA device. Options: --dtype=fp16|bf16 (default fp16), --golden,
 // --cublas-missing.
 #include <atomic>
@@ -121,7 +122,7 @@ ConvChoice from_file(const TuningEntries& e, const ConvAtBatch& at) {
   ConvChoice c{order->second.kernel, order->second.kernel == ConvChoice::kWmma ? 64 : 0,
                order->second.splits};
   auto tile = e.tiles.find(at);
-  if (c.kernel == ConvChoice::kMma) c.tile_m = tile == e.tiles.end() ? -1 : tile->second;
+  if (c.kernel == ConvChoice::kMma) c.set_tile(tile == e.tiles.end() ? ConvTile{-1, -1} : tile->second);
   return c;
 }
 
@@ -230,9 +231,9 @@ void test_ops(const std::string& dir) {
     std::printf("  %s %d+%d>%d k%d %dx%d: %s\n", shape.dtype.c_str(), shape.c_in1, shape.c_in2,
                 shape.c_out, shape.kernel, shape.h_in, shape.w_in, order.text().c_str());
   for (const auto& [at, tile] : entries.tiles)
-    std::printf("  %s %d+%d>%d k%d %dx%d b%d: tile %d\n", at.first.dtype.c_str(), at.first.c_in1,
+    std::printf("  %s %d+%d>%d k%d %dx%d b%d: tile %s\n", at.first.dtype.c_str(), at.first.c_in1,
                 at.first.c_in2, at.first.c_out, at.first.kernel, at.first.h_in, at.first.w_in,
-                at.second, tile);
+                at.second, tile.text().c_str());
   for (const auto& [shape, order] : entries.orders) {
     const bool cublas = g_cublas && shape.kernel == 1;
     CHECK(cublas ? order.text() == "cublas 1" : (order.text() == "mma 2" || order.text() == "wmma 1"),
@@ -257,7 +258,7 @@ void test_ops(const std::string& dir) {
 
   std::FILE* f = std::fopen(cache_file().c_str(), "w");
   if (f) {
-    std::fputs("cm4j-tuning 2\ngpu \x01\x02\norder fp16 -1 nonsense\n", f);
+    std::fputs("cm4j-tuning 3\ngpu \x01\x02\norder fp16 -1 nonsense\n", f);
     std::fclose(f);
   }
   if (auto b = gpu("cached")) cached = run_cases(b.get(), 2);
@@ -273,9 +274,11 @@ void test_ops(const std::string& dir) {
 
 // Batch invariance: two shapes (a 3x3 conv whose rule takes 3 splits, a 1x1 conv taking 1)
 // tuned at batch 3 and at batch 1. At batch 1 the hook's costs are cost()'s (cuBLAS, else
-// mma 64 2); at batch 3 the 128-row tiles are cheaper, with 1 split cheapest of all, so a
-// choice made per batch would sum image 0 in another order at batch 3. The order must come
-// from batch 1 (mma 2 or cuBLAS), only the tile from batch 3 (mma 128 2).
+// mma 64x64 2); at batch 3 the 128-row tiles are cheaper (128x128 the cheapest), with 1
+// split cheapest of all, so a choice made per batch would sum image 0 in another order at
+// batch 3. The order must come from batch 1 (mma 2 or cuBLAS), only the tile from batch 3
+// (mma 128x128 2: image 0 through the wide tile at batch 3 and the 64x64 one alone, the
+// same bits).
 const Case kBatchCases[] = {
     {"b3 64+32>32 8x8 k3 res", 3, 64, 32, 8, 8, 32, 3, 1, 1, false, true},
     {"b3 128>32 8x8 k1 res", 3, 128, 0, 8, 8, 32, 1, 1, 0, false, true},
@@ -284,7 +287,10 @@ const Case kBatchCases[] = {
 double batch_cost(const ConvShape& s, int batch, const ConvChoice& c) {
   if (batch == 1) return cost(s, batch, c);
   ++g_timings;
-  if (c.kernel == ConvChoice::kMma && c.tile_m == 128) return c.splits == 1 ? 0.25 : c.splits == 2 ? 0.5 : -1;
+  if (c.kernel == ConvChoice::kMma && c.tile_m == 128) {  // 128x128 cheapest, then 128x64
+    const double wide = c.tile_n == 128 ? 0.5 : 1;
+    return c.splits == 1 ? 0.25 * wide : c.splits == 2 ? 0.5 * wide : -1;
+  }
   if (c.kernel == ConvChoice::kMma && c.tile_m == 64 && c.splits == 2) return 1;
   return c.kernel == ConvChoice::kWmma ? 2 : -1;
 }
@@ -301,8 +307,8 @@ std::vector<std::vector<float>> batch_images(const char* tuning, int first) {
     const ConvShape s = shape_of(k);
     const bool cublas = g_cublas && k.kernel == 1;
     const ConvChoice at1 = g_chosen[{s, 1}], at3 = g_chosen[{s, 3}];
-    CHECK(cublas ? at1.text() == "cublas 0 1" && at3.text() == "cublas 0 1"
-                 : at1.text() == "mma 64 2" && at3.text() == "mma 128 2",
+    CHECK(cublas ? at1.text() == "cublas 1" && at3.text() == "cublas 1"
+                 : at1.text() == "mma 64x64 2" && at3.text() == "mma 128x128 2",
           "%s (%s, batch %d first): ran %s at batch 1, %s at batch 3", k.name, tuning, first,
           at1.text().c_str(), at3.text().c_str());
     const int64_t d = first_difference(out[0].data(), out[1].data(), out[0].size());
@@ -403,7 +409,8 @@ void test_norm_choice(const std::string& dir) {
 }
 
 // CM4J_CUBLAS_LIB names a missing library: a cache file choosing cuBLAS for the 1x1 convs
-// runs the fixed rule (with a warning), with its bits, in cached and in full mode.
+// runs the fixed rule (with a warning), with its bits, in cached mode; full mode measures
+// those shapes again for the process, and leaves the file's choice as it was.
 void test_cublas_missing(const std::string& dir) {
   setenv("CM4J_TUNING_CACHE", (dir + "/no-cublas").c_str(), 1);
   hooks();
@@ -423,11 +430,28 @@ void test_cublas_missing(const std::string& dir) {
         ran_rule(rule) ? "the rule's" : "not the rule's", identical(cached, off) ? "equal" : "differ from");
   for (const auto& [at, choice] : g_chosen)
     CHECK(choice.kernel != ConvChoice::kCublas, "%d>%d ran cuBLAS", at.first.c_in1, at.first.c_out);
+  // Full mode measures those shapes anew among what runs here (the hook's mma 2 or WMMA),
+  // for this process alone: the file keeps its cuBLAS orders, and gains no tile for them.
+  g_timings = 0;
   if (auto b = gpu("full")) full = run_cases(b.get(), 2);
-  for (size_t i = 0; i < kCaseCount; ++i)
-    if (kCases[i].kernel == 1)
-      CHECK(first_difference(full[i].data(), off[i].data(), off[i].size()) == -1,
-            "%s, full mode: not the rule's bits", kCases[i].name);
+  const TuningEntries after = read_cache();
+  for (size_t i = 0; i < kCaseCount; ++i) {
+    if (kCases[i].kernel != 1) continue;
+    const ConvShape shape = shape_of(kCases[i]);
+    const auto chosen = g_chosen.find({shape, kCases[i].batch});
+    const std::string text = chosen == g_chosen.end() ? "nothing" : chosen->second.text();
+    CHECK(text == "mma 64x64 2" || text == "wmma 64x64 1", "%s, full mode: ran %s, not the hook's choice",
+          kCases[i].name, text.c_str());
+    auto order = after.orders.find(shape);
+    CHECK(order != after.orders.end() && order->second.text() == "cublas 1",
+          "%s, full mode: the file's order became %s", kCases[i].name,
+          order == after.orders.end() ? "nothing" : order->second.text().c_str());
+    for (const auto& [at, tile] : after.tiles)
+      CHECK(!(at.first == shape), "%s, full mode: a tile for b%d written", kCases[i].name, at.second);
+    const double e = rel_l2(full[i].data(), off[i].data(), off[i].size());
+    CHECK(e <= g_bound, "%s, full mode: rel_l2 %.3e from the rule's > %.1e", kCases[i].name, e, g_bound);
+  }
+  CHECK(g_timings > 0, "full mode without cuBLAS: nothing measured");
 }
 
 // The tiny model's forward pass (batch 2) on an engine of `device` with CM4J_TUNING=tuning

@@ -201,6 +201,7 @@ struct ConvCase {
   int tile_m;  // 64 or 128: the launcher's instance to run
   int splits;  // split-K
   int norm;    // a fused group norm: 0 none, 1 its affine map, 2 then SiLU
+  int tile_n = 64;  // 128 (with tile_m 128): the wide tile, also checked against 64x64's bits
 };
 
 // The fused norm's map of every value of src ([pixels, c] of channels c0.. of the cat, image
@@ -275,8 +276,8 @@ void test_conv(const char* dtype, kernels::HalfType type, const ConvCase& k, std
   if (k.splits > 1) cudaMalloc(&partial, k.splits * out_n * sizeof(float));
 
   const bool supported = kernels::conv2d_nhwc_mma_supports(p);  // the launcher's checks
-  const cudaError_t e = k.tile_m == 128 ? kernels::launch_tile<T, 4>(p, partial, k.splits, nullptr)
-                                        : kernels::launch_tile<T, 2>(p, partial, k.splits, nullptr);
+  const kernels::Conv2dNhwcMmaConfig config{k.tile_m, k.tile_n, k.splits};
+  const cudaError_t e = kernels::launch<T>(p, config, partial, nullptr);
   // Reference in double from the same rounded operands; the kernel rounds once on store.
   const kidx::ConvGeometry g{p.c_in1, p.c_in2, p.h_in,     p.w_in,  p.kernel,
                              p.stride, p.pad,   p.upsample, p.h_out, p.w_out};
@@ -313,12 +314,24 @@ void test_conv(const char* dtype, kernels::HalfType type, const ConvCase& k, std
   }
   char what[200];
   std::snprintf(what, sizeof what,
-                "conv2d_nhwc_mma %s %dx64 tile, %d split(s): b%d %d+%d>%d %dx%d k%d s%d%s%s%s%s: "
+                "conv2d_nhwc_mma %s %dx%d tile, %d split(s): b%d %d+%d>%d %dx%d k%d s%d%s%s%s%s: "
                 "worst error %.2f of its bound (one rounding + fp32 summation)",
-                dtype, k.tile_m, k.splits, p.batch, p.c_in1, p.c_in2, p.c_out, p.h_in, p.w_in,
+                dtype, k.tile_m, k.tile_n, k.splits, p.batch, p.c_in1, p.c_in2, p.c_out, p.h_in, p.w_in,
                 p.kernel, p.stride, p.upsample ? " up" : "", k.bbc_stride ? " bbc" : "",
                 k.residual ? " res" : "", k.norm == 2 ? " norm+silu" : k.norm ? " norm" : "", worst);
   check(supported && e == cudaSuccess && cudaGetLastError() == cudaSuccess && worst <= 1.0, what);
+  const std::string name = std::string(what).substr(0, std::string(what).find(':'));
+  if (k.tile_n == 128) {
+    // The tile never changes the bits: the same sums in the same order as in 64x64 tiles.
+    kernels::Conv2dNhwcParams q = p;
+    T* narrow;
+    cudaMalloc(&narrow, out_n * sizeof(T));
+    q.dst = narrow;
+    const cudaError_t eq = kernels::launch<T>(q, {64, 64, k.splits}, partial, nullptr);
+    check(eq == cudaSuccess && std::memcmp(narrow, dst, out_n * sizeof(T)) == 0,
+          name + ": the same bits as 64x64 tiles");
+    cudaFree(narrow);
+  }
   if (k.norm) {
     // Unfused: the same conv on the normalized sources, as the group norm would have
     // written them, gives the same bits.
@@ -330,11 +343,9 @@ void test_conv(const char* dtype, kernels::HalfType type, const ConvCase& k, std
     T* plain;
     cudaMalloc(&plain, out_n * sizeof(T));
     q.dst = plain;
-    const cudaError_t eq = k.tile_m == 128 ? kernels::launch_tile<T, 4>(q, partial, k.splits, nullptr)
-                                           : kernels::launch_tile<T, 2>(q, partial, k.splits, nullptr);
+    const cudaError_t eq = kernels::launch<T>(q, config, partial, nullptr);
     check(eq == cudaSuccess && std::memcmp(plain, dst, out_n * sizeof(T)) == 0,
-          std::string(what).substr(0, std::string(what).find(':')) +
-              ": the fused norm = the conv of the normalized sources, bit for bit");
+          name + ": the fused norm = the conv of the normalized sources, bit for bit");
     cudaFree(const_cast<void*>(q.src1));
     cudaFree(const_cast<void*>(q.src2));
     cudaFree(plain);
@@ -380,6 +391,14 @@ void test_conv_launcher() {
   q.batch = 1;
   const int small = kernels::conv2d_nhwc_mma_tile_m(q);
   check(large == 128 && small == 64, "conv2d_nhwc_mma_tile_m: 128 rows at batch 2, 64 at batch 1");
+  // Three tiles: 128x64, 64x64 and 128x128, no other.
+  check(kernels::conv2d_nhwc_mma_config_ok(q, {128, 64, 1}) &&
+            kernels::conv2d_nhwc_mma_config_ok(q, {64, 64, 1}) &&
+            kernels::conv2d_nhwc_mma_config_ok(q, {128, 128, 1}) &&
+            !kernels::conv2d_nhwc_mma_config_ok(q, {64, 128, 1}) &&
+            !kernels::conv2d_nhwc_mma_config_ok(q, {256, 64, 1}) &&
+            kernels::conv2d_nhwc_mma_rule(q).tile_n == 64,
+        "conv2d_nhwc_mma_config_ok: tiles 128x64, 64x64, 128x128; the rule's 64 channels wide");
   // Split-K: imagenet64's mid-block conv (8x8, 768 -> 768, 216 slices of 32 k) has 12 tiles
   // per image: 8 splits (the most) at batch 1 and 2 alike; the 64x64 conv above none; the
   // workspace is splits x M x c_out floats.
@@ -630,6 +649,7 @@ int main() {
   std::mt19937 rng(7);
   test_swizzle<4>();
   test_swizzle<8>();
+  test_swizzle<16>();
   const Load loads[] = {Load::kX4, Load::kX1, Load::kX2Trans, Load::kX2};
   const char* how[] = {"A ldmatrix.x4, B x4.trans", "A and B ldmatrix.x1 (B .trans)",
                        "A x4, B x2.trans", "A x4, B ldmatrix.x2 from [n][k]"};
@@ -641,7 +661,8 @@ int main() {
   // Tails everywhere: M and c_out not multiples of the tile, K not a multiple of 32 (nor of
   // the splits' share).
   // The fused norm (last column) with padding, the seam of a cat, upsampling, stride 2, a
-  // 1x1 conv, M and K tails, and splits.
+  // 1x1 conv, M and K tails, and splits. The wide 128x128 tile (last column) with c_out
+  // tails, a cat with upsampling, splits and the fused norm.
   //                          b  c1  c2  h  w  co  k  s  p  up     scale    bbc  res    tile splits norm
   const ConvCase convs[] = {{{2, 16, 8,  5, 7, 24, 3, 1, 1, true,  0.75f}, 40, true,  64,  1, 0},
                             {{3, 32, 0,  9, 9, 72, 1, 2, 0, false, 1.0f},  0,  true,  128, 1, 0},
@@ -653,7 +674,10 @@ int main() {
                             {{2, 16, 24, 4, 6, 32, 3, 1, 1, false, 1.0f},  0,  false, 64,  1, 2},
                             {{1, 16, 8,  3, 4, 24, 3, 1, 1, true,  1.0f},  0,  true,  64,  2, 1},
                             {{2, 32, 0,  6, 6, 16, 3, 2, 1, false, 1.0f},  0,  false, 64,  1, 2},
-                            {{3, 96, 0,  5, 5, 64, 1, 1, 0, false, 0.5f},  0,  true,  128, 3, 1}};
+                            {{3, 96, 0,  5, 5, 64, 1, 1, 0, false, 0.5f},  0,  true,  128, 3, 1},
+                            {{2, 16, 8,  5, 7, 136, 3, 1, 1, true, 0.75f}, 144, true, 128, 1, 0, 128},
+                            {{3, 96, 0,  5, 5, 64, 1, 1, 0, false, 0.5f},  0,  true,  128, 3, 1, 128},
+                            {{2, 24, 0,  7, 5, 200, 3, 1, 1, false, 1.0f}, 200, true, 128, 2, 2, 128}};
   for (const ConvCase& k : convs) {
     test_conv<__half>("fp16", cm4j::kernels::HalfType::kF16, k, rng);
     test_conv<__nv_bfloat16>("bf16", cm4j::kernels::HalfType::kBF16, k, rng);

@@ -2,7 +2,7 @@
 // cache folder's environment; a written file reads back the same (orders per image shape,
 // a fused norm and its SiLU as shapes of their own; tiles per batch); every strict prefix of
 // a file (a truncated write), another identity or format version (format 1's per-batch
-// choices among them), absurd values and random byte changes are refused or ignored with a
+// choices and format 2's tiles among them), absurd values and random byte changes are refused or ignored with a
 // message naming the file, never a crash; writes leave no temporary file behind; many
 // threads and a second writer (another process) merge, lookups going on meanwhile.
 #include <dirent.h>
@@ -57,9 +57,9 @@ TuningEntries sample_entries() {
   // The same conv with a fused norm, and with norm + SiLU: shapes of their own.
   e.orders[shape("fp16", 192, 0, 192, 3, 0, 64, 1)] = {ConvChoice::kMma, 2};
   e.orders[shape("fp16", 192, 0, 192, 3, 0, 64, 2)] = {ConvChoice::kMma, 4};
-  e.tiles[{shape("fp16", 192, 0, 192, 3, 0, 64), 1}] = 64;
-  e.tiles[{shape("fp16", 192, 0, 192, 3, 0, 64), 256}] = 128;
-  e.tiles[{shape("bf16", 192, 0, 384, 1, 0, 32), 8}] = 128;
+  e.tiles[{shape("fp16", 192, 0, 192, 3, 0, 64), 1}] = {64, 64};
+  e.tiles[{shape("fp16", 192, 0, 192, 3, 0, 64), 256}] = {128, 128};
+  e.tiles[{shape("bf16", 192, 0, 384, 1, 0, 32), 8}] = {128, 64};
   return e;
 }
 
@@ -147,24 +147,27 @@ void test_hostile(const std::string& dir) {
   const std::string header = good.substr(0, body);
   const std::string entry = "order fp16 192 0 192 3 1 1 0 64 64 0 mma 2\n";
   auto with = [&](const std::string& line) { return header + line + "end 1\n"; };
-  const std::string h = "cm4j-tuning 2\ngpu NVIDIA H100 80GB HBM3\nsms 132\ndriver 12040\ncm4j 0.1.0\n";
-  expect(dir, "another GPU", "cm4j-tuning 2\ngpu NVIDIA A100\nsms 132\ndriver 12040\ncm4j 0.1.0\nend 0\n",
+  const std::string h = "cm4j-tuning 3\ngpu NVIDIA H100 80GB HBM3\nsms 132\ndriver 12040\ncm4j 0.1.0\n";
+  expect(dir, "another GPU", "cm4j-tuning 3\ngpu NVIDIA A100\nsms 132\ndriver 12040\ncm4j 0.1.0\nend 0\n",
          TuningLoad::kIgnored);
-  expect(dir, "another SM count", "cm4j-tuning 2\ngpu NVIDIA H100 80GB HBM3\nsms 114\ndriver 12040\ncm4j 0.1.0\nend 0\n",
+  expect(dir, "another SM count", "cm4j-tuning 3\ngpu NVIDIA H100 80GB HBM3\nsms 114\ndriver 12040\ncm4j 0.1.0\nend 0\n",
          TuningLoad::kIgnored);
-  expect(dir, "another driver", "cm4j-tuning 2\ngpu NVIDIA H100 80GB HBM3\nsms 132\ndriver 12020\ncm4j 0.1.0\nend 0\n",
+  expect(dir, "another driver", "cm4j-tuning 3\ngpu NVIDIA H100 80GB HBM3\nsms 132\ndriver 12020\ncm4j 0.1.0\nend 0\n",
          TuningLoad::kIgnored);
-  expect(dir, "another cm4j", "cm4j-tuning 2\ngpu NVIDIA H100 80GB HBM3\nsms 132\ndriver 12040\ncm4j 0.2.0\nend 0\n",
+  expect(dir, "another cm4j", "cm4j-tuning 3\ngpu NVIDIA H100 80GB HBM3\nsms 132\ndriver 12040\ncm4j 0.2.0\nend 0\n",
          TuningLoad::kIgnored);
   // Format 1 chose order and tile together per batch: its files are ignored, not misread.
   expect(dir, "format 1", "cm4j-tuning 1\ngpu NVIDIA H100 80GB HBM3\nsms 132\ndriver 12040\ncm4j 0.1.0\n"
          "conv fp16 1 192 0 192 3 1 1 0 64 64 mma 128 1\nend 1\n", TuningLoad::kIgnored);
-  expect(dir, "format 3", "cm4j-tuning 3\nanything at all\n", TuningLoad::kIgnored);
+  // Format 2 named a tile by its pixels alone (128: 128x64).
+  expect(dir, "format 2", "cm4j-tuning 2\ngpu NVIDIA H100 80GB HBM3\nsms 132\ndriver 12040\ncm4j 0.1.0\n"
+         "tile fp16 192 0 192 3 1 1 0 64 64 0 8 128\nend 1\n", TuningLoad::kIgnored);
+  expect(dir, "format 4", "cm4j-tuning 4\nanything at all\n", TuningLoad::kIgnored);
   expect(dir, "not ours", "{\"conv\": 1}\n", TuningLoad::kInvalid);
   expect(dir, "binary", std::string("\0\x01\xff\n\x7f", 5), TuningLoad::kInvalid);
-  expect(dir, "header fields swapped", "cm4j-tuning 2\nsms 132\ngpu NVIDIA H100 80GB HBM3\ndriver 12040\ncm4j 0.1.0\nend 0\n",
+  expect(dir, "header fields swapped", "cm4j-tuning 3\nsms 132\ngpu NVIDIA H100 80GB HBM3\ndriver 12040\ncm4j 0.1.0\nend 0\n",
          TuningLoad::kInvalid);
-  expect(dir, "negative SMs", "cm4j-tuning 2\ngpu NVIDIA H100 80GB HBM3\nsms -1\ndriver 12040\ncm4j 0.1.0\nend 0\n",
+  expect(dir, "negative SMs", "cm4j-tuning 3\ngpu NVIDIA H100 80GB HBM3\nsms -1\ndriver 12040\ncm4j 0.1.0\nend 0\n",
          TuningLoad::kInvalid);
   CHECK(header == h, "the header written: %s", header.c_str());
   const char* bad_entries[] = {
@@ -181,8 +184,11 @@ void test_hostile(const std::string& dir) {
       "order fp16 192 0 192 3 1 1 0 64 64 0 cudnn 1\n",         // unknown kernel
       "order fp16 192 0 192 3 1 1 0 64 64 0 mma 128 1\n",       // format 1's choice
       "conv fp16 1 192 0 192 3 1 1 0 64 64 mma 128 1\n",        // format 1's line
-      "tile fp16 192 0 192 3 1 1 0 64 64 0 8 96\n",             // tile 96
-      "tile fp16 192 0 192 3 1 1 0 64 64 0 0 128\n",            // batch 0
+      "tile fp16 192 0 192 3 1 1 0 64 64 0 8 96x64\n",          // tile 96x64
+      "tile fp16 192 0 192 3 1 1 0 64 64 0 8 64x128\n",         // tile 64x128
+      "tile fp16 192 0 192 3 1 1 0 64 64 0 8 128\n",            // format 2's tile
+      "tile fp16 192 0 192 3 1 1 0 64 64 0 8 128x64x1\n",       // a third side
+      "tile fp16 192 0 192 3 1 1 0 64 64 0 0 128x64\n",         // batch 0
       "tile fp16 192 0 192 3 1 1 0 64 64 0 8\n",                // no tile
       "order fp16 192 0 192 3 1 1 0 64 64 0 mma\n",             // a field missing
       "order fp16 192 0 192 3 1 1 0 64 64 0 mma 2 1\n",         // a field too many
@@ -195,7 +201,15 @@ void test_hostile(const std::string& dir) {
   expect(dir, "a shape twice", header + entry + entry + "end 2\n", TuningLoad::kInvalid);
   expect(dir, "a shape twice, other orders",
          header + entry + "order fp16 192 0 192 3 1 1 0 64 64 0 wmma 1\nend 2\n", TuningLoad::kInvalid);
-  const std::string tile = "tile fp16 192 0 192 3 1 1 0 64 64 0 8 128\n";
+  const std::string tile = "tile fp16 192 0 192 3 1 1 0 64 64 0 8 128x128\n";
+  {
+    write_text(dir + "/tile.tune", header + tile + "end 1\n");
+    TuningEntries e;
+    const auto it = load(dir + "/tile.tune", &e, &error) == TuningLoad::kLoaded
+                        ? e.tiles.find({shape("fp16", 192, 0, 192, 3, 0, 64), 8}) : e.tiles.end();
+    CHECK(it != e.tiles.end() && it->second == (ConvTile{128, 128}), "a 128x128 tile line: %s",
+          error.c_str());
+  }
   expect(dir, "a tile twice", header + tile + tile + "end 2\n", TuningLoad::kInvalid);
   expect(dir, "a wrong count", header + entry + "end 2\n", TuningLoad::kInvalid);
   expect(dir, "text after the end", header + entry + "end 1\nconv\n", TuningLoad::kInvalid);
@@ -258,11 +272,11 @@ void test_shared_cache(const std::string& dir) {
         "the other process reads what was written");
   std::string error;
   TuningEntries tile;
-  tile.tiles[{shape("bf16", 8, 0, 8, 1, 0, 4), 16}] = 128;
+  tile.tiles[{shape("bf16", 8, 0, 8, 1, 0, 4), 16}] = {128, 128};
   CHECK(other.record(tile, &error), "%s", error.c_str());
-  int tile_m = 0;
-  CHECK(other.find_tile({shape("bf16", 8, 0, 8, 1, 0, 4), 16}, &tile_m) && tile_m == 128 &&
-            !other.find_tile({shape("bf16", 8, 0, 8, 1, 0, 4), 8}, &tile_m),
+  ConvTile found;
+  CHECK(other.find_tile({shape("bf16", 8, 0, 8, 1, 0, 4), 16}, &found) && found == (ConvTile{128, 128}) &&
+            !other.find_tile({shape("bf16", 8, 0, 8, 1, 0, 4), 8}, &found),
         "a tile belongs to its batch");
   TuningEntries e;
   CHECK(load(path, &e, &error) == TuningLoad::kLoaded && e.size() == 161, "merged: %zu entries (%s)", e.size(),
@@ -271,7 +285,7 @@ void test_shared_cache(const std::string& dir) {
   // The first process's next record keeps the other's entry on disk and learns it.
   CHECK(a->record(order_entry(shape("fp16", 8, 0, 8, 1, 0, 2), {ConvChoice::kWmma, 1}), &error) &&
             load(path, &e, &error) == TuningLoad::kLoaded && e.size() == 162 &&
-            a->find_tile({shape("bf16", 8, 0, 8, 1, 0, 4), 16}, &tile_m),
+            a->find_tile({shape("bf16", 8, 0, 8, 1, 0, 4), 16}, &found),
         "merged back: %zu entries (%s)", e.size(), error.c_str());
 
   // Two processes (two caches of the file) recording at the same time: each rewrite holds

@@ -1,5 +1,6 @@
 #include "cuda/conv_tuner.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -38,9 +39,18 @@ void warn_once(const std::string& text) {
 
 int norm_of(const kernels::Conv2dNhwcParams& p) { return p.norm ? (p.norm_silu ? 2 : 1) : 0; }
 
+// An order as a choice for p, with the tile the rule would take (the tile is chosen apart).
+ConvChoice choice_of(const ConvOrder& order, const kernels::Conv2dNhwcParams& p) {
+  ConvChoice c{order.kernel, 0, order.splits};
+  if (c.kernel == ConvChoice::kMma) c.tile_m = kernels::conv2d_nhwc_mma_tile_m(p);
+  if (c.kernel == ConvChoice::kWmma) c.tile_m = 64;
+  return c;
+}
+
 kernels::Conv2dNhwcMmaConfig mma_config(const ConvChoice& c) {
   kernels::Conv2dNhwcMmaConfig m;
   m.tile_m = c.tile_m;
+  m.tile_n = c.tile_n;
   m.splits = c.splits;
   return m;
 }
@@ -131,8 +141,9 @@ std::vector<ConvChoice> ConvTuner::candidates(const kernels::Conv2dNhwcParams& p
     if (allowed(p, c, false) && !(c == out[0])) out.push_back(c);
   };
   add(ConvChoice{ConvChoice::kWmma, 64, 1});
-  for (int tile : {128, 64})
-    for (int splits = 1; splits <= 8; ++splits) add(ConvChoice{ConvChoice::kMma, tile, splits});
+  for (const ConvTile tile : {ConvTile{128, 64}, ConvTile{64, 64}, ConvTile{128, 128}})
+    for (int splits = 1; splits <= 8; ++splits)
+      add(ConvChoice{ConvChoice::kMma, tile.m, splits, tile.n});
   add(ConvChoice{ConvChoice::kCublas, 0, 1});
   return out;
 }
@@ -257,11 +268,10 @@ ConvChoice ConvTuner::decide(const kernels::Conv2dNhwcParams& p, cudaStream_t st
   if (!cache_->find_order(shape, &order)) {
     if (!measuring) return rule;
     std::lock_guard<std::mutex> timing(g_timing_mu);
-    if (!cache_->find_order(shape, &order)) order = measure_order(p, stream);
+    if (!cache_->find_order(shape, &order)) order = measure_order(p, stream, true);
   }
-  ConvChoice c{order.kernel, 0, order.splits};
-  if (c.kernel == ConvChoice::kMma) c.tile_m = kernels::conv2d_nhwc_mma_tile_m(p);
-  if (c.kernel == ConvChoice::kWmma) c.tile_m = 64;
+  ConvChoice c = choice_of(order, p);
+  bool persist = true;  // false: a choice for this process alone (the file's does not run here)
   if (!allowed(p, c, capturing)) {
     std::string why;
     if (c.kernel == ConvChoice::kCublas && !capturing) {
@@ -270,20 +280,33 @@ ConvChoice ConvTuner::decide(const kernels::Conv2dNhwcParams& p, cudaStream_t st
     }
     if (!why.empty())
       warn_once("the tuning cache chooses cuBLAS for some convs, but " + why +
-                "; using the fixed rule for them");
-    return rule;
+                (measuring ? "; measuring them anew for this process (the file keeps its choice)"
+                           : "; using the fixed rule for them"));
+    if (!measuring) return rule;
+    // The file's choice is right for a machine where it runs (the file's identity does not
+    // say whether cuBLAS loads), so the new order is held in memory only.
+    std::lock_guard<std::mutex> timing(g_timing_mu);
+    c = choice_of(measure_order(p, stream, false), p);
+    persist = false;
   }
   if (c.kernel != ConvChoice::kMma) return c;
   // The tile: the rule's where the cache has none for this batch (the same sums).
-  if (cache_->find_tile({shape, p.batch}, &c.tile_m) || !measuring) return c;
+  ConvTile tile;
+  if (cache_->find_tile({shape, p.batch}, &tile)) {
+    c.set_tile(tile);
+    return c;
+  }
+  if (!measuring) return c;
   std::lock_guard<std::mutex> timing(g_timing_mu);
-  if (!cache_->find_tile({shape, p.batch}, &c.tile_m)) c.tile_m = measure_tile(p, c, stream);
+  if (!cache_->find_tile({shape, p.batch}, &tile)) tile = measure_tile(p, c, stream, persist);
+  c.set_tile(tile);
   return c;
 }
 
 // The order of p's image shape, measured on image 0 alone, and recorded with its tile at
 // batch 1; the rule's order (in memory only) where nothing could be measured.
-ConvOrder ConvTuner::measure_order(const kernels::Conv2dNhwcParams& p, cudaStream_t stream) {
+ConvOrder ConvTuner::measure_order(const kernels::Conv2dNhwcParams& p, cudaStream_t stream,
+                                   bool persist) {
   kernels::Conv2dNhwcParams one = p;  // the first image of every tensor, and its dst
   one.batch = 1;
   const ConvShape shape = conv_shape_of(p);
@@ -296,29 +319,34 @@ ConvOrder ConvTuner::measure_order(const kernels::Conv2dNhwcParams& p, cudaStrea
     return add.orders[shape];
   }
   add.orders[shape] = ConvOrder{best.kernel, best.splits};
-  if (best.kernel == ConvChoice::kMma) add.tiles[{shape, 1}] = best.tile_m;
-  record(add);
+  if (best.kernel == ConvChoice::kMma) add.tiles[{shape, 1}] = best.tile();
+  store(add, persist);
   return add.orders[shape];
 }
 
-// The faster tile for order `c` at p's batch (the rule's first: it wins a tie).
-int ConvTuner::measure_tile(const kernels::Conv2dNhwcParams& p, const ConvChoice& c,
-                            cudaStream_t stream) {
-  ConvChoice rule_tile = c, other = c;
-  rule_tile.tile_m = kernels::conv2d_nhwc_mma_tile_m(p);
-  other.tile_m = rule_tile.tile_m == 128 ? 64 : 128;
+// The fastest tile for order `c` at p's batch (the rule's first: it wins a tie).
+ConvTile ConvTuner::measure_tile(const kernels::Conv2dNhwcParams& p, const ConvChoice& c,
+                                 cudaStream_t stream, bool persist) {
+  std::vector<ConvChoice> tiles;
+  for (const ConvTile t : {ConvTile{kernels::conv2d_nhwc_mma_tile_m(p), 64}, ConvTile{128, 64},
+                           ConvTile{64, 64}, ConvTile{128, 128}}) {
+    ConvChoice tiled = c;
+    tiled.set_tile(t);
+    if (std::find(tiles.begin(), tiles.end(), tiled) == tiles.end()) tiles.push_back(tiled);
+  }
   ConvChoice best;
   TuningEntries add;
-  const bool measured = measure(p, conv_rule(p), {rule_tile, other}, stream, &best);
-  add.tiles[{conv_shape_of(p), p.batch}] = measured ? best.tile_m : rule_tile.tile_m;
-  if (measured) record(add);
-  else cache_->keep(add);
+  const bool measured = measure(p, conv_rule(p), tiles, stream, &best);
+  add.tiles[{conv_shape_of(p), p.batch}] = (measured ? best : tiles[0]).tile();
+  store(add, measured && persist);
   return add.tiles.begin()->second;
 }
 
-void ConvTuner::record(const TuningEntries& add) {
+// Writes measured choices to the cache file (persist) or holds them in memory only.
+void ConvTuner::store(const TuningEntries& add, bool persist) {
   std::string error;
-  if (!cache_->record(add, &error)) warn_once(error + "; the measured choice is used, not kept");
+  if (!persist) cache_->keep(add);
+  else if (!cache_->record(add, &error)) warn_once(error + "; the measured choice is used, not kept");
 }
 
 // Runs `reference` into a scratch output, then each candidate, and sets *out to the fastest

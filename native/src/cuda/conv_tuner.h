@@ -1,13 +1,14 @@
 // The NHWC mode's conv kernel, chosen per op shape by measurement (CM4J_TUNING). The
-// candidates: conv2d_nhwc_mma.cu with tile 128x64 or 64x64 and 1..8 splits, conv2d_nhwc.cu
+// candidates: conv2d_nhwc_mma.cu with tile 128x64, 64x64 or 128x128 and 1..8 splits, conv2d_nhwc.cu
 // (WMMA), and for 1x1 convs cuBLAS's GEMM where libcublas loads (cuda/cublas_gemm.h).
 //
 // A choice is made in two parts (cuda/tuning_cache.h), so that an image gets the same bits
 // batched or alone: the order (kernel family and split count, which fix the order of each
 // output's sum) per image shape, measured on image 0 of the batch alone (batch 1); then,
 // where the order is the mma kernel's, its tile (which spreads the same sums over other
-// blocks) per batch size, between the two tiles of that order. A shape the tuning cache
-// lacks is measured, in full mode, the first time it runs: each candidate once into a
+// blocks) per batch size, among the three tiles of that order. A shape the tuning cache
+// lacks, or holds a choice that cannot run here (cuBLAS missing), is measured, in full mode,
+// the first time it runs (the second kind for this process only): each candidate once into a
 // scratch output, checked against the fixed rule's output (dropped unless within the
 // dtype's bound), then timed with CUDA events on the backend's stream; the fastest is kept
 // (the rule wins a tie) and written to the cache. Never while the stream is being captured
@@ -64,11 +65,13 @@ class ConvTuner {
   };
 
   ConvChoice decide(const kernels::Conv2dNhwcParams& p, cudaStream_t stream, bool capturing);
-  ConvOrder measure_order(const kernels::Conv2dNhwcParams& p, cudaStream_t stream);
-  int measure_tile(const kernels::Conv2dNhwcParams& p, const ConvChoice& c, cudaStream_t stream);
+  // persist: write what is measured to the file, else hold it in memory only.
+  ConvOrder measure_order(const kernels::Conv2dNhwcParams& p, cudaStream_t stream, bool persist);
+  ConvTile measure_tile(const kernels::Conv2dNhwcParams& p, const ConvChoice& c,
+                        cudaStream_t stream, bool persist);
   bool measure(const kernels::Conv2dNhwcParams& p, const ConvChoice& reference,
                const std::vector<ConvChoice>& cands, cudaStream_t stream, ConvChoice* out);
-  void record(const TuningEntries& add);
+  void store(const TuningEntries& add, bool persist);
   bool allowed(const kernels::Conv2dNhwcParams& p, const ConvChoice& c, bool capturing);
   std::vector<ConvChoice> candidates(const kernels::Conv2dNhwcParams& p);
   double time_ms(const kernels::Conv2dNhwcParams& p, const ConvChoice& c, float* workspace,

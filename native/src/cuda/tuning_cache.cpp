@@ -18,7 +18,8 @@ namespace cm4j {
 
 namespace {
 
-constexpr int kFormat = 2;  // 1: choices per batch (order and tile together)
+// 1: choices per batch (order and tile together); 2: a tile's pixels alone (128 or 64).
+constexpr int kFormat = 3;
 // About 45 bytes a line: room for every shape of several models at hundreds of batch sizes
 // (a serving process tunes a tile per batch size it meets); anything larger is not ours.
 constexpr size_t kMaxFileBytes = 16 << 20;
@@ -50,7 +51,7 @@ std::vector<std::string> split_spaces(const std::string& line) {
 
 const char* const kKernelNames[] = {"mma", "wmma", "cublas"};  // by ConvChoice::Kernel
 
-// "order SHAPE KERNEL_NAME SPLITS" or "tile SHAPE BATCH TILE_M" into *entries: false with
+// "order SHAPE KERNEL_NAME SPLITS" or "tile SHAPE BATCH TILE" into *entries: false with
 // *why on anything else, or a shape listed twice.
 bool parse_entry(const std::string& line, TuningEntries* entries, std::string* why) {
   const std::vector<std::string> f = split_spaces(line);
@@ -58,7 +59,7 @@ bool parse_entry(const std::string& line, TuningEntries* entries, std::string* w
   if (f.size() != 14 || (!order && f[0] != "tile")) {
     *why = "expected \"order DTYPE C_IN1 C_IN2 C_OUT KERNEL STRIDE PAD UPSAMPLE H W NORM "
            "KERNEL_NAME SPLITS\" or \"tile DTYPE C_IN1 C_IN2 C_OUT KERNEL STRIDE PAD UPSAMPLE "
-           "H W NORM BATCH TILE_M\"";
+           "H W NORM BATCH TILE\"";
     return false;
   }
   if (f[1] != "fp16" && f[1] != "bf16") {
@@ -95,16 +96,17 @@ bool parse_entry(const std::string& line, TuningEntries* entries, std::string* w
     }
     return true;
   }
-  int batch = 0, tile_m = 0;
+  int batch = 0;
+  ConvTile tile;
   if (!parse_int(f[12], 1, 1 << 20, &batch)) {
     *why = "batch \"" + f[12].substr(0, 16) + "\" is not an integer in 1.." + std::to_string(1 << 20);
     return false;
   }
-  if (!parse_int(f[13], 64, 128, &tile_m) || (tile_m != 64 && tile_m != 128)) {
-    *why = "tile_m \"" + f[13].substr(0, 16) + "\" is not 64 or 128";
+  if (!tile.parse(f[13])) {
+    *why = "tile \"" + f[13].substr(0, 16) + "\" is not 128x64, 64x64 or 128x128";
     return false;
   }
-  if (!entries->tiles.emplace(ConvAtBatch{shape, batch}, tile_m).second) {
+  if (!entries->tiles.emplace(ConvAtBatch{shape, batch}, tile).second) {
     *why = "a shape's tile at one batch listed twice";
     return false;
   }
@@ -162,9 +164,22 @@ bool parse_tuning_mode(const char* text, TuningMode* out) {
   return true;
 }
 
+std::string ConvTile::text() const { return std::to_string(m) + "x" + std::to_string(n); }
+
+bool ConvTile::parse(const std::string& text) {
+  for (const ConvTile t : {ConvTile{128, 64}, ConvTile{64, 64}, ConvTile{128, 128}}) {
+    if (text == t.text()) {
+      *this = t;
+      return true;
+    }
+  }
+  return false;
+}
+
 std::string ConvChoice::text() const {
-  return std::string(kKernelNames[kernel]) + " " + std::to_string(tile_m) + " " +
-         std::to_string(splits);
+  const std::string name = kKernelNames[kernel];
+  if (kernel == kCublas) return name + " " + std::to_string(splits);
+  return name + " " + tile().text() + " " + std::to_string(splits);
 }
 
 std::string ConvOrder::text() const {
@@ -295,7 +310,7 @@ bool write_tuning_file(const std::string& path, const TuningIdentity& identity,
   out << header_text(identity);
   for (const auto& [s, o] : entries.orders) out << "order " << shape_text(s) << ' ' << o.text() << '\n';
   for (const auto& [s, t] : entries.tiles)
-    out << "tile " << shape_text(s.first) << ' ' << s.second << ' ' << t << '\n';
+    out << "tile " << shape_text(s.first) << ' ' << s.second << ' ' << t.text() << '\n';
   out << "end " << entries.size() << '\n';
   const size_t slash = path.rfind('/');
   if (slash != std::string::npos && slash > 0 && !make_dirs(path.substr(0, slash), error)) {
@@ -351,11 +366,11 @@ bool TuningCache::find_order(const ConvShape& shape, ConvOrder* out) const {
   return true;
 }
 
-bool TuningCache::find_tile(const ConvAtBatch& shape, int* tile_m) const {
+bool TuningCache::find_tile(const ConvAtBatch& shape, ConvTile* tile) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.tiles.find(shape);
   if (it == entries_.tiles.end()) return false;
-  *tile_m = it->second;
+  *tile = it->second;
   return true;
 }
 

@@ -5,23 +5,24 @@
 //
 // A choice has two parts. Its order (the kernel family and the split-K count) fixes the
 // order in which each output's sum is added up, so it is decided per image shape, batch
-// excluded: an image gets the same bits batched or alone. Its tile (the mma kernel's
-// tile_m) only spreads the same sums over other blocks, so it is decided per batch.
+// excluded: an image gets the same bits batched or alone. Its tile (the mma kernel's block
+// tile) only spreads the same sums over other blocks, so it is decided per batch.
 //
 // The file (one per identity, under tuning_cache_dir()):
-//   cm4j-tuning 2
+//   cm4j-tuning 3
 //   gpu NVIDIA H100 80GB HBM3
 //   sms 132
 //   driver 12040
 //   cm4j 0.1.0
 //   order fp16 192 0 192 3 1 1 0 64 64 0 mma 2
-//   tile fp16 192 0 192 3 1 1 0 64 64 0 8 128
+//   tile fp16 192 0 192 3 1 1 0 64 64 0 8 128x64
 //   end 2
 // The image shape: dtype, c_in1, c_in2, c_out, kernel, stride, pad, upsample, h_in, w_in,
 // norm (a group norm fused into the conv's gather: 0 none, 1 norm, 2 norm + SiLU). An order
 // line ends with "mma SPLITS" (conv2d_nhwc_mma.cu, 1..8 splits), "wmma 1" (conv2d_nhwc.cu)
 // or "cublas 1" (cuBLAS's GEMM, 1x1 convs; cuda/cublas_gemm.h); a tile line with the batch
-// and the mma kernel's tile_m (128 or 64), used where the shape's order is mma.
+// and the mma kernel's tile (128x64, 64x64 or 128x128), used where the shape's order is mma.
+// Files of formats 1 and 2 (2 named a tile by its pixels alone) are ignored.
 // Every file is hostile input: anything else is refused as a whole, naming the file and line.
 #pragma once
 
@@ -62,15 +63,26 @@ struct ConvShape {
   bool operator==(const ConvShape& o) const { return tie() == o.tie(); }
 };
 
+// The mma kernel's block tile, output pixels x output channels: 128x64, 64x64 or 128x128.
+struct ConvTile {
+  int m = 64, n = 64;
+  bool operator==(const ConvTile& o) const { return m == o.m && n == o.n; }
+  std::string text() const;  // "128x64", as in the file
+  bool parse(const std::string& text);  // one of the three
+};
+
 // Which kernel runs a conv.
 struct ConvChoice {
   enum Kernel { kMma, kWmma, kCublas } kernel = kMma;
   int tile_m = 64;  // mma: 128 or 64; wmma: 64; cublas: 0 (its own)
   int splits = 1;   // mma: 1..8; wmma, cublas: 1
+  int tile_n = 64;  // mma: 64, or 128 with tile_m 128; wmma: 64; cublas: unused
   bool operator==(const ConvChoice& o) const {
-    return kernel == o.kernel && tile_m == o.tile_m && splits == o.splits;
+    return kernel == o.kernel && tile_m == o.tile_m && splits == o.splits && tile_n == o.tile_n;
   }
-  std::string text() const;  // "mma 128 1"
+  ConvTile tile() const { return {tile_m, tile_n}; }
+  void set_tile(const ConvTile& t) { tile_m = t.m, tile_n = t.n; }
+  std::string text() const;  // "mma 128x64 1", "wmma 64x64 1", "cublas 1"
 };
 
 // The part of a choice that fixes the order of each output's sum: per image shape.
@@ -87,7 +99,7 @@ using ConvAtBatch = std::pair<ConvShape, int>;
 
 struct TuningEntries {
   std::map<ConvShape, ConvOrder> orders;  // per image shape
-  std::map<ConvAtBatch, int> tiles;       // the mma kernel's tile_m per image shape and batch
+  std::map<ConvAtBatch, ConvTile> tiles;  // the mma kernel's tile per image shape and batch
   size_t size() const { return orders.size() + tiles.size(); }
   bool operator==(const TuningEntries& o) const { return orders == o.orders && tiles == o.tiles; }
   // Adds o's entries; where both hold a shape, o's wins when `replace`, else ours stays.
@@ -125,7 +137,7 @@ class TuningCache {
 
   TuningCache(std::string path, TuningIdentity identity);
   bool find_order(const ConvShape& shape, ConvOrder* out) const;
-  bool find_tile(const ConvAtBatch& shape, int* tile_m) const;
+  bool find_tile(const ConvAtBatch& shape, ConvTile* tile) const;
   // Adds measured entries and rewrites the file, merged with what another process may have
   // written meanwhile (this process's entries win; processes take turns through a flock on
   // ".<file>.lock" beside it); false with *error when it could not be
