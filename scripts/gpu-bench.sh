@@ -21,7 +21,9 @@
 # first's), CM4J_CUDA_ARCH (90), CM4J_BUILD_DIR (build/device), CM4J_VERIFY_BUDGET_S
 # (device-check's budget, 300), CM4J_GOLDEN. Logs and the table go to build/gpu-bench/; with
 # $OUT set (the device tool, which brings back at most 8 files) only the table and one
-# archive of the logs go there: $OUT/gpu-bench-table.md, $OUT/gpu-bench-logs.tgz.
+# archive of the logs go there: $OUT/gpu-bench-table.md, $OUT/gpu-bench-logs.tgz (the archive
+# is refreshed after each stage, so a call cut short by its time limit still returns the logs
+# of the stages it finished).
 # .baseline/ comes from scripts/cpu-baseline-setup.sh on a machine with network; carry it.
 set -u
 set -o pipefail
@@ -57,6 +59,13 @@ fi
 BATCHES=1,8,64,256 COMPILE_BATCHES=1,8,64,256
 [ "$QUICK" = 1 ] && BATCHES=1,64 COMPILE_BATCHES=1
 
+# The logs so far into $OUT (the device tool returns what is there even after a timeout).
+publish() {
+  [ -z "${OUT:-}" ] || tar czf "$OUT/gpu-bench-logs.tgz" -C "$LOGS" .
+}
+trap publish EXIT
+trap 'exit 143' TERM INT  # a time limit's kill still leaves the logs (EXIT's publish)
+
 # --- 1. build and verify -----------------------------------------------------------------
 if [ "$VERIFY" = 1 ]; then
   CM4J_CHECK_BUDGET_S=${CM4J_VERIFY_BUDGET_S:-300} OUT="$LOGS" bash scripts/device-check.sh
@@ -74,6 +83,8 @@ if [ ! -x "$BUILD/bench_cuda" ]; then
   exit 1
 fi
 
+publish
+
 # --- 2. cm4j -------------------------------------------------------------------------------
 DTYPES=${GPU_BENCH_DTYPES:-fp16,bf16,fp32}
 OPS_BATCH=${BATCHES##*,}
@@ -86,6 +97,7 @@ bench() {
   shift
   echo "== bench_cuda, $title"
   env "${vars[@]}" "$BUILD/bench_cuda" --batch "$BATCHES" "$@" 2>&1 | tee "$LOGS/$log" | grep -v '^RESULT'
+  publish
 }
 bench bench_cuda.log "default kernels" CM4J_CUDA_GRAPHS=off -- \
   --dtype "$DTYPES" --generate --ops 10 --ops-batch "$OPS_BATCH"
@@ -173,6 +185,6 @@ fi
 } | tee "$LOGS/table.md"
 if [ -n "${OUT:-}" ]; then
   cp "$LOGS/table.md" "$OUT/gpu-bench-table.md"
-  tar czf "$OUT/gpu-bench-logs.tgz" -C "$LOGS" .
+  publish
 fi
 [ "$VERIFIED" = 0 ] || [ "$VERIFIED" = skipped ]
