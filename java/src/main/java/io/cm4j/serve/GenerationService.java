@@ -97,6 +97,9 @@ public final class GenerationService implements AutoCloseable {
   private State state = State.RUNNING; // guarded by lock
   private final AtomicIntegerArray inProgress; // per worker, written by that worker
   private volatile Throwable workerFailure;
+  // Tests only: runs on the ending thread after a queued request ended and before it leaves
+  // the queue, to hold it in the window where the worker may meet it ended in the queue.
+  private volatile Runnable leftQueueHook;
 
   private final LongAdder submitted = new LongAdder();
   private final LongAdder rejected = new LongAdder();
@@ -150,6 +153,10 @@ public final class GenerationService implements AutoCloseable {
 
     /** Ended while waiting (cancelled, expired, closed): frees its queue slot now. */
     private void leftQueue(RequestState<R> ended) {
+      Runnable hook = leftQueueHook;
+      if (hook != null) {
+        hook.run();
+      }
       lock.lock();
       try {
         queue.remove(this);
@@ -613,6 +620,11 @@ public final class GenerationService implements AutoCloseable {
   @Override
   public void close() {
     shutdown(State.DRAINING);
+  }
+
+  /** Tests only: see {@link #leftQueueHook}. */
+  void setLeftQueueHookForTest(Runnable hook) {
+    leftQueueHook = hook;
   }
 
   /**

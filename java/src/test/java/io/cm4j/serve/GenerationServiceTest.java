@@ -247,6 +247,51 @@ class GenerationServiceTest {
   }
 
   @Test
+  void theWorkerDropsARequestThatEndedButIsStillInTheQueue() throws Exception {
+    // The window the test above can only hope to hit, held open: the cancelled request has
+    // ended but not yet left the queue (the cancelling thread waits in the hook) while the
+    // worker runs the requests around it. As above, the cancel comes right after submit,
+    // long before the first request's pass ends.
+    ServiceOptions options = ServiceOptions.builder().maxBatch(1).build();
+    try (GenerationService service = service(options)) {
+      CountDownLatch ended = new CountDownLatch(1);
+      CountDownLatch release = new CountDownLatch(1);
+      service.setLeftQueueHookForTest(() -> {
+        ended.countDown();
+        try {
+          release.await(60, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+      });
+      CompletableFuture<GenerationResult> first = service.submit(Tiny.request(1));
+      CompletableFuture<GenerationResult> dropped = service.submit(Tiny.request(2));
+      CompletableFuture<GenerationResult> last = service.submit(Tiny.request(3));
+      ExecutorService checker = Executors.newSingleThreadExecutor();
+      try {
+        Future<?> checked = checker.submit(() -> {
+          try {
+            assertTrue(ended.await(30, TimeUnit.SECONDS), "the cancel never ended the request");
+            tiny.assertSameAsAlone(1, first.get(30, TimeUnit.SECONDS));
+            tiny.assertSameAsAlone(3, last.get(30, TimeUnit.SECONDS)); // past the ended one
+          } finally {
+            release.countDown();
+          }
+          return null;
+        });
+        dropped.cancel(true); // returns once the checker has seen both others finish
+        checked.get(60, TimeUnit.SECONDS);
+      } finally {
+        release.countDown();
+        checker.shutdownNow();
+      }
+      assertTrue(dropped.isCancelled());
+      assertEquals(1, service.stats().cancelled());
+      assertEquals(0, service.stats().failed() + service.stats().deadlineExceeded());
+    }
+  }
+
+  @Test
   void aFullQueueRejectsWithAClearException() throws Exception {
     ServiceOptions options = ServiceOptions.builder().maxBatch(1).queueCapacity(3).build();
     try (GenerationService service = service(options)) {
