@@ -60,8 +60,10 @@ BATCHES=1,8,64,256 COMPILE_BATCHES=1,8,64,256
 [ "$QUICK" = 1 ] && BATCHES=1,64 COMPILE_BATCHES=1
 
 # The logs so far into $OUT (the device tool returns what is there even after a timeout).
+# Written beside it and renamed, so a kill mid-write leaves the previous archive whole.
 publish() {
-  [ -z "${OUT:-}" ] || tar czf "$OUT/gpu-bench-logs.tgz" -C "$LOGS" .
+  [ -z "${OUT:-}" ] || { tar czf "$OUT/.gpu-bench-logs.tgz.tmp" -C "$LOGS" . &&
+    mv -f "$OUT/.gpu-bench-logs.tgz.tmp" "$OUT/gpu-bench-logs.tgz"; }
 }
 trap publish EXIT
 trap 'exit 143' TERM INT  # a time limit's kill still leaves the logs (EXIT's publish)
@@ -165,9 +167,10 @@ fi
           if (v != "" && (c == "" || v + 0 < c + 0)) { c = v; which = sets[i] }
         }
         e = base[dts[d], "eager", bb]; k = base[dts[d], "compile", bb]
-        printf "| %s | %d | %s | %s | %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s |\n", dts[d], bb,
+        if (c == "") { c = 0; which = "-" }  # only the unfused run measured this batch
+        printf "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", dts[d], bb,
           cell(fwd["default", dts[d], bb]), cell(fwd["graphs", dts[d], bb]),
-          cell(fwd["candidate", dts[d], bb]), cell(fwd["unfused", dts[d], bb]), which, 1e3 * bb / c,
+          cell(fwd["candidate", dts[d], bb]), cell(fwd["unfused", dts[d], bb]), which, (c > 0 ? sprintf("%.0f", 1e3 * bb / c) : ""),
           cell(gen[which, dts[d], bb, 1]), cell(gen[which, dts[d], bb, 2]), cell(e), cell(k), ratio(e, c), ratio(k, c)
       }
     }' "$LOGS/bench_cuda.log" "$LOGS/bench_cuda_graphs.log" "$LOGS/bench_cuda_candidate.log" \

@@ -4,8 +4,8 @@
 // its operands loaded by ldmatrix x1/x2/x4 (with and without .trans) from swizzled shared
 // memory, and cp.async's groups (what has landed after each wait_group, zero-fill, the
 // poison seen by a read before the wait). Then the kernels built on them, compiled into this
-// test: conv2d_nhwc_mma.cu in both tile shapes on small odd shapes, and the flash attention
-// attention_nhwc_mma.cu with query and key tails, each against a loop in double. The layouts
+// test: conv2d_nhwc_mma.cu in its three tile shapes on small odd shapes, and the flash
+// attention attention_nhwc_mma.cu with query and key tails, each against a loop in double. The layouts
 // are the PTX ISA's; scripts/device-check.sh runs the kernels on a GPU (test_cuda_ops in the
 // candidate set).
 #include <cmath>

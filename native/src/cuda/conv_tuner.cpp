@@ -265,13 +265,16 @@ ConvChoice ConvTuner::decide(const kernels::Conv2dNhwcParams& p, cudaStream_t st
   // One measurement at a time in the process (two engines on one card would time each
   // other); the second to meet a shape takes the first one's result after the lock.
   ConvOrder order;
-  if (!cache_->find_order(shape, &order)) {
+  bool kept = false;  // the order is this process's alone (TuningCache::keep), not the file's
+  if (!cache_->find_order(shape, &order, &kept)) {
     if (!measuring) return rule;
     std::lock_guard<std::mutex> timing(g_timing_mu);
-    if (!cache_->find_order(shape, &order)) order = measure_order(p, stream, true);
+    if (!cache_->find_order(shape, &order, &kept)) {
+      measure_order(p, stream, true);
+      cache_->find_order(shape, &order, &kept);  // kept where nothing could be measured
+    }
   }
   ConvChoice c = choice_of(order, p);
-  bool persist = true;  // false: a choice for this process alone (the file's does not run here)
   if (!allowed(p, c, capturing)) {
     std::string why;
     if (c.kernel == ConvChoice::kCublas && !capturing) {
@@ -284,11 +287,16 @@ ConvChoice ConvTuner::decide(const kernels::Conv2dNhwcParams& p, cudaStream_t st
                            : "; using the fixed rule for them"));
     if (!measuring) return rule;
     // The file's choice is right for a machine where it runs (the file's identity does not
-    // say whether cuBLAS loads), so the new order is held in memory only.
+    // say whether cuBLAS loads), so the new order is held in memory only; another thread may
+    // have measured it meanwhile, and then its order stands (one order per image shape).
     std::lock_guard<std::mutex> timing(g_timing_mu);
-    c = choice_of(measure_order(p, stream, false), p);
-    persist = false;
+    if (!cache_->find_order(shape, &order, &kept) || !allowed(p, choice_of(order, p), false)) {
+      measure_order(p, stream, false);
+      cache_->find_order(shape, &order, &kept);
+    }
+    c = choice_of(order, p);
   }
+  const bool persist = !kept;  // a tile for an order the file does not hold stays in memory
   if (c.kernel != ConvChoice::kMma) return c;
   // The tile: the rule's where the cache has none for this batch (the same sums).
   ConvTile tile;

@@ -20,7 +20,7 @@ namespace {
 
 // 1: choices per batch (order and tile together); 2: a tile's pixels alone (128 or 64).
 constexpr int kFormat = 3;
-// About 45 bytes a line: room for every shape of several models at hundreds of batch sizes
+// About 50 bytes a line: room for every shape of several models at hundreds of batch sizes
 // (a serving process tunes a tile per batch size it meets); anything larger is not ours.
 constexpr size_t kMaxFileBytes = 16 << 20;
 
@@ -358,11 +358,12 @@ TuningCache::TuningCache(std::string path, TuningIdentity identity)
   if (r != TuningLoad::kIgnored && r != TuningLoad::kInvalid) problem_.clear();
 }
 
-bool TuningCache::find_order(const ConvShape& shape, ConvOrder* out) const {
+bool TuningCache::find_order(const ConvShape& shape, ConvOrder* out, bool* kept) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.orders.find(shape);
   if (it == entries_.orders.end()) return false;
   *out = it->second;
+  if (kept) *kept = kept_.count(shape) > 0;
   return true;
 }
 
@@ -377,6 +378,7 @@ bool TuningCache::find_tile(const ConvAtBatch& shape, ConvTile* tile) const {
 void TuningCache::keep(const TuningEntries& add) {
   std::lock_guard<std::mutex> lock(mu_);
   entries_.add(add, true);
+  for (const auto& entry : add.orders) kept_.insert(entry.first);
 }
 
 namespace {
@@ -415,6 +417,7 @@ bool TuningCache::record(const TuningEntries& add, std::string* error) {
     std::lock_guard<std::mutex> lock(mu_);
     entries_.add(add, true);
     recorded_.add(add, true);
+    for (const auto& entry : add.orders) kept_.erase(entry.first);
     if (path_.empty()) return true;
   }
   // One writer at a time, each with everything recorded before it took its turn, so the last

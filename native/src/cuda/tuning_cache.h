@@ -29,6 +29,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -136,7 +137,8 @@ class TuningCache {
   static std::shared_ptr<TuningCache> open(const std::string& path, const TuningIdentity& identity);
 
   TuningCache(std::string path, TuningIdentity identity);
-  bool find_order(const ConvShape& shape, ConvOrder* out) const;
+  // *kept (when given): whether the order is held in memory only (keep), not the file's.
+  bool find_order(const ConvShape& shape, ConvOrder* out, bool* kept = nullptr) const;
   bool find_tile(const ConvAtBatch& shape, ConvTile* tile) const;
   // Adds measured entries and rewrites the file, merged with what another process may have
   // written meanwhile (this process's entries win; processes take turns through a flock on
@@ -144,17 +146,20 @@ class TuningCache {
   // written (the entries are kept in memory all the same). The file is written outside the
   // lock that find_order and find_tile take, so lookups never wait for the disk.
   bool record(const TuningEntries& add, std::string* error);
-  // Adds entries in memory only (a shape that could not be measured).
+  // Adds entries in memory only: a shape that could not be measured, or whose cached order
+  // cannot run in this process (measured again for it alone). Its orders are then `kept`
+  // until recorded.
   void keep(const TuningEntries& add);
   const std::string& problem() const { return problem_; }  // why the file was not used
 
  private:
   const std::string path_;
   const TuningIdentity identity_;
-  mutable std::mutex mu_;    // entries_ and recorded_
+  mutable std::mutex mu_;    // entries_, recorded_ and kept_
   std::mutex file_mu_;       // one rewrite of the file at a time, outside mu_
   TuningEntries entries_;    // the file's, then ours
   TuningEntries recorded_;   // ours
+  std::set<ConvShape> kept_;  // shapes whose order in entries_ is in memory only
   std::string problem_;
 };
 

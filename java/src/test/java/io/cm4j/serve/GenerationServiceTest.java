@@ -264,10 +264,10 @@ class GenerationServiceTest {
           Thread.currentThread().interrupt();
         }
       });
+      ExecutorService checker = Executors.newSingleThreadExecutor(); // before: no delay below
       CompletableFuture<GenerationResult> first = service.submit(Tiny.request(1));
       CompletableFuture<GenerationResult> dropped = service.submit(Tiny.request(2));
       CompletableFuture<GenerationResult> last = service.submit(Tiny.request(3));
-      ExecutorService checker = Executors.newSingleThreadExecutor();
       try {
         Future<?> checked = checker.submit(() -> {
           try {
