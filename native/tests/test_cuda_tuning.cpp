@@ -82,7 +82,7 @@ constexpr size_t kCaseCount = sizeof kCases / sizeof kCases[0];
 double cost(const ConvShape&, int, const ConvChoice& c) {
   ++g_timings;
   if (c.kernel == ConvChoice::kCublas) return 0.5;
-  if (c.kernel == ConvChoice::kMma && c.tile_m == 64 && c.splits == 2) return 1;
+  if (c.kernel == ConvChoice::kMma && c.tile.m == 64 && c.splits == 2) return 1;
   return c.kernel == ConvChoice::kWmma ? 2 : -1;
 }
 
@@ -118,11 +118,12 @@ ConvShape shape_of(const Case& k) {
 // written there: every full run writes one per batch).
 ConvChoice from_file(const TuningEntries& e, const ConvAtBatch& at) {
   auto order = e.orders.find(at.first);
-  if (order == e.orders.end()) return ConvChoice{ConvChoice::kWmma, -1, -1};  // none: no match
-  ConvChoice c{order->second.kernel, order->second.kernel == ConvChoice::kWmma ? 64 : 0,
+  if (order == e.orders.end()) return ConvChoice{ConvChoice::kWmma, {-1, -1}, -1};  // no match
+  ConvChoice c{order->second.kernel,
+               order->second.kernel == ConvChoice::kWmma ? ConvTile{64, 64} : ConvTile{0, 0},
                order->second.splits};
   auto tile = e.tiles.find(at);
-  if (c.kernel == ConvChoice::kMma) c.set_tile(tile == e.tiles.end() ? ConvTile{-1, -1} : tile->second);
+  if (c.kernel == ConvChoice::kMma) c.tile = tile == e.tiles.end() ? ConvTile{-1, -1} : tile->second;
   return c;
 }
 
@@ -241,7 +242,7 @@ void test_ops(const std::string& dir) {
           order.text().c_str());
   }
   for (const auto& [at, choice] : tuned)
-    CHECK(choice == from_file(entries, at) && (choice.kernel != ConvChoice::kMma || choice.tile_m == 64),
+    CHECK(choice == from_file(entries, at) && (choice.kernel != ConvChoice::kMma || choice.tile == ConvTile{64, 64}),
           "full: %d>%d b%d ran %s, the file says %s", at.first.c_in1, at.first.c_out, at.second,
           choice.text().c_str(), from_file(entries, at).text().c_str());
   for (size_t i = 0; i < full.size(); ++i) {
@@ -287,11 +288,11 @@ const Case kBatchCases[] = {
 double batch_cost(const ConvShape& s, int batch, const ConvChoice& c) {
   if (batch == 1) return cost(s, batch, c);
   ++g_timings;
-  if (c.kernel == ConvChoice::kMma && c.tile_m == 128) {  // 128x128 cheapest, then 128x64
-    const double wide = c.tile_n == 128 ? 0.5 : 1;
+  if (c.kernel == ConvChoice::kMma && c.tile.m == 128) {  // 128x128 cheapest, then 128x64
+    const double wide = c.tile.n == 128 ? 0.5 : 1;
     return c.splits == 1 ? 0.25 * wide : c.splits == 2 ? 0.5 * wide : -1;
   }
-  if (c.kernel == ConvChoice::kMma && c.tile_m == 64 && c.splits == 2) return 1;
+  if (c.kernel == ConvChoice::kMma && c.tile.m == 64 && c.splits == 2) return 1;
   return c.kernel == ConvChoice::kWmma ? 2 : -1;
 }
 
@@ -380,13 +381,13 @@ void test_norm_choice(const std::string& dir) {
         "norm cache file: %zu orders, %s", e.orders.size(), error.c_str());
   const kernels::Conv2dNhwcParams convs[] = {conv3, norm3, silu3, conv1, norm1};
   auto mma = [](const kernels::Conv2dNhwcParams& p, int splits) {
-    return ConvChoice{ConvChoice::kMma, kernels::conv2d_nhwc_mma_tile_m(p), splits};
+    return ConvChoice{ConvChoice::kMma, {kernels::conv2d_nhwc_mma_tile_m(p), 64}, splits};
   };
   const ConvChoice want[] = {
       mma(conv3, 2),
       conv_rule(norm3),  // WMMA refuses the norm
       kernels::conv2d_nhwc_mma_supports(silu3) ? mma(silu3, 3) : conv_rule(silu3),
-      g_cublas ? ConvChoice{ConvChoice::kCublas, 0, 1} : conv_rule(conv1),
+      g_cublas ? ConvChoice{ConvChoice::kCublas, {0, 0}, 1} : conv_rule(conv1),
       conv_rule(norm1),  // so does cuBLAS
   };
   CHECK(!(want[1] == want[0]), "the plain conv's order differs from the norm's rule");

@@ -41,16 +41,16 @@ int norm_of(const kernels::Conv2dNhwcParams& p) { return p.norm ? (p.norm_silu ?
 
 // An order as a choice for p, with the tile the rule would take (the tile is chosen apart).
 ConvChoice choice_of(const ConvOrder& order, const kernels::Conv2dNhwcParams& p) {
-  ConvChoice c{order.kernel, 0, order.splits};
-  if (c.kernel == ConvChoice::kMma) c.tile_m = kernels::conv2d_nhwc_mma_tile_m(p);
-  if (c.kernel == ConvChoice::kWmma) c.tile_m = 64;
+  ConvChoice c{order.kernel, ConvTile{0, 0}, order.splits};
+  if (c.kernel == ConvChoice::kMma) c.tile = {kernels::conv2d_nhwc_mma_tile_m(p), 64};
+  if (c.kernel == ConvChoice::kWmma) c.tile = {64, 64};
   return c;
 }
 
 kernels::Conv2dNhwcMmaConfig mma_config(const ConvChoice& c) {
   kernels::Conv2dNhwcMmaConfig m;
-  m.tile_m = c.tile_m;
-  m.tile_n = c.tile_n;
+  m.tile_m = c.tile.m;
+  m.tile_n = c.tile.n;
   m.splits = c.splits;
   return m;
 }
@@ -140,11 +140,11 @@ std::vector<ConvChoice> ConvTuner::candidates(const kernels::Conv2dNhwcParams& p
   auto add = [&](const ConvChoice& c) {
     if (allowed(p, c, false) && !(c == out[0])) out.push_back(c);
   };
-  add(ConvChoice{ConvChoice::kWmma, 64, 1});
+  add(ConvChoice{ConvChoice::kWmma, {64, 64}, 1});
   for (const ConvTile tile : {ConvTile{128, 64}, ConvTile{64, 64}, ConvTile{128, 128}})
     for (int splits = 1; splits <= 8; ++splits)
-      add(ConvChoice{ConvChoice::kMma, tile.m, splits, tile.n});
-  add(ConvChoice{ConvChoice::kCublas, 0, 1});
+      add(ConvChoice{ConvChoice::kMma, tile, splits});
+  add(ConvChoice{ConvChoice::kCublas, {0, 0}, 1});
   return out;
 }
 
@@ -190,9 +190,9 @@ ConvShape conv_shape_of(const kernels::Conv2dNhwcParams& p) {
 }
 
 ConvChoice conv_rule(const kernels::Conv2dNhwcParams& p) {
-  if (!kernels::conv2d_nhwc_mma_supports(p)) return ConvChoice{ConvChoice::kWmma, 64, 1};
+  if (!kernels::conv2d_nhwc_mma_supports(p)) return ConvChoice{ConvChoice::kWmma, {64, 64}, 1};
   const kernels::Conv2dNhwcMmaConfig rule = kernels::conv2d_nhwc_mma_rule(p);
-  return ConvChoice{ConvChoice::kMma, rule.tile_m, rule.splits};
+  return ConvChoice{ConvChoice::kMma, {rule.tile_m, rule.tile_n}, rule.splits};
 }
 
 size_t conv_choice_workspace_floats(const kernels::Conv2dNhwcParams& p, const ConvChoice& c) {
@@ -301,35 +301,29 @@ ConvChoice ConvTuner::decide(const kernels::Conv2dNhwcParams& p, cudaStream_t st
   // The tile: the rule's where the cache has none for this batch (the same sums).
   ConvTile tile;
   if (cache_->find_tile({shape, p.batch}, &tile)) {
-    c.set_tile(tile);
+    c.tile = tile;
     return c;
   }
   if (!measuring) return c;
   std::lock_guard<std::mutex> timing(g_timing_mu);
-  if (!cache_->find_tile({shape, p.batch}, &tile)) tile = measure_tile(p, c, stream, persist);
-  c.set_tile(tile);
+  c.tile = cache_->find_tile({shape, p.batch}, &tile) ? tile : measure_tile(p, c, stream, persist);
   return c;
 }
 
-// The order of p's image shape, measured on image 0 alone, and recorded with its tile at
-// batch 1; the rule's order (in memory only) where nothing could be measured.
-ConvOrder ConvTuner::measure_order(const kernels::Conv2dNhwcParams& p, cudaStream_t stream,
-                                   bool persist) {
+// Puts the order of p's image shape in the cache, measured on image 0 alone, with its tile
+// at batch 1; the rule's order (in memory only) where nothing could be measured.
+void ConvTuner::measure_order(const kernels::Conv2dNhwcParams& p, cudaStream_t stream,
+                              bool persist) {
   kernels::Conv2dNhwcParams one = p;  // the first image of every tensor, and its dst
   one.batch = 1;
   const ConvShape shape = conv_shape_of(p);
   TuningEntries add;
   ConvChoice best;
-  if (!measure(one, conv_rule(one), candidates(one), stream, &best)) {
-    best = conv_rule(one);
-    add.orders[shape] = ConvOrder{best.kernel, best.splits};
-    cache_->keep(add);
-    return add.orders[shape];
-  }
+  const bool measured = measure(one, conv_rule(one), candidates(one), stream, &best);
+  if (!measured) best = conv_rule(one);
   add.orders[shape] = ConvOrder{best.kernel, best.splits};
-  if (best.kernel == ConvChoice::kMma) add.tiles[{shape, 1}] = best.tile();
-  store(add, persist);
-  return add.orders[shape];
+  if (measured && best.kernel == ConvChoice::kMma) add.tiles[{shape, 1}] = best.tile;
+  store(add, measured && persist);
 }
 
 // The fastest tile for order `c` at p's batch (the rule's first: it wins a tie).
@@ -339,13 +333,13 @@ ConvTile ConvTuner::measure_tile(const kernels::Conv2dNhwcParams& p, const ConvC
   for (const ConvTile t : {ConvTile{kernels::conv2d_nhwc_mma_tile_m(p), 64}, ConvTile{128, 64},
                            ConvTile{64, 64}, ConvTile{128, 128}}) {
     ConvChoice tiled = c;
-    tiled.set_tile(t);
+    tiled.tile = t;
     if (std::find(tiles.begin(), tiles.end(), tiled) == tiles.end()) tiles.push_back(tiled);
   }
   ConvChoice best;
   TuningEntries add;
   const bool measured = measure(p, conv_rule(p), tiles, stream, &best);
-  add.tiles[{conv_shape_of(p), p.batch}] = (measured ? best : tiles[0]).tile();
+  add.tiles[{conv_shape_of(p), p.batch}] = (measured ? best : tiles[0]).tile;
   store(add, measured && persist);
   return add.tiles.begin()->second;
 }

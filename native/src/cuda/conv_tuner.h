@@ -66,7 +66,7 @@ class ConvTuner {
 
   ConvChoice decide(const kernels::Conv2dNhwcParams& p, cudaStream_t stream, bool capturing);
   // persist: write what is measured to the file, else hold it in memory only.
-  ConvOrder measure_order(const kernels::Conv2dNhwcParams& p, cudaStream_t stream, bool persist);
+  void measure_order(const kernels::Conv2dNhwcParams& p, cudaStream_t stream, bool persist);
   ConvTile measure_tile(const kernels::Conv2dNhwcParams& p, const ConvChoice& c,
                         cudaStream_t stream, bool persist);
   bool measure(const kernels::Conv2dNhwcParams& p, const ConvChoice& reference,

@@ -179,7 +179,7 @@ bool ConvTile::parse(const std::string& text) {
 std::string ConvChoice::text() const {
   const std::string name = kKernelNames[kernel];
   if (kernel == kCublas) return name + " " + std::to_string(splits);
-  return name + " " + tile().text() + " " + std::to_string(splits);
+  return name + " " + tile.text() + " " + std::to_string(splits);
 }
 
 std::string ConvOrder::text() const {

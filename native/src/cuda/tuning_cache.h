@@ -75,14 +75,11 @@ struct ConvTile {
 // Which kernel runs a conv.
 struct ConvChoice {
   enum Kernel { kMma, kWmma, kCublas } kernel = kMma;
-  int tile_m = 64;  // mma: 128 or 64; wmma: 64; cublas: 0 (its own)
-  int splits = 1;   // mma: 1..8; wmma, cublas: 1
-  int tile_n = 64;  // mma: 64, or 128 with tile_m 128; wmma: 64; cublas: unused
+  ConvTile tile;   // mma: 128x64, 64x64 or 128x128; wmma: 64x64; cublas: 0x0 (its own)
+  int splits = 1;  // mma: 1..8; wmma, cublas: 1
   bool operator==(const ConvChoice& o) const {
-    return kernel == o.kernel && tile_m == o.tile_m && splits == o.splits && tile_n == o.tile_n;
+    return kernel == o.kernel && tile == o.tile && splits == o.splits;
   }
-  ConvTile tile() const { return {tile_m, tile_n}; }
-  void set_tile(const ConvTile& t) { tile_m = t.m, tile_n = t.n; }
   std::string text() const;  // "mma 128x64 1", "wmma 64x64 1", "cublas 1"
 };
 
