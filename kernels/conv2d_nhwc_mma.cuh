@@ -71,10 +71,10 @@ cudaError_t conv2d_nhwc_mma_forward(const Conv2dNhwcParams& p, const Conv2dNhwcM
 cudaError_t conv2d_nhwc_mma_forward(const Conv2dNhwcParams& p, float* workspace,
                                     cudaStream_t stream);
 
-// dst from fp32 sums [M, c_out] made elsewhere (a vendor GEMM): the epilogue above (bias,
-// per-image bias, residual, out_scale, one rounding on store), as the split-K reduction
-// applies it.
-cudaError_t conv2d_nhwc_epilogue(const Conv2dNhwcParams& p, const float* sums,
+// dst from fp32 sums made elsewhere (a vendor GEMM: [M, c_out]; the wgmma kernel's splits:
+// [splits, M, c_out], added in split order): the epilogue above (bias, per-image bias,
+// residual, out_scale, one rounding on store), as the split-K reduction applies it.
+cudaError_t conv2d_nhwc_epilogue(const Conv2dNhwcParams& p, const float* sums, int splits,
                                  cudaStream_t stream);
 
 }  // namespace kernels

@@ -8,8 +8,9 @@
 #   (fp16 and bf16 tensor-core conv) -> the candidate kernels (CM4J_CUDA_KERNELS=candidate:
 #   with fp16/bf16 the NHWC mode): test_cuda_ops, test_cuda_golden fp16 and bf16
 #   -> test_norm_fusion (group norms fused into those convs, against unfused)
+#   -> test_cuda_wgmma (the sm_90a wgmma conv against the mma conv; skipped off sm_90)
 #   -> test_cuda_tuning (the measured conv choice) and test_cuda_golden fp16 with
-#   CM4J_TUNING=full, then cached
+#   CM4J_TUNING=full, then cached, and full with CM4J_CUDA_WGMMA=on
 #   -> compute-sanitizer memcheck (tiny model) and racecheck (small ops) -> bench_cuda
 # Every step runs even when an earlier one failed (a step whose binary was not built is
 # reported as such); each has a timeout, and the whole run stays inside a time budget
@@ -89,6 +90,13 @@ note_for() {
     test_norm_fusion) grep -E '^(tiny|lsun_mini) +cuda' "$log" |
       awk '{printf "%s %s %s/%s fused, first diff %s; ", $1, $2, $3, $5, $(NF-2)}' ;;
     test_cuda_tuning*) grep -E '^(cuBLAS|  tiny forward|test_cuda_tuning)' "$log" | tr '\n' ';' ;;
+    test_cuda_wgmma)
+      # Cases passed and failed, the worst rel L2 against the mma conv, the fewest same bits.
+      awk '/^(ok|FAIL) *: wgmma / {n++; bad += $1 == "FAIL"; for (i = 1; i < NF; i++) {
+          if ($i == "L2") { v = $(i + 1) + 0; if (v > m) m = v }
+          if ($(i + 1) == "of" && $(i + 2) == "its") { b = $i + 0; if (lo == "" || b < lo) lo = b } } }
+        /skipped/ {print; exit}
+        END {if (n) printf "%d cases, %d failed; worst rel L2 %.1e vs mma; same bits >= %s%%", n, bad, m, lo}' "$log" ;;
     test_cuda_cudnn)
       # Worst rel L2 vs cuDNN's implicit GEMMs; summed medians, ours vs cuDNN's faster one.
       awk -F'|' '$9 ~ /^ (ok|FAIL) *$/ && $2 !~ /^ case / {n++; for (i = 3; i <= 4; i++) { v = $i; gsub(/ /, "", v);
@@ -167,7 +175,7 @@ if ! grep -q 'CM4J_HAVE_CUDA' "$BUILD/CMakeCache.txt" 2>/dev/null && \
 fi
 # Only the GPU targets (and the library): a failure in an unrelated file cannot hold them
 # back, and the build stays short. CM4J_FULL_BUILD=1 also builds everything else after.
-TARGETS="test_cuda_indexing test_cuda_ops test_cuda_golden test_cuda_graphs test_cuda_cudnn test_cuda_cudnn_attn test_cuda_tuning test_norm_fusion bench_cuda cm4j"
+TARGETS="test_cuda_indexing test_cuda_ops test_cuda_golden test_cuda_graphs test_cuda_cudnn test_cuda_cudnn_attn test_cuda_tuning test_norm_fusion test_cuda_wgmma bench_cuda cm4j"
 if [ "${CM4J_FULL_BUILD:-0}" = 1 ]; then
   KEEP_GOING="-k"
   [ ${#GEN[@]} -gt 0 ] && KEEP_GOING="-k 0"
@@ -252,6 +260,9 @@ CM4J_CUDA_KERNELS=candidate run_bin test_cuda_golden_fp16_nhwc 100 test_cuda_gol
 CM4J_CUDA_KERNELS=candidate run_bin test_cuda_golden_bf16_nhwc 100 test_cuda_golden --dtype=bf16
 # Group norms fused into the NHWC mode's tensor-core convs: whole UNets, fused = unfused bits.
 run_bin test_norm_fusion 60 test_norm_fusion
+# The sm_90a wgmma conv (a tuning candidate behind CM4J_CUDA_WGMMA=on) against the mma conv at
+# every conv shape of imagenet64 and lsun_mini.
+run_bin test_cuda_wgmma 60 test_cuda_wgmma
 # The NHWC conv's kernel chosen by measurement (CM4J_TUNING): first the mechanism with a fixed
 # cost per candidate (test_cuda_tuning; cuBLAS from the toolkit or PyTorch's wheels where it
 # loads), then real timing: the candidate golden cases measured and written (full), then read
@@ -266,6 +277,8 @@ LD_LIBRARY_PATH="$TUNING_LD" CM4J_CUDA_KERNELS=candidate CM4J_TUNING=full CM4J_T
   run_bin test_cuda_golden_fp16_tuned 150 test_cuda_golden --dtype=fp16
 LD_LIBRARY_PATH="$TUNING_LD" CM4J_CUDA_KERNELS=candidate CM4J_TUNING=cached CM4J_TUNING_CACHE="$LOGS/tuning" \
   run_bin test_cuda_golden_fp16_cached 100 test_cuda_golden --dtype=fp16
+LD_LIBRARY_PATH="$TUNING_LD" CM4J_CUDA_KERNELS=candidate CM4J_TUNING=full CM4J_CUDA_WGMMA=on \
+  CM4J_TUNING_CACHE="$LOGS/tuning-wgmma" run_bin test_cuda_golden_fp16_wgmma 150 test_cuda_golden --dtype=fp16
 run_bin bench_cuda 150 bench_cuda
 # Shared-memory races in the tiled and tensor-core kernels, on the small odd-sized cases.
 export CM4J_TEST_FILTER="odd,tiny"

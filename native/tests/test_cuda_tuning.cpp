@@ -14,6 +14,8 @@
 //   - a fused group norm (and its SiLU) is a shape of its own, and a cached order naming a
 //     kernel that refuses the norm runs the rule; many threads choosing at once agree;
 //   - a bad CM4J_TUNING is refused by name;
+//   - with CM4J_CUDA_WGMMA=on, the sm_90a wgmma kernel chosen where the hook makes it
+//     cheapest, and a file naming it run by the rule once the switch is off;
 //   - with --golden, the tiny model's forward pass the same way through the engine (full,
 //     then cached: the file's choices, identical outputs, within the golden bound of the
 //     CPU), three passes each: measured in the plain first pass, never in the CUDA graph
@@ -43,6 +45,7 @@
 #include "test_util.h"
 #ifdef CM4J_HAVE_CUDA
 #include "conv2d_nhwc_mma.cuh"
+#include "conv2d_nhwc_wgmma.cuh"
 #include "cuda/conv_tuner.h"
 #include "cuda/cuda_backend.h"
 #endif
@@ -189,6 +192,16 @@ bool identical(const std::vector<std::vector<float>>& a, const std::vector<std::
   return true;
 }
 
+// Each case's output within the dtype's bound of the CPU backend's.
+void check_against_cpu(const char* what, const std::vector<std::vector<float>>& got,
+                       const std::vector<std::vector<float>>& ref) {
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double e = rel_l2(got[i].data(), ref[i].data(), ref[i].size());
+    std::printf("  %-28s %s rel_l2 %.3e vs the cpu (bound %.1e)\n", kCases[i].name, what, e, g_bound);
+    CHECK(e <= g_bound, "%s: %s conv rel_l2 %.3e > %.1e", kCases[i].name, what, e, g_bound);
+  }
+}
+
 std::string cache_file() { return tuning_cache_dir() + "/" + tuning_file_name(tuning_identity(0)); }
 
 TuningEntries read_cache() {
@@ -245,11 +258,7 @@ void test_ops(const std::string& dir) {
     CHECK(choice == from_file(entries, at) && (choice.kernel != ConvChoice::kMma || choice.tile == ConvTile{64, 64}),
           "full: %d>%d b%d ran %s, the file says %s", at.first.c_in1, at.first.c_out, at.second,
           choice.text().c_str(), from_file(entries, at).text().c_str());
-  for (size_t i = 0; i < full.size(); ++i) {
-    const double e = rel_l2(full[i].data(), ref[i].data(), ref[i].size());
-    std::printf("  %-28s tuned rel_l2 %.3e vs the cpu (bound %.1e)\n", kCases[i].name, e, g_bound);
-    CHECK(e <= g_bound, "%s: tuned conv rel_l2 %.3e > %.1e", kCases[i].name, e, g_bound);
-  }
+  check_against_cpu("tuned", full, ref);
 
   g_timings = 0;
   if (auto b = gpu("cached")) cached = run_cases(b.get(), 2);
@@ -409,6 +418,59 @@ void test_norm_choice(const std::string& dir) {
   CHECK(wrong == 0, "%d choices made from several threads differ", wrong.load());
 }
 
+// CM4J_CUDA_WGMMA=on on a compute capability 9.0 card (the emulator reports 9.0), with the
+// hook making the wgmma kernel with 1 split cheapest: full mode chooses it for every shape
+// the mma kernel takes and writes "wgmma 1" (no tile), within the bound of the CPU; cached
+// mode with the switch on gives the same bits, and with it off runs the rule's (the file
+// unchanged). Without the switch (test_ops) it is never a candidate. A bad value is refused
+// by name. On another card only that is checked.
+void test_wgmma_choice(const std::string& dir) {
+  setenv("CM4J_CUDA_WGMMA", "sometimes", 1);
+  std::string error;
+  auto bad = make_cuda_backend_with(0, g_dtype, CudaKernels::kCandidate, &error);
+  unsetenv("CM4J_CUDA_WGMMA");
+  CHECK(!bad && error.find("CM4J_CUDA_WGMMA=sometimes") != std::string::npos,
+        "a bad CM4J_CUDA_WGMMA: %s", error.c_str());
+  cudaDeviceProp prop;
+  if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess ||
+      !kernels::conv2d_nhwc_wgmma_device_ok(prop.major, prop.minor)) {
+    std::printf("  the wgmma choice: skipped, the card is not compute capability 9.0\n");
+    return;
+  }
+  setenv("CM4J_TUNING_CACHE", (dir + "/wgmma").c_str(), 1);
+  auto cpu = make_cpu_backend(0, CM4J_F32);
+  const auto ref = run_cases(cpu.get(), sizeof(float));
+  hooks([](const ConvShape&, int, const ConvChoice& c) {
+    ++g_timings;
+    return c.kernel == ConvChoice::kWgmma && c.splits == 1 ? 0.5 : -1.0;
+  });
+  std::vector<std::vector<float>> off, full, cached, cached_off;
+  if (auto b = gpu("off")) off = run_cases(b.get(), 2);
+  const Chosen rule = g_chosen;
+  setenv("CM4J_CUDA_WGMMA", "on", 1);
+  if (auto b = gpu("full")) full = run_cases(b.get(), 2);
+  const Chosen tuned = g_chosen;
+  const TuningEntries entries = read_cache();
+  for (const auto& [shape, order] : entries.orders)
+    CHECK(order.text() == "wgmma 1" && entries.tiles.empty(),
+          "wgmma on: %d>%d k%d chose %s (%zu tiles written)", shape.c_in1, shape.c_out,
+          shape.kernel, order.text().c_str(), entries.tiles.size());
+  for (const auto& [at, choice] : tuned)
+    CHECK(choice.text() == "wgmma 128x128 1", "wgmma on: %d>%d b%d ran %s",
+          at.first.c_in1, at.first.c_out, at.second, choice.text().c_str());
+  check_against_cpu("wgmma", full, ref);
+  g_timings = 0;
+  if (auto b = gpu("cached")) cached = run_cases(b.get(), 2);
+  CHECK(g_timings == 0 && g_chosen == tuned && identical(cached, full),
+        "wgmma cached: %d timed, the file's choices %s, outputs %s", g_timings,
+        g_chosen == tuned ? "kept" : "not kept", identical(cached, full) ? "equal" : "differ");
+  unsetenv("CM4J_CUDA_WGMMA");
+  if (auto b = gpu("cached")) cached_off = run_cases(b.get(), 2);
+  CHECK(ran_rule(rule) && identical(cached_off, off) && read_cache() == entries,
+        "wgmma off, a file choosing it: %s, the file %s", ran_rule(rule) ? "the rule" : "not the rule",
+        read_cache() == entries ? "unchanged" : "changed");
+}
+
 // CM4J_CUBLAS_LIB names a missing library: a cache file choosing cuBLAS for the 1x1 convs
 // runs the fixed rule (with a warning), with its bits, in cached mode; full mode measures
 // those shapes again for the process, and leaves the file's choice as it was.
@@ -562,6 +624,7 @@ int main(int argc, char** argv) {
     test_ops(dir);
     test_batch_invariance(dir);
     test_norm_choice(dir);
+    test_wgmma_choice(dir);
     if (golden) test_golden(dir);
   }
   conv_tuner_test::set_hooks(nullptr, nullptr, nullptr);

@@ -17,8 +17,10 @@
 
 #include "attention_nhwc_mma.cu"  // the kernels and their launchers, built for the emulator
 #include "conv2d_nhwc_mma.cu"
+#include "conv2d_nhwc_wgmma.cu"
 #include "launch.cuh"
 #include "mma_sm80.cuh"
+#include "mma_sm90.cuh"
 #include "emu_test_util.h"
 
 namespace {
@@ -202,6 +204,7 @@ struct ConvCase {
   int splits;  // split-K
   int norm;    // a fused group norm: 0 none, 1 its affine map, 2 then SiLU
   int tile_n = 64;  // 128 (with tile_m 128): the wide tile, also checked against 64x64's bits
+  bool wgmma = false;  // conv2d_nhwc_wgmma.cu instead (tile 128x128), also against 64x64's bits
 };
 
 // The fused norm's map of every value of src ([pixels, c] of channels c0.. of the cat, image
@@ -277,7 +280,11 @@ void test_conv(const char* dtype, kernels::HalfType type, const ConvCase& k, std
 
   const bool supported = kernels::conv2d_nhwc_mma_supports(p);  // the launcher's checks
   const kernels::Conv2dNhwcMmaConfig config{k.tile_m, k.tile_n, k.splits};
-  const cudaError_t e = kernels::launch<T>(p, config, partial, nullptr);
+  auto run = [&](const kernels::Conv2dNhwcParams& q) {
+    return k.wgmma ? kernels::conv2d_nhwc_wgmma_forward(q, k.splits, partial, nullptr)
+                   : kernels::launch<T>(q, config, partial, nullptr);
+  };
+  const cudaError_t e = run(p);
   // Reference in double from the same rounded operands; the kernel rounds once on store.
   const kidx::ConvGeometry g{p.c_in1, p.c_in2, p.h_in,     p.w_in,  p.kernel,
                              p.stride, p.pad,   p.upsample, p.h_out, p.w_out};
@@ -314,22 +321,25 @@ void test_conv(const char* dtype, kernels::HalfType type, const ConvCase& k, std
   }
   char what[200];
   std::snprintf(what, sizeof what,
-                "conv2d_nhwc_mma %s %dx%d tile, %d split(s): b%d %d+%d>%d %dx%d k%d s%d%s%s%s%s: "
+                "%s %s %dx%d tile, %d split(s): b%d %d+%d>%d %dx%d k%d s%d%s%s%s%s: "
                 "worst error %.2f of its bound (one rounding + fp32 summation)",
-                dtype, k.tile_m, k.tile_n, k.splits, p.batch, p.c_in1, p.c_in2, p.c_out, p.h_in, p.w_in,
+                k.wgmma ? "conv2d_nhwc_wgmma" : "conv2d_nhwc_mma", dtype, k.tile_m, k.tile_n,
+                k.splits, p.batch, p.c_in1, p.c_in2, p.c_out, p.h_in, p.w_in,
                 p.kernel, p.stride, p.upsample ? " up" : "", k.bbc_stride ? " bbc" : "",
                 k.residual ? " res" : "", k.norm == 2 ? " norm+silu" : k.norm ? " norm" : "", worst);
   check(supported && e == cudaSuccess && cudaGetLastError() == cudaSuccess && worst <= 1.0, what);
   const std::string name = std::string(what).substr(0, std::string(what).find(':'));
   if (k.tile_n == 128) {
     // The tile never changes the bits: the same sums in the same order as in 64x64 tiles.
+    // The wgmma's too, here: the emulator sums each k16 step in k order as mma.sync's does
+    // (a GPU's wgmma may add in an order of its own).
     kernels::Conv2dNhwcParams q = p;
     T* narrow;
     cudaMalloc(&narrow, out_n * sizeof(T));
     q.dst = narrow;
     const cudaError_t eq = kernels::launch<T>(q, {64, 64, k.splits}, partial, nullptr);
     check(eq == cudaSuccess && std::memcmp(narrow, dst, out_n * sizeof(T)) == 0,
-          name + ": the same bits as 64x64 tiles");
+          name + ": the same bits as the mma kernel's 64x64 tiles");
     cudaFree(narrow);
   }
   if (k.norm) {
@@ -343,7 +353,7 @@ void test_conv(const char* dtype, kernels::HalfType type, const ConvCase& k, std
     T* plain;
     cudaMalloc(&plain, out_n * sizeof(T));
     q.dst = plain;
-    const cudaError_t eq = kernels::launch<T>(q, config, partial, nullptr);
+    const cudaError_t eq = run(q);
     check(eq == cudaSuccess && std::memcmp(plain, dst, out_n * sizeof(T)) == 0,
           name + ": the fused norm = the conv of the normalized sources, bit for bit");
     cudaFree(const_cast<void*>(q.src1));
@@ -643,6 +653,23 @@ void test_swizzle() {
                 ">: a permutation, conflict-free ldmatrix rows");
 }
 
+// The wgmma matrix descriptor's fields at the PTX ISA's bits (address / 16 at 0, LBO / 16 at
+// 16, SBO / 16 at 32, the swizzle at 62: 1 = 128-byte, 2 = 64-byte, 3 = 32-byte; an address
+// keeps its low 18 bits), and the emulator's reading of them back (which rebuilds a host
+// address from those 18 bits).
+void test_matrix_desc() {
+  namespace sm90 = cm4j::kernels::sm90;
+  bool ok = sm90::matrix_desc(0x400, 16, 512, 64) == 0x8000002000010040ull &&
+            sm90::matrix_desc(0x12380, 4096, 1024, 128) == 0x4000004001001238ull &&
+            sm90::matrix_desc(0x7fff0, 32, 256, 32) == 0xc000001000023fffull;  // bit 18 dropped
+  alignas(1024) static char shared[2048];
+  const uint64_t d = sm90::smem_desc(shared + 96, 4096, 1024, 128);
+  const cm4j_emu::MatrixDesc m = cm4j_emu::decode_desc(d, shared);
+  ok = ok && m.start == reinterpret_cast<uintptr_t>(shared + 96) && m.lbo == 4096 &&
+       m.sbo == 1024 && m.swizzle == 128;
+  check(ok, "wgmma matrix descriptor: fields at the PTX ISA's bits, read back by the emulator");
+}
+
 }  // namespace
 
 int main() {
@@ -650,6 +677,7 @@ int main() {
   test_swizzle<4>();
   test_swizzle<8>();
   test_swizzle<16>();
+  test_matrix_desc();
   const Load loads[] = {Load::kX4, Load::kX1, Load::kX2Trans, Load::kX2};
   const char* how[] = {"A ldmatrix.x4, B x4.trans", "A and B ldmatrix.x1 (B .trans)",
                        "A x4, B x2.trans", "A x4, B ldmatrix.x2 from [n][k]"};
@@ -662,7 +690,8 @@ int main() {
   // the splits' share).
   // The fused norm (last column) with padding, the seam of a cat, upsampling, stride 2, a
   // 1x1 conv, M and K tails, and splits. The wide 128x128 tile (last column) with c_out
-  // tails, a cat with upsampling, splits and the fused norm.
+  // tails, a cat with upsampling, splits and the fused norm; the same for the wgmma kernel
+  // (last column), and one full 128x128 tile of it (144 pixels: one M tail).
   //                          b  c1  c2  h  w  co  k  s  p  up     scale    bbc  res    tile splits norm
   const ConvCase convs[] = {{{2, 16, 8,  5, 7, 24, 3, 1, 1, true,  0.75f}, 40, true,  64,  1, 0},
                             {{3, 32, 0,  9, 9, 72, 1, 2, 0, false, 1.0f},  0,  true,  128, 1, 0},
@@ -677,7 +706,11 @@ int main() {
                             {{3, 96, 0,  5, 5, 64, 1, 1, 0, false, 0.5f},  0,  true,  128, 3, 1},
                             {{2, 16, 8,  5, 7, 136, 3, 1, 1, true, 0.75f}, 144, true, 128, 1, 0, 128},
                             {{3, 96, 0,  5, 5, 64, 1, 1, 0, false, 0.5f},  0,  true,  128, 3, 1, 128},
-                            {{2, 24, 0,  7, 5, 200, 3, 1, 1, false, 1.0f}, 200, true, 128, 2, 2, 128}};
+                            {{2, 24, 0,  7, 5, 200, 3, 1, 1, false, 1.0f}, 200, true, 128, 2, 2, 128},
+                            {{2, 16, 8,  5, 7, 136, 3, 1, 1, true, 0.75f}, 144, true, 128, 1, 0, 128, true},
+                            {{3, 96, 0,  5, 5, 64, 1, 1, 0, false, 0.5f},  0,  true,  128, 3, 1, 128, true},
+                            {{2, 24, 0,  7, 5, 200, 3, 1, 1, false, 1.0f}, 200, true, 128, 2, 2, 128, true},
+                            {{1, 64, 0,  12, 12, 128, 3, 1, 1, false, 1.0f}, 0, false, 128, 1, 0, 128, true}};
   for (const ConvCase& k : convs) {
     test_conv<__half>("fp16", cm4j::kernels::HalfType::kF16, k, rng);
     test_conv<__nv_bfloat16>("bf16", cm4j::kernels::HalfType::kBF16, k, rng);

@@ -54,6 +54,7 @@ TuningEntries sample_entries() {
   e.orders[shape("bf16", 768, 384, 384, 3, 1, 16)] = {ConvChoice::kWmma, 1};
   e.orders[shape("bf16", 192, 0, 384, 1, 0, 32)] = {ConvChoice::kMma, 3};
   e.orders[shape("fp16", 768, 768, 768, 1, 0, 8)] = {ConvChoice::kCublas, 1};
+  e.orders[shape("bf16", 576, 0, 576, 3, 0, 16)] = {ConvChoice::kWgmma, 3};
   // The same conv with a fused norm, and with norm + SiLU: shapes of their own.
   e.orders[shape("fp16", 192, 0, 192, 3, 0, 64, 1)] = {ConvChoice::kMma, 2};
   e.orders[shape("fp16", 192, 0, 192, 3, 0, 64, 2)] = {ConvChoice::kMma, 4};
@@ -108,7 +109,7 @@ void test_round_trip(const std::string& dir) {
   TuningEntries back;
   CHECK(load(path, &back, &error) == TuningLoad::kLoaded, "load: %s", error.c_str());
   CHECK(back == sample_entries(), "read back %zu entries, wrote %zu", back.size(), sample_entries().size());
-  CHECK(back.orders.size() == 7 && back.tiles.size() == 3, "norm variants kept apart: %zu orders",
+  CHECK(back.orders.size() == 8 && back.tiles.size() == 3, "norm variants kept apart: %zu orders",
         back.orders.size());
   CHECK(count_files(dir + "/new/folder") == 1, "a temporary file was left: %d files", count_files(dir + "/new/folder"));
   CHECK(write_tuning_file(path, kId, {}, &error) && load(path, &back, &error) == TuningLoad::kLoaded &&
@@ -178,6 +179,8 @@ void test_hostile(const std::string& dir) {
       "order fp16 192 0 192 3 1 1 0 64 64 3 mma 2\n",           // norm 3
       "order fp16 192 0 192 3 1 1 0 64 64 0 mma 9\n",           // 9 splits
       "order fp16 192 0 192 3 1 1 0 64 64 0 mma 0\n",           // no split at all
+      "order fp16 192 0 192 3 1 1 0 64 64 0 wgmma 9\n",         // 9 wgmma splits
+      "order fp16 192 0 192 3 1 1 0 64 64 0 wgmma 0\n",         // none
       "order fp16 192 0 192 3 1 1 0 64 64 0 wmma 2\n",          // WMMA has no split
       "order fp16 192 0 192 1 1 0 0 64 64 0 cublas 2\n",        // nor cuBLAS
       "order fp32 192 0 192 3 1 1 0 64 64 0 mma 2\n",           // not a half type

@@ -12,7 +12,8 @@
 # tiny-model and missing-cuBLAS runs in fp16 unless empty),
 # EMU_DEFAULT_OPS=0 / EMU_CANDIDATE_OPS=0 skip the default / candidate set's op cases,
 # EMU_FUSION=0 the group norms fused into the NHWC mode's convs (test_norm_fusion: tiny and
-# lsun_mini, fused against unfused, fp16 and bf16),
+# lsun_mini, fused against unfused, fp16 and bf16), EMU_WGMMA_FILTER the wgmma conv's cases
+# (test_cuda_wgmma --filter; default "lsun,tails", the small ones; empty: none),
 # EMU_JOBS the parallelism. About 35 minutes on 2 cores, most of it the six tiny-model
 # golden runs. The candidate set's tensor-core conv (conv2d_nhwc_mma.cu) at imagenet64's
 # layer shapes, about 25 minutes on a loaded 2-core machine:
@@ -41,7 +42,7 @@ HOST=()
 for src in "$ROOT"/native/src/cuda/*.cpp; do
   case "$src" in */cuda_stub.cpp | */tuning_cache.cpp) ;; *) HOST+=("$src") ;; esac
 done
-TESTS=(test_cuda_ops test_cuda_golden test_cuda_graphs test_cuda_tuning test_norm_fusion)
+TESTS=(test_cuda_ops test_cuda_golden test_cuda_graphs test_cuda_tuning test_norm_fusion test_cuda_wgmma)
 SOURCES=("$ROOT"/kernels/*.cu "$ROOT"/native/src/cuda/*.cu "${HOST[@]}" "$ROOT/native/tests/test_util.cpp")
 for t in "${TESTS[@]}"; do SOURCES+=("$ROOT/native/tests/$t.cpp"); done
 pids=()
@@ -82,6 +83,9 @@ for dtype in ${EMU_CANDIDATE_DTYPES-fp16 bf16}; do
 done
 if [ "${EMU_FUSION:-1}" != 0 ]; then
   "$B/test_norm_fusion" || rc=1
+fi
+if [ -n "${EMU_WGMMA_FILTER-lsun,tails}" ]; then
+  "$B/test_cuda_wgmma" --filter="${EMU_WGMMA_FILTER-lsun,tails}" || rc=1
 fi
 for dtype in ${EMU_TUNING_DTYPES-fp16 bf16}; do
   CM4J_CUBLAS_LIB="$B/libcublas_emu.so" "$B/test_cuda_tuning" --dtype=$dtype || rc=1

@@ -11,6 +11,7 @@
 
 #include "cm4j.h"
 #include "conv2d_nhwc_mma.cuh"
+#include "conv2d_nhwc_wgmma.cuh"
 #include "weights.h"
 
 namespace cm4j {
@@ -44,6 +45,7 @@ ConvChoice choice_of(const ConvOrder& order, const kernels::Conv2dNhwcParams& p)
   ConvChoice c{order.kernel, ConvTile{0, 0}, order.splits};
   if (c.kernel == ConvChoice::kMma) c.tile = {kernels::conv2d_nhwc_mma_tile_m(p), 64};
   if (c.kernel == ConvChoice::kWmma) c.tile = {64, 64};
+  if (c.kernel == ConvChoice::kWgmma) c.tile = {128, 128};
   return c;
 }
 
@@ -120,6 +122,9 @@ bool ConvTuner::allowed(const kernels::Conv2dNhwcParams& p, const ConvChoice& c,
     case ConvChoice::kMma:
       return kernels::conv2d_nhwc_mma_supports(p) &&
              kernels::conv2d_nhwc_mma_config_ok(p, mma_config(c));
+    case ConvChoice::kWgmma:
+      return wgmma_problem_.empty() && kernels::conv2d_nhwc_mma_supports(p) &&
+             kernels::conv2d_nhwc_wgmma_config_ok(p, c.splits);
     case ConvChoice::kCublas:
       if (!cublas_conv_supports(p)) return false;
       {
@@ -145,6 +150,8 @@ std::vector<ConvChoice> ConvTuner::candidates(const kernels::Conv2dNhwcParams& p
     for (int splits = 1; splits <= 8; ++splits)
       add(ConvChoice{ConvChoice::kMma, tile, splits});
   add(ConvChoice{ConvChoice::kCublas, {0, 0}, 1});
+  for (int splits = 1; splits <= 8; ++splits)
+    add(ConvChoice{ConvChoice::kWgmma, {128, 128}, splits});
   return out;
 }
 
@@ -200,6 +207,7 @@ size_t conv_choice_workspace_floats(const kernels::Conv2dNhwcParams& p, const Co
     case ConvChoice::kMma: return kernels::conv2d_nhwc_mma_workspace_floats(p, c.splits);
     case ConvChoice::kWmma: return 0;
     case ConvChoice::kCublas: return static_cast<size_t>(p.batch) * p.h_out * p.w_out * p.c_out;
+    case ConvChoice::kWgmma: return kernels::conv2d_nhwc_wgmma_workspace_floats(p, c.splits);
   }
   return 0;
 }
@@ -211,12 +219,24 @@ cudaError_t ConvTuner::run(const kernels::Conv2dNhwcParams& p, const ConvChoice&
     case ConvChoice::kWmma: return kernels::conv2d_nhwc_forward(p, stream);
     case ConvChoice::kCublas:
       return cublas_ ? cublas_->conv(p, workspace, stream) : cudaErrorInvalidValue;
+    case ConvChoice::kWgmma:
+      return kernels::conv2d_nhwc_wgmma_forward(p, c.splits, workspace, stream);
   }
   return cudaErrorInvalidValue;
 }
 
-ConvTuner::ConvTuner(TuningMode mode, int device) : mode_(mode) {
+ConvTuner::ConvTuner(TuningMode mode, int device, bool wgmma) : mode_(mode) {
   if (mode_ == TuningMode::kOff) return;
+  cudaDeviceProp prop;
+  if (!wgmma) {
+    wgmma_problem_ = "CM4J_CUDA_WGMMA is not on";
+  } else if (cudaGetDeviceProperties(&prop, device) != cudaSuccess) {
+    cudaGetLastError();
+    wgmma_problem_ = "the card's compute capability is unknown";
+  } else if (!kernels::conv2d_nhwc_wgmma_device_ok(prop.major, prop.minor)) {
+    wgmma_problem_ = "it runs on compute capability 9.0 only, and this card has " +
+                     std::to_string(prop.major) + "." + std::to_string(prop.minor);
+  }
   const TuningIdentity identity = tuning_identity(device);
   const std::string dir = tuning_cache_dir();
   cache_ = TuningCache::open(dir.empty() ? "" : dir + "/" + tuning_file_name(identity), identity);
@@ -281,13 +301,16 @@ ConvChoice ConvTuner::decide(const kernels::Conv2dNhwcParams& p, cudaStream_t st
       std::lock_guard<std::mutex> lock(mu_);  // allowed() writes it under mu_
       why = cublas_problem_;
     }
+    if (c.kernel == ConvChoice::kWgmma) why = wgmma_problem_;
     if (!why.empty())
-      warn_once("the tuning cache chooses cuBLAS for some convs, but " + why +
+      warn_once(std::string("the tuning cache chooses ") +
+                (c.kernel == ConvChoice::kCublas ? "cuBLAS" : "the wgmma kernel") +
+                " for some convs, but " + why +
                 (measuring ? "; measuring them anew for this process (the file keeps its choice)"
                            : "; using the fixed rule for them"));
     if (!measuring) return rule;
     // The file's choice is right for a machine where it runs (the file's identity does not
-    // say whether cuBLAS loads), so the new order is held in memory only; another thread may
+    // say whether cuBLAS loads, or whether CM4J_CUDA_WGMMA is on), so the new order is held in memory only; another thread may
     // have measured it meanwhile, and then its order stands (one order per image shape).
     std::lock_guard<std::mutex> timing(g_timing_mu);
     if (!cache_->find_order(shape, &order, &kept) || !allowed(p, choice_of(order, p), false)) {

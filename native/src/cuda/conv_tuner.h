@@ -1,13 +1,14 @@
 // The NHWC mode's conv kernel, chosen per op shape by measurement (CM4J_TUNING). The
 // candidates: conv2d_nhwc_mma.cu with tile 128x64, 64x64 or 128x128 and 1..8 splits, conv2d_nhwc.cu
-// (WMMA), and for 1x1 convs cuBLAS's GEMM where libcublas loads (cuda/cublas_gemm.h).
+// (WMMA), for 1x1 convs cuBLAS's GEMM where libcublas loads (cuda/cublas_gemm.h), and with
+// CM4J_CUDA_WGMMA=on on a compute capability 9.0 card, conv2d_nhwc_wgmma.cu with 1..8 splits.
 //
 // A choice is made in two parts (cuda/tuning_cache.h), so that an image gets the same bits
 // batched or alone: the order (kernel family and split count, which fix the order of each
 // output's sum) per image shape, measured on image 0 of the batch alone (batch 1); then,
 // where the order is the mma kernel's, its tile (which spreads the same sums over other
 // blocks) per batch size, among the three tiles of that order. A shape the tuning cache
-// lacks, or holds a choice that cannot run here (cuBLAS missing), is measured, in full mode,
+// lacks, or holds a choice that cannot run here (cuBLAS missing, or the wgmma kernel switched off), is measured, in full mode,
 // the first time it runs (the second kind for this process only): each candidate once into a
 // scratch output, checked against the fixed rule's output (dropped unless within the
 // dtype's bound), then timed with CUDA events on the backend's stream; the fastest is kept
@@ -38,8 +39,9 @@ TuningIdentity tuning_identity(int device);
 class ConvTuner {
  public:
   // Opens the cache of `device`'s identity (the file under tuning_cache_dir()) unless mode
-  // is off (then the device is not even asked for its identity).
-  ConvTuner(TuningMode mode, int device);
+  // is off (then the device is not even asked for its identity). wgmma: the sm_90a kernel is
+  // a candidate where the device runs it.
+  ConvTuner(TuningMode mode, int device, bool wgmma = false);
 
   // The kernel for p: the cache's where it holds one that p allows, else (full mode, not
   // capturing) measured now, else the fixed rule. Measuring queues work on `stream` and
@@ -85,6 +87,9 @@ class ConvTuner {
   std::unique_ptr<CublasGemm> cublas_;
   bool cublas_tried_ = false;
   std::string cublas_problem_;  // why cuBLAS did not open
+  // Why the wgmma kernel is no candidate here (switched off, or a card it does not run on);
+  // empty where it is one.
+  std::string wgmma_problem_;
 };
 
 // p's image shape, as the tuning cache keys it.

@@ -130,7 +130,7 @@ cudaError_t CublasGemm::conv(const kernels::Conv2dNhwcParams& p, float* sums, cu
                    image_sums, kR32F, p.c_out, kCompute32F, kGemmDefault);
   }
   if (s != kSuccess) return cudaErrorUnknown;
-  return kernels::conv2d_nhwc_epilogue(p, sums, stream);
+  return kernels::conv2d_nhwc_epilogue(p, sums, 1, stream);
 }
 
 }  // namespace cm4j

@@ -31,7 +31,7 @@ CudaBackend::CudaBackend(int device, CudaKernels kernel_set, kernels::ConvOperan
       sync_each_op_(options.sync_each_op),
       graphs_(options.graphs && !options.sync_each_op),
       norm_fusion_(options.norm_fusion) {
-  if (nhwc_) tuner_ = std::make_unique<ConvTuner>(options.tuning, device);
+  if (nhwc_) tuner_ = std::make_unique<ConvTuner>(options.tuning, device, options.wgmma);
 }
 
 CudaBackend::~CudaBackend() {
@@ -299,7 +299,8 @@ std::unique_ptr<Backend> make_cuda_backend_with(int device, int dtype, CudaKerne
   }
   if (!read_switch("CM4J_CUDA_SYNC", &options.sync_each_op, error) ||
       !read_switch("CM4J_CUDA_GRAPHS", &options.graphs, error) ||
-      !read_switch("CM4J_CUDA_NORM_FUSION", &options.norm_fusion, error))
+      !read_switch("CM4J_CUDA_NORM_FUSION", &options.norm_fusion, error) ||
+      !read_switch("CM4J_CUDA_WGMMA", &options.wgmma, error))
     return nullptr;
   cudaError_t e = cudaSetDevice(device);
   if (e == cudaSuccess && operand != kernels::ConvOperand::kF32) {

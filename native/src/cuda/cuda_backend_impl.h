@@ -73,6 +73,7 @@ class CudaBackend final : public Backend {
     bool sync_each_op = false;  // CM4J_CUDA_SYNC=1: wait after every op (for debugging)
     bool graphs = false;        // CM4J_CUDA_GRAPHS
     bool norm_fusion = true;    // CM4J_CUDA_NORM_FUSION (the NHWC mode's only)
+    bool wgmma = false;         // CM4J_CUDA_WGMMA: the sm_90a conv among the tuner's candidates
     TuningMode tuning = TuningMode::kCached;  // CM4J_TUNING
   };
   CudaBackend(int device, CudaKernels kernel_set, kernels::ConvOperand operand,

@@ -49,7 +49,8 @@ std::vector<std::string> split_spaces(const std::string& line) {
   return out;
 }
 
-const char* const kKernelNames[] = {"mma", "wmma", "cublas"};  // by ConvChoice::Kernel
+const char* const kKernelNames[] = {"mma", "wmma", "cublas", "wgmma"};  // by ConvChoice::Kernel
+constexpr int kKernels = 4;
 
 // "order SHAPE KERNEL_NAME SPLITS" or "tile SHAPE BATCH TILE" into *entries: false with
 // *why on anything else, or a shape listed twice.
@@ -87,7 +88,7 @@ bool parse_entry(const std::string& line, TuningEntries* entries, std::string* w
     ConvOrder o;
     if (!o.parse(f[12], f[13])) {
       *why = "\"" + f[12].substr(0, 16) + " " + f[13].substr(0, 16) +
-             "\" is not a kernel order (mma 1..8, wmma 1 or cublas 1)";
+             "\" is not a kernel order (mma 1..8, wgmma 1..8, wmma 1 or cublas 1)";
       return false;
     }
     if (!entries->orders.emplace(shape, o).second) {
@@ -188,10 +189,10 @@ std::string ConvOrder::text() const {
 
 bool ConvOrder::parse(const std::string& kernel_name, const std::string& split_count) {
   int k = 0;
-  while (k < 3 && kernel_name != kKernelNames[k]) ++k;
-  if (k == 3 || !parse_int(split_count, 1, 8, &splits)) return false;
+  while (k < kKernels && kernel_name != kKernelNames[k]) ++k;
+  if (k == kKernels || !parse_int(split_count, 1, 8, &splits)) return false;
   kernel = static_cast<ConvChoice::Kernel>(k);
-  return kernel == ConvChoice::kMma || splits == 1;
+  return kernel == ConvChoice::kMma || kernel == ConvChoice::kWgmma || splits == 1;
 }
 
 void TuningEntries::add(const TuningEntries& o, bool replace) {

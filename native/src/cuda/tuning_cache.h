@@ -19,8 +19,9 @@
 //   end 2
 // The image shape: dtype, c_in1, c_in2, c_out, kernel, stride, pad, upsample, h_in, w_in,
 // norm (a group norm fused into the conv's gather: 0 none, 1 norm, 2 norm + SiLU). An order
-// line ends with "mma SPLITS" (conv2d_nhwc_mma.cu, 1..8 splits), "wmma 1" (conv2d_nhwc.cu)
-// or "cublas 1" (cuBLAS's GEMM, 1x1 convs; cuda/cublas_gemm.h); a tile line with the batch
+// line ends with "mma SPLITS" (conv2d_nhwc_mma.cu, 1..8 splits), "wgmma SPLITS"
+// (conv2d_nhwc_wgmma.cu, 1..8 splits, its one tile), "wmma 1" (conv2d_nhwc.cu) or "cublas 1"
+// (cuBLAS's GEMM, 1x1 convs; cuda/cublas_gemm.h); a tile line with the batch
 // and the mma kernel's tile (128x64, 64x64 or 128x128), used where the shape's order is mma.
 // Files of formats 1 and 2 (2 named a tile by its pixels alone) are ignored.
 // Every file is hostile input: anything else is refused as a whole, naming the file and line.
@@ -74,9 +75,10 @@ struct ConvTile {
 
 // Which kernel runs a conv.
 struct ConvChoice {
-  enum Kernel { kMma, kWmma, kCublas } kernel = kMma;
-  ConvTile tile;   // mma: 128x64, 64x64 or 128x128; wmma: 64x64; cublas: 0x0 (its own)
-  int splits = 1;  // mma: 1..8; wmma, cublas: 1
+  enum Kernel { kMma, kWmma, kCublas, kWgmma } kernel = kMma;
+  // mma: 128x64, 64x64 or 128x128; wgmma: 128x128; wmma: 64x64; cublas: 0x0 (its own)
+  ConvTile tile;
+  int splits = 1;  // mma, wgmma: 1..8; wmma, cublas: 1
   bool operator==(const ConvChoice& o) const {
     return kernel == o.kernel && tile == o.tile && splits == o.splits;
   }
@@ -86,7 +88,7 @@ struct ConvChoice {
 // The part of a choice that fixes the order of each output's sum: per image shape.
 struct ConvOrder {
   ConvChoice::Kernel kernel = ConvChoice::kMma;
-  int splits = 1;  // mma: 1..8; wmma, cublas: 1
+  int splits = 1;  // mma, wgmma: 1..8; wmma, cublas: 1
   bool operator==(const ConvOrder& o) const { return kernel == o.kernel && splits == o.splits; }
   std::string text() const;  // "mma 2", as in the file
   bool parse(const std::string& kernel_name, const std::string& splits);

@@ -1,0 +1,71 @@
+// conv2d over NHWC fp16/bf16 activations on sm_90a's warpgroup MMA (conv2d_nhwc_wgmma.cuh).
+// The block is conv2d_nhwc_mma.cu's (conv2d_nhwc_mma_block.cuh) in its wgmma tile: 256
+// threads, two warpgroups of 64 pixels x 128 channels. Built for sm_90a only (CMakeLists.txt):
+// wgmma is an architecture-specific feature, absent from sm_90 code and from other cards.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "conv2d_nhwc_mma.cuh"
+#include "conv2d_nhwc_mma_block.cuh"
+#include "conv2d_nhwc_wgmma.cuh"
+#include "indexing.cuh"
+#include "launch.cuh"
+
+namespace cm4j {
+namespace kernels {
+
+namespace {
+
+using mma_block::WgmmaTile;
+
+template <typename T, int KS, bool NORM>
+__global__ void __launch_bounds__(WgmmaTile::kThreads)
+    conv2d_nhwc_wgmma_kernel(const Conv2dNhwcParams p, float* partial) {
+  mma_block::conv2d_nhwc_mma_block<T, WgmmaTile, KS, NORM>(p, partial);
+}
+
+template <typename T>
+cudaError_t launch_wgmma(const Conv2dNhwcParams& p, int splits, float* partial,
+                         cudaStream_t stream) {
+  const int m = p.batch * p.h_out * p.w_out;
+  dim3 grid(kidx::ceil_div(m, WgmmaTile::kBM), kidx::ceil_div(p.c_out, WgmmaTile::kBN), splits);
+  if (grid.y > 65535) return cudaErrorInvalidValue;
+  void (*kernel)(const Conv2dNhwcParams, float*) =
+      p.norm ? (p.kernel == 1   ? conv2d_nhwc_wgmma_kernel<T, 1, true>
+                : p.kernel == 3 ? conv2d_nhwc_wgmma_kernel<T, 3, true>
+                                : conv2d_nhwc_wgmma_kernel<T, 0, true>)
+             : (p.kernel == 1   ? conv2d_nhwc_wgmma_kernel<T, 1, false>
+                : p.kernel == 3 ? conv2d_nhwc_wgmma_kernel<T, 3, false>
+                                : conv2d_nhwc_wgmma_kernel<T, 0, false>);
+  CM4J_LAUNCH(kernel, grid, WgmmaTile::kThreads, stream, p, splits > 1 ? partial : nullptr);
+  if (splits > 1) return conv2d_nhwc_epilogue(p, partial, splits, stream);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+bool conv2d_nhwc_wgmma_device_ok(int major, int minor) { return major == 9 && minor == 0; }
+
+bool conv2d_nhwc_wgmma_config_ok(const Conv2dNhwcParams& p, int splits) {
+  // The split bounds are the mma kernel's (the tile does not enter them).
+  return conv2d_nhwc_mma_config_ok(p, Conv2dNhwcMmaConfig{128, 128, splits});
+}
+
+size_t conv2d_nhwc_wgmma_workspace_floats(const Conv2dNhwcParams& p, int splits) {
+  return conv2d_nhwc_mma_workspace_floats(p, splits);
+}
+
+cudaError_t conv2d_nhwc_wgmma_forward(const Conv2dNhwcParams& p, int splits, float* workspace,
+                                      cudaStream_t stream) {
+  if (!conv2d_nhwc_mma_supports(p) || !conv2d_nhwc_wgmma_config_ok(p, splits))
+    return cudaErrorInvalidValue;
+  if (splits > 1 && !workspace) return cudaErrorInvalidValue;
+  switch (p.type) {
+    case HalfType::kF16: return launch_wgmma<__half>(p, splits, workspace, stream);
+    case HalfType::kBF16: return launch_wgmma<__nv_bfloat16>(p, splits, workspace, stream);
+  }
+  return cudaErrorInvalidValue;
+}
+
+}  // namespace kernels
+}  // namespace cm4j
