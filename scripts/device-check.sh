@@ -89,7 +89,7 @@ note_for() {
     test_cuda_graphs*) grep -E '^(forward|sampling loops):' "$log" | tr '\n' ';' ;;
     test_norm_fusion) grep -E '^(tiny|lsun_mini) +cuda' "$log" |
       awk '{printf "%s %s %s/%s fused, first diff %s; ", $1, $2, $3, $5, $(NF-2)}' ;;
-    test_cuda_tuning*) grep -E '^(cuBLAS|  tiny forward|test_cuda_tuning)' "$log" | tr '\n' ';' ;;
+    test_cuda_tuning*) grep -E '^(cuBLAS|  tiny (with wgmma )?forward|test_cuda_tuning)' "$log" | tr '\n' ';' ;;
     test_cuda_wgmma)
       # Cases passed and failed, the worst rel L2 against the mma conv, the fewest same bits.
       awk '/^(ok|FAIL) *: wgmma / {n++; bad += $1 == "FAIL"; for (i = 1; i < NF; i++) {

@@ -19,7 +19,8 @@
 //   - with --golden, the tiny model's forward pass the same way through the engine (full,
 //     then cached: the file's choices, identical outputs, within the golden bound of the
 //     CPU), three passes each: measured in the plain first pass, never in the CUDA graph
-//     capture of the second, the same bits in all three.
+//     capture of the second, the same bits in all three; then again with every conv the
+//     mma kernel takes on the wgmma kernel (CM4J_CUDA_WGMMA=on, a 9.0 card).
 // Where cuBLAS loads (the emulator's stand-in through CM4J_CUBLAS_LIB, which then must load,
 // or a GPU's libcublas), the 1x1 convs must choose it (the hook makes it cheapest) and stay
 // within the bound. With --cublas-missing (CM4J_CUBLAS_LIB naming a missing file), a cache
@@ -118,12 +119,15 @@ ConvShape shape_of(const Case& k) {
 }
 
 // The choice a cache file's entries make for a shape at a batch (the mma order's tile as
-// written there: every full run writes one per batch).
+// written there: every full run writes one per batch; the wgmma kernel's one tile).
 ConvChoice from_file(const TuningEntries& e, const ConvAtBatch& at) {
   auto order = e.orders.find(at.first);
   if (order == e.orders.end()) return ConvChoice{ConvChoice::kWmma, {-1, -1}, -1};  // no match
-  ConvChoice c{order->second.kernel,
-               order->second.kernel == ConvChoice::kWmma ? ConvTile{64, 64} : ConvTile{0, 0},
+  const ConvChoice::Kernel kernel = order->second.kernel;
+  ConvChoice c{kernel,
+               kernel == ConvChoice::kWmma    ? ConvTile{64, 64}
+               : kernel == ConvChoice::kWgmma ? ConvTile{128, 128}
+                                              : ConvTile{0, 0},
                order->second.splits};
   auto tile = e.tiles.find(at);
   if (c.kernel == ConvChoice::kMma) c.tile = tile == e.tiles.end() ? ConvTile{-1, -1} : tile->second;
@@ -202,6 +206,18 @@ void check_against_cpu(const char* what, const std::vector<std::vector<float>>& 
   }
 }
 
+// A backend with CM4J_TUNING=cached reading the file a full run wrote: nothing timed, the
+// full run's choices and bits.
+void check_cached(const char* what, const Chosen& tuned, const std::vector<std::vector<float>>& full) {
+  g_timings = 0;
+  std::vector<std::vector<float>> cached;
+  if (auto b = gpu("cached")) cached = run_cases(b.get(), 2);
+  CHECK(g_timings == 0 && g_chosen == tuned && identical(cached, full),
+        "%s, cached: %d candidates timed, choices %s the file's, outputs %s the full run's", what,
+        g_timings, g_chosen == tuned ? "equal" : "differ from",
+        identical(cached, full) ? "equal" : "differ from");
+}
+
 std::string cache_file() { return tuning_cache_dir() + "/" + tuning_file_name(tuning_identity(0)); }
 
 TuningEntries read_cache() {
@@ -260,11 +276,7 @@ void test_ops(const std::string& dir) {
           choice.text().c_str(), from_file(entries, at).text().c_str());
   check_against_cpu("tuned", full, ref);
 
-  g_timings = 0;
-  if (auto b = gpu("cached")) cached = run_cases(b.get(), 2);
-  CHECK(g_timings == 0 && g_chosen == tuned && identical(cached, full),
-        "cached: %d candidates timed, choices %s the file's, outputs %s the full run's", g_timings,
-        g_chosen == tuned ? "equal" : "differ from", identical(cached, full) ? "equal" : "differ from");
+  check_cached("tuned", tuned, full);
 
   std::FILE* f = std::fopen(cache_file().c_str(), "w");
   if (f) {
@@ -444,7 +456,7 @@ void test_wgmma_choice(const std::string& dir) {
     ++g_timings;
     return c.kernel == ConvChoice::kWgmma && c.splits == 1 ? 0.5 : -1.0;
   });
-  std::vector<std::vector<float>> off, full, cached, cached_off;
+  std::vector<std::vector<float>> off, full, cached_off;
   if (auto b = gpu("off")) off = run_cases(b.get(), 2);
   const Chosen rule = g_chosen;
   setenv("CM4J_CUDA_WGMMA", "on", 1);
@@ -459,11 +471,7 @@ void test_wgmma_choice(const std::string& dir) {
     CHECK(choice.text() == "wgmma 128x128 1", "wgmma on: %d>%d b%d ran %s",
           at.first.c_in1, at.first.c_out, at.second, choice.text().c_str());
   check_against_cpu("wgmma", full, ref);
-  g_timings = 0;
-  if (auto b = gpu("cached")) cached = run_cases(b.get(), 2);
-  CHECK(g_timings == 0 && g_chosen == tuned && identical(cached, full),
-        "wgmma cached: %d timed, the file's choices %s, outputs %s", g_timings,
-        g_chosen == tuned ? "kept" : "not kept", identical(cached, full) ? "equal" : "differ");
+  check_cached("wgmma", tuned, full);
   unsetenv("CM4J_CUDA_WGMMA");
   if (auto b = gpu("cached")) cached_off = run_cases(b.get(), 2);
   CHECK(ran_rule(rule) && identical(cached_off, off) && read_cache() == entries,
@@ -551,19 +559,38 @@ std::vector<float> tiny_forward(const std::string& config, const char* device, i
   return out;
 }
 
-void test_golden(const std::string& dir) {
+// wgmma: with CM4J_CUDA_WGMMA=on and the hook making the wgmma kernel (1 split) cheapest,
+// so that every conv the mma kernel takes runs it (on a compute capability 9.0 card).
+void test_golden(const std::string& dir, bool wgmma) {
   const std::string config = read_text(golden_dir() + "/tiny/pipeline/unet/config.json");
   CHECK(!config.empty(), "no tiny config under %s", golden_dir().c_str());
   if (config.empty()) return;
-  setenv("CM4J_TUNING_CACHE", (dir + "/engine").c_str(), 1);
-  hooks();
+  const char* what = wgmma ? "tiny with wgmma" : "tiny";
+  setenv("CM4J_TUNING_CACHE", (dir + (wgmma ? "/engine-wgmma" : "/engine")).c_str(), 1);
+  if (wgmma) {
+    cudaDeviceProp prop;
+    if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess ||
+        !kernels::conv2d_nhwc_wgmma_device_ok(prop.major, prop.minor)) {
+      std::printf("  %s: skipped, the card is not compute capability 9.0\n", what);
+      return;
+    }
+    setenv("CM4J_CUDA_WGMMA", "on", 1);
+    hooks([](const ConvShape& s, int batch, const ConvChoice& c) {
+      return c.kernel == ConvChoice::kWgmma ? (c.splits == 1 ? 0.25 : -1.0) : cost(s, batch, c);
+    });
+  } else {
+    hooks();
+  }
   g_timings = 0;
   g_chosen.clear();
   const auto full = tiny_forward(config, "cuda", g_dtype, "full");
   const TuningEntries written = read_cache();
   const size_t entries = written.orders.size();
-  CHECK(entries > 0 && g_timings > 0, "tiny, full: %zu orders, %d candidates timed", entries, g_timings);
+  CHECK(entries > 0 && g_timings > 0, "%s, full: %zu orders, %d candidates timed", what, entries, g_timings);
   const Chosen tuned = g_chosen;
+  for (const auto& [at, choice] : tuned)
+    CHECK(!wgmma || !written.orders.count(at.first) || choice.text() == "wgmma 128x128 1",
+          "%s: %d>%d ran %s", what, at.first.c_in1, at.first.c_out, choice.text().c_str());
   g_timings = 0;
   g_chosen.clear();
   const auto cached = tiny_forward(config, "cuda", g_dtype, "cached");
@@ -571,19 +598,20 @@ void test_golden(const std::string& dir) {
     auto it = g_chosen.find(at);
     const bool rule_shape = !written.orders.count(at.first);  // WMMA alone: nothing to measure
     CHECK(it != g_chosen.end() && it->second == choice && (rule_shape || choice == from_file(written, at)),
-          "tiny, cached: %d>%d ran %s, the full run %s, the file says %s", at.first.c_in1,
+          "%s, cached: %d>%d ran %s, the full run %s, the file says %s", what, at.first.c_in1,
           at.first.c_out, it == g_chosen.end() ? "nothing" : it->second.text().c_str(),
           choice.text().c_str(), from_file(written, at).text().c_str());
   }
   CHECK(g_timings == 0 && first_difference(full.data(), cached.data(), full.size()) == -1,
-        "tiny, cached: %d timed, output %s", g_timings,
+        "%s, cached: %d timed, output %s", what, g_timings,
         first_difference(full.data(), cached.data(), full.size()) == -1 ? "identical" : "differs");
   const auto cpu = tiny_forward(config, "cpu", CM4J_F32, "off");
   const double e = rel_l2(full.data(), cpu.data(), cpu.size());
   const double bound = g_dtype == CM4J_BF16 ? 6e-2 : 2e-2;  // the golden README's
-  std::printf("  tiny forward: %zu shapes tuned, cached identical, rel_l2 %.3e vs the cpu (bound %.0e)\n",
-              entries, e, bound);
-  CHECK(e <= bound, "tiny tuned rel_l2 %.3e > %.0e", e, bound);
+  std::printf("  %s forward: %zu shapes tuned, cached identical, rel_l2 %.3e vs the cpu (bound %.0e)\n",
+              what, entries, e, bound);
+  CHECK(e <= bound, "%s tuned rel_l2 %.3e > %.0e", what, e, bound);
+  unsetenv("CM4J_CUDA_WGMMA");
 }
 
 }  // namespace
@@ -625,7 +653,10 @@ int main(int argc, char** argv) {
     test_batch_invariance(dir);
     test_norm_choice(dir);
     test_wgmma_choice(dir);
-    if (golden) test_golden(dir);
+    if (golden) {
+      test_golden(dir, false);
+      test_golden(dir, true);
+    }
   }
   conv_tuner_test::set_hooks(nullptr, nullptr, nullptr);
   std::system(("rm -rf '" + dir + "'").c_str());
