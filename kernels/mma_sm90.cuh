@@ -54,13 +54,16 @@ __device__ __forceinline__ uint64_t smem_desc(const void* p, uint32_t lbo, uint3
 // Makes this thread's generic-proxy writes to shared memory (cp.async, st.shared) visible to
 // the async proxy wgmma reads through; then a barrier publishes them to the warpgroup.
 __device__ __forceinline__ void fence_proxy_async() {
-#if defined(CM4J_SM90A)
+#if defined(CM4J_CUDA_EMULATION)
+  cm4j_emu::fence_proxy_async();
+#elif defined(CM4J_SM90A)
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 #endif
 }
 
-// wgmma.fence: orders this thread's earlier register and shared-memory accesses before the
-// wgmmas that follow (required before the first wgmma touching accumulators written since).
+// wgmma.fence: orders this thread's earlier accesses to the accumulator registers before the
+// wgmmas that follow (required before the first wgmma touching accumulators written since;
+// shared memory takes fence_proxy_async).
 __device__ __forceinline__ void wgmma_fence() {
 #if defined(CM4J_SM90A)
   asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");

@@ -92,11 +92,12 @@ note_for() {
     test_cuda_tuning*) grep -E '^(cuBLAS|  tiny (with wgmma )?forward|test_cuda_tuning)' "$log" | tr '\n' ';' ;;
     test_cuda_wgmma)
       # Cases passed and failed, the worst rel L2 against the mma conv, the fewest same bits.
-      awk '/^(ok|FAIL) *: wgmma / {n++; bad += $1 == "FAIL"; for (i = 1; i < NF; i++) {
-          if ($i == "L2") { v = $(i + 1) + 0; if (v > m) m = v }
+      awk '/^(ok|FAIL) *: wgmma / {n++; bad += ($1 ~ /^FAIL/); for (i = 1; i < NF; i++) {
+          if ($i == "L2") { v = $(i + 1); if (v ~ /inf|nan/) inf = 1; else if (v + 0 > m) m = v + 0 }
           if ($(i + 1) == "of" && $(i + 2) == "its") { b = $i + 0; if (lo == "" || b < lo) lo = b } } }
         /skipped/ {print; exit}
-        END {if (n) printf "%d cases, %d failed; worst rel L2 %.1e vs mma; same bits >= %s%%", n, bad, m, lo}' "$log" ;;
+        END {if (n) printf "%d cases, %d failed; worst rel L2 %s vs mma; same bits >= %s%%", n, bad,
+          inf ? "inf" : sprintf("%.1e", m), lo}' "$log" ;;
     test_cuda_cudnn)
       # Worst rel L2 vs cuDNN's implicit GEMMs; summed medians, ours vs cuDNN's faster one.
       awk -F'|' '$9 ~ /^ (ok|FAIL) *$/ && $2 !~ /^ case / {n++; for (i = 3; i <= 4; i++) { v = $i; gsub(/ /, "", v);

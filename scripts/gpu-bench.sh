@@ -9,7 +9,7 @@
 #      CM4J_TUNING=full in the warm-up pass); the candidate set with its group norms unfused
 #      (CM4J_CUDA_NORM_FUSION=off, first half dtype, forward only); the candidate set with
 #      the sm_90a wgmma conv among the tuner's candidates (CM4J_CUDA_WGMMA=on, first half
-#      dtype, forward only; a card of compute capability 9.0); the ten slowest ops of a
+#      dtype; on a card of compute capability 9.0 only); the ten slowest ops of a
 #      profiled pass (the last batch) of the default and the candidate set;
 #   3. scripts/gpu_baseline.py: diffusers' UNet2DModel (v0.25.0 source from .baseline/, as
 #      the CPU baseline; no network needed) eager in each dtype and under torch.compile in
@@ -118,12 +118,14 @@ HALF=$(tr , '\n' <<< "$DTYPES" | grep -E '^(fp16|bf16)$' | head -n 1)
 : > "$LOGS/bench_cuda_unfused.log"
 [ -z "$HALF" ] || bench bench_cuda_unfused.log "candidate kernels, group norms unfused (CM4J_CUDA_NORM_FUSION=off)" \
   "${TUNING[@]}" CM4J_CUDA_NORM_FUSION=off -- --dtype "$HALF"
-# The wgmma conv as a further candidate, tuned into a file of its own (the candidate run's
-# file keeps the choices made without it).
+# The wgmma conv as a further candidate (its choices go to a tuning file of their own), on a
+# card of compute capability 9.0 only: elsewhere the switch changes nothing.
 : > "$LOGS/bench_cuda_wgmma.log"
-[ -z "$HALF" ] || bench bench_cuda_wgmma.log "candidate kernels with the wgmma conv (CM4J_CUDA_WGMMA=on)" \
-  CM4J_CUDA_KERNELS=candidate CM4J_TUNING=full CM4J_TUNING_CACHE="$LOGS/tuning-wgmma" \
-  CM4J_CUDA_WGMMA=on -- --dtype "$HALF"
+CAP=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2> /dev/null | head -n 1 | tr -d ' ')
+if [ -n "$HALF" ] && [ "$CAP" = 9.0 ]; then
+  bench bench_cuda_wgmma.log "candidate kernels with the wgmma conv (CM4J_CUDA_WGMMA=on)" \
+    "${TUNING[@]}" CM4J_CUDA_WGMMA=on -- --dtype "$HALF" --generate
+fi
 
 # --- 3. diffusers --------------------------------------------------------------------------
 : > "$LOGS/baseline.log"

@@ -21,15 +21,13 @@ WORK=${PTXAS_WORK:-$(mktemp -d)}
 [ -n "${PTXAS_WORK:-}" ] || trap 'rm -rf "$WORK"' EXIT
 
 # One job per (source, arch): ptxas -v's report, prefixed with both.
-# Kernels on sm_90a's own instructions (*_wgmma.cu) are built for sm_90a alone, as the library
-# builds them (CMakeLists.txt), where sm_90 is a target.
+# Kernels on sm_90a's own instructions (*_wgmma.cu) are built for sm_90a alone, whatever the
+# targets, as the library builds them (CMakeLists.txt).
 for src in "$ROOT"/kernels/*.cu "$ROOT"/native/src/cuda/*.cu; do
-  for arch in $ARCHS; do
-    case "$src" in
-      *_wgmma.cu) [ "$arch" != 90 ] || echo "$src 90a" ;;
-      *) echo "$src $arch" ;;
-    esac
-  done
+  case "$src" in
+    *_wgmma.cu) echo "$src 90a" ;;
+    *) for arch in $ARCHS; do echo "$src $arch"; done ;;
+  esac
 done | xargs -P "$JOBS" -n 2 sh -c '
   src=$1 arch=$2 out='"$WORK"'/$(basename "$src").$arch
   extra=""

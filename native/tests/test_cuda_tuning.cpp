@@ -218,13 +218,16 @@ void check_cached(const char* what, const Chosen& tuned, const std::vector<std::
         identical(cached, full) ? "equal" : "differ from");
 }
 
-std::string cache_file() { return tuning_cache_dir() + "/" + tuning_file_name(tuning_identity(0)); }
+// The tuning file of device 0 (wgmma: the one kept where the wgmma kernel is a candidate).
+std::string cache_file(bool wgmma = false) {
+  return tuning_cache_dir() + "/" + tuning_file_name(tuning_identity(0, wgmma));
+}
 
-TuningEntries read_cache() {
+TuningEntries read_cache(bool wgmma = false) {
   TuningEntries e;
   std::string error;
-  CHECK(load_tuning_file(cache_file(), tuning_identity(0), &e, &error) == TuningLoad::kLoaded,
-        "cache file %s: %s", cache_file().c_str(), error.c_str());
+  CHECK(load_tuning_file(cache_file(wgmma), tuning_identity(0, wgmma), &e, &error) == TuningLoad::kLoaded,
+        "cache file %s: %s", cache_file(wgmma).c_str(), error.c_str());
   return e;
 }
 
@@ -432,10 +435,12 @@ void test_norm_choice(const std::string& dir) {
 
 // CM4J_CUDA_WGMMA=on on a compute capability 9.0 card (the emulator reports 9.0), with the
 // hook making the wgmma kernel with 1 split cheapest: full mode chooses it for every shape
-// the mma kernel takes and writes "wgmma 1" (no tile), within the bound of the CPU; cached
-// mode with the switch on gives the same bits, and with it off runs the rule's (the file
-// unchanged). Without the switch (test_ops) it is never a candidate. A bad value is refused
-// by name. On another card only that is checked.
+// the mma kernel takes and writes "wgmma 1" (no tile) to a file of its own (the identity's
+// version marked "+wgmma"), within the bound of the CPU; cached mode with the switch on gives
+// the same bits; with it off, the file without the mark is read (none here: the rule), and
+// where that file names the wgmma kernel (written by hand), the rule runs too. Without the
+// switch (test_ops) it is never a candidate. A bad value is refused by name. On another card
+// only that is checked.
 void test_wgmma_choice(const std::string& dir) {
   setenv("CM4J_CUDA_WGMMA", "sometimes", 1);
   std::string error;
@@ -462,7 +467,7 @@ void test_wgmma_choice(const std::string& dir) {
   setenv("CM4J_CUDA_WGMMA", "on", 1);
   if (auto b = gpu("full")) full = run_cases(b.get(), 2);
   const Chosen tuned = g_chosen;
-  const TuningEntries entries = read_cache();
+  const TuningEntries entries = read_cache(true);
   for (const auto& [shape, order] : entries.orders)
     CHECK(order.text() == "wgmma 1" && entries.tiles.empty(),
           "wgmma on: %d>%d k%d chose %s (%zu tiles written)", shape.c_in1, shape.c_out,
@@ -473,10 +478,17 @@ void test_wgmma_choice(const std::string& dir) {
   check_against_cpu("wgmma", full, ref);
   check_cached("wgmma", tuned, full);
   unsetenv("CM4J_CUDA_WGMMA");
+  CHECK(cache_file(true) != cache_file(false), "one file name with and without the wgmma kernel");
   if (auto b = gpu("cached")) cached_off = run_cases(b.get(), 2);
-  CHECK(ran_rule(rule) && identical(cached_off, off) && read_cache() == entries,
-        "wgmma off, a file choosing it: %s, the file %s", ran_rule(rule) ? "the rule" : "not the rule",
-        read_cache() == entries ? "unchanged" : "changed");
+  CHECK(ran_rule(rule) && identical(cached_off, off) && read_cache(true) == entries,
+        "wgmma off: %s, the wgmma file %s", ran_rule(rule) ? "the rule" : "not the rule",
+        read_cache(true) == entries ? "unchanged" : "changed");
+  std::string written;
+  CHECK(write_tuning_file(cache_file(), tuning_identity(0), entries, &written),
+        "the wgmma choices under the plain identity: %s", written.c_str());
+  if (auto b = gpu("cached")) cached_off = run_cases(b.get(), 2);
+  CHECK(ran_rule(rule) && identical(cached_off, off),
+        "wgmma off, a file naming it: %s", ran_rule(rule) ? "the rule" : "not the rule");
 }
 
 // CM4J_CUBLAS_LIB names a missing library: a cache file choosing cuBLAS for the 1x1 convs
@@ -584,7 +596,7 @@ void test_golden(const std::string& dir, bool wgmma) {
   g_timings = 0;
   g_chosen.clear();
   const auto full = tiny_forward(config, "cuda", g_dtype, "full");
-  const TuningEntries written = read_cache();
+  const TuningEntries written = read_cache(wgmma);
   const size_t entries = written.orders.size();
   CHECK(entries > 0 && g_timings > 0, "%s, full: %zu orders, %d candidates timed", what, entries, g_timings);
   const Chosen tuned = g_chosen;

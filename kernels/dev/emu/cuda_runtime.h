@@ -140,6 +140,20 @@ struct AsyncCopies {
 };
 constexpr int kWideWords = 16;  // 32-bit words per thread in a warp-collective exchange
 
+// One thread's warpgroup MMAs (sm90.h): each wgmma runs at the wgmma.wait_group that covers
+// it, reading shared memory and writing its accumulators then, as the device may; and
+// whether shared memory this thread's cp.asyncs landed is not yet fenced for the async proxy
+// (fence.proxy.async) that wgmma reads through.
+struct PendingWgmma {
+  std::function<void()> run;
+  long group;  // the thread's commit count when it was issued
+};
+struct WgmmaQueue {
+  std::vector<PendingWgmma> pending;
+  long committed = 0;
+  bool unfenced = false;
+};
+
 struct Fiber {
   ucontext_t ctx;     // the entry on its stack, for the first switch
   std::jmp_buf jump;  // where it yielded, for every later switch
@@ -166,6 +180,7 @@ struct Block {
   std::vector<uint32_t> wide;
   std::vector<long> collectives;
   std::vector<AsyncCopies> async_copies;  // per thread
+  std::vector<WgmmaQueue> wgmma;           // per thread
   long events = 0;              // progress counter for deadlock detection
   bool deadlock = false;
   void (*body)(void*) = nullptr;
@@ -335,6 +350,7 @@ inline void run_grid(dim3 grid, dim3 threads, void (*body)(void*), void* arg) {
         b.wide.assign(static_cast<size_t>(2) * n * kWideWords, 0);
         b.collectives.assign(n, 0);
         b.async_copies.assign(n, AsyncCopies());
+        b.wgmma.assign(n, WgmmaQueue());
         for (int i = 0; i < n; ++i) {
           Fiber& f = b.fibers[i];
           f.tid = dim3(i % threads.x, (i / threads.x) % threads.y, i / (threads.x * threads.y));
@@ -369,6 +385,12 @@ inline void run_grid(dim3 grid, dim3 threads, void (*body)(void*), void* arg) {
           block() = nullptr;
           return;
         }
+        for (const WgmmaQueue& q : b.wgmma)
+          if (!q.pending.empty()) {
+            fail(cudaErrorLaunchFailure, "a thread exited with a wgmma never waited for");
+            block() = nullptr;
+            return;
+          }
       }
   block() = nullptr;
 }

@@ -141,6 +141,7 @@ inline void cp_async_wait(int n) {
     if (c.group < q.committed - n) {
       std::memcpy(c.dst, c.src, c.src_bytes);
       std::memset(static_cast<char*>(c.dst) + c.src_bytes, 0, c.bytes - c.src_bytes);
+      block()->wgmma[block()->current].unfenced = true;  // sm90.h: a wgmma may not read it yet
     } else {
       still.push_back(c);
     }

@@ -10,9 +10,11 @@
 // array (`hint`), from which the host address is rebuilt. Swizzling XORs address bits as the
 // device does, so each array must be aligned to its swizzle pattern (checked).
 //
-// Not modelled: the asynchrony. The operands are read when the wgmma is issued, and the
-// accumulators are final at once; wgmma.wait_group checks only that every issued wgmma was
-// committed.
+// The asynchrony is modelled: a wgmma reads its operands and writes its accumulators at the
+// wgmma.wait_group that covers it, a block that ends with one never waited for fails, and a
+// wgmma issued while cp.async-landed shared memory is not yet fenced for the async proxy
+// fails. Not modelled: wgmma.fence (register ordering), and that all 4 warps of a
+// warpgroup pass the same descriptors (each warp's 32 lanes are checked).
 #pragma once
 
 #include <cstdint>
@@ -73,23 +75,16 @@ inline const uint16_t* mn_major(const MatrixDesc& d, int k, int n) {
   return reinterpret_cast<const uint16_t*>(swizzle(a, d.swizzle));
 }
 
-// Per thread: wgmmas issued and not yet committed, and committed groups (wait_group checks).
-struct WgmmaState {
-  std::vector<int> uncommitted;
-};
-inline WgmmaState& wgmma_state() {
-  static WgmmaState s;
-  Block& b = *block();
-  if (s.uncommitted.size() != b.fibers.size()) s.uncommitted.assign(b.fibers.size(), 0);
-  return s;
-}
-
 // wgmma.mma_async.sync.aligned.m64nNk16.f32.T.T with A (K-major) and B (K-major, or
 // MN-major when TRANS_B) from shared memory: d += A B over this warpgroup's 64 x N tile. Warp
 // w of the group (w = warp % 4), lane l (g = l / 4, t = l % 4) holds
 //   d[4j + i] = D[16w + g + 8 (i / 2)][8j + 2t + i % 2],
 // the mma.sync m16n8 accumulator layout repeated over the N / 8 column tiles. Each product
-// is exact in fp32 and summed onto d in k order, as sm80.h's mma_m16n8k16 sums.
+// is exact in fp32 and summed onto d in k order, as sm80.h's mma_m16n8k16 sums. It runs at the
+// wgmma.wait_group that covers it (wgmma_wait): shared memory overwritten before then, or
+// accumulators read before then, give wrong values. Issuing it while some thread of the block
+// has shared memory landed by cp.async and not yet fenced (fence_proxy_async) fails: stricter
+// than the device, which asks that of the writes this wgmma reads.
 template <typename T, int N, bool TRANS_B>
 inline void wgmma_m64k16(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b, const void* a_hint,
                          const void* b_hint) {
@@ -103,27 +98,44 @@ inline void wgmma_m64k16(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b, co
       fail(cudaErrorLaunchFailure, "wgmma: lanes of a warp pass different descriptors");
   if (blockDim.x * blockDim.y * blockDim.z % 128 != 0)
     fail(cudaErrorLaunchFailure, "wgmma: the block is not whole warpgroups");
+  Block& blk = *block();
+  for (const WgmmaQueue& q : blk.wgmma)
+    if (q.unfenced)
+      fail(cudaErrorLaunchFailure,
+           "wgmma: shared memory landed by cp.async read without fence.proxy.async");
   const MatrixDesc a = decode_desc(desc_a, a_hint), b = decode_desc(desc_b, b_hint);
-  const int me = block()->current, w = (me / 32) % 4, g = (me % 32) / 4, t = me % 4;
-  for (int j = 0; j < N / 8; ++j)
-    for (int i = 0; i < 4; ++i) {
-      const int row = 16 * w + g + 8 * (i / 2), col = 8 * j + 2 * t + i % 2;
-      float s = d[4 * j + i];
-      for (int k = 0; k < 16; ++k) {
-        const uint16_t av = *k_major(a, row, k);
-        const uint16_t bv = TRANS_B ? *mn_major(b, k, col) : *k_major(b, col, k);
-        s += b16_to_float(av, T()) * b16_to_float(bv, T());
-      }
-      d[4 * j + i] = s;
-    }
-  ++wgmma_state().uncommitted[me];
+  const int me = blk.current, w = (me / 32) % 4, g = (me % 32) / 4, t = me % 4;
+  float* acc = d;
+  WgmmaQueue& q = blk.wgmma[me];
+  q.pending.push_back({[a, b, acc, w, g, t] {
+                         for (int j = 0; j < N / 8; ++j)
+                           for (int i = 0; i < 4; ++i) {
+                             const int row = 16 * w + g + 8 * (i / 2), col = 8 * j + 2 * t + i % 2;
+                             float s = acc[4 * j + i];
+                             for (int k = 0; k < 16; ++k) {
+                               const uint16_t av = *k_major(a, row, k);
+                               const uint16_t bv = TRANS_B ? *mn_major(b, k, col) : *k_major(b, col, k);
+                               s += b16_to_float(av, T()) * b16_to_float(bv, T());
+                             }
+                             acc[4 * j + i] = s;
+                           }
+                       },
+                       q.committed});
 }
 
-inline void wgmma_commit() { wgmma_state().uncommitted[block()->current] = 0; }
+inline void wgmma_commit() { ++block()->wgmma[block()->current].committed; }
 
+// wgmma.wait_group 0: runs every committed wgmma of this thread, in issue order.
 inline void wgmma_wait() {
-  if (wgmma_state().uncommitted[block()->current] != 0)
-    fail(cudaErrorLaunchFailure, "wgmma.wait_group: a wgmma issued but never committed");
+  WgmmaQueue& q = block()->wgmma[block()->current];
+  for (const PendingWgmma& p : q.pending)
+    if (p.group >= q.committed)
+      fail(cudaErrorLaunchFailure, "wgmma.wait_group: a wgmma issued but never committed");
+  for (const PendingWgmma& p : q.pending) p.run();
+  q.pending.clear();
 }
+
+// fence.proxy.async.shared::cta: this thread's landed cp.asyncs become readable by wgmma.
+inline void fence_proxy_async() { block()->wgmma[block()->current].unfenced = false; }
 
 }  // namespace cm4j_emu

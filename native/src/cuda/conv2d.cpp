@@ -131,9 +131,9 @@ Status CudaBackend::conv2d_nhwc(const ConvParams& p, const ConvArgs& a, const De
     return invalid("conv2d: a fused group norm needs the tensor-core conv: channels in multiples "
                    "of 8, 16-byte-aligned sources and weight");
   cudaSetDevice(device_);
-  // The pipelined mma.sync kernel's tile and split, or the WMMA kernel, as the tuner
-  // chooses (CM4J_TUNING); WMMA alone where the mma kernel's 16-byte gather does not apply
-  // (conv_in, conv_out). Split-K's partial sums use the staging buffer (free during a conv:
+  // The pipelined mma.sync kernel's tile and split, the WMMA kernel, cuBLAS (1x1) or the
+  // sm_90a wgmma kernel (CM4J_CUDA_WGMMA=on), as the tuner chooses (CM4J_TUNING); WMMA alone
+  // where the mma kernel's 16-byte gather does not apply (conv_in, conv_out). Split-K's partial sums use the staging buffer (free during a conv:
   // ops run in order on one stream).
   const ConvChoice choice = tuner_->choose(k, stream_, capturing_);
   float* workspace = nullptr;

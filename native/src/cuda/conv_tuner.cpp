@@ -167,7 +167,7 @@ void set_hooks(std::function<double(const ConvShape&, int, const ConvChoice&)> c
 }
 }  // namespace conv_tuner_test
 
-TuningIdentity tuning_identity(int device) {
+TuningIdentity tuning_identity(int device, bool wgmma) {
   TuningIdentity id;
   cudaDeviceProp prop;
   if (cudaGetDeviceProperties(&prop, device) == cudaSuccess) {
@@ -176,7 +176,7 @@ TuningIdentity tuning_identity(int device) {
   }
   if (cudaDriverGetVersion(&id.driver) != cudaSuccess) id.driver = 0;
   cudaGetLastError();
-  id.version = cm4j_version();
+  id.version = std::string(cm4j_version()) + (wgmma ? "+wgmma" : "");
   return id;
 }
 
@@ -226,7 +226,10 @@ cudaError_t ConvTuner::run(const kernels::Conv2dNhwcParams& p, const ConvChoice&
 }
 
 ConvTuner::ConvTuner(TuningMode mode, int device, bool wgmma) : mode_(mode) {
-  if (mode_ == TuningMode::kOff) return;
+  if (mode_ == TuningMode::kOff) {
+    wgmma_problem_ = "CM4J_TUNING is off";
+    return;
+  }
   cudaDeviceProp prop;
   if (!wgmma) {
     wgmma_problem_ = "CM4J_CUDA_WGMMA is not on";
@@ -237,7 +240,7 @@ ConvTuner::ConvTuner(TuningMode mode, int device, bool wgmma) : mode_(mode) {
     wgmma_problem_ = "it runs on compute capability 9.0 only, and this card has " +
                      std::to_string(prop.major) + "." + std::to_string(prop.minor);
   }
-  const TuningIdentity identity = tuning_identity(device);
+  const TuningIdentity identity = tuning_identity(device, wgmma_problem_.empty());
   const std::string dir = tuning_cache_dir();
   cache_ = TuningCache::open(dir.empty() ? "" : dir + "/" + tuning_file_name(identity), identity);
   if (!cache_->problem().empty())
@@ -310,7 +313,7 @@ ConvChoice ConvTuner::decide(const kernels::Conv2dNhwcParams& p, cudaStream_t st
                            : "; using the fixed rule for them"));
     if (!measuring) return rule;
     // The file's choice is right for a machine where it runs (the file's identity does not
-    // say whether cuBLAS loads, or whether CM4J_CUDA_WGMMA is on), so the new order is held in memory only; another thread may
+    // say whether cuBLAS loads), so the new order is held in memory only; another thread may
     // have measured it meanwhile, and then its order stands (one order per image shape).
     std::lock_guard<std::mutex> timing(g_timing_mu);
     if (!cache_->find_order(shape, &order, &kept) || !allowed(p, choice_of(order, p), false)) {

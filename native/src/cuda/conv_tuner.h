@@ -8,7 +8,7 @@
 // output's sum) per image shape, measured on image 0 of the batch alone (batch 1); then,
 // where the order is the mma kernel's, its tile (which spreads the same sums over other
 // blocks) per batch size, among the three tiles of that order. A shape the tuning cache
-// lacks, or holds a choice that cannot run here (cuBLAS missing, or the wgmma kernel switched off), is measured, in full mode,
+// lacks, or holds a choice that cannot run here (cuBLAS missing), is measured, in full mode,
 // the first time it runs (the second kind for this process only): each candidate once into a
 // scratch output, checked against the fixed rule's output (dropped unless within the
 // dtype's bound), then timed with CUDA events on the backend's stream; the fastest is kept
@@ -33,8 +33,11 @@
 
 namespace cm4j {
 
-// This device's identity for the cache file: name, SMs, driver, cm4j_version().
-TuningIdentity tuning_identity(int device);
+// This device's identity for the cache file: name, SMs, driver, cm4j_version(), the version
+// marked "+wgmma" where the wgmma kernel is a candidate (CM4J_CUDA_WGMMA=on on a card it runs
+// on): its choices are measured among more kernels, so they are kept in a file of their own,
+// and turning the switch on measures every shape again.
+TuningIdentity tuning_identity(int device, bool wgmma = false);
 
 class ConvTuner {
  public:
