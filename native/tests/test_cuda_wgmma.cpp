@@ -6,9 +6,10 @@
 // roundings of the mma kernel's (against its size or the outputs' RMS), and the batch's last
 // image has the same bits as that image alone (the order of its sums does not depend on the
 // batch, nor on where its rows fall in the tiles); prints how many outputs match the mma
-// kernel's bits (a wgmma may sum in its own order). Skips (77) without a compute capability 9.0 device, and in a build without CUDA.
-// Under the CPU emulator (kernels/dev/emu/run.sh builds it; the emulator reports 9.0) the
-// bits must match the mma kernel's too: the emulator sums both in k order. Options:
+// kernel's bits (a wgmma may sum in its own order). Skips (77) without a compute capability
+// 9.0 device, and in a build without CUDA. Under the CPU emulator (kernels/dev/emu/run.sh
+// builds it; the emulator reports 9.0) the bits must match the mma kernel's where the splits
+// are the same: the emulator sums both in k order. Options:
 // --filter=A,B runs the cases whose name contains A or B.
 #include <algorithm>
 #include <cmath>

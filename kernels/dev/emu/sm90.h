@@ -44,7 +44,8 @@ inline MatrixDesc decode_desc(uint64_t bits, const void* hint) {
     case 1: d.swizzle = 128; break;
     case 2: d.swizzle = 64; break;
     case 3: d.swizzle = 32; break;
-    default: fail(cudaErrorLaunchFailure, "wgmma: the interleaved (unswizzled) layout is not modelled");
+    default:
+      fail(cudaErrorLaunchFailure, "wgmma: the interleaved (unswizzled) layout is not modelled");
   }
   // Swizzle<B,4,3>: the 16-byte chunk index within a row of `swizzle` bytes is XORed with the
   // row's index in the 8-row pattern, taken from the address bits above the row; a pattern
@@ -114,7 +115,8 @@ inline void wgmma_m64k16(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b, co
                              float s = acc[4 * j + i];
                              for (int k = 0; k < 16; ++k) {
                                const uint16_t av = *k_major(a, row, k);
-                               const uint16_t bv = TRANS_B ? *mn_major(b, k, col) : *k_major(b, col, k);
+                               const uint16_t bv =
+                                   TRANS_B ? *mn_major(b, k, col) : *k_major(b, col, k);
                                s += b16_to_float(av, T()) * b16_to_float(bv, T());
                              }
                              acc[4 * j + i] = s;
