@@ -89,9 +89,11 @@ struct Buf {
 
 // The conv parameters of a test case (any struct with the ConvParams geometry fields
 // batch, c1, c2, h, w, c_out, kernel, stride, pad, up); out_scale stays at its default.
-template <typename Case>
-cm4j::ConvParams conv_params(const Case& k) {
-  cm4j::ConvParams p;
+// Params: the backend's ConvParams, or a kernel's parameters of the same field names
+// (kernels::Conv2dNhwcParams).
+template <typename Params = cm4j::ConvParams, typename Case>
+Params conv_params(const Case& k) {
+  Params p;
   p.batch = k.batch;
   p.c_in1 = k.c1;
   p.c_in2 = k.c2;

@@ -25,6 +25,7 @@
 
 #include "conv2d_nhwc_mma.cuh"
 #include "conv2d_nhwc_wgmma.cuh"
+#include "cuda_test_util.h"
 #include "weights.h"
 
 namespace {
@@ -36,7 +37,7 @@ std::mt19937 g_rng(2026);
 
 struct Case {
   const char* name;
-  int batch, c1, c2, h, w, c_out, kernel, stride;
+  int batch, c1, c2, h, w, c_out, kernel, stride, pad;
   bool up, bbc, residual;
   int norm;  // a fused group norm: 0 none, 1 its map, 2 then SiLU
 };
@@ -111,17 +112,7 @@ void test_case(const Case& k, kernels::HalfType type) {
   const char* dtype = type == kernels::HalfType::kBF16 ? "bf16" : "fp16";
   const double bound = type == kernels::HalfType::kBF16 ? 1.5e-2 : 2e-3;
   DeviceArena arena;
-  kernels::Conv2dNhwcParams p;
-  p.batch = k.batch;
-  p.c_in1 = k.c1;
-  p.c_in2 = k.c2;
-  p.h_in = k.h;
-  p.w_in = k.w;
-  p.c_out = k.c_out;
-  p.kernel = k.kernel;
-  p.stride = k.stride;
-  p.pad = k.kernel / 2;
-  p.upsample = k.up;
+  kernels::Conv2dNhwcParams p = cm4j_test::conv_params<kernels::Conv2dNhwcParams>(k);
   const int hu = k.up ? 2 * k.h : k.h, wu = k.up ? 2 * k.w : k.w;
   p.h_out = (hu + 2 * p.pad - k.kernel) / k.stride + 1;
   p.w_out = (wu + 2 * p.pad - k.kernel) / k.stride + 1;
@@ -251,21 +242,21 @@ int main(int argc, char** argv) {
   std::printf("test_cuda_wgmma on %s\n", prop.name);
   // imagenet64 (192/384/576/768 channels; 64x64 to 8x8), lsun_mini's 1x1 and 3x3, and the
   // fused norms the NHWC mode makes; then tails (c_out not a multiple of 128, M of 128).
-  //                  name              b  c1   c2   h   w   co    k  s  up     bbc    res    norm
-  const Case cases[] = {{"res0 conv",      2, 192, 0,   64, 64, 192,  3, 1, false, true,  true,  2},
-                        {"down1 conv1",    2, 192, 0,   32, 32, 384,  3, 1, false, true,  false, 2},
-                        {"down1 short",    2, 192, 0,   32, 32, 384,  1, 1, false, false, true,  0},
-                        {"down2 conv1",    2, 384, 0,   16, 16, 576,  3, 1, false, true,  false, 2},
-                        {"attn qkv",       2, 576, 0,   16, 16, 1728, 1, 1, false, false, false, 1},
-                        {"mid conv",       2, 768, 0,   8,  8,  768,  3, 1, false, true,  true,  2},
-                        {"up0 cat conv",   2, 768, 768, 8,  8,  768,  3, 1, false, false, false, 2},
-                        {"up0 cat short",  2, 768, 768, 8,  8,  768,  1, 1, false, false, true,  0},
-                        {"up cat+upsample",1, 768, 384, 16, 16, 384,  3, 1, true,  true,  false, 0},
-                        {"up3 cat conv",   1, 384, 192, 64, 64, 192,  3, 1, false, false, false, 2},
-                        {"stride2",        2, 192, 0,   64, 64, 192,  3, 2, false, false, false, 0},
-                        {"lsun conv1",     2, 64,  0,   16, 16, 128,  3, 1, false, true,  false, 2},
-                        {"lsun short",     2, 128, 0,   8,  8,  256,  1, 1, false, false, true,  0},
-                        {"tails",          3, 40,  16,  5,  7,  136,  3, 1, true,  true,  true,  1}};
+  //                  name              b  c1   c2   h   w   co    k  s  p  up     bbc    res    norm
+  const Case cases[] = {{"res0 conv",      2, 192, 0,   64, 64, 192,  3, 1, 1, false, true,  true,  2},
+                        {"down1 conv1",    2, 192, 0,   32, 32, 384,  3, 1, 1, false, true,  false, 2},
+                        {"down1 short",    2, 192, 0,   32, 32, 384,  1, 1, 0, false, false, true,  0},
+                        {"down2 conv1",    2, 384, 0,   16, 16, 576,  3, 1, 1, false, true,  false, 2},
+                        {"attn qkv",       2, 576, 0,   16, 16, 1728, 1, 1, 0, false, false, false, 1},
+                        {"mid conv",       2, 768, 0,   8,  8,  768,  3, 1, 1, false, true,  true,  2},
+                        {"up0 cat conv",   2, 768, 768, 8,  8,  768,  3, 1, 1, false, false, false, 2},
+                        {"up0 cat short",  2, 768, 768, 8,  8,  768,  1, 1, 0, false, false, true,  0},
+                        {"up cat+upsample",1, 768, 384, 16, 16, 384,  3, 1, 1, true,  true,  false, 0},
+                        {"up3 cat conv",   1, 384, 192, 64, 64, 192,  3, 1, 1, false, false, false, 2},
+                        {"stride2",        2, 192, 0,   64, 64, 192,  3, 2, 1, false, false, false, 0},
+                        {"lsun conv1",     2, 64,  0,   16, 16, 128,  3, 1, 1, false, true,  false, 2},
+                        {"lsun short",     2, 128, 0,   8,  8,  256,  1, 1, 0, false, false, true,  0},
+                        {"tails",          3, 40,  16,  5,  7,  136,  3, 1, 1, true,  true,  true,  1}};
   for (const Case& k : cases) {
     if (!selected(filter, k.name)) continue;
     test_case(k, kernels::HalfType::kF16);
