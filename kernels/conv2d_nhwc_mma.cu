@@ -53,14 +53,18 @@ __global__ void __launch_bounds__(WideTile::kThreads)
   conv2d_nhwc_mma_block<T, WideTile, KS, NORM>(p, partial);
 }
 
-// The kernel of tile Tile for a kernel size (0: any) and a fused norm or none.
-template <typename T, class Tile, int KS, bool NORM>
-constexpr void (*kernel_of())(const Conv2dNhwcParams, float*) {
-  if constexpr (std::is_same<Tile, WideTile>::value)
-    return conv2d_nhwc_mma_wide_kernel<T, KS, NORM>;
-  else
-    return conv2d_nhwc_mma_kernel<T, Tile::kThreads / 64, KS, NORM>;
-}
+// The kernels of tile TILE (launch_blocks' family).
+template <typename T, class TILE>
+struct MmaKernels {
+  using Tile = TILE;
+  template <int KS, bool NORM>
+  static constexpr void (*get())(const Conv2dNhwcParams, float*) {
+    if constexpr (std::is_same<Tile, WideTile>::value)
+      return conv2d_nhwc_mma_wide_kernel<T, KS, NORM>;
+    else
+      return conv2d_nhwc_mma_kernel<T, Tile::kThreads / 64, KS, NORM>;
+  }
+};
 
 // dst from the splits' partial sums, added in split order.
 template <typename T>
@@ -87,32 +91,13 @@ cudaError_t launch_reduce(const Conv2dNhwcParams& p, const float* partial, int s
   return cudaGetLastError();
 }
 
-// The conv in tile Tile; splits > 1: over `splits` blocks along k, with `partial`
-// [splits, M, c_out] in between.
-template <typename T, class Tile>
-cudaError_t launch_tile(const Conv2dNhwcParams& p, float* partial, int splits,
-                        cudaStream_t stream) {
-  const int m = p.batch * p.h_out * p.w_out;
-  dim3 grid(kidx::ceil_div(m, Tile::kBM), kidx::ceil_div(p.c_out, Tile::kBN), splits);
-  if (grid.y > 65535) return cudaErrorInvalidValue;
-  void (*kernel)(const Conv2dNhwcParams, float*) =
-      p.norm ? (p.kernel == 1   ? kernel_of<T, Tile, 1, true>()
-                : p.kernel == 3 ? kernel_of<T, Tile, 3, true>()
-                                : kernel_of<T, Tile, 0, true>())
-             : (p.kernel == 1   ? kernel_of<T, Tile, 1, false>()
-                : p.kernel == 3 ? kernel_of<T, Tile, 3, false>()
-                                : kernel_of<T, Tile, 0, false>());
-  CM4J_LAUNCH(kernel, grid, Tile::kThreads, stream, p, splits > 1 ? partial : nullptr);
-  if (splits > 1) return launch_reduce<T>(p, partial, splits, stream);
-  return cudaGetLastError();
-}
 
 template <typename T>
 cudaError_t launch(const Conv2dNhwcParams& p, const Conv2dNhwcMmaConfig& c, float* partial,
                    cudaStream_t stream) {
-  if (c.tile_n == 128) return launch_tile<T, WideTile>(p, partial, c.splits, stream);
-  return c.tile_m == 128 ? launch_tile<T, NarrowTile<4>>(p, partial, c.splits, stream)
-                         : launch_tile<T, NarrowTile<2>>(p, partial, c.splits, stream);
+  if (c.tile_n == 128) return launch_blocks<MmaKernels<T, WideTile>>(p, c.splits, partial, stream);
+  return c.tile_m == 128 ? launch_blocks<MmaKernels<T, NarrowTile<4>>>(p, c.splits, partial, stream)
+                         : launch_blocks<MmaKernels<T, NarrowTile<2>>>(p, c.splits, partial, stream);
 }
 
 int k_tiles(const Conv2dNhwcParams& p) {

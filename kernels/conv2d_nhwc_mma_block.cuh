@@ -9,7 +9,9 @@
 #include <cuda_fp16.h>
 
 #include "conv2d_nhwc.cuh"
+#include "conv2d_nhwc_mma.cuh"
 #include "indexing.cuh"
+#include "launch.cuh"
 #include "mma_sm80.cuh"
 #include "mma_sm90.cuh"
 #include "nhwc_device.cuh"
@@ -296,6 +298,29 @@ __device__ __forceinline__ void conv2d_nhwc_mma_block(const Conv2dNhwcParams& p,
 #else
   __trap();  // tensor-core path built for an architecture below sm_80
 #endif
+}
+
+// Queues the conv on a kernel family: Kernels::Tile its tile, Kernels::get<KS, NORM>() its
+// kernel for a kernel size (1, 3, or 0: any) and a fused norm or none. splits > 1: over
+// `splits` blocks along k, with `partial` [splits, M, c_out] in between, added by the split-K
+// reduction.
+template <class Kernels>
+cudaError_t launch_blocks(const Conv2dNhwcParams& p, int splits, float* partial,
+                          cudaStream_t stream) {
+  using Tile = typename Kernels::Tile;
+  const int m = p.batch * p.h_out * p.w_out;
+  dim3 grid(kidx::ceil_div(m, Tile::kBM), kidx::ceil_div(p.c_out, Tile::kBN), splits);
+  if (grid.y > 65535) return cudaErrorInvalidValue;
+  void (*kernel)(const Conv2dNhwcParams, float*) =
+      p.norm ? (p.kernel == 1   ? Kernels::template get<1, true>()
+                : p.kernel == 3 ? Kernels::template get<3, true>()
+                                : Kernels::template get<0, true>())
+             : (p.kernel == 1   ? Kernels::template get<1, false>()
+                : p.kernel == 3 ? Kernels::template get<3, false>()
+                                : Kernels::template get<0, false>());
+  CM4J_LAUNCH(kernel, grid, Tile::kThreads, stream, p, splits > 1 ? partial : nullptr);
+  if (splits > 1) return conv2d_nhwc_epilogue(p, partial, splits, stream);
+  return cudaGetLastError();
 }
 
 }  // namespace mma_block

@@ -8,8 +8,6 @@
 #include "conv2d_nhwc_mma.cuh"
 #include "conv2d_nhwc_mma_block.cuh"
 #include "conv2d_nhwc_wgmma.cuh"
-#include "indexing.cuh"
-#include "launch.cuh"
 
 namespace cm4j {
 namespace kernels {
@@ -24,23 +22,15 @@ __global__ void __launch_bounds__(WgmmaTile::kThreads)
   mma_block::conv2d_nhwc_mma_block<T, WgmmaTile, KS, NORM>(p, partial);
 }
 
+// The kernels (mma_block::launch_blocks' family).
 template <typename T>
-cudaError_t launch_wgmma(const Conv2dNhwcParams& p, int splits, float* partial,
-                         cudaStream_t stream) {
-  const int m = p.batch * p.h_out * p.w_out;
-  dim3 grid(kidx::ceil_div(m, WgmmaTile::kBM), kidx::ceil_div(p.c_out, WgmmaTile::kBN), splits);
-  if (grid.y > 65535) return cudaErrorInvalidValue;
-  void (*kernel)(const Conv2dNhwcParams, float*) =
-      p.norm ? (p.kernel == 1   ? conv2d_nhwc_wgmma_kernel<T, 1, true>
-                : p.kernel == 3 ? conv2d_nhwc_wgmma_kernel<T, 3, true>
-                                : conv2d_nhwc_wgmma_kernel<T, 0, true>)
-             : (p.kernel == 1   ? conv2d_nhwc_wgmma_kernel<T, 1, false>
-                : p.kernel == 3 ? conv2d_nhwc_wgmma_kernel<T, 3, false>
-                                : conv2d_nhwc_wgmma_kernel<T, 0, false>);
-  CM4J_LAUNCH(kernel, grid, WgmmaTile::kThreads, stream, p, splits > 1 ? partial : nullptr);
-  if (splits > 1) return conv2d_nhwc_epilogue(p, partial, splits, stream);
-  return cudaGetLastError();
-}
+struct WgmmaKernels {
+  using Tile = WgmmaTile;
+  template <int KS, bool NORM>
+  static constexpr void (*get())(const Conv2dNhwcParams, float*) {
+    return conv2d_nhwc_wgmma_kernel<T, KS, NORM>;
+  }
+};
 
 }  // namespace
 
@@ -61,8 +51,10 @@ cudaError_t conv2d_nhwc_wgmma_forward(const Conv2dNhwcParams& p, int splits, flo
     return cudaErrorInvalidValue;
   if (splits > 1 && !workspace) return cudaErrorInvalidValue;
   switch (p.type) {
-    case HalfType::kF16: return launch_wgmma<__half>(p, splits, workspace, stream);
-    case HalfType::kBF16: return launch_wgmma<__nv_bfloat16>(p, splits, workspace, stream);
+    case HalfType::kF16:
+      return mma_block::launch_blocks<WgmmaKernels<__half>>(p, splits, workspace, stream);
+    case HalfType::kBF16:
+      return mma_block::launch_blocks<WgmmaKernels<__nv_bfloat16>>(p, splits, workspace, stream);
   }
   return cudaErrorInvalidValue;
 }

@@ -133,8 +133,8 @@ Status CudaBackend::conv2d_nhwc(const ConvParams& p, const ConvArgs& a, const De
   cudaSetDevice(device_);
   // The pipelined mma.sync kernel's tile and split, the WMMA kernel, cuBLAS (1x1) or the
   // sm_90a wgmma kernel (CM4J_CUDA_WGMMA=on), as the tuner chooses (CM4J_TUNING); WMMA alone
-  // where the mma kernel's 16-byte gather does not apply (conv_in, conv_out). Split-K's partial sums use the staging buffer (free during a conv:
-  // ops run in order on one stream).
+  // where the mma kernel's 16-byte gather does not apply (conv_in, conv_out). Split-K's
+  // partial sums use the staging buffer (free during a conv: ops run in order on one stream).
   const ConvChoice choice = tuner_->choose(k, stream_, capturing_);
   float* workspace = nullptr;
   if (const size_t floats = conv_choice_workspace_floats(k, choice)) {
