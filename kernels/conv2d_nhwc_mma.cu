@@ -56,6 +56,7 @@ __global__ void __launch_bounds__(WideTile::kThreads)
 // The kernels of tile TILE (launch_blocks' family).
 template <typename T, class TILE>
 struct MmaKernels {
+  using Type = T;
   using Tile = TILE;
   template <int KS, bool NORM>
   static constexpr void (*get())(const Conv2dNhwcParams, float*) {

@@ -1,8 +1,9 @@
 // The block of the pipelined tensor-core convolution (conv2d_nhwc_mma.cu, conv2d_nhwc_wgmma.cu),
 // one template over its tile: the gather of [BM pixels, 32 k] activation slices and [32 k, BN
-// co] weight slices through a 3-stage cp.async pipeline into swizzled shared memory, the
-// fused norm on the landed A slices, the MMAs (mma.sync per warp, or wgmma per warpgroup),
-// and the epilogue from the fp32 accumulators. Internal to those two files.
+// co] weight slices through a cp.async pipeline into swizzled shared memory (3 stages for
+// mma.sync, 6 for wgmma), the fused norm on the landed A slices, the MMAs (mma.sync per warp,
+// or wgmma per warpgroup), and the epilogue from the fp32 accumulators. Internal to those
+// two files.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -25,7 +26,6 @@ using nhwc_detail::to_f32;
 using sm80::swizzled_offset;
 
 constexpr int kBK = 32;      // reduction per stage: two k16 MMA steps
-constexpr int kStages = 3;   // cp.async pipeline depth
 constexpr int kChunk = 8;    // 2-byte elements per 16-byte copy
 constexpr int kAChunks = kBK / kChunk;  // per A row (pixel): 64 bytes, swizzled_offset<4>
 
@@ -35,6 +35,10 @@ constexpr int kAChunks = kBK / kChunk;  // per A row (pixel): 64 bytes, swizzled
 template <int WARPS_M, int WARPS_N, int MI, int NI>
 struct MmaTile {
   static constexpr bool kWgmma = false;
+  // Pipeline stages in static shared memory (3 x 16 KiB at most: the 48 KiB a block may
+  // declare), and MMA slices left running while the next stage is gathered (mma.sync: none).
+  static constexpr int kStages = 3, kInFlight = 0;
+  static constexpr bool kDynamicShared = false;
   static constexpr int kWarpsN = WARPS_N, kMI = MI, kNI = NI;
   static constexpr int kThreads = WARPS_M * WARPS_N * 32;
   static constexpr int kBM = WARPS_M * MI * 16, kBN = WARPS_N * NI * 8;
@@ -56,14 +60,26 @@ using WideTile = MmaTile<2, 2, 4, 8>;
 // out as 8 warps of 16x128 (MmaTile<8, 1, 1, 16>), so the epilogue is the mma tiles'. The
 // wgmma's descriptors take canonical layouts: A as the mma tiles keep it (64-byte rows of
 // [pixel][k], whose XOR swizzle is wgmma's 64-byte one), B as 2 blocks of 64 channels, each
-// [32 k][64 co] in 128-byte rows with the 128-byte swizzle.
+// [32 k][64 co] in 128-byte rows with the 128-byte swizzle. Six stages in dynamic shared
+// memory (6 x 16 KiB, two blocks per SM): four slices in flight as copies and one as wgmmas
+// (kInFlight), so the tensor cores work through the barrier and the next slice's gather.
 struct WgmmaTile : MmaTile<8, 1, 1, 16> {
   static constexpr bool kWgmma = true;
+  static constexpr int kStages = 6, kInFlight = 1;
+  static constexpr bool kDynamicShared = true;
   static constexpr int kBlockN = 64;  // channels per 128-byte B row
   __host__ __device__ static __forceinline__ int b_offset(int row, int chunk) {
     return chunk / 8 * (kBK * kBlockN) + swizzled_offset<8>(row, chunk % 8);
   }
 };
+
+// A tile's pipeline stages in bytes: A [kBM][kBK] and B [kBK][kBN] per stage, and for dynamic
+// shared memory the slack to align them to 1 KiB.
+template <typename T, class Tile>
+constexpr int stage_bytes() {
+  return Tile::kStages * (Tile::kBM + Tile::kBN) * kBK * static_cast<int>(sizeof(T)) +
+         (Tile::kDynamicShared ? 1024 : 0);
+}
 
 // Output (m, co) of image b from its fp32 sum: bias, per-image bias, residual, out_scale,
 // one rounding on store.
@@ -113,8 +129,8 @@ __device__ __forceinline__ void warp_mma_slice(float (&acc)[Tile::kMI][Tile::kNI
 // wgmma m64n128k16. A: the group's 64 rows of 64 bytes, 8-row groups 512 bytes apart (SBO;
 // the step's k at +32 bytes inside the row, which the 64-byte swizzle permutes by address
 // bits); B: MN-major, 64-channel blocks kBK rows apart (LBO), 8-row k groups 1024 bytes apart
-// (SBO). Returns with the wgmmas in flight: warpgroup_mma_wait ends them, before the
-// stage is reused and before the accumulators are read.
+// (SBO). Returns with the wgmmas in flight as one group: warpgroup_mma_wait ends them, before
+// the stage is reused and before the accumulators are read.
 template <typename T>
 __device__ __forceinline__ void warpgroup_mma_slice(float (&acc)[1][16][4], const T* as,
                                                     const T* bs, int wg, const void* a_hint,
@@ -133,8 +149,10 @@ __device__ __forceinline__ void warpgroup_mma_slice(float (&acc)[1][16][4], cons
   sm90::fence_accumulators(d);
 }
 
+// Waits for this thread's wgmma groups but the newest N.
+template <int N>
 __device__ __forceinline__ void warpgroup_mma_wait(float (&acc)[1][16][4]) {
-  sm90::wgmma_wait_all();
+  sm90::wgmma_wait<N>();
   sm90::fence_accumulators(reinterpret_cast<float(&)[64]>(acc));
 }
 
@@ -146,13 +164,31 @@ __device__ __forceinline__ void conv2d_nhwc_mma_block(const Conv2dNhwcParams& p,
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
   constexpr int kThreads = Tile::kThreads, kBM = Tile::kBM, kBN = Tile::kBN;
   constexpr int kBChunks = Tile::kBChunks, kMI = Tile::kMI, kNI = Tile::kNI;
+  constexpr int kStages = Tile::kStages, kInFlight = Tile::kInFlight;
+  // Slices gathered ahead: a stage is reloaded once the MMAs of the slice it held are done,
+  // kInFlight slices after they were issued.
+  constexpr int kPrefetch = kStages - 1 - kInFlight;
+  static_assert(kPrefetch >= 1 && (Tile::kWgmma || kInFlight == 0), "pipeline depth");
   constexpr int kARows = kBM * kAChunks / kThreads;  // A chunks per thread (one column)
   constexpr int kBLoads = kBK * kBChunks / kThreads;
   static_assert(kThreads % kAChunks == 0 && (kBK * kBChunks) % kThreads == 0, "tile loads");
-  // Aligned to wgmma's largest swizzle pattern (8 rows of 128 bytes): its descriptors swizzle
-  // by address bits.
-  __shared__ __align__(1024) T a_s[kStages][kBM * kBK];  // [pixel][k], swizzled
-  __shared__ __align__(1024) T b_s[kStages][kBK * kBN];  // Tile::b_offset
+  // Stage s: A at a_s + s * kBM * kBK ([pixel][k], swizzled), B at b_s + s * kBK * kBN
+  // (Tile::b_offset). Aligned to wgmma's largest swizzle pattern (8 rows of 128 bytes): its
+  // descriptors swizzle by address bits.
+  T* a_s;
+  T* b_s;
+  if constexpr (Tile::kDynamicShared) {
+    CM4J_DYNAMIC_SHARED(dynamic);
+    a_s = reinterpret_cast<T*>(sm90::align_shared<1024>(dynamic));
+    b_s = a_s + kStages * kBM * kBK;
+  } else {
+    __shared__ __align__(1024) T a_static[kStages * kBM * kBK];
+    __shared__ __align__(1024) T b_static[kStages * kBK * kBN];
+    a_s = a_static;
+    b_s = b_static;
+  }
+  auto a_stage = [&](int stage) { return a_s + stage * (kBM * kBK); };
+  auto b_stage = [&](int stage) { return b_s + stage * (kBK * kBN); };
 
   const int ks = KS > 0 ? KS : p.kernel;
   const int c_in = p.c_in1 + p.c_in2;
@@ -205,7 +241,8 @@ __device__ __forceinline__ void conv2d_nhwc_mma_block(const Conv2dNhwcParams& p,
       int which;
       const int64_t off = a_offset(kt, i, &tap, &which);
       const T* src = off < 0 ? src1 : (which == 0 ? src1 : src2) + off;
-      sm80::cp_async<16>(&a_s[stage][swizzled_offset<kAChunks>(a_row(i), a_chunk)], src, off >= 0);
+      sm80::cp_async<16>(&a_stage(stage)[swizzled_offset<kAChunks>(a_row(i), a_chunk)], src,
+                         off >= 0);
     }
 #pragma unroll
     for (int i = 0; i < kBLoads; ++i) {
@@ -213,7 +250,7 @@ __device__ __forceinline__ void conv2d_nhwc_mma_block(const Conv2dNhwcParams& p,
       const int kw = kt * kBK + c.row, co = n0 + c.col * kChunk;
       const bool valid = kw < K && co < N;
       const T* src = valid ? w + kidx::conv_packed_index(kw, co, N) : w;
-      sm80::cp_async<16>(&b_s[stage][Tile::b_offset(c.row, c.col)], src, valid);
+      sm80::cp_async<16>(&b_stage(stage)[Tile::b_offset(c.row, c.col)], src, valid);
     }
   };
 
@@ -227,7 +264,7 @@ __device__ __forceinline__ void conv2d_nhwc_mma_block(const Conv2dNhwcParams& p,
       int which;
       if (a_offset(kt, i, &tap, &which) < 0) continue;
       const float* center = p.norm + static_cast<int64_t>(a_px[i].b) * 3 * c_in + tap.c;
-      T* v = &a_s[stage][swizzled_offset<kAChunks>(a_row(i), a_chunk)];
+      T* v = &a_stage(stage)[swizzled_offset<kAChunks>(a_row(i), a_chunk)];
 #pragma unroll
       for (int j = 0; j < kChunk; ++j)
         v[j] = from_f32<T>(nhwc_detail::norm_act(to_f32(v[j]), center[j], center[c_in + j],
@@ -243,34 +280,33 @@ __device__ __forceinline__ void conv2d_nhwc_mma_block(const Conv2dNhwcParams& p,
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
 
-  // Prologue: slices 0 and 1 in flight (a group per slice, empty past the end).
+  // Prologue: the first kPrefetch slices in flight (a group per slice, empty past the end).
 #pragma unroll
-  for (int s = 0; s < kStages - 1; ++s) {
+  for (int s = 0; s < kPrefetch; ++s) {
     if (s < k_tiles) load_stage(s, kt0 + s);
     sm80::cp_async_commit();
   }
   for (int kt = 0; kt < k_tiles; ++kt) {
     // Slice kt has landed for this thread; the barrier makes every thread's copies visible
-    // and ends the reads of the stage the next copies reuse (slice kt - 1's).
-    sm80::cp_async_wait<kStages - 2>();
+    // and ends the MMAs' reads of the stage the next copies reuse (slice kt - 1 - kInFlight's).
+    sm80::cp_async_wait<kPrefetch - 1>();
     if (NORM) normalize_stage(kt % kStages, kt0 + kt);
     if constexpr (Tile::kWgmma) {
-      // This thread's writes to the stage made visible to wgmma's reads, and the previous
-      // slice's wgmmas (overlapped with this slice's wait and norm) done with the stage the
-      // copies below reuse.
+      // This thread's writes to the stage made visible to wgmma's reads, and the wgmmas of
+      // slice kt - 1 - kInFlight done with the stage the copies below reuse; the newer ones
+      // keep the tensor cores busy through the barrier.
       sm90::fence_proxy_async();
-      warpgroup_mma_wait(acc);
+      warpgroup_mma_wait<kInFlight>(acc);
     }
     __syncthreads();
-    if (kt + kStages - 1 < k_tiles)
-      load_stage((kt + kStages - 1) % kStages, kt0 + kt + kStages - 1);
+    if (kt + kPrefetch < k_tiles) load_stage((kt + kPrefetch) % kStages, kt0 + kt + kPrefetch);
     sm80::cp_async_commit();
     if constexpr (Tile::kWgmma)
-      warpgroup_mma_slice<T>(acc, a_s[kt % kStages], b_s[kt % kStages], warp / 4, a_s, b_s);
+      warpgroup_mma_slice<T>(acc, a_stage(kt % kStages), b_stage(kt % kStages), warp / 4, a_s, b_s);
     else
-      warp_mma_slice<T, Tile>(acc, a_s[kt % kStages], b_s[kt % kStages], wm, wn, lane);
+      warp_mma_slice<T, Tile>(acc, a_stage(kt % kStages), b_stage(kt % kStages), wm, wn, lane);
   }
-  if constexpr (Tile::kWgmma) warpgroup_mma_wait(acc);
+  if constexpr (Tile::kWgmma) warpgroup_mma_wait<0>(acc);
 
   // Epilogue in fp32 from the accumulators (lane: rows lane / 4 and + 8, channel pair
   // 2 (lane % 4)), or the raw sums of this split.
@@ -300,10 +336,10 @@ __device__ __forceinline__ void conv2d_nhwc_mma_block(const Conv2dNhwcParams& p,
 #endif
 }
 
-// Queues the conv on a kernel family: Kernels::Tile its tile, Kernels::get<KS, NORM>() its
-// kernel for a kernel size (1, 3, or 0: any) and a fused norm or none. splits > 1: over
-// `splits` blocks along k, with `partial` [splits, M, c_out] in between, added by the split-K
-// reduction.
+// Queues the conv on a kernel family: Kernels::Type its element type, Kernels::Tile its tile,
+// Kernels::get<KS, NORM>() its kernel for a kernel size (1, 3, or 0: any) and a fused norm or
+// none. splits > 1: over `splits` blocks along k, with `partial` [splits, M, c_out] in between,
+// added by the split-K reduction.
 template <class Kernels>
 cudaError_t launch_blocks(const Conv2dNhwcParams& p, int splits, float* partial,
                           cudaStream_t stream) {
@@ -318,7 +354,18 @@ cudaError_t launch_blocks(const Conv2dNhwcParams& p, int splits, float* partial,
              : (p.kernel == 1   ? Kernels::template get<1, false>()
                 : p.kernel == 3 ? Kernels::template get<3, false>()
                                 : Kernels::template get<0, false>());
-  CM4J_LAUNCH(kernel, grid, Tile::kThreads, stream, p, splits > 1 ? partial : nullptr);
+  float* sums = splits > 1 ? partial : nullptr;
+  if constexpr (Tile::kDynamicShared) {
+    // Above the 48 KiB a launch gets by default; set per launch, since the attribute belongs
+    // to the current device's copy of the kernel.
+    constexpr int kBytes = stage_bytes<typename Kernels::Type, Tile>();
+    const cudaError_t e =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
+    if (e != cudaSuccess) return e;
+    CM4J_LAUNCH_SHARED(kernel, grid, Tile::kThreads, kBytes, stream, p, sums);
+  } else {
+    CM4J_LAUNCH(kernel, grid, Tile::kThreads, stream, p, sums);
+  }
   if (splits > 1) return conv2d_nhwc_epilogue(p, partial, splits, stream);
   return cudaGetLastError();
 }

@@ -16,8 +16,13 @@ namespace {
 
 using mma_block::WgmmaTile;
 
+// Two blocks per SM (the 128-register budget's occupancy) on sm_90's 228 KiB of shared memory,
+// each block also holding 1 KiB the system reserves.
+static_assert(2 * (mma_block::stage_bytes<__half, WgmmaTile>() + 1024) <= 228 * 1024,
+              "the wgmma tile's stages must leave room for two blocks per SM");
+
 template <typename T, int KS, bool NORM>
-__global__ void __launch_bounds__(WgmmaTile::kThreads)
+__global__ void __launch_bounds__(WgmmaTile::kThreads, 2)
     conv2d_nhwc_wgmma_kernel(const Conv2dNhwcParams p, float* partial) {
   mma_block::conv2d_nhwc_mma_block<T, WgmmaTile, KS, NORM>(p, partial);
 }
@@ -25,6 +30,7 @@ __global__ void __launch_bounds__(WgmmaTile::kThreads)
 // The kernels (mma_block::launch_blocks' family).
 template <typename T>
 struct WgmmaKernels {
+  using Type = T;
   using Tile = WgmmaTile;
   template <int KS, bool NORM>
   static constexpr void (*get())(const Conv2dNhwcParams, float*) {

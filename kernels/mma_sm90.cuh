@@ -47,6 +47,18 @@ __device__ __forceinline__ uint64_t smem_desc(const void* p, uint32_t lbo, uint3
   return matrix_desc(addr, lbo, sbo, swizzle_bytes);
 }
 
+// p rounded up to the next shared-memory address that is a multiple of BYTES: dynamic shared
+// memory is only promised 16-byte alignment, and a swizzle pattern must start on its size.
+template <int BYTES>
+__device__ __forceinline__ unsigned char* align_shared(unsigned char* p) {
+#if defined(CM4J_CUDA_EMULATION)
+  const uint32_t addr = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p));
+#else
+  const uint32_t addr = sm80::smem_addr(p);
+#endif
+  return p + ((BYTES - addr % BYTES) % BYTES);
+}
+
 #if !defined(CM4J_CUDA_EMULATION) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define CM4J_SM90A 1
 #endif
@@ -78,13 +90,14 @@ __device__ __forceinline__ void wgmma_commit() {
 #endif
 }
 
-// Waits until every committed wgmma group has completed (its accumulators final and its
-// shared-memory operands read).
-__device__ __forceinline__ void wgmma_wait_all() {
+// Waits until every committed wgmma group but the newest N has completed (their
+// accumulators final and their shared-memory operands read).
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
 #if defined(CM4J_CUDA_EMULATION)
-  cm4j_emu::wgmma_wait();
+  cm4j_emu::wgmma_wait(N);
 #elif defined(CM4J_SM90A)
-  asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 #endif
 }
 

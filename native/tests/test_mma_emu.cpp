@@ -628,6 +628,42 @@ void test_partial_warp() {
   check(cudaGetLastError() == cudaErrorLaunchFailure, "mma.sync by half a warp fails the launch");
 }
 
+// Dynamic shared memory as the wgmma conv's stages take it: above 48 KiB a launch fails
+// without the kernel's attribute, as on the device; with it, each block finds the buffer
+// poisoned (0xff) and only 16-byte aligned, 16 bytes past a 1 KiB boundary, which
+// align_shared<1024> rounds up to one.
+__global__ void dynamic_shared_kernel(uint32_t* out) {
+  CM4J_DYNAMIC_SHARED(smem);
+  if (threadIdx.x != 0) return;
+  uint32_t* o = out + blockIdx.x * 3;
+  o[0] = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(smem) % 1024);
+  o[1] = static_cast<uint32_t>(
+      reinterpret_cast<uintptr_t>(cm4j::kernels::sm90::align_shared<1024>(smem)) % 1024);
+  o[2] = smem[100];
+  smem[100] = 0;  // the next block must find the poison again
+}
+
+void test_dynamic_shared() {
+  constexpr int kBytes = 64 * 1024;
+  uint32_t* out;
+  cudaMalloc(&out, 6 * sizeof(uint32_t));
+  CM4J_LAUNCH_SHARED(dynamic_shared_kernel, 2, 32, kBytes, nullptr, out);
+  const bool refused = cudaGetLastError() == cudaErrorInvalidValue;
+  const bool allowed = cudaFuncSetAttribute(dynamic_shared_kernel,
+                                            cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                            kBytes) == cudaSuccess;
+  CM4J_LAUNCH_SHARED(dynamic_shared_kernel, 2, 32, kBytes, nullptr, out);
+  const bool ran = cudaGetLastError() == cudaSuccess;
+  uint32_t got[6] = {};
+  cudaMemcpy(got, out, sizeof got, cudaMemcpyDeviceToHost);
+  bool ok = refused && allowed && ran;
+  for (int b = 0; b < 2; ++b)
+    ok = ok && got[3 * b] == 16 && got[3 * b + 1] == 0 && got[3 * b + 2] == 0xff;
+  check(ok, "dynamic shared memory: 64 KiB refused without the attribute, then poisoned for "
+            "each block and 16 bytes past 1 KiB, which align_shared<1024> rounds up");
+  cudaFree(out);
+}
+
 // The swizzle is a permutation of each row's chunks, and the 8 rows an ldmatrix reads at one
 // logical chunk land in 8 distinct 16-byte bank groups.
 template <int CHUNKS>
@@ -674,6 +710,7 @@ void test_matrix_desc() {
 
 int main() {
   std::mt19937 rng(7);
+  test_dynamic_shared();  // first: a kernel's fault later on is sticky, as on the device
   test_swizzle<4>();
   test_swizzle<8>();
   test_swizzle<16>();

@@ -13,6 +13,10 @@
 // __syncthreads and warp-collective calls (shuffles, sm80.h's ldmatrix and mma.sync).
 // `__shared__` becomes `static`, which is per-block storage because only one block is alive
 // at a time.
+// Dynamic shared memory (CM4J_LAUNCH_SHARED, CM4J_DYNAMIC_SHARED) is one buffer per launch,
+// poisoned for each block, starting 16 bytes past a 1 KiB boundary (all the device promises
+// is 16) and ending at a guard page; above 48 KiB a launch fails unless the kernel's
+// cudaFuncAttributeMaxDynamicSharedMemorySize allows it, as on the device.
 #pragma once
 
 #include <sys/mman.h>
@@ -111,6 +115,9 @@ struct State {
   // meanwhile is refused and invalidates the capture, as on the device.
   std::vector<std::function<void()>>* capturing = nullptr;
   bool capture_invalidated = false;
+  // cudaFuncSetAttribute's cudaFuncAttributeMaxDynamicSharedMemorySize per kernel: a launch
+  // asking for more than 48 KiB of dynamic shared memory fails without it, as on the device.
+  std::map<const void*, int> max_dynamic_shared;
 };
 inline State& state() {
   static State s;
@@ -121,6 +128,23 @@ inline void fail(cudaError_t e, const char* why) {
   std::fprintf(stderr, "cuda-emu: %s\n", why);
   state().last_error = e;
   if (e == cudaErrorLaunchFailure) state().sticky_error = e;
+}
+
+// `bytes` of fresh memory (NaN patterns) ending `tail` bytes before a PROT_NONE page, so an
+// access past its end faults; *mapping and *mapped receive what munmap takes. Null when the
+// mapping fails.
+inline char* guarded_alloc(size_t bytes, size_t tail, void** mapping, size_t* mapped) {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const size_t body = (bytes + tail + page - 1) / page * page;
+  void* base =
+      mmap(nullptr, body + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (base == MAP_FAILED) return nullptr;
+  mprotect(static_cast<char*>(base) + body, page, PROT_NONE);
+  char* user = static_cast<char*>(base) + body - tail - bytes;
+  std::memset(user, 0xff, bytes);
+  *mapping = base;
+  *mapped = body + page;
+  return user;
 }
 
 // ---- one block of fibers ------------------------------------------------------------
@@ -181,6 +205,10 @@ struct Block {
   std::vector<long> collectives;
   std::vector<AsyncCopies> async_copies;  // per thread
   std::vector<WgmmaQueue> wgmma;           // per thread
+  // The launch's dynamic shared memory (CM4J_DYNAMIC_SHARED): poisoned for every block, 16
+  // bytes past a 1 KiB boundary (the device promises 16-byte alignment only), and ending at
+  // a guard page.
+  char* dynamic_shared = nullptr;
   long events = 0;              // progress counter for deadlock detection
   bool deadlock = false;
   void (*body)(void*) = nullptr;
@@ -314,8 +342,9 @@ inline bool valid_config(const dim3& g, const dim3& t) {
          g.y <= 65535 && g.z <= 65535;
 }
 
-// Runs body(arg) as every thread of every block, blocks in order.
-inline void run_grid(dim3 grid, dim3 threads, void (*body)(void*), void* arg) {
+// Runs body(arg) as every thread of every block, blocks in order, each with `shared_bytes`
+// of dynamic shared memory.
+inline void run_grid(dim3 grid, dim3 threads, size_t shared_bytes, void (*body)(void*), void* arg) {
   install_fault_handler();
   ++state().launches;
   if (!valid_config(grid, threads)) {
@@ -336,6 +365,25 @@ inline void run_grid(dim3 grid, dim3 threads, void (*body)(void*), void* arg) {
   b.fibers.resize(n);
   b.body = body;
   b.body_arg = arg;
+  void* mapping = nullptr;
+  size_t mapped = 0;
+  // 16 mod 1024 at the start: the largest slack a kernel aligning to 1 KiB must allow. The
+  // tail up to the guard page stays poisoned, and a block that wrote into it fails.
+  const size_t tail = shared_bytes > 0 ? (1024 - (shared_bytes + 16) % 1024) % 1024 : 0;
+  if (shared_bytes > 0) {
+    b.dynamic_shared = guarded_alloc(shared_bytes + tail, 0, &mapping, &mapped);
+    if (!b.dynamic_shared) {
+      fail(cudaErrorLaunchFailure, "no host memory for the dynamic shared memory");
+      return;
+    }
+  }
+  struct Unmap {
+    void* p;
+    size_t n;
+    ~Unmap() {
+      if (p) munmap(p, n);
+    }
+  } unmap{mapping, mapped};
   block() = &b;
   for (unsigned bz = 0; bz < grid.z; ++bz)
     for (unsigned by = 0; by < grid.y; ++by)
@@ -351,6 +399,7 @@ inline void run_grid(dim3 grid, dim3 threads, void (*body)(void*), void* arg) {
         b.collectives.assign(n, 0);
         b.async_copies.assign(n, AsyncCopies());
         b.wgmma.assign(n, WgmmaQueue());
+        if (b.dynamic_shared) std::memset(b.dynamic_shared, 0xff, shared_bytes + tail);
         for (int i = 0; i < n; ++i) {
           Fiber& f = b.fibers[i];
           f.tid = dim3(i % threads.x, (i / threads.x) % threads.y, i / (threads.x * threads.y));
@@ -391,19 +440,42 @@ inline void run_grid(dim3 grid, dim3 threads, void (*body)(void*), void* arg) {
             block() = nullptr;
             return;
           }
+        for (size_t i = shared_bytes; i < shared_bytes + tail; ++i)
+          if (static_cast<unsigned char>(b.dynamic_shared[i]) != 0xff) {
+            fail(cudaErrorLaunchFailure, "a write past the dynamic shared memory");
+            block() = nullptr;
+            return;
+          }
       }
   block() = nullptr;
 }
 
+// The device's ceilings for dynamic shared memory per block (sm_90): 48 KiB unless the
+// kernel's attribute raises it, 227 KiB at most.
+constexpr size_t kDefaultDynamicShared = 48 * 1024;
+constexpr int kMaxDynamicShared = 227 * 1024;
+
 template <typename... Params, typename... Args>
-void launch(void (*kernel)(Params...), dim3 grid, dim3 threads, cudaStream_t stream,
-            Args&&... args) {
+void launch_shared(void (*kernel)(Params...), dim3 grid, dim3 threads, size_t shared_bytes,
+                   cudaStream_t stream, Args&&... args) {
   if (state().capturing) {  // recorded with its arguments' values now, run at each replay
     auto packed = std::make_shared<std::tuple<std::decay_t<Params>...>>(std::forward<Args>(args)...);
     state().capturing->push_back([=] {
-      std::apply([&](auto&... a) { launch(kernel, grid, threads, stream, a...); }, *packed);
+      std::apply(
+          [&](auto&... a) { launch_shared(kernel, grid, threads, shared_bytes, stream, a...); },
+          *packed);
     });
     return;
+  }
+  if (shared_bytes > kDefaultDynamicShared) {
+    auto it = state().max_dynamic_shared.find(reinterpret_cast<const void*>(kernel));
+    if (it == state().max_dynamic_shared.end() || static_cast<size_t>(it->second) < shared_bytes) {
+      ++state().launches;
+      state().last_error = cudaErrorInvalidValue;
+      std::fprintf(stderr, "cuda-emu: %zu bytes of dynamic shared memory without "
+                           "cudaFuncAttributeMaxDynamicSharedMemorySize\n", shared_bytes);
+      return;
+    }
   }
   // Each thread gets its own copy of the arguments, as on the device.
   std::tuple<std::decay_t<Params>...> packed(std::forward<Args>(args)...);
@@ -411,13 +483,24 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 threads, cudaStream_t str
     void (*kernel)(Params...);
     std::tuple<std::decay_t<Params>...>* args;
   } call{kernel, &packed};
-  run_grid(grid, threads,
+  run_grid(grid, threads, shared_bytes,
            [](void* p) {
              Call* c = static_cast<Call*>(p);
              auto copy = *c->args;
              std::apply(c->kernel, copy);
            },
            &call);
+}
+
+template <typename... Params, typename... Args>
+void launch(void (*kernel)(Params...), dim3 grid, dim3 threads, cudaStream_t stream,
+            Args&&... args) {
+  launch_shared(kernel, grid, threads, 0, stream, std::forward<Args>(args)...);
+}
+
+// The calling block's dynamic shared memory (CM4J_DYNAMIC_SHARED).
+inline unsigned char* dynamic_shared() {
+  return reinterpret_cast<unsigned char*>(block()->dynamic_shared);
 }
 
 }  // namespace cm4j_emu
@@ -505,23 +588,17 @@ inline bool refuse_while_capturing() {
 // Every buffer ends at a PROT_NONE page, so an access past its end faults.
 inline cudaError_t cudaMalloc(void** out, size_t bytes) {
   if (cm4j_emu::refuse_while_capturing()) return cudaErrorStreamCaptureUnsupported;
-  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  if (bytes > (size_t(1) << 40)) {
+  void* mapping = nullptr;
+  size_t mapped = 0;
+  // 16-byte aligned for cp.async's widest copy (a buffer whose size is not a multiple of 16
+  // leaves up to 15 bytes before the guard).
+  char* user = bytes > (size_t(1) << 40) ? nullptr
+               : cm4j_emu::guarded_alloc(bytes, (16 - bytes % 16) % 16, &mapping, &mapped);
+  if (!user) {
     *out = nullptr;
     return cm4j_emu::state().last_error = cudaErrorMemoryAllocation;
   }
-  const size_t body = (bytes + page - 1) / page * page;
-  void* base = mmap(nullptr, body + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (base == MAP_FAILED) {
-    *out = nullptr;
-    return cm4j_emu::state().last_error = cudaErrorMemoryAllocation;
-  }
-  mprotect(static_cast<char*>(base) + body, page, PROT_NONE);
-  // Ends at the guard page; 16-byte aligned for cp.async's widest copy (a buffer whose size
-  // is not a multiple of 16 leaves up to 15 bytes before the guard).
-  char* user = static_cast<char*>(base) + body - ((bytes + 15) / 16 * 16);
-  std::memset(user, 0xff, bytes);  // NaN patterns, not zeros, in fresh memory
-  cm4j_emu::state().allocations[user] = {base, body + page};
+  cm4j_emu::state().allocations[user] = {mapping, mapped};
   *out = user;
   return cudaSuccess;
 }
@@ -563,6 +640,16 @@ inline cudaError_t cudaStreamSynchronize(cudaStream_t) {
   return cm4j_emu::state().sticky_error;
 }
 inline cudaError_t cudaDeviceSynchronize() { return cm4j_emu::state().sticky_error; }
+
+enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
+template <typename... Params>
+cudaError_t cudaFuncSetAttribute(void (*kernel)(Params...), cudaFuncAttribute attr, int value) {
+  if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 ||
+      value > cm4j_emu::kMaxDynamicShared)
+    return cm4j_emu::state().last_error = cudaErrorInvalidValue;
+  cm4j_emu::state().max_dynamic_shared[reinterpret_cast<const void*>(kernel)] = value;
+  return cudaSuccess;
+}
 
 inline double cm4j_emu_now_ms() {
   return std::chrono::duration<double, std::milli>(

@@ -127,14 +127,21 @@ inline void wgmma_m64k16(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b, co
 
 inline void wgmma_commit() { ++block()->wgmma[block()->current].committed; }
 
-// wgmma.wait_group 0: runs every committed wgmma of this thread, in issue order.
-inline void wgmma_wait() {
+// wgmma.wait_group n: runs this thread's committed wgmmas but those of the newest n groups,
+// in issue order; the rest stay in flight.
+inline void wgmma_wait(int n) {
   WgmmaQueue& q = block()->wgmma[block()->current];
   for (const PendingWgmma& p : q.pending)
     if (p.group >= q.committed)
       fail(cudaErrorLaunchFailure, "wgmma.wait_group: a wgmma issued but never committed");
-  for (const PendingWgmma& p : q.pending) p.run();
-  q.pending.clear();
+  std::vector<PendingWgmma> still;
+  for (const PendingWgmma& p : q.pending) {
+    if (p.group < q.committed - n)
+      p.run();
+    else
+      still.push_back(p);
+  }
+  q.pending.swap(still);
 }
 
 // fence.proxy.async.shared::cta: this thread's landed cp.asyncs become readable by wgmma.
