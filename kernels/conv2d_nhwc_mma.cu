@@ -113,7 +113,8 @@ bool conv2d_nhwc_mma_channels_ok(int c_in1, int c_in2, int c_out) {
 
 bool conv2d_nhwc_mma_supports(const Conv2dNhwcParams& p) {
   return conv2d_nhwc_params_ok(p) && conv2d_nhwc_mma_channels_ok(p.c_in1, p.c_in2, p.c_out) &&
-         sm80::aligned16(p.src1) && sm80::aligned16(p.src2) && sm80::aligned16(p.weight);
+         sm80::aligned16(p.src1) && sm80::aligned16(p.src2) && sm80::aligned16(p.weight) &&
+         sm80::aligned(p.dst, 4) && sm80::aligned(p.residual, 4);
 }
 
 int conv2d_nhwc_mma_tile_m(const Conv2dNhwcParams& p) {
@@ -161,7 +162,7 @@ cudaError_t conv2d_nhwc_mma_forward(const Conv2dNhwcParams& p, const Conv2dNhwcM
                                     float* workspace, cudaStream_t stream) {
   if (!conv2d_nhwc_mma_supports(p) || !conv2d_nhwc_mma_config_ok(p, c))
     return cudaErrorInvalidValue;
-  if (c.splits > 1 && !workspace) return cudaErrorInvalidValue;
+  if (c.splits > 1 && (!workspace || !sm80::aligned(workspace, 8))) return cudaErrorInvalidValue;
   switch (p.type) {
     case HalfType::kF16: return launch<__half>(p, c, workspace, stream);
     case HalfType::kBF16: return launch<__nv_bfloat16>(p, c, workspace, stream);

@@ -8,8 +8,9 @@
 //   dst = (conv(cat(src1, src2)) + bias + bias_bc + residual) * out_scale
 // A group norm (+ SiLU) of cat(src1, src2) may be fused into the gather (Conv2dNhwcParams::
 // norm): the conv then reads the un-normalized sources and gives the unfused bits.
-// Its gather copies 16 bytes (8 channels) at a time, so it runs the convolutions whose
-// c_in1, c_in2 and c_out are multiples of 8 with 16-byte-aligned sources and weight
+// Its gather copies 16 bytes (8 channels) at a time and its epilogue stores output pairs, so
+// it runs the convolutions whose c_in1, c_in2 and c_out are multiples of 8 with
+// 16-byte-aligned sources and weight and 4-byte-aligned dst and residual
 // (conv2d_nhwc_mma_supports); the others stay on conv2d_nhwc_forward.
 #pragma once
 
@@ -65,7 +66,8 @@ size_t conv2d_nhwc_mma_workspace_floats(const Conv2dNhwcParams& p);
 // Queues the convolution on `stream` (sm_80+) in configuration `c` (without it, the rule's),
 // with `workspace` of at least conv2d_nhwc_mma_workspace_floats(p, c.splits) floats (null
 // when that is 0); cudaErrorInvalidValue for parameters that conv2d_nhwc_mma_supports
-// refuses, a configuration conv2d_nhwc_mma_config_ok refuses, or a missing workspace.
+// refuses, a configuration conv2d_nhwc_mma_config_ok refuses, or a workspace missing or not
+// 8-byte aligned.
 cudaError_t conv2d_nhwc_mma_forward(const Conv2dNhwcParams& p, const Conv2dNhwcMmaConfig& c,
                                     float* workspace, cudaStream_t stream);
 cudaError_t conv2d_nhwc_mma_forward(const Conv2dNhwcParams& p, float* workspace,

@@ -93,6 +93,35 @@ __device__ __forceinline__ void store_output(const Conv2dNhwcParams& p, int m, i
   static_cast<T*>(p.dst)[off] = from_f32<T>(v * p.out_scale);
 }
 
+// Outputs co and co + 1 (co even) of row m: store_output's arithmetic on each, the residual
+// read and the result written as one 4-byte pair (half the accesses of the block's
+// epilogue). c_out is a multiple of 8 and dst and residual 4-byte aligned
+// (conv2d_nhwc_mma_supports), so a pair never straddles a row or a tail.
+template <typename T>
+__device__ __forceinline__ void store_output_pair(const Conv2dNhwcParams& p, int m, int co, int b,
+                                                  float v0, float v1) {
+  struct alignas(2 * sizeof(T)) Pair {
+    T lo, hi;
+  };
+  const int64_t off = kidx::nhwc_pixel(m, co, p.c_out);
+  if (p.bias) {
+    v0 += p.bias[co];
+    v1 += p.bias[co + 1];
+  }
+  if (p.bias_bc) {
+    const float* row = p.bias_bc + kidx::bias_bc_offset(b, co, p.c_out, p.bias_bc_stride);
+    v0 += row[0];
+    v1 += row[1];
+  }
+  if (p.residual) {
+    const Pair r = *reinterpret_cast<const Pair*>(static_cast<const T*>(p.residual) + off);
+    v0 += to_f32(r.lo);
+    v1 += to_f32(r.hi);
+  }
+  *reinterpret_cast<Pair*>(static_cast<T*>(p.dst) + off) =
+      Pair{from_f32<T>(v0 * p.out_scale), from_f32<T>(v1 * p.out_scale)};
+}
+
 // The MMAs of one landed stage on one warp's accumulators: per k16 step, A fragments by
 // ldmatrix (lanes 0..15 give rows 0..15 at the step's first 8 k, lanes 16..31 the next 8),
 // B by ldmatrix .trans from [k][co] (lanes 0..15 give k rows 0..15 of 8 channels, lanes
@@ -309,7 +338,8 @@ __device__ __forceinline__ void conv2d_nhwc_mma_block(const Conv2dNhwcParams& p,
   if constexpr (Tile::kWgmma) warpgroup_mma_wait<0>(acc);
 
   // Epilogue in fp32 from the accumulators (lane: rows lane / 4 and + 8, channel pair
-  // 2 (lane % 4)), or the raw sums of this split.
+  // 2 (lane % 4)), or the raw sums of this split; a pair per access. N is a multiple of 8,
+  // so a pair is whole or past the end.
   const int hw = p.h_out * p.w_out;
 #pragma unroll
   for (int i = 0; i < kMI; ++i)
@@ -319,17 +349,16 @@ __device__ __forceinline__ void conv2d_nhwc_mma_block(const Conv2dNhwcParams& p,
       if (m >= M) continue;
       const int b = m / hw;
 #pragma unroll
-      for (int j = 0; j < kNI; ++j)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int co = n0 + (wn * kNI + j) * 8 + (lane % 4) * 2 + e;
-          if (co >= N) continue;
-          const float v = acc[i][j][2 * h + e];
-          if (partial)
-            partial[(static_cast<int64_t>(blockIdx.z) * M + m) * N + co] = v;
-          else
-            store_output<T>(p, m, co, b, v);
-        }
+      for (int j = 0; j < kNI; ++j) {
+        const int co = n0 + (wn * kNI + j) * 8 + (lane % 4) * 2;
+        if (co >= N) continue;
+        const float v0 = acc[i][j][2 * h], v1 = acc[i][j][2 * h + 1];
+        const int64_t at = (static_cast<int64_t>(blockIdx.z) * M + m) * N + co;
+        if (partial)
+          *reinterpret_cast<float2*>(&partial[at]) = make_float2(v0, v1);
+        else
+          store_output_pair<T>(p, m, co, b, v0, v1);
+      }
     }
 #else
   __trap();  // tensor-core path built for an architecture below sm_80

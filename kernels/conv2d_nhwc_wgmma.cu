@@ -55,7 +55,7 @@ cudaError_t conv2d_nhwc_wgmma_forward(const Conv2dNhwcParams& p, int splits, flo
                                       cudaStream_t stream) {
   if (!conv2d_nhwc_mma_supports(p) || !conv2d_nhwc_wgmma_config_ok(p, splits))
     return cudaErrorInvalidValue;
-  if (splits > 1 && !workspace) return cudaErrorInvalidValue;
+  if (splits > 1 && (!workspace || !sm80::aligned(workspace, 8))) return cudaErrorInvalidValue;
   switch (p.type) {
     case HalfType::kF16:
       return mma_block::launch_blocks<WgmmaKernels<__half>>(p, splits, workspace, stream);

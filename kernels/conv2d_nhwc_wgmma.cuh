@@ -35,7 +35,7 @@ size_t conv2d_nhwc_wgmma_workspace_floats(const Conv2dNhwcParams& p, int splits)
 
 // Queues the convolution on `stream`; cudaErrorInvalidValue for parameters
 // conv2d_nhwc_mma_supports refuses, a split count conv2d_nhwc_wgmma_config_ok refuses, or a
-// missing workspace.
+// workspace missing or not 8-byte aligned.
 cudaError_t conv2d_nhwc_wgmma_forward(const Conv2dNhwcParams& p, int splits, float* workspace,
                                       cudaStream_t stream);
 

@@ -154,6 +154,9 @@ __host__ __device__ __forceinline__ int swizzled_offset(int row, int chunk) {
 // Whether a global pointer can be a cp_async<16> source (16-byte aligned); null passes (an
 // absent operand copies nothing). For the launchers' checks.
 inline bool aligned16(const void* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; }
+// Whether a global pointer (or null) takes the block epilogue's paired accesses: 4 bytes for
+// two fp16/bf16 outputs, 8 for two fp32 partial sums.
+inline bool aligned(const void* q, int bytes) { return reinterpret_cast<uintptr_t>(q) % bytes == 0; }
 
 }  // namespace sm80
 }  // namespace kernels

@@ -389,8 +389,18 @@ void test_conv_launcher() {
   q.src1 = static_cast<char*>(buf) + 8;
   const bool align = !kernels::conv2d_nhwc_mma_supports(q) &&
                      kernels::conv2d_nhwc_mma_forward(q, nullptr, nullptr) == cudaErrorInvalidValue;
-  check(base && c_in && c_out && align,
-        "conv2d_nhwc_mma refuses channels not in multiples of 8 and sources not 16-byte aligned");
+  // The epilogue's paired accesses: dst and residual 4-byte aligned (2 still is not).
+  q = p;
+  q.dst = static_cast<char*>(buf) + 2;
+  const bool dst = !kernels::conv2d_nhwc_mma_supports(q);
+  q = p;
+  q.residual = static_cast<char*>(buf) + 2;
+  const bool residual = !kernels::conv2d_nhwc_mma_supports(q);
+  q.residual = static_cast<char*>(buf) + 4;
+  const bool residual4 = kernels::conv2d_nhwc_mma_supports(q);
+  check(base && c_in && c_out && align && dst && residual && residual4,
+        "conv2d_nhwc_mma refuses channels not in multiples of 8, sources not 16-byte aligned, "
+        "dst or residual not 4-byte aligned");
   // The tile rule: 128x64 while that still makes 132 blocks. imagenet64's 64x64 convs with
   // 192 channels: batch 2 has 64 x 3 such blocks, batch 1 only 32 x 3.
   q = p;
@@ -420,11 +430,15 @@ void test_conv_launcher() {
   q.batch = 2;
   const int mid2 = kernels::conv2d_nhwc_mma_splits(q);
   const size_t ws = kernels::conv2d_nhwc_mma_workspace_floats(q);
+  // A split's partial sums are stored in pairs: the workspace must be 8-byte aligned.
+  float* odd = reinterpret_cast<float*>(static_cast<char*>(buf) + 4);
   check(mid1 == 8 && mid2 == 8 && ws == size_t(8) * 128 * 768 &&
             kernels::conv2d_nhwc_mma_splits(p) == 1 &&
-            kernels::conv2d_nhwc_mma_forward(q, nullptr, nullptr) == cudaErrorInvalidValue,
+            kernels::conv2d_nhwc_mma_forward(q, nullptr, nullptr) == cudaErrorInvalidValue &&
+            kernels::conv2d_nhwc_mma_forward(q, odd, nullptr) == cudaErrorInvalidValue &&
+            kernels::conv2d_nhwc_wgmma_forward(q, 8, odd, nullptr) == cudaErrorInvalidValue,
         "conv2d_nhwc_mma_splits: 8 for the 8x8 conv at batch 1 and 2, none at 64x64; "
-        "no workspace refused");
+        "no workspace, or one not 8-byte aligned, refused");
   cudaFree(buf);
 }
 
