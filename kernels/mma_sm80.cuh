@@ -151,12 +151,11 @@ __host__ __device__ __forceinline__ int swizzled_offset(int row, int chunk) {
   return row * CHUNKS * 8 + ((chunk ^ phase) * 8);
 }
 
-// Whether a global pointer can be a cp_async<16> source (16-byte aligned); null passes (an
-// absent operand copies nothing). For the launchers' checks.
-inline bool aligned16(const void* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; }
-// Whether a global pointer (or null) takes the block epilogue's paired accesses: 4 bytes for
-// two fp16/bf16 outputs, 8 for two fp32 partial sums.
+// Whether a global pointer is `bytes`-aligned; null passes (an absent operand is not
+// accessed). For the launchers' checks: 4 and 8 for the block epilogue's paired accesses
+// (two fp16/bf16 outputs, two fp32 partial sums), 16 for a cp_async<16> source.
 inline bool aligned(const void* q, int bytes) { return reinterpret_cast<uintptr_t>(q) % bytes == 0; }
+inline bool aligned16(const void* q) { return aligned(q, 16); }
 
 }  // namespace sm80
 }  // namespace kernels
