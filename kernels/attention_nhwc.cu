@@ -27,6 +27,7 @@ constexpr int kKeys = 64;      // keys staged in shared memory per step
 // accumulator are rescaled by exp(old_max - new_max).
 template <typename T, int MAXD>
 __global__ void __launch_bounds__(kQueries) attention_nhwc_kernel(const AttentionNhwcParams p) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
   __shared__ float k_tile[MAXD][kKeys];
   __shared__ float v_tile[MAXD][kKeys];
   const int b = blockIdx.z, h = blockIdx.y;

@@ -65,6 +65,7 @@ __device__ __forceinline__ float quad_sum(float v) {
 template <typename T>
 __global__ void __launch_bounds__(kAttnThreads)
     attention_nhwc_mma_kernel(const AttentionNhwcParams p) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
   // q_s holds the query tile, then the output tile (read back as 16-byte chunks); [stage]
   // of k_s / v_s one key tile.

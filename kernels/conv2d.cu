@@ -26,6 +26,7 @@ static_assert((kBK * kBM) % kThreads == 0 && (kBK * kBN) % kThreads == 0, "tile 
 // rows of both operands in shared memory per step.
 template <int KS>
 __global__ void __launch_bounds__(kThreads) conv2d_tiled_kernel(const Conv2dParams p) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
   __shared__ __align__(16) float a_tile[kBK][kBM];  // weights   [k, m]
   __shared__ __align__(16) float b_tile[kBK][kBN];  // gathered  [k, n]
 
@@ -95,6 +96,7 @@ __global__ void __launch_bounds__(kThreads) conv2d_tiled_kernel(const Conv2dPara
 
 // Reference variant: one thread per output element, the whole reduction in one loop.
 __global__ void conv2d_direct_kernel(const Conv2dParams p) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
   const int M = p.c_out;
   const int64_t hw = static_cast<int64_t>(p.h_out) * p.w_out;
   const int64_t total = static_cast<int64_t>(p.batch) * M * hw;

@@ -43,6 +43,7 @@ static_assert((kWM * kLdA * 2) % 32 == 0 && (kWK * kLdB * 2) % 32 == 0 &&
 
 template <typename T, int KS>
 __global__ void __launch_bounds__(kThreads) conv2d_nhwc_kernel(const Conv2dNhwcParams p) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
   namespace wmma = nvcuda::wmma;
   __shared__ __align__(32) T a_tile[kBM][kLdA];      // gathered [pixel, k]

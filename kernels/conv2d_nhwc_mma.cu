@@ -44,12 +44,14 @@ constexpr int kReduceThreads = 256;
 template <typename T, int WARPS_M, int KS, bool NORM>
 __global__ void __launch_bounds__(WARPS_M * 64)
     conv2d_nhwc_mma_kernel(const Conv2dNhwcParams p, float* partial) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
   conv2d_nhwc_mma_block<T, NarrowTile<WARPS_M>, KS, NORM>(p, partial);
 }
 
 template <typename T, int KS, bool NORM>
 __global__ void __launch_bounds__(WideTile::kThreads)
     conv2d_nhwc_mma_wide_kernel(const Conv2dNhwcParams p, float* partial) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
   conv2d_nhwc_mma_block<T, WideTile, KS, NORM>(p, partial);
 }
 
@@ -71,6 +73,7 @@ struct MmaKernels {
 template <typename T>
 __global__ void __launch_bounds__(kReduceThreads)
     conv2d_nhwc_mma_reduce_kernel(const Conv2dNhwcParams p, const float* partial, int splits) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
   const int64_t total = static_cast<int64_t>(p.batch) * p.h_out * p.w_out * p.c_out;
   const int hw = p.h_out * p.w_out;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;

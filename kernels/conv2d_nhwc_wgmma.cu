@@ -24,6 +24,7 @@ static_assert(2 * (mma_block::stage_bytes<__half, WgmmaTile>() + 1024) <= 228 * 
 template <typename T, int KS, bool NORM>
 __global__ void __launch_bounds__(WgmmaTile::kThreads, 2)
     conv2d_nhwc_wgmma_kernel(const Conv2dNhwcParams p, float* partial) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
   mma_block::conv2d_nhwc_mma_block<T, WgmmaTile, KS, NORM>(p, partial);
 }
 

@@ -58,6 +58,7 @@ __device__ __forceinline__ __nv_bfloat16 to_operand<__nv_bfloat16>(float v) {
 
 template <typename T, int KS>
 __global__ void __launch_bounds__(kThreads) conv2d_wmma_kernel(const Conv2dParams p) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
   namespace wmma = nvcuda::wmma;
   __shared__ __align__(32) T a_tile[kBM][kLdA];         // weights  [m, k]
@@ -139,7 +140,8 @@ __global__ void __launch_bounds__(kThreads) conv2d_wmma_kernel(const Conv2dParam
 }
 
 template <typename T>
-__global__ void convert_kernel(const float* __restrict__ src, T* __restrict__ dst, int64_t n) {
+__global__ void convert_kernel(const float* src, T* dst, int64_t n) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
     dst[i] = to_operand<T>(src[i]);

@@ -16,8 +16,8 @@ unsigned blocks_for(int64_t n) {
   return static_cast<unsigned>(b < kMaxBlocks ? b : kMaxBlocks);
 }
 
-__global__ void avg_pool2_kernel(const float* __restrict__ x, float* __restrict__ y, int64_t n,
-                                 int h, int w) {
+__global__ void avg_pool2_kernel(const float* x, float* y, int64_t n, int h, int w) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
   for (int64_t o = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; o < n;
        o += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t s = kidx::pool_src_offset(o, h, w);
@@ -25,8 +25,8 @@ __global__ void avg_pool2_kernel(const float* __restrict__ x, float* __restrict_
   }
 }
 
-__global__ void upsample_nearest2_kernel(const float* __restrict__ x, float* __restrict__ y,
-                                         int64_t n, int h, int w) {
+__global__ void upsample_nearest2_kernel(const float* x, float* y, int64_t n, int h, int w) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
   for (int64_t o = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; o < n;
        o += static_cast<int64_t>(gridDim.x) * blockDim.x)
     y[o] = x[kidx::upsample_src_offset(o, h, w)];

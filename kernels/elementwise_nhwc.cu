@@ -29,8 +29,8 @@ unsigned blocks_for(int64_t n) {
        o += static_cast<int64_t>(gridDim.x) * blockDim.x)
 
 template <typename T>
-__global__ void avg_pool2_nhwc_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t n,
-                                      int h, int w, int channels) {
+__global__ void avg_pool2_nhwc_kernel(const T* x, T* y, int64_t n, int h, int w, int channels) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
   const int64_t row = static_cast<int64_t>(w) * channels;
   CM4J_GRID_STRIDE(o, n) {
     const int64_t s = kidx::pool_src_offset_nhwc(o, h, w, channels);
@@ -43,21 +43,22 @@ __global__ void avg_pool2_nhwc_kernel(const T* __restrict__ x, T* __restrict__ y
 }
 
 template <typename T>
-__global__ void upsample_nearest2_nhwc_kernel(const T* __restrict__ x, T* __restrict__ y,
-                                              int64_t n, int h, int w, int channels) {
+__global__ void upsample_nearest2_nhwc_kernel(const T* x, T* y, int64_t n, int h, int w,
+                                              int channels) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
   CM4J_GRID_STRIDE(o, n) y[o] = x[kidx::upsample_src_offset_nhwc(o, h, w, channels)];
 }
 
 // o walks the NHWC storage; the NCHW side is read (or written) with a stride of HW.
 template <typename T>
-__global__ void nchw_to_nhwc_kernel(const float* __restrict__ x, T* __restrict__ y, int64_t n,
-                                    int channels, int hw) {
+__global__ void nchw_to_nhwc_kernel(const float* x, T* y, int64_t n, int channels, int hw) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
   CM4J_GRID_STRIDE(o, n) y[o] = from_f32<T>(x[kidx::nhwc_to_nchw(o, channels, hw)]);
 }
 
 template <typename T>
-__global__ void nhwc_to_nchw_kernel(const T* __restrict__ x, float* __restrict__ y, int64_t n,
-                                    int channels, int hw) {
+__global__ void nhwc_to_nchw_kernel(const T* x, float* y, int64_t n, int channels, int hw) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
   CM4J_GRID_STRIDE(o, n) y[kidx::nhwc_to_nchw(o, channels, hw)] = to_f32(x[o]);
 }
 

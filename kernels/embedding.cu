@@ -13,6 +13,7 @@ namespace {
 constexpr int kThreads = 256;
 
 __global__ void timestep_embedding_kernel(const TimestepEmbeddingParams p) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
   const int b = blockIdx.y;
   const int j = blockIdx.x * kThreads + threadIdx.x;
   if (j >= p.dim) return;
@@ -38,6 +39,7 @@ struct LookupParams {
 };
 
 __global__ void embedding_lookup_kernel(const LookupParams p) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
   const int r = blockIdx.y;
   const int j = blockIdx.x * kThreads + threadIdx.x;
   if (j < p.dim) p.rows[static_cast<int64_t>(r) * p.dim + j] = p.table[p.labels[r] * p.dim + j];

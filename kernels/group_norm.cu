@@ -32,6 +32,7 @@ __device__ __forceinline__ GroupElement element(const GroupNormParams& p, int b,
 // One block per (image, group): mean, then variance around the mean, then the affine
 // transform, each a pass over the group's (C/groups) * HW values.
 __global__ void __launch_bounds__(kThreads) group_norm_kernel(const GroupNormParams p) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
   __shared__ float scratch[kThreads / 32];
   const int b = blockIdx.x / p.groups, g = blockIdx.x % p.groups;
   const int count = (p.channels / p.groups) * p.hw;

@@ -56,6 +56,7 @@ __device__ __forceinline__ float load(const GroupNormNhwcParams& p, int b, int c
 template <typename T>
 __global__ void __launch_bounds__(kThreads) group_norm_nhwc_stats_kernel(const GroupNormNhwcParams p,
                                                                          float2* partial) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
   __shared__ float scratch[kThreads / 32];
   const int chunk = blockIdx.x, g = blockIdx.y, b = blockIdx.z;
   const int cpg = p.channels / p.groups;
@@ -114,6 +115,7 @@ __device__ __forceinline__ float2 channel_map(const GroupNormNhwcParams& p, int 
 template <typename T>
 __global__ void __launch_bounds__(kThreads) group_norm_nhwc_apply_kernel(const GroupNormNhwcParams p,
                                                                          const float2* partial) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
   __shared__ float2 stats[kMaxNormGroups];  // mean, rstd per group
   const int b = blockIdx.y;
   const int cpg = p.channels / p.groups;
@@ -139,6 +141,7 @@ __global__ void __launch_bounds__(kThreads) group_norm_nhwc_apply_kernel(const G
 // it (the apply kernel's numbers, unwritten).
 __global__ void __launch_bounds__(kThreads) group_norm_nhwc_coeffs_kernel(const GroupNormNhwcParams p,
                                                                           const float2* partial) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
   const int c = blockIdx.x * kThreads + threadIdx.x, b = blockIdx.y;
   if (c >= p.channels) return;
   const float2 st = group_stats(p, partial, b, c / (p.channels / p.groups));

@@ -17,6 +17,7 @@ __device__ __forceinline__ float silu(float v) { return v / (1.0f + expf(-v)); }
 // shuffle reduction per row. Any ROWS gives each output the same order of operations.
 template <int ROWS>
 __global__ void __launch_bounds__(kWarps * 32) linear_kernel(const LinearParams p) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
   const int lane = threadIdx.x % 32;
   const int n = blockIdx.x * kWarps + threadIdx.x / 32;
   const int m0 = blockIdx.y * ROWS;

@@ -15,9 +15,10 @@ unsigned blocks_for(int64_t n) {
   return static_cast<unsigned>(b < kMaxBlocks ? b : kMaxBlocks);
 }
 
-// x and y may alias, so neither is __restrict__.
-__global__ void scale_model_input_kernel(const float* x, const float* __restrict__ divisor,
+// x and y may alias, so neither is __restrict__ (nor is divisor: launch_mode.h).
+__global__ void scale_model_input_kernel(const float* x, const float* divisor,
                                          float* y, int64_t n, int64_t image) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
   for (int64_t o = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; o < n;
        o += static_cast<int64_t>(gridDim.x) * blockDim.x)
     y[o] = __fdiv_rn(x[o], divisor[o / image]);
@@ -31,6 +32,7 @@ __device__ __forceinline__ float clip_unit(float d) {
 }
 
 __global__ void scheduler_step_kernel(const SchedulerStepParams p, int64_t n) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
   for (int64_t o = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; o < n;
        o += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t b = o / p.image;
@@ -47,6 +49,7 @@ __global__ void scheduler_step_kernel(const SchedulerStepParams p, int64_t n) {
        o += static_cast<int64_t>(gridDim.x) * blockDim.x)
 
 __global__ void edit_denoise_kernel(const EditStepParams p, int64_t n, int64_t image) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
   CM4J_GRID_STRIDE(o, n) {
     const int64_t b = o / image;
     p.model_output[o] = clip_unit(__fadd_rn(__fmul_rn(p.c_out[b], p.model_output[o]),
@@ -56,6 +59,7 @@ __global__ void edit_denoise_kernel(const EditStepParams p, int64_t n, int64_t i
 
 // One thread per (b, c, patch): the patch's sum row by row, left to right, as the CPU.
 __global__ void edit_patch_means_kernel(const EditStepParams p, int64_t n) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
   const int cells = p.size / p.patch;
   const float area = static_cast<float>(p.patch * p.patch);
   CM4J_GRID_STRIDE(o, n) {
@@ -77,6 +81,7 @@ __device__ __forceinline__ float luma(const EditStepParams& p, const float* x, i
 }
 
 __global__ void edit_replace_kernel(const EditStepParams p, int64_t n, int64_t image) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
   const int64_t plane = static_cast<int64_t>(p.size) * p.size;
   CM4J_GRID_STRIDE(o, n) {
     const int64_t b = o / image;

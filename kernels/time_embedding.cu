@@ -24,6 +24,7 @@ __device__ __forceinline__ float warp_dot(const float* x, const float* w, int k,
 }
 
 __global__ void __launch_bounds__(kThreads) time_embedding_kernel(const TimeEmbeddingParams p) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
   __shared__ float sinusoid[kTimeEmbeddingMaxChannels];  // [channels]
   __shared__ float hidden[kTimeEmbeddingMaxDim];          // [dim]
   const int b = blockIdx.x;

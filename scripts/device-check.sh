@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds cm4j with the CUDA backend on a GPU machine and runs every GPU check, in one call:
 #   info -> configure -> build -> test_cuda_indexing -> test_cuda_ops -> test_cuda_golden
-#   (with the tiny model's sampling loop on the device) -> test_cuda_graphs (fp32, fp16)
+#   (with the tiny model's sampling loop on the device) -> test_cuda_graphs (fp32, fp16, and
+#   the candidate set's fp16; each also with programmatic dependent launch, CM4J_CUDA_PDL)
 #   -> test_cuda_golden with CM4J_CUDA_KERNELS=candidate (the variants no GPU has run yet)
 #   -> test_cuda_cudnn (conv vs cuDNN) -> test_cuda_cudnn_attn (attention vs cuDNN's
 #   multi-head attention; both skipped without libcudnn.so.9) -> test_cuda_golden
@@ -204,9 +205,11 @@ sanitize() {  # sanitize STEP MAX TOOL BINARY ARGS...
 run_bin test_cuda_indexing 30 test_cuda_indexing
 run_bin test_cuda_ops 150 test_cuda_ops
 run_bin test_cuda_golden 150 test_cuda_golden
-# CUDA graphs (CM4J_CUDA_GRAPHS): forward passes and sampling loops replayed, against none.
+# CUDA graphs (CM4J_CUDA_GRAPHS): forward passes and sampling loops replayed, against none;
+# each also with the graphs' kernels launched programmatically (CM4J_CUDA_PDL, sm_90+).
 run_bin test_cuda_graphs 60 test_cuda_graphs
 run_bin test_cuda_graphs_fp16 60 test_cuda_graphs --dtype=fp16
+CM4J_CUDA_KERNELS=candidate run_bin test_cuda_graphs_fp16_nhwc 60 test_cuda_graphs --dtype=fp16
 # The candidate kernel set (kernels/README.md): unverified variants, opt-in until this passes.
 CM4J_CUDA_KERNELS=candidate run_bin test_cuda_golden_candidate 150 test_cuda_golden
 # cuDNN from PyTorch's environment (pip nvidia-cudnn-cu1x, or torch/lib), else ldconfig; the

@@ -9,7 +9,9 @@
 #      CM4J_TUNING=full in the warm-up pass); the candidate set with its group norms unfused
 #      (CM4J_CUDA_NORM_FUSION=off, first half dtype, forward only); the candidate set with
 #      the sm_90a wgmma conv among the tuner's candidates (CM4J_CUDA_WGMMA=on, first half
-#      dtype; on a card of compute capability 9.0 only); the ten slowest ops of a
+#      dtype; on a card of compute capability 9.0 only); the candidate set with its graphs'
+#      kernels launched programmatically (CM4J_CUDA_PDL=on, first half dtype, forward only,
+#      the candidate run's tuning file; compute capability 9.0+); the ten slowest ops of a
 #      profiled pass (the last batch) of the default and the candidate set;
 #   3. scripts/gpu_baseline.py: diffusers' UNet2DModel (v0.25.0 source from .baseline/, as
 #      the CPU baseline; no network needed) eager in each dtype and under torch.compile in
@@ -37,7 +39,7 @@ for a in "$@"; do
   case $a in
     --no-verify) VERIFY=0 ;;
     --quick) QUICK=1 ;;
-    -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) echo "gpu-bench: unknown argument $a (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -126,6 +128,14 @@ if [ -n "$HALF" ] && [ "$CAP" = 9.0 ]; then
   bench bench_cuda_wgmma.log "candidate kernels with the wgmma conv (CM4J_CUDA_WGMMA=on)" \
     "${TUNING[@]}" CM4J_CUDA_WGMMA=on -- --dtype "$HALF" --generate
 fi
+# Programmatic dependent launch in the candidate set's graphs, on the candidate run's kernel
+# choices (read back, not measured again): the column shows what the launch gaps cost.
+: > "$LOGS/bench_cuda_pdl.log"
+if [ -n "$HALF" ] && [ "${CAP%%.*}" -ge 9 ] 2> /dev/null; then
+  bench bench_cuda_pdl.log "candidate kernels, programmatic dependent launch (CM4J_CUDA_PDL=on)" \
+    CM4J_CUDA_KERNELS=candidate CM4J_TUNING=cached CM4J_TUNING_CACHE="$LOGS/tuning" CM4J_CUDA_PDL=on \
+    -- --dtype "$HALF"
+fi
 
 # --- 3. diffusers --------------------------------------------------------------------------
 : > "$LOGS/baseline.log"
@@ -148,15 +158,16 @@ fi
   echo "imagenet64, synth-v1 weights / PyTorch default init; ms per forward pass (median);"
   echo "cm4j's forward includes the input upload and output download, diffusers' does not;"
   echo "default: the verified kernels, graphs: with CUDA graphs, candidate: CM4J_CUDA_KERNELS=candidate"
-  echo "(tuned, CUDA graphs), wgmma: the same with CM4J_CUDA_WGMMA=on, unfused: the candidate set"
-  echo "with CM4J_CUDA_NORM_FUSION=off; best: the fastest of default, graphs, candidate and wgmma,"
-  echo "which img/s, the step times and the ratios take."
+  echo "(tuned, CUDA graphs), wgmma: the same with CM4J_CUDA_WGMMA=on, pdl: the candidate set with"
+  echo "CM4J_CUDA_PDL=on, unfused: the candidate set with CM4J_CUDA_NORM_FUSION=off; best: the"
+  echo "fastest of default, graphs, candidate, wgmma and pdl, which img/s, the step times and the"
+  echo "ratios take."
   echo "device-check: $([ "$VERIFIED" = 0 ] && echo passed || { [ "$VERIFIED" = skipped ] && echo 'not run (--no-verify)' || echo "FAILED (rc=$VERIFIED, see $LOGS/device-check/summary.md)"; })"
   echo
   awk '
     # RESULT forward DTYPE batch=B ms=M ...; RESULT generate DTYPE steps=S batch=B ms=M ...
     # set: which run of bench_cuda the file holds
-    FNR == 1 { set = FILENAME ~ /_graphs/ ? "graphs" : FILENAME ~ /_candidate/ ? "candidate" : FILENAME ~ /_unfused/ ? "unfused" : FILENAME ~ /_wgmma/ ? "wgmma" : "default" }
+    FNR == 1 { set = FILENAME ~ /_graphs/ ? "graphs" : FILENAME ~ /_candidate/ ? "candidate" : FILENAME ~ /_unfused/ ? "unfused" : FILENAME ~ /_wgmma/ ? "wgmma" : FILENAME ~ /_pdl/ ? "pdl" : "default" }
     /^RESULT forward / { split($4, b, "="); split($5, m, "="); fwd[set, $3, b[2]] = m[2]; key[$3, b[2]] = 1 }
     /^RESULT generate / { split($4, s, "="); split($5, b, "="); split($6, m, "="); gen[set, $3, b[2], s[2]] = m[2] }
     /^gpu_baseline dtype=/ {
@@ -166,27 +177,28 @@ fi
     function cell(v) { return v == "" ? "" : sprintf("%.2f", v) }
     function ratio(d, c) { return (d == "" || c == "" || c <= 0) ? "" : sprintf("%.2fx", d / c) }
     END {
-      print "| dtype | batch | default ms | graphs ms | candidate ms | wgmma ms | unfused ms | best | img/s | 1-step ms | 2-step ms | diffusers eager ms | compile ms | eager / cm4j | compile / cm4j |"
-      print "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"
+      print "| dtype | batch | default ms | graphs ms | candidate ms | wgmma ms | pdl ms | unfused ms | best | img/s | 1-step ms | 2-step ms | diffusers eager ms | compile ms | eager / cm4j | compile / cm4j |"
+      print "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"
       n = split("fp16 bf16 fp32", dts, " ")
-      split("default graphs candidate wgmma", sets, " ")
+      nsets = split("default graphs candidate wgmma pdl", sets, " ")
       for (d = 1; d <= n; d++) for (bb = 1; bb <= 4096; bb++) {
         if (!((dts[d], bb) in key)) continue
         c = ""; which = ""
-        for (i = 1; i <= 4; i++) {
+        for (i = 1; i <= nsets; i++) {
           v = fwd[sets[i], dts[d], bb]
           if (v != "" && (c == "" || v + 0 < c + 0)) { c = v; which = sets[i] }
         }
         e = base[dts[d], "eager", bb]; k = base[dts[d], "compile", bb]
         if (c == "") { c = 0; which = "-" }  # only the unfused run measured this batch
-        printf "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", dts[d], bb,
+        printf "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", dts[d], bb,
           cell(fwd["default", dts[d], bb]), cell(fwd["graphs", dts[d], bb]),
           cell(fwd["candidate", dts[d], bb]), cell(fwd["wgmma", dts[d], bb]),
-          cell(fwd["unfused", dts[d], bb]), which, (c > 0 ? sprintf("%.0f", 1e3 * bb / c) : ""),
+          cell(fwd["pdl", dts[d], bb]), cell(fwd["unfused", dts[d], bb]), which, (c > 0 ? sprintf("%.0f", 1e3 * bb / c) : ""),
           cell(gen[which, dts[d], bb, 1]), cell(gen[which, dts[d], bb, 2]), cell(e), cell(k), ratio(e, c), ratio(k, c)
       }
     }' "$LOGS/bench_cuda.log" "$LOGS/bench_cuda_graphs.log" "$LOGS/bench_cuda_candidate.log" \
-    "$LOGS/bench_cuda_wgmma.log" "$LOGS/bench_cuda_unfused.log" "$LOGS/baseline.log"
+    "$LOGS/bench_cuda_wgmma.log" "$LOGS/bench_cuda_pdl.log" "$LOGS/bench_cuda_unfused.log" \
+    "$LOGS/baseline.log"
   OPS_DTYPE=${DTYPES%%,*}
   for set in default candidate; do
     log=bench_cuda.log

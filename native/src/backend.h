@@ -230,6 +230,9 @@ struct TimeEmbeddingArgs {
 // kernels with the same arguments, pointers included.
 struct CapturedWork {
   virtual ~CapturedWork() = default;
+  // Dependencies along which a kernel may start before the one it waits for has finished
+  // (programmatic dependent launch, kernels/launch_mode.h).
+  size_t programmatic_edges = 0;
 };
 
 // An activation buffer's shape, [batch, channels, h, w].

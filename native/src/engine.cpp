@@ -226,6 +226,10 @@ void cm4j::engine_graph_counts(const cm4j_unet* unet, size_t* captures, size_t* 
   *replays = unet->graphs.replays();
 }
 
+size_t cm4j::engine_programmatic_edges(const cm4j_unet* unet) {
+  return unet->graphs.programmatic_edges();
+}
+
 extern "C" {
 
 const char* cm4j_last_error(void) {

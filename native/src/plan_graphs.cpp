@@ -31,7 +31,10 @@ Status PlanGraphs::run(const Plan& plan, ExecContext& ctx) {
     entry.ran = true;
   } else {
     s = be->capture(queue, &entry.work);
-    if (s.ok()) s = be->replay(*entry.work);  // a capture records; nothing ran yet
+    if (s.ok()) {
+      programmatic_edges_ += entry.work->programmatic_edges;
+      s = be->replay(*entry.work);  // a capture records; nothing ran yet
+    }
     ++captures_;
   }
   if (!s.ok()) {

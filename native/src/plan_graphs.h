@@ -35,6 +35,7 @@ class PlanGraphs {
 
   size_t captures() const { return captures_; }
   size_t replays() const { return replays_; }
+  size_t programmatic_edges() const { return programmatic_edges_; }  // over every capture
   size_t size() const { return entries_.size(); }
 
  private:
@@ -53,11 +54,12 @@ class PlanGraphs {
   Entry& find(const Plan& plan, const ExecContext& ctx, uint64_t epoch);
 
   std::list<Entry> entries_;  // most recently used first
-  size_t captures_ = 0, replays_ = 0;
+  size_t captures_ = 0, replays_ = 0, programmatic_edges_ = 0;
 };
 
 // The captures and replays of an engine's PlanGraphs, for tests of a backend's graphs
 // through the C API (engine.cpp).
 void engine_graph_counts(const cm4j_unet* unet, size_t* captures, size_t* replays);
+size_t engine_programmatic_edges(const cm4j_unet* unet);
 
 }  // namespace cm4j

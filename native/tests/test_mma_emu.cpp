@@ -678,6 +678,66 @@ void test_dynamic_shared() {
   cudaFree(out);
 }
 
+// Programmatic dependent launch (launch_mode.h): inside a ProgrammaticLaunches scope every
+// launch is programmatic (counted), and each of its threads must have waited for the kernel
+// before (CM4J_WAIT_PREVIOUS_KERNEL) by its first barrier and by its end; outside, launches
+// are plain and a kernel need not wait.
+__global__ void waiting_kernel(int* out) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
+  __syncthreads();
+  out[threadIdx.x] += 1;
+}
+
+__global__ void late_wait_kernel(int* out) {
+  __syncthreads();
+  CM4J_WAIT_PREVIOUS_KERNEL();
+  out[threadIdx.x] += 1;
+}
+
+__global__ void no_wait_kernel(int* out) { out[threadIdx.x] += 1; }
+
+// A device fault ends its process's CUDA context; the emulator's can be reset, so that each
+// fault case starts clean.
+void forget_fault() {
+  cm4j_emu::state().sticky_error = cudaSuccess;
+  cudaGetLastError();
+}
+
+void test_programmatic_launch() {
+  int* out;
+  cudaMalloc(&out, 32 * sizeof(int));
+  const int zeros[32] = {};
+  cudaMemcpy(out, zeros, sizeof zeros, cudaMemcpyHostToDevice);
+  const long before = cm4j_emu::state().programmatic_launches;
+  {
+    cm4j::kernels::ProgrammaticLaunches programmatic(true);
+    CM4J_LAUNCH(waiting_kernel, 1, 32, nullptr, out);
+  }
+  const bool waited = cudaGetLastError() == cudaSuccess &&
+                      cm4j_emu::state().programmatic_launches == before + 1;
+  CM4J_LAUNCH(late_wait_kernel, 1, 32, nullptr, out);
+  CM4J_LAUNCH(no_wait_kernel, 1, 32, nullptr, out);
+  const bool plain = cudaGetLastError() == cudaSuccess &&
+                     cm4j_emu::state().programmatic_launches == before + 1;
+  int got[32] = {};
+  cudaMemcpy(got, out, sizeof got, cudaMemcpyDeviceToHost);
+  bool ran = true;
+  for (int v : got) ran = ran && v == 3;
+  bool refused = true;
+  for (auto kernel : {late_wait_kernel, no_wait_kernel}) {
+    {
+      cm4j::kernels::ProgrammaticLaunches programmatic(true);
+      CM4J_LAUNCH(kernel, 1, 32, nullptr, out);
+    }
+    refused = refused && cudaGetLastError() == cudaErrorLaunchFailure;
+    forget_fault();
+  }
+  check(waited && plain && ran && refused,
+        "programmatic launches: counted inside the scope only; a thread that reaches a barrier "
+        "or its end before CM4J_WAIT_PREVIOUS_KERNEL() fails the launch");
+  cudaFree(out);
+}
+
 // The swizzle is a permutation of each row's chunks, and the 8 rows an ldmatrix reads at one
 // logical chunk land in 8 distinct 16-byte bank groups.
 template <int CHUNKS>
@@ -725,6 +785,7 @@ void test_matrix_desc() {
 int main() {
   std::mt19937 rng(7);
   test_dynamic_shared();  // first: a kernel's fault later on is sticky, as on the device
+  test_programmatic_launch();
   test_swizzle<4>();
   test_swizzle<8>();
   test_swizzle<16>();

@@ -17,6 +17,9 @@
 // poisoned for each block, starting 16 bytes past a 1 KiB boundary (all the device promises
 // is 16) and ending at a guard page; above 48 KiB a launch fails unless the kernel's
 // cudaFuncAttributeMaxDynamicSharedMemorySize allows it, as on the device.
+// A programmatic launch (kernels/launch_mode.h) runs after the kernel before it, as every
+// launch does here; each of its threads must have called CM4J_WAIT_PREVIOUS_KERNEL() by its
+// first barrier and by its end, or the launch fails.
 #pragma once
 
 #include <sys/mman.h>
@@ -102,6 +105,9 @@ struct cudaDeviceProp {
   size_t totalGlobalMem;
 };
 
+// The runtime whose API this stands in for (cudaGraphGetEdges with edge data, as in 13.0).
+#define CUDART_VERSION 13000
+
 namespace cm4j_emu {
 
 // ---- device state -------------------------------------------------------------------
@@ -110,10 +116,15 @@ struct State {
   cudaError_t sticky_error = cudaSuccess;  // a faulting kernel poisons the context
   std::map<void*, std::pair<void*, size_t>> allocations;  // user pointer -> mapping
   long launches = 0;
+  long programmatic_launches = 0;  // run with programmatic dependent launch (launch_mode.h)
   // Stream capture (CUDA graphs): while set, launches are recorded here instead of run,
   // their arguments copied as a graph's kernel nodes hold them; a copy, wait or allocation
   // meanwhile is refused and invalidates the capture, as on the device.
-  std::vector<std::function<void()>>* capturing = nullptr;
+  struct Node {
+    std::function<void()> run;
+    bool programmatic;  // its edge from the node before is programmatic (cudaGraphGetEdges)
+  };
+  std::vector<Node>* capturing = nullptr;
   bool capture_invalidated = false;
   // cudaFuncSetAttribute's cudaFuncAttributeMaxDynamicSharedMemorySize per kernel: a launch
   // asking for more than 48 KiB of dynamic shared memory fails without it, as on the device.
@@ -209,6 +220,11 @@ struct Block {
   // bytes past a 1 KiB boundary (the device promises 16-byte alignment only), and ending at
   // a guard page.
   char* dynamic_shared = nullptr;
+  // A programmatic launch: every thread must call CM4J_WAIT_PREVIOUS_KERNEL() before any
+  // barrier and before it exits; `waited` per thread, `unwaited` once one did not.
+  bool programmatic = false;
+  std::vector<char> waited;
+  bool unwaited = false;
   long events = 0;              // progress counter for deadlock detection
   bool deadlock = false;
   void (*body)(void*) = nullptr;
@@ -277,8 +293,21 @@ inline void try_release_warp(Block& b, int w) {
   }
 }
 
+// A thread of a programmatic launch that reaches a barrier or its end before
+// CM4J_WAIT_PREVIOUS_KERNEL() fails its launch (on the device it could have read the kernel
+// before's output unfinished).
+inline void check_waited(Block& b) {
+  if (b.programmatic && !b.waited[b.current]) b.unwaited = true;
+}
+
+inline void wait_previous_kernel() {
+  Block& b = *block();
+  b.waited[b.current] = 1;
+}
+
 inline void block_barrier() {
   Block& b = *block();
+  check_waited(b);
   const long gen = b.block_generation;
   ++b.block_arrived;
   ++b.events;
@@ -290,6 +319,7 @@ inline void block_barrier() {
 
 inline void warp_barrier() {
   Block& b = *block();
+  check_waited(b);
   const int w = b.current / 32;
   const long gen = b.warp_generation[w];
   ++b.warp_arrived[w];
@@ -303,6 +333,7 @@ inline void warp_barrier() {
 inline void fiber_entry() {
   Block& b = *block();
   b.body(b.body_arg);
+  check_waited(b);
   Fiber& f = b.fibers[b.current];
   f.done = true;
   --b.live;
@@ -343,10 +374,12 @@ inline bool valid_config(const dim3& g, const dim3& t) {
 }
 
 // Runs body(arg) as every thread of every block, blocks in order, each with `shared_bytes`
-// of dynamic shared memory.
-inline void run_grid(dim3 grid, dim3 threads, size_t shared_bytes, void (*body)(void*), void* arg) {
+// of dynamic shared memory; `programmatic`: launched with programmatic dependent launch.
+inline void run_grid(dim3 grid, dim3 threads, size_t shared_bytes, bool programmatic,
+                     void (*body)(void*), void* arg) {
   install_fault_handler();
   ++state().launches;
+  if (programmatic) ++state().programmatic_launches;
   if (!valid_config(grid, threads)) {
     fail(cudaErrorInvalidConfiguration, "invalid launch configuration");
     return;
@@ -365,6 +398,7 @@ inline void run_grid(dim3 grid, dim3 threads, size_t shared_bytes, void (*body)(
   b.fibers.resize(n);
   b.body = body;
   b.body_arg = arg;
+  b.programmatic = programmatic;
   void* mapping = nullptr;
   size_t mapped = 0;
   // 16 mod 1024 at the start: the largest slack a kernel aligning to 1 KiB must allow. The
@@ -399,6 +433,7 @@ inline void run_grid(dim3 grid, dim3 threads, size_t shared_bytes, void (*body)(
         b.collectives.assign(n, 0);
         b.async_copies.assign(n, AsyncCopies());
         b.wgmma.assign(n, WgmmaQueue());
+        b.waited.assign(n, 0);
         if (b.dynamic_shared) std::memset(b.dynamic_shared, 0xff, shared_bytes + tail);
         for (int i = 0; i < n; ++i) {
           Fiber& f = b.fibers[i];
@@ -434,6 +469,12 @@ inline void run_grid(dim3 grid, dim3 threads, size_t shared_bytes, void (*body)(
           block() = nullptr;
           return;
         }
+        if (b.unwaited) {
+          fail(cudaErrorLaunchFailure, "a thread of a programmatic launch reached a barrier "
+                                       "or its end before CM4J_WAIT_PREVIOUS_KERNEL()");
+          block() = nullptr;
+          return;
+        }
         for (const WgmmaQueue& q : b.wgmma)
           if (!q.pending.empty()) {
             fail(cudaErrorLaunchFailure, "a thread exited with a wgmma never waited for");
@@ -455,16 +496,20 @@ inline void run_grid(dim3 grid, dim3 threads, size_t shared_bytes, void (*body)(
 constexpr size_t kDefaultDynamicShared = 48 * 1024;
 constexpr int kMaxDynamicShared = 227 * 1024;
 
+// `programmatic`: launch_mode.h's programmatic_launches where the launch was queued.
 template <typename... Params, typename... Args>
 void launch_shared(void (*kernel)(Params...), dim3 grid, dim3 threads, size_t shared_bytes,
-                   cudaStream_t stream, Args&&... args) {
+                   cudaStream_t stream, bool programmatic, Args&&... args) {
   if (state().capturing) {  // recorded with its arguments' values now, run at each replay
     auto packed = std::make_shared<std::tuple<std::decay_t<Params>...>>(std::forward<Args>(args)...);
-    state().capturing->push_back([=] {
+    auto run = [=] {
       std::apply(
-          [&](auto&... a) { launch_shared(kernel, grid, threads, shared_bytes, stream, a...); },
+          [&](auto&... a) {
+            launch_shared(kernel, grid, threads, shared_bytes, stream, programmatic, a...);
+          },
           *packed);
-    });
+    };
+    state().capturing->push_back({run, programmatic});
     return;
   }
   if (shared_bytes > kDefaultDynamicShared) {
@@ -483,7 +528,7 @@ void launch_shared(void (*kernel)(Params...), dim3 grid, dim3 threads, size_t sh
     void (*kernel)(Params...);
     std::tuple<std::decay_t<Params>...>* args;
   } call{kernel, &packed};
-  run_grid(grid, threads, shared_bytes,
+  run_grid(grid, threads, shared_bytes, programmatic,
            [](void* p) {
              Call* c = static_cast<Call*>(p);
              auto copy = *c->args;
@@ -494,8 +539,8 @@ void launch_shared(void (*kernel)(Params...), dim3 grid, dim3 threads, size_t sh
 
 template <typename... Params, typename... Args>
 void launch(void (*kernel)(Params...), dim3 grid, dim3 threads, cudaStream_t stream,
-            Args&&... args) {
-  launch_shared(kernel, grid, threads, 0, stream, std::forward<Args>(args)...);
+            bool programmatic, Args&&... args) {
+  launch_shared(kernel, grid, threads, 0, stream, programmatic, std::forward<Args>(args)...);
 }
 
 // The calling block's dynamic shared memory (CM4J_DYNAMIC_SHARED).
@@ -642,6 +687,15 @@ inline cudaError_t cudaStreamSynchronize(cudaStream_t) {
 inline cudaError_t cudaDeviceSynchronize() { return cm4j_emu::state().sticky_error; }
 
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
+// The kernels as an sm_90 build gives them (the emulator runs every kernel's source).
+struct cudaFuncAttributes {
+  int ptxVersion, binaryVersion;
+};
+template <typename... Params>
+cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* attributes, void (*)(Params...)) {
+  attributes->ptxVersion = attributes->binaryVersion = 90;
+  return cudaSuccess;
+}
 template <typename... Params>
 cudaError_t cudaFuncSetAttribute(void (*kernel)(Params...), cudaFuncAttribute attr, int value) {
   if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 ||
@@ -681,21 +735,21 @@ enum cudaStreamCaptureMode {
   cudaStreamCaptureModeRelaxed = 2,
 };
 struct CUgraph_st {
-  std::vector<std::function<void()>> launches;
+  std::vector<cm4j_emu::State::Node> launches;
 };
 typedef CUgraph_st* cudaGraph_t;
 typedef CUgraph_st* cudaGraphExec_t;
 
 inline cudaError_t cudaStreamBeginCapture(cudaStream_t, cudaStreamCaptureMode) {
   if (cm4j_emu::state().capturing) return cudaErrorStreamCaptureUnsupported;
-  cm4j_emu::state().capturing = new std::vector<std::function<void()>>();
+  cm4j_emu::state().capturing = new std::vector<cm4j_emu::State::Node>();
   cm4j_emu::state().capture_invalidated = false;
   return cudaSuccess;
 }
 inline cudaError_t cudaStreamEndCapture(cudaStream_t, cudaGraph_t* graph) {
   auto& st = cm4j_emu::state();
   if (!st.capturing) return cudaErrorInvalidValue;
-  std::unique_ptr<std::vector<std::function<void()>>> recorded(st.capturing);
+  std::unique_ptr<std::vector<cm4j_emu::State::Node>> recorded(st.capturing);
   st.capturing = nullptr;
   *graph = nullptr;
   if (st.capture_invalidated) return cudaErrorStreamCaptureInvalidated;
@@ -711,8 +765,37 @@ inline cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph
 inline cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t) {
   if (!exec) return cudaErrorInvalidValue;
   if (cm4j_emu::refuse_while_capturing()) return cudaErrorStreamCaptureUnsupported;
-  for (const auto& l : exec->launches) l();
+  for (const auto& l : exec->launches) l.run();
   return cm4j_emu::state().sticky_error;
+}
+// A captured stream is a chain: node i depends on node i - 1, through a programmatic edge
+// when node i was a programmatic launch (as capture makes one between kernel nodes).
+typedef struct CUgraphNode_st* cudaGraphNode_t;
+enum cudaGraphDependencyType { cudaGraphDependencyTypeDefault = 0, cudaGraphDependencyTypeProgrammatic = 1 };
+struct cudaGraphEdgeData {
+  unsigned char from_port, to_port, type, reserved[5];
+};
+inline cudaError_t cudaGraphGetEdges(cudaGraph_t graph, cudaGraphNode_t* from, cudaGraphNode_t* to,
+                                     cudaGraphEdgeData* edge_data, size_t* count) {
+  if (!graph || !count) return cudaErrorInvalidValue;
+  const size_t edges = graph->launches.empty() ? 0 : graph->launches.size() - 1;
+  if (!from) {
+    *count = edges;
+    return cudaSuccess;
+  }
+  *count = std::min(*count, edges);
+  for (size_t i = 0; i < *count; ++i) {
+    from[i] = reinterpret_cast<cudaGraphNode_t>(i + 1);
+    to[i] = reinterpret_cast<cudaGraphNode_t>(i + 2);
+    if (edge_data) {
+      edge_data[i] = cudaGraphEdgeData{};
+      if (graph->launches[i + 1].programmatic) {
+        edge_data[i].from_port = 1;  // cudaGraphKernelNodePortProgrammatic
+        edge_data[i].type = cudaGraphDependencyTypeProgrammatic;
+      }
+    }
+  }
+  return cudaSuccess;
 }
 inline cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
   delete graph;

@@ -5,9 +5,11 @@
 #include <cstring>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "cuda/cuda_backend_impl.h"
 #include "elementwise_nhwc.cuh"
+#include "launch_mode.h"
 
 namespace cm4j {
 namespace cuda {
@@ -30,7 +32,8 @@ CudaBackend::CudaBackend(int device, CudaKernels kernel_set, kernels::ConvOperan
       stream_(stream),
       sync_each_op_(options.sync_each_op),
       graphs_(options.graphs && !options.sync_each_op),
-      norm_fusion_(options.norm_fusion) {
+      norm_fusion_(options.norm_fusion),
+      programmatic_launches_(options.programmatic_launches) {
   if (nhwc_) tuner_ = std::make_unique<ConvTuner>(options.tuning, device, options.wgmma);
 }
 
@@ -181,19 +184,59 @@ Status CudaBackend::synchronize() {
   return cuda_error(cudaStreamSynchronize(stream_), "synchronize");
 }
 
+namespace {
+
+// The graph's programmatic edges (a kernel node that may start before the one it depends on
+// finishes): what the capture made of the programmatic launches; 0 where the runtime cannot
+// say (before CUDA 12.3).
+size_t programmatic_edges(cudaGraph_t graph) {
+#if CUDART_VERSION >= 12030
+#if CUDART_VERSION >= 13000
+  const auto edges = cudaGraphGetEdges;
+#else
+  const auto edges = cudaGraphGetEdges_v2;
+#endif
+  size_t n = 0;
+  if (edges(graph, nullptr, nullptr, nullptr, &n) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  std::vector<cudaGraphNode_t> from(n), to(n);
+  std::vector<cudaGraphEdgeData> data(n);
+  if (n == 0 || edges(graph, from.data(), to.data(), data.data(), &n) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  size_t programmatic = 0;
+  for (size_t i = 0; i < n; ++i)
+    programmatic += data[i].type == cudaGraphDependencyTypeProgrammatic;
+  return programmatic;
+#else
+  (void)graph;
+  return 0;
+#endif
+}
+
+}  // namespace
+
 Status CudaBackend::capture(const std::function<Status()>& queue,
                             std::unique_ptr<CapturedWork>* out) {
   cudaSetDevice(device_);
   cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal);
   if (e != cudaSuccess) return cuda_error(e, "capture");
   capturing_ = true;  // the conv tuner measures nothing meanwhile
-  Status s = queue();
+  Status s;
+  {
+    kernels::ProgrammaticLaunches programmatic(programmatic_launches_);
+    s = queue();
+  }
   capturing_ = false;
   cudaGraph_t graph = nullptr;
   e = cudaStreamEndCapture(stream_, &graph);  // ends it whatever queue() did
   if (s.ok() && e != cudaSuccess) s = cuda_error(e, "capture");
   auto g = std::make_unique<DeviceGraph>();
   g->device = device_;
+  if (s.ok() && programmatic_launches_) g->programmatic_edges = programmatic_edges(graph);
   if (s.ok()) s = cuda_error(cudaGraphInstantiate(&g->exec, graph, 0), "capture (instantiate)");
   if (graph) cudaGraphDestroy(graph);
   if (!s.ok()) return s;
@@ -300,14 +343,19 @@ std::unique_ptr<Backend> make_cuda_backend_with(int device, int dtype, CudaKerne
   if (!read_switch("CM4J_CUDA_SYNC", &options.sync_each_op, error) ||
       !read_switch("CM4J_CUDA_GRAPHS", &options.graphs, error) ||
       !read_switch("CM4J_CUDA_NORM_FUSION", &options.norm_fusion, error) ||
-      !read_switch("CM4J_CUDA_WGMMA", &options.wgmma, error))
+      !read_switch("CM4J_CUDA_WGMMA", &options.wgmma, error) ||
+      !read_switch("CM4J_CUDA_PDL", &options.programmatic_launches, error))
     return nullptr;
   cudaError_t e = cudaSetDevice(device);
-  if (e == cudaSuccess && operand != kernels::ConvOperand::kF32) {
+  cudaDeviceProp prop;
+  if (e == cudaSuccess) e = cudaGetDeviceProperties(&prop, device);
+  if (e == cudaSuccess) {
+    // Programmatic dependent launch: sm_90+, and kernels compiled for it (below sm_90 the
+    // kernels' wait is compiled out, and a card may run them from older PTX).
+    options.programmatic_launches = options.programmatic_launches && prop.major >= 9 &&
+                                    cuda_kernels_ptx_version() >= 90;
     // The fp16/bf16 conv runs on sm_80+ tensor cores.
-    cudaDeviceProp prop;
-    e = cudaGetDeviceProperties(&prop, device);
-    if (e == cudaSuccess && prop.major < 8) {
+    if (operand != kernels::ConvOperand::kF32 && prop.major < 8) {
       *error = std::string("CUDA backend: ") + dtype_name(dtype) + " needs compute capability 8.0+, " +
                prop.name + " is " + std::to_string(prop.major) + "." + std::to_string(prop.minor);
       return nullptr;
@@ -318,7 +366,6 @@ std::unique_ptr<Backend> make_cuda_backend_with(int device, int dtype, CudaKerne
   if (e == cudaSuccess) e = cuda_probe_kernels(stream);
   if (e != cudaSuccess) {
     cudaGetLastError();
-    cudaDeviceProp prop;
     std::string what = "CUDA device " + std::to_string(device);
     if (cudaGetDeviceProperties(&prop, device) == cudaSuccess)
       what += " (" + std::string(prop.name) + ", sm_" + std::to_string(prop.major) +

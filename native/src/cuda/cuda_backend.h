@@ -38,4 +38,9 @@ cudaStream_t cuda_backend_stream(Backend* backend);
 // device's architecture (and a broken driver) when the backend is created, not mid-model.
 cudaError_t cuda_probe_kernels(cudaStream_t stream);
 
+// The PTX version (e.g. 90) the current device's copy of the kernels was compiled from: below
+// 90 (a build without sm_90, JIT-compiled on a newer card) they lack the wait that
+// programmatic launch relies on (kernels/launch_mode.h); 0 when it cannot be read.
+int cuda_kernels_ptx_version();
+
 }  // namespace cm4j

@@ -74,6 +74,9 @@ class CudaBackend final : public Backend {
     bool graphs = false;        // CM4J_CUDA_GRAPHS
     bool norm_fusion = true;    // CM4J_CUDA_NORM_FUSION (the NHWC mode's only)
     bool wgmma = false;         // CM4J_CUDA_WGMMA: the sm_90a conv among the tuner's candidates
+    // CM4J_CUDA_PDL: a captured graph's kernels launch programmatically (launch_mode.h);
+    // on compute capability 9.0+ only.
+    bool programmatic_launches = false;
     TuningMode tuning = TuningMode::kCached;  // CM4J_TUNING
   };
   CudaBackend(int device, CudaKernels kernel_set, kernels::ConvOperand operand,
@@ -174,6 +177,7 @@ class CudaBackend final : public Backend {
   const bool sync_each_op_;
   const bool graphs_;  // capture() and replay() offered
   const bool norm_fusion_;  // the NHWC mode's convs take group norms (conv_fuses_norm)
+  const bool programmatic_launches_;  // in capture()
   bool capturing_ = false;  // inside capture()'s queue()
   std::unique_ptr<ConvTuner> tuner_;  // the NHWC mode's conv choice
   uint64_t scratch_epoch_ = 0;

@@ -8,7 +8,10 @@
 namespace cm4j {
 
 namespace {
-__global__ void probe_kernel(int* out) { *out = 42; }
+__global__ void probe_kernel(int* out) {
+  CM4J_WAIT_PREVIOUS_KERNEL();
+  *out = 42;
+}
 }  // namespace
 
 cudaError_t cuda_probe_kernels(cudaStream_t stream) {
@@ -23,6 +26,15 @@ cudaError_t cuda_probe_kernels(cudaStream_t stream) {
   cudaFree(d);
   if (e == cudaSuccess && h != 42) e = cudaErrorUnknown;
   return e;
+}
+
+int cuda_kernels_ptx_version() {
+  cudaFuncAttributes attributes;
+  if (cudaFuncGetAttributes(&attributes, probe_kernel) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return attributes.ptxVersion;
 }
 
 }  // namespace cm4j
