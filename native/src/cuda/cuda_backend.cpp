@@ -197,13 +197,13 @@ size_t programmatic_edges(cudaGraph_t graph) {
   const auto edges = cudaGraphGetEdges_v2;
 #endif
   size_t n = 0;
-  if (edges(graph, nullptr, nullptr, nullptr, &n) != cudaSuccess) {
+  if (edges(graph, nullptr, nullptr, nullptr, &n) != cudaSuccess || n == 0) {
     cudaGetLastError();
     return 0;
   }
   std::vector<cudaGraphNode_t> from(n), to(n);
   std::vector<cudaGraphEdgeData> data(n);
-  if (n == 0 || edges(graph, from.data(), to.data(), data.data(), &n) != cudaSuccess) {
+  if (edges(graph, from.data(), to.data(), data.data(), &n) != cudaSuccess) {
     cudaGetLastError();
     return 0;
   }
@@ -350,10 +350,10 @@ std::unique_ptr<Backend> make_cuda_backend_with(int device, int dtype, CudaKerne
   cudaDeviceProp prop;
   if (e == cudaSuccess) e = cudaGetDeviceProperties(&prop, device);
   if (e == cudaSuccess) {
-    // Programmatic dependent launch: sm_90+, and kernels compiled for it (below sm_90 the
-    // kernels' wait is compiled out, and a card may run them from older PTX).
-    options.programmatic_launches = options.programmatic_launches && prop.major >= 9 &&
-                                    cuda_kernels_ptx_version() >= 90;
+    // Programmatic dependent launch: kernels compiled from sm_90+ PTX, so run on a 9.0+ card
+    // (below sm_90 the kernels' wait is compiled out, and a card may run them from older PTX).
+    options.programmatic_launches =
+        options.programmatic_launches && cuda_kernels_ptx_version() >= 90;
     // The fp16/bf16 conv runs on sm_80+ tensor cores.
     if (operand != kernels::ConvOperand::kF32 && prop.major < 8) {
       *error = std::string("CUDA backend: ") + dtype_name(dtype) + " needs compute capability 8.0+, " +
