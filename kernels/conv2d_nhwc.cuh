@@ -46,6 +46,11 @@ struct Conv2dNhwcParams {
   // center, mul and add rows (group_norm_nhwc_coeffs). Zero padding stays zero.
   const float* norm = nullptr;
   bool norm_silu = false;
+  // Split-K in one launch (conv2d_nhwc_mma and _wgmma with splits > 1; the others ignore
+  // it): one arrival counter per output tile, zero at rest (each launch leaves them so), at
+  // least conv2d_nhwc_mma_split_counters(p); the last split of a tile to finish adds the
+  // splits' partial sums and applies the epilogue. Null: a second kernel does that.
+  unsigned* split_counters = nullptr;
 };
 
 // Host: torch layout [c_out, c_in, k, k] -> packed [K, c_out] in the NHWC reduction order

@@ -5,8 +5,9 @@
 // [32 k, BN co] slice of the packed weights (BM x BN: 128x64, 64x64 or 128x128); three
 // stages are in flight, so the copies of slice k+2 overlap the MMAs of slice k. Where one
 // image's output tiles are too few to fill the card (imagenet64's 32x32 to 8x8 levels), the
-// reduction is split over blocks (grid z) that leave fp32 partial sums for a second kernel,
-// which adds them in split order (deterministic) and applies the epilogue. A group norm fused into the gather
+// reduction is split over blocks (grid z) that leave fp32 partial sums; the last of a tile's
+// splits to finish (or, without arrival counters, a second kernel) adds them in split order
+// (deterministic) and applies the epilogue. A group norm fused into the gather
 // (Conv2dNhwcParams::norm) is applied to each stage's A slice in shared memory once it has
 // landed, before the barrier that publishes it: each thread maps the chunks it copied, so
 // the stage's values are those the unfused norm would have written. Not yet run on a GPU:
@@ -159,6 +160,11 @@ size_t conv2d_nhwc_mma_workspace_floats(const Conv2dNhwcParams& p, int splits) {
 
 size_t conv2d_nhwc_mma_workspace_floats(const Conv2dNhwcParams& p) {
   return conv2d_nhwc_mma_workspace_floats(p, conv2d_nhwc_mma_splits(p));
+}
+
+size_t conv2d_nhwc_mma_split_counters(const Conv2dNhwcParams& p) {
+  const int64_t m = static_cast<int64_t>(p.batch) * p.h_out * p.w_out;
+  return static_cast<size_t>((m + 63) / 64 * kidx::ceil_div(p.c_out, 64));
 }
 
 cudaError_t conv2d_nhwc_mma_forward(const Conv2dNhwcParams& p, const Conv2dNhwcMmaConfig& c,

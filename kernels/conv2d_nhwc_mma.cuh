@@ -63,6 +63,10 @@ bool conv2d_nhwc_mma_config_ok(const Conv2dNhwcParams& p, const Conv2dNhwcMmaCon
 size_t conv2d_nhwc_mma_workspace_floats(const Conv2dNhwcParams& p, int splits);
 size_t conv2d_nhwc_mma_workspace_floats(const Conv2dNhwcParams& p);
 
+// The arrival counters (Conv2dNhwcParams::split_counters) any tile and split of p needs: one
+// per 64x64 output tile, the smallest.
+size_t conv2d_nhwc_mma_split_counters(const Conv2dNhwcParams& p);
+
 // Queues the convolution on `stream` (sm_80+) in configuration `c` (without it, the rule's),
 // with `workspace` of at least conv2d_nhwc_mma_workspace_floats(p, c.splits) floats (null
 // when that is 0); cudaErrorInvalidValue for parameters that conv2d_nhwc_mma_supports

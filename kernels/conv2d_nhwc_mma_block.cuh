@@ -185,9 +185,56 @@ __device__ __forceinline__ void warpgroup_mma_wait(float (&acc)[1][16][4]) {
   sm90::fence_accumulators(reinterpret_cast<float(&)[64]>(acc));
 }
 
+// Split-K in one launch: called by every split of output tile (blockIdx.x, blockIdx.y) once
+// its partial sums are stored; the split that arrives last (p.split_counters: the threadfence
+// sample's atomicInc, which also leaves the counter at zero) adds the splits' sums in split
+// order and applies the epilogue, as the reduction kernel would (the same bits).
+template <typename T, class Tile>
+__device__ __forceinline__ void add_splits_if_last(const Conv2dNhwcParams& p, const float* partial,
+                                                   int M, int N, int m0, int n0) {
+  __threadfence();  // this thread's partial sums visible on the whole card before the count
+  bool last = false;
+  if (threadIdx.x == 0)
+    last = atomicInc(p.split_counters + blockIdx.y * gridDim.x + blockIdx.x, gridDim.z - 1) ==
+           gridDim.z - 1;
+  if (!__syncthreads_or(last)) return;
+  __threadfence();  // the other splits' sums, stored before their count, seen after ours
+  // The tile's output pairs row by row (coalesced), kRound per thread at a time so that their
+  // loads overlap (L2 loads, cg: other SMs wrote them); each pair's sum in split order.
+  constexpr int kPairs = Tile::kBM * Tile::kBN / 2, kRound = 4;
+  static_assert(kPairs % (kRound * Tile::kThreads) == 0, "whole rounds");
+  const int hw = p.h_out * p.w_out, splits = gridDim.z;
+  const int64_t split_floats = static_cast<int64_t>(M) * N;
+  for (int i0 = threadIdx.x; i0 < kPairs; i0 += kRound * Tile::kThreads) {
+    int m[kRound], co[kRound];
+    float2 v[kRound];
+#pragma unroll
+    for (int r = 0; r < kRound; ++r) {
+      const int i = i0 + r * Tile::kThreads;
+      m[r] = m0 + i / (Tile::kBN / 2);
+      co[r] = n0 + i % (Tile::kBN / 2) * 2;
+      v[r] = make_float2(0.0f, 0.0f);
+    }
+#pragma unroll 4
+    for (int z = 0; z < splits; ++z)
+#pragma unroll
+      for (int r = 0; r < kRound; ++r) {
+        if (m[r] >= M || co[r] >= N) continue;
+        const float2 s = __ldcg(reinterpret_cast<const float2*>(
+            &partial[z * split_floats + static_cast<int64_t>(m[r]) * N + co[r]]));
+        v[r].x += s.x;
+        v[r].y += s.y;
+      }
+#pragma unroll
+    for (int r = 0; r < kRound; ++r)
+      if (m[r] < M && co[r] < N) store_output_pair<T>(p, m[r], co[r], m[r] / hw, v[r].x, v[r].y);
+  }
+}
+
 // One block of the conv in tile Tile. With gridDim.z > 1, block z reduces its share of the
-// slices and stores its raw sums in partial [gridDim.z, M, c_out]. NORM: p.norm's map
-// applied to the gathered values.
+// slices and stores its raw sums in partial [gridDim.z, M, c_out], and with p.split_counters
+// the last split of the tile applies the epilogue to their sum. NORM: p.norm's map applied
+// to the gathered values.
 template <typename T, class Tile, int KS, bool NORM>
 __device__ __forceinline__ void conv2d_nhwc_mma_block(const Conv2dNhwcParams& p, float* partial) {
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
@@ -360,6 +407,7 @@ __device__ __forceinline__ void conv2d_nhwc_mma_block(const Conv2dNhwcParams& p,
           store_output_pair<T>(p, m, co, b, v0, v1);
       }
     }
+  if (partial && p.split_counters) add_splits_if_last<T, Tile>(p, partial, M, N, m0, n0);
 #else
   __trap();  // tensor-core path built for an architecture below sm_80
 #endif
@@ -368,7 +416,7 @@ __device__ __forceinline__ void conv2d_nhwc_mma_block(const Conv2dNhwcParams& p,
 // Queues the conv on a kernel family: Kernels::Type its element type, Kernels::Tile its tile,
 // Kernels::get<KS, NORM>() its kernel for a kernel size (1, 3, or 0: any) and a fused norm or
 // none. splits > 1: over `splits` blocks along k, with `partial` [splits, M, c_out] in between,
-// added by the split-K reduction.
+// added by the tile's last split (p.split_counters) or else by the split-K reduction.
 template <class Kernels>
 cudaError_t launch_blocks(const Conv2dNhwcParams& p, int splits, float* partial,
                           cudaStream_t stream) {
@@ -395,7 +443,7 @@ cudaError_t launch_blocks(const Conv2dNhwcParams& p, int splits, float* partial,
   } else {
     CM4J_LAUNCH(kernel, grid, Tile::kThreads, stream, p, sums);
   }
-  if (splits > 1) return conv2d_nhwc_epilogue(p, partial, splits, stream);
+  if (splits > 1 && !p.split_counters) return conv2d_nhwc_epilogue(p, partial, splits, stream);
   return cudaGetLastError();
 }
 

@@ -2,8 +2,9 @@
 // chunk of a group's pixels, then per chunk of an image's elements the merged statistics
 // and the affine transform, scale/shift and SiLU, channel-fastest so that neighbouring
 // threads touch neighbouring channels of a pixel; or, for a conv that normalizes as it
-// gathers, each channel's affine map instead of the second pass. Built with --fmad=false
-// (CMakeLists.txt): the map, computed by either second kernel, rounds the same in both.
+// gathers, each channel's affine map, written by the group's last stats block instead of a
+// second pass. Built with --fmad=false (CMakeLists.txt): the map, computed by either kernel,
+// rounds the same in both.
 // Not yet run on a GPU.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -50,6 +51,40 @@ __device__ __forceinline__ float load(const GroupNormNhwcParams& p, int b, int c
   return to_f32(static_cast<const T*>(which == 0 ? p.x : p.x2)[at]);
 }
 
+// Group g of image b: its chunks' statistics merged in chunk order (Chan et al.'s pairwise
+// update), as (mean, 1 / sqrt(biased variance + eps)), as torch.
+__device__ float2 group_stats(const GroupNormNhwcParams& p, const float2* partial, int b, int g) {
+  const int cpg = p.channels / p.groups;
+  const Chunks chunks = stats_chunks(p);
+  const float2* part = partial + (static_cast<int64_t>(b) * p.groups + g) * chunks.count;
+  float n = 0.0f, mean = 0.0f, m2 = 0.0f;
+  for (int k = 0; k < chunks.count; ++k) {
+    const float nk = static_cast<float>(cpg * min(chunks.pixels, p.hw - k * chunks.pixels));
+    const float2 pk = __ldcg(&part[k]);  // from L2: the last stats block reads other SMs' chunks
+    const float total = n + nk, delta = pk.x - mean;
+    mean += delta * (nk / total);
+    m2 += pk.y + delta * delta * (n * nk / total);
+    n = total;
+  }
+  return make_float2(mean, 1.0f / sqrtf(m2 / n + p.eps));
+}
+
+// Channel c of image b: (x - mean) * rstd * gamma + beta, then * (1 + scale) + shift, as
+// one affine map (x - mean) * mul + add (mul, add returned).
+__device__ __forceinline__ float2 channel_map(const GroupNormNhwcParams& p, int b, int c,
+                                              float rstd) {
+  float mul = p.gamma ? rstd * p.gamma[c] : rstd;
+  float add = p.beta ? p.beta[c] : 0.0f;
+  const int64_t sc = static_cast<int64_t>(b) * p.scale_stride + c;
+  if (p.scale) {
+    const float s = 1.0f + p.scale[sc];
+    mul *= s;
+    add *= s;
+  }
+  if (p.shift) add += p.shift[sc];
+  return make_float2(mul, add);
+}
+
 // Block (chunk, g, b): the chunk's mean and its sum of squared deviations from it (M2),
 // two passes over its values (the second mostly from L1), as float2 at
 // partial[(b * groups + g) * chunks + chunk].
@@ -73,41 +108,28 @@ __global__ void __launch_bounds__(kThreads) group_norm_nhwc_stats_kernel(const G
     q = fmaf(d, d, q);
   }
   const float m2 = block_sum<kThreads>(q, scratch);
-  if (threadIdx.x == 0)
-    partial[(static_cast<int64_t>(b) * p.groups + g) * chunks.count + chunk] = make_float2(mean, m2);
-}
-
-// Group g of image b: its chunks' statistics merged in chunk order (Chan et al.'s pairwise
-// update), as (mean, 1 / sqrt(biased variance + eps)), as torch.
-__device__ float2 group_stats(const GroupNormNhwcParams& p, const float2* partial, int b, int g) {
-  const int cpg = p.channels / p.groups;
-  const Chunks chunks = stats_chunks(p);
-  const float2* part = partial + (static_cast<int64_t>(b) * p.groups + g) * chunks.count;
-  float n = 0.0f, mean = 0.0f, m2 = 0.0f;
-  for (int k = 0; k < chunks.count; ++k) {
-    const float nk = static_cast<float>(cpg * min(chunks.pixels, p.hw - k * chunks.pixels));
-    const float total = n + nk, delta = part[k].x - mean;
-    mean += delta * (nk / total);
-    m2 += part[k].y + delta * delta * (n * nk / total);
-    n = total;
+  const int64_t group = static_cast<int64_t>(b) * p.groups + g;
+  if (threadIdx.x == 0) partial[group * chunks.count + chunk] = make_float2(mean, m2);
+  if (!p.coeffs) return;
+  // The group's last block to finish (the threadfence sample's atomicInc, which leaves the
+  // counter at zero again) writes each of its channels' maps into coeffs [B, 3, C], for the
+  // conv that applies them: the apply kernel's numbers, unwritten.
+  bool last = false;
+  if (threadIdx.x == 0) {
+    __threadfence();  // this chunk's statistics visible on the whole card before the count
+    last = atomicInc(p.counters + group, chunks.count - 1) == static_cast<unsigned>(chunks.count - 1);
   }
-  return make_float2(mean, 1.0f / sqrtf(m2 / n + p.eps));
-}
-
-// Channel c of image b: (x - mean) * rstd * gamma + beta, then * (1 + scale) + shift, as
-// one affine map (x - mean) * mul + add (mul, add returned).
-__device__ __forceinline__ float2 channel_map(const GroupNormNhwcParams& p, int b, int c,
-                                              float rstd) {
-  float mul = p.gamma ? rstd * p.gamma[c] : rstd;
-  float add = p.beta ? p.beta[c] : 0.0f;
-  const int64_t sc = static_cast<int64_t>(b) * p.scale_stride + c;
-  if (p.scale) {
-    const float s = 1.0f + p.scale[sc];
-    mul *= s;
-    add *= s;
+  if (!__syncthreads_or(last)) return;
+  __threadfence();  // the other chunks' statistics, stored before their count, seen after ours
+  for (int j = threadIdx.x; j < cpg; j += kThreads) {
+    const int c = g * cpg + j;
+    const float2 st = group_stats(p, partial, b, g);
+    const float2 map = channel_map(p, b, c, st.y);
+    float* row = p.coeffs + static_cast<int64_t>(b) * 3 * p.channels + c;
+    row[0] = st.x;
+    row[p.channels] = map.x;
+    row[2 * p.channels] = map.y;
   }
-  if (p.shift) add += p.shift[sc];
-  return make_float2(mul, add);
 }
 
 // Block (chunk, b): thread g < groups merges group g's statistics, then the block normalizes
@@ -137,32 +159,13 @@ __global__ void __launch_bounds__(kThreads) group_norm_nhwc_apply_kernel(const G
   }
 }
 
-// Thread (c, b) of the grid: channel c's map into coeffs [B, 3, C], for the conv that applies
-// it (the apply kernel's numbers, unwritten).
-__global__ void __launch_bounds__(kThreads) group_norm_nhwc_coeffs_kernel(const GroupNormNhwcParams p,
-                                                                          const float2* partial) {
-  CM4J_WAIT_PREVIOUS_KERNEL();
-  const int c = blockIdx.x * kThreads + threadIdx.x, b = blockIdx.y;
-  if (c >= p.channels) return;
-  const float2 st = group_stats(p, partial, b, c / (p.channels / p.groups));
-  const float2 map = channel_map(p, b, c, st.y);
-  float* row = p.coeffs + static_cast<int64_t>(b) * 3 * p.channels + c;
-  row[0] = st.x;
-  row[p.channels] = map.x;
-  row[2 * p.channels] = map.y;
-}
-
 template <typename T>
 cudaError_t launch(const GroupNormNhwcParams& p, float* workspace, cudaStream_t stream) {
   const Chunks chunks = stats_chunks(p);
   float2* partial = reinterpret_cast<float2*>(workspace);
   CM4J_LAUNCH(group_norm_nhwc_stats_kernel<T>, dim3(chunks.count, p.groups, p.batch), kThreads,
               stream, p, partial);
-  if (p.coeffs) {
-    CM4J_LAUNCH(group_norm_nhwc_coeffs_kernel, dim3((p.channels + kThreads - 1) / kThreads, p.batch),
-                kThreads, stream, p, static_cast<const float2*>(partial));
-    return cudaGetLastError();
-  }
+  if (p.coeffs) return cudaGetLastError();
   const int64_t image = static_cast<int64_t>(p.hw) * p.channels;
   const int apply_chunks = static_cast<int>((image + kChunkElements - 1) / kChunkElements);
   CM4J_LAUNCH(group_norm_nhwc_apply_kernel<T>, dim3(apply_chunks, p.batch), kThreads, stream, p,
@@ -180,7 +183,8 @@ size_t group_norm_nhwc_workspace_floats(const GroupNormNhwcParams& p) {
 cudaError_t group_norm_nhwc_forward(const GroupNormNhwcParams& p, float* workspace,
                                     cudaStream_t stream) {
   if (p.batch < 1 || p.channels < 1 || p.hw < 1 || p.groups < 1 || p.groups > kMaxNormGroups ||
-      p.channels % p.groups != 0 || !p.x || !p.y == !p.coeffs || !workspace)
+      p.channels % p.groups != 0 || !p.x || !p.y == !p.coeffs || (p.coeffs && !p.counters) ||
+      !workspace)
     return cudaErrorInvalidValue;
   if (p.x2 && (p.c1 < 1 || p.c1 >= p.channels)) return cudaErrorInvalidValue;
   if ((p.scale || p.shift) && p.scale_stride < p.channels) return cudaErrorInvalidValue;

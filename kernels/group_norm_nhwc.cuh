@@ -12,7 +12,6 @@
 // sm_90 (kernels/dev/ptxas-check.sh holds ptxas to them, and to no spills):
 // ptxas budget: group_norm_nhwc_stats_kernel 48 registers, 64 bytes shared
 // ptxas budget: group_norm_nhwc_apply_kernel 48 registers, 1024 bytes shared
-// ptxas budget: group_norm_nhwc_coeffs_kernel 40 registers, 0 bytes shared
 
 namespace cm4j {
 namespace kernels {
@@ -37,6 +36,10 @@ struct GroupNormNhwcParams {
   // [B, 3, C] fp32 (center, mul, add rows), for a conv that applies it, then SiLU, as it
   // gathers x (Conv2dNhwcParams::norm). The apply kernel computes the same map the same way.
   float* coeffs = nullptr;
+  // With coeffs: one arrival counter per (image, group), zero at rest (each launch leaves
+  // them so), group_norm_nhwc_counters(p) of them: the last stats block of a group writes
+  // its maps, so the norm is one launch.
+  unsigned* counters = nullptr;
 };
 
 // Two launches that each fill the card at any batch (one block per (image, group), 32 blocks
@@ -44,11 +47,15 @@ struct GroupNormNhwcParams {
 // pixels writes every chunk's (mean, M2), and an apply kernel over chunks of every image
 // merges them in chunk order (Chan et al.'s pairwise update, fp32) and normalizes. Chunks
 // depend on one image's shape only, so an image gets the same bits batched or alone.
-// With coeffs the second launch writes the per-channel maps instead of y.
+// With coeffs there is no second launch: the stats block that finishes a group last merges
+// its chunks and writes the group's per-channel maps instead of y.
 // `workspace`: group_norm_nhwc_workspace_floats(p) floats of device memory, free while the
-// two kernels run (on the backend's stream, ops are in order). groups <= kMaxNormGroups.
+// kernels run (on the backend's stream, ops are in order). groups <= kMaxNormGroups.
 constexpr int kMaxNormGroups = 128;
 size_t group_norm_nhwc_workspace_floats(const GroupNormNhwcParams& p);
+inline size_t group_norm_nhwc_counters(const GroupNormNhwcParams& p) {
+  return static_cast<size_t>(p.batch) * p.groups;
+}
 cudaError_t group_norm_nhwc_forward(const GroupNormNhwcParams& p, float* workspace,
                                     cudaStream_t stream);
 

@@ -1,5 +1,5 @@
 // group_norm_nhwc.cu's two launches (stats per chunk of a group's pixels, then the merge and
-// the transform) on the CPU emulator (kernels/dev/emu, -DCM4J_CUDA_EMULATION; no GPU or CUDA
+// the transform; for a fused conv, one) on the CPU emulator (kernels/dev/emu, -DCM4J_CUDA_EMULATION; no GPU or CUDA
 // toolkit needed), in fp16 and bf16, against a loop in double: one chunk and many, a last
 // chunk with fewer pixels, a group wider than a chunk, cat(x, x2) with the seam inside a
 // group, scale/shift and SiLU. Then that image 1 of a batch of 3 gets the bits it gets
@@ -83,15 +83,22 @@ kernels::GroupNormNhwcParams params(const NormCase& k, const Inputs<T>& in, kern
   return p;
 }
 
-// Into y, or (y null) only the maps into coeffs [B, 3, C].
+// Into y, or (y null) only the maps into coeffs [B, 3, C]: then in one launch, which leaves
+// its arrival counters at zero (false otherwise).
 template <typename T>
 bool run(const kernels::GroupNormNhwcParams& p, T* y, float* coeffs = nullptr) {
   std::vector<float> workspace(kernels::group_norm_nhwc_workspace_floats(p), NAN);
+  std::vector<unsigned> counters(kernels::group_norm_nhwc_counters(p), 0);
   kernels::GroupNormNhwcParams q = p;
   q.y = y;
   q.coeffs = coeffs;
-  return kernels::group_norm_nhwc_forward(q, workspace.data(), nullptr) == cudaSuccess &&
-         cudaDeviceSynchronize() == cudaSuccess;
+  q.counters = coeffs ? counters.data() : nullptr;
+  const long before = cm4j_emu::state().launches;
+  const bool ok = kernels::group_norm_nhwc_forward(q, workspace.data(), nullptr) == cudaSuccess &&
+                  cudaDeviceSynchronize() == cudaSuccess;
+  bool at_rest = true;
+  for (unsigned c : counters) at_rest = at_rest && c == 0;
+  return ok && (!coeffs || (cm4j_emu::state().launches == before + 1 && at_rest));
 }
 
 // The maps written for a conv that fuses the norm (coeffs), applied to x as that conv applies
@@ -110,7 +117,8 @@ void test_coeffs(const char* what, const NormCase& k, const Inputs<T>& in,
         const T got = y[(static_cast<size_t>(b) * k.hw + pos) * k.channels + c];
         same = same && std::memcmp(&v, &got, sizeof(T)) == 0;
       }
-  check(same, std::string(what) + ": its maps (coeffs) applied as a fused conv applies them = y, bit for bit");
+  check(same, std::string(what) + ": its maps (coeffs, one launch: the last stats block of each "
+                                  "group) applied as a fused conv applies them = y, bit for bit");
 }
 
 template <typename T>
@@ -192,14 +200,18 @@ void test_refusals() {
   p.groups = 4;
   const bool no_workspace = kernels::group_norm_nhwc_forward(p, nullptr, nullptr) == cudaErrorInvalidValue;
   std::vector<float> coeffs(3 * 8);
+  std::vector<unsigned> counters(4);
   p.coeffs = coeffs.data();
+  p.counters = counters.data();
   const bool both = kernels::group_norm_nhwc_forward(p, ws.data(), nullptr) == cudaErrorInvalidValue;
   p.y = nullptr;
+  p.counters = nullptr;
+  const bool uncounted = kernels::group_norm_nhwc_forward(p, ws.data(), nullptr) == cudaErrorInvalidValue;
   p.coeffs = nullptr;
   const bool neither = kernels::group_norm_nhwc_forward(p, ws.data(), nullptr) == cudaErrorInvalidValue;
-  check(uneven && no_workspace && both && neither,
-        "group_norm_nhwc refuses groups that do not divide C, a null workspace, and other than "
-        "exactly one of y and coeffs");
+  check(uneven && no_workspace && both && uncounted && neither,
+        "group_norm_nhwc refuses groups that do not divide C, a null workspace, other than "
+        "exactly one of y and coeffs, and coeffs without arrival counters");
 }
 
 template <typename T>

@@ -342,6 +342,29 @@ void test_conv(const char* dtype, kernels::HalfType type, const ConvCase& k, std
           name + ": the same bits as the mma kernel's 64x64 tiles");
     cudaFree(narrow);
   }
+  if (k.splits > 1) {
+    // Split-K in one launch: the tile's last split adds the partial sums (arrival counters)
+    // with the reduction kernel's bits. Twice on the same counters, each launch leaving them
+    // at zero, with the blocks in another order each time (the emulator shuffles them).
+    std::vector<unsigned> counters(kernels::conv2d_nhwc_mma_split_counters(p), 0);
+    kernels::Conv2dNhwcParams q = p;
+    q.split_counters = counters.data();
+    T* one;
+    cudaMalloc(&one, out_n * sizeof(T));
+    q.dst = one;
+    bool ok = true;
+    for (int pass = 0; pass < 2; ++pass) {
+      std::memset(one, 0xff, out_n * sizeof(T));  // NaN: no output and no sum left over
+      std::memset(partial, 0xff, k.splits * out_n * sizeof(float));
+      const long before = cm4j_emu::state().launches;
+      ok = ok && run(q) == cudaSuccess && cm4j_emu::state().launches == before + 1 &&
+           std::memcmp(one, dst, out_n * sizeof(T)) == 0;
+      for (unsigned c : counters) ok = ok && c == 0;
+    }
+    check(ok, name + ": in one launch (the last split adds), twice: the reduction kernel's bits, "
+                     "counters left at zero");
+    cudaFree(one);
+  }
   if (k.norm) {
     // Unfused: the same conv on the normalized sources, as the group norm would have
     // written them, gives the same bits.

@@ -8,7 +8,7 @@
 // and the host code (errors, streams, copies). What it does not model: timing, the
 // memory model, concurrent blocks, or anything the kernels do not use.
 //
-// How: blocks run one after another; the threads of a block are fibers (started on their
+// How: blocks run one after another, in a shuffled order; the threads of a block are fibers (started on their
 // own stacks with ucontext, then switched with _setjmp/_longjmp) that switch only at
 // __syncthreads and warp-collective calls (shuffles, sm80.h's ldmatrix and mma.sync).
 // `__shared__` becomes `static`, which is per-block storage because only one block is alive
@@ -419,75 +419,86 @@ inline void run_grid(dim3 grid, dim3 threads, size_t shared_bytes, bool programm
     }
   } unmap{mapping, mapped};
   block() = &b;
-  for (unsigned bz = 0; bz < grid.z; ++bz)
-    for (unsigned by = 0; by < grid.y; ++by)
-      for (unsigned bx = 0; bx < grid.x; ++bx) {
-        blockIdx = dim3(bx, by, bz);
-        b.live = n;
-        b.block_arrived = 0;
-        b.warp_live.assign(warps, 0);
-        b.warp_arrived.assign(warps, 0);
-        b.warp_generation.assign(warps, 0);
-        b.slots.assign(n, 0);
-        b.wide.assign(static_cast<size_t>(2) * n * kWideWords, 0);
-        b.collectives.assign(n, 0);
-        b.async_copies.assign(n, AsyncCopies());
-        b.wgmma.assign(n, WgmmaQueue());
-        b.waited.assign(n, 0);
-        if (b.dynamic_shared) std::memset(b.dynamic_shared, 0xff, shared_bytes + tail);
-        for (int i = 0; i < n; ++i) {
-          Fiber& f = b.fibers[i];
-          f.tid = dim3(i % threads.x, (i / threads.x) % threads.y, i / (threads.x * threads.y));
-          f.done = false;
-          f.waiting = false;
-          f.stack = stacks[i];
-          ++b.warp_live[i / 32];
-          start_fiber(f, fiber_entry);
-        }
-        // Round-robin until every fiber is done; a full round with no arrival, release
-        // or exit means some thread waits at a barrier the others never reach.
-        while (b.live > 0) {
-          const long before = b.events;
-          for (int i = 0; i < n; ++i) {
-            if (!b.fibers[i].done) resume(b, i);
-          }
-          if (b.live > 0 && b.events == before) {
-            if (!b.deadlock) {
-              std::fprintf(stderr,
-                           "cuda-emu: deadlock in block (%u,%u,%u): %d live threads wait at "
-                           "barriers that not all of them reach\n",
-                           bx, by, bz, b.live);
-              b.deadlock = true;  // let the fibers run to completion to unwind them
-              continue;
-            }
-            // Still stuck after releasing everyone: give up on this launch.
-            break;
-          }
-        }
-        if (b.deadlock) {
-          fail(cudaErrorLaunchFailure, "kernel deadlocked");
-          block() = nullptr;
-          return;
-        }
-        if (b.unwaited) {
-          fail(cudaErrorLaunchFailure, "a thread of a programmatic launch reached a barrier "
-                                       "or its end before CM4J_WAIT_PREVIOUS_KERNEL()");
-          block() = nullptr;
-          return;
-        }
-        for (const WgmmaQueue& q : b.wgmma)
-          if (!q.pending.empty()) {
-            fail(cudaErrorLaunchFailure, "a thread exited with a wgmma never waited for");
-            block() = nullptr;
-            return;
-          }
-        for (size_t i = shared_bytes; i < shared_bytes + tail; ++i)
-          if (static_cast<unsigned char>(b.dynamic_shared[i]) != 0xff) {
-            fail(cudaErrorLaunchFailure, "a write past the dynamic shared memory");
-            block() = nullptr;
-            return;
-          }
+  // Blocks in a shuffled order (seeded by the launch count, so a run repeats): a kernel
+  // whose result depends on which block runs first or last (a split-K's last arrival) is
+  // checked for every order the seeds give, not only for grid order.
+  const unsigned blocks = grid.x * grid.y * grid.z;
+  std::vector<unsigned> order(blocks);
+  for (unsigned i = 0; i < blocks; ++i) order[i] = i;
+  uint64_t seed = 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(state().launches);
+  for (unsigned i = blocks; i > 1; --i) {
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    std::swap(order[i - 1], order[static_cast<unsigned>((seed >> 33) % i)]);
+  }
+  for (const unsigned linear : order) {
+    const unsigned bx = linear % grid.x, by = linear / grid.x % grid.y,
+                   bz = linear / grid.x / grid.y;
+    blockIdx = dim3(bx, by, bz);
+    b.live = n;
+    b.block_arrived = 0;
+    b.warp_live.assign(warps, 0);
+    b.warp_arrived.assign(warps, 0);
+    b.warp_generation.assign(warps, 0);
+    b.slots.assign(n, 0);
+    b.wide.assign(static_cast<size_t>(2) * n * kWideWords, 0);
+    b.collectives.assign(n, 0);
+    b.async_copies.assign(n, AsyncCopies());
+    b.wgmma.assign(n, WgmmaQueue());
+    b.waited.assign(n, 0);
+    if (b.dynamic_shared) std::memset(b.dynamic_shared, 0xff, shared_bytes + tail);
+    for (int i = 0; i < n; ++i) {
+      Fiber& f = b.fibers[i];
+      f.tid = dim3(i % threads.x, (i / threads.x) % threads.y, i / (threads.x * threads.y));
+      f.done = false;
+      f.waiting = false;
+      f.stack = stacks[i];
+      ++b.warp_live[i / 32];
+      start_fiber(f, fiber_entry);
+    }
+    // Round-robin until every fiber is done; a full round with no arrival, release
+    // or exit means some thread waits at a barrier the others never reach.
+    while (b.live > 0) {
+      const long before = b.events;
+      for (int i = 0; i < n; ++i) {
+        if (!b.fibers[i].done) resume(b, i);
       }
+      if (b.live > 0 && b.events == before) {
+        if (!b.deadlock) {
+          std::fprintf(stderr,
+                       "cuda-emu: deadlock in block (%u,%u,%u): %d live threads wait at "
+                       "barriers that not all of them reach\n",
+                       bx, by, bz, b.live);
+          b.deadlock = true;  // let the fibers run to completion to unwind them
+          continue;
+        }
+        // Still stuck after releasing everyone: give up on this launch.
+        break;
+      }
+    }
+    if (b.deadlock) {
+      fail(cudaErrorLaunchFailure, "kernel deadlocked");
+      block() = nullptr;
+      return;
+    }
+    if (b.unwaited) {
+      fail(cudaErrorLaunchFailure, "a thread of a programmatic launch reached a barrier "
+                                   "or its end before CM4J_WAIT_PREVIOUS_KERNEL()");
+      block() = nullptr;
+      return;
+    }
+    for (const WgmmaQueue& q : b.wgmma)
+      if (!q.pending.empty()) {
+        fail(cudaErrorLaunchFailure, "a thread exited with a wgmma never waited for");
+        block() = nullptr;
+        return;
+      }
+    for (size_t i = shared_bytes; i < shared_bytes + tail; ++i)
+      if (static_cast<unsigned char>(b.dynamic_shared[i]) != 0xff) {
+        fail(cudaErrorLaunchFailure, "a write past the dynamic shared memory");
+        block() = nullptr;
+        return;
+      }
+  }
   block() = nullptr;
 }
 
@@ -552,6 +563,33 @@ inline unsigned char* dynamic_shared() {
 
 // ---- device builtins ----------------------------------------------------------------
 inline void __syncthreads() { cm4j_emu::block_barrier(); }
+
+// __syncthreads, returning non-zero where any live thread's predicate is.
+inline int __syncthreads_or(int predicate) {
+  cm4j_emu::Block& b = *cm4j_emu::block();
+  b.slots[b.current] = predicate != 0;
+  cm4j_emu::block_barrier();
+  int any = 0;
+  for (size_t i = 0; i < b.fibers.size(); ++i) any |= !b.fibers[i].done && b.slots[i] != 0;
+  cm4j_emu::block_barrier();  // nobody overwrites a slot before everyone has read
+  return any;
+}
+
+// Memory ordering between blocks: blocks run one at a time here, so every write is visible
+// to the blocks after it and a fence has nothing to do; an atomic is a plain
+// read-modify-write (a thread switches only at barriers).
+inline void __threadfence() {}
+// atomicInc: old >= limit wraps to 0, else old + 1; returns old.
+inline unsigned atomicInc(unsigned* address, unsigned limit) {
+  const unsigned old = *address;
+  *address = old >= limit ? 0 : old + 1;
+  return old;
+}
+// A load that bypasses L1 (ld.global.cg): a plain load here.
+template <typename T>
+T __ldcg(const T* p) {
+  return *p;
+}
 
 // Round-to-nearest float32 arithmetic that CUDA never fuses; run.sh builds with
 // -ffp-contract=off so that g++ keeps that promise too.
@@ -670,6 +708,12 @@ inline cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemc
 inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind k,
                                    cudaStream_t = nullptr) {
   return cudaMemcpy(dst, src, bytes, k);
+}
+inline cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t = nullptr) {
+  if (cm4j_emu::refuse_while_capturing()) return cudaErrorStreamCaptureUnsupported;
+  if (cm4j_emu::state().sticky_error != cudaSuccess) return cm4j_emu::state().sticky_error;
+  std::memset(p, value, bytes);
+  return cudaSuccess;
 }
 
 inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) {

@@ -131,6 +131,13 @@ Status CudaBackend::conv2d_nhwc(const ConvParams& p, const ConvArgs& a, const De
     return invalid("conv2d: a fused group norm needs the tensor-core conv: channels in multiples "
                    "of 8, 16-byte-aligned sources and weight");
   cudaSetDevice(device_);
+  // Split-K in one launch wherever the tuner may take it (measuring included): counters for
+  // the smallest tile.
+  if (kernels::conv2d_nhwc_mma_supports(k)) {
+    Status s = counter_buffer(kernels::conv2d_nhwc_mma_split_counters(k), "conv2d",
+                              &k.split_counters);
+    if (!s.ok()) return s;
+  }
   // The pipelined mma.sync kernel's tile and split, the WMMA kernel, cuBLAS (1x1) or the
   // sm_90a wgmma kernel (CM4J_CUDA_WGMMA=on), as the tuner chooses (CM4J_TUNING); WMMA alone
   // where the mma kernel's 16-byte gather does not apply (conv_in, conv_out). Split-K's

@@ -1,6 +1,7 @@
 // The CUDA backend's construction, memory (weights, activations and their NHWC conversion),
 // staging buffer, CUDA graphs and factory; the ops are in the files named after their kernel
 // family (cuda_backend_impl.h lists them).
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -41,7 +42,8 @@ CudaBackend::~CudaBackend() {
   cudaSetDevice(device_);
   cudaStreamSynchronize(stream_);
   tuner_.reset();  // its cuBLAS handle works on stream_
-  if (staging_) cudaFree(staging_);
+  cudaFree(staging_.data);
+  cudaFree(counters_.data);
   for (auto& f : freq_tables_) cudaFree(f.second);
   cudaFree(labels_);
   for (float* p : live_) cudaFree(p);
@@ -155,23 +157,39 @@ Status CudaBackend::upload_weight(const float* host, size_t count, const char* o
   return Status::Ok();
 }
 
-Status CudaBackend::staging_buffer(size_t floats, const char* op, float** out) {
-  if (staging_floats_ < floats) {
-    cudaStreamSynchronize(stream_);
-    if (staging_) cudaFree(staging_);
-    staging_ = nullptr;
-    staging_floats_ = 0;
-    cudaError_t e = cudaMalloc(&staging_, floats * sizeof(float));
-    if (e != cudaSuccess) {
-      staging_ = nullptr;
-      return cuda_error(e, std::string(op) + " (" + std::to_string(floats * sizeof(float)) +
-                               " bytes of staging)");
-    }
-    staging_floats_ = floats;
-    ++scratch_epoch_;  // graphs captured with the old buffer are stale
+Status CudaBackend::grow_scratch(ScratchBuffer* buffer, size_t bytes, bool zero,
+                                 const char* what, const char* op) {
+  if (buffer->bytes >= bytes) return Status::Ok();
+  cudaStreamSynchronize(stream_);
+  cudaFree(buffer->data);
+  buffer->data = nullptr;
+  buffer->bytes = 0;
+  cudaError_t e = cudaMalloc(&buffer->data, bytes);
+  // On stream_, which does not wait for the legacy default stream's work: queued before the
+  // kernels that count on the zeros.
+  if (e == cudaSuccess && zero) e = cudaMemsetAsync(buffer->data, 0, bytes, stream_);
+  if (e != cudaSuccess) {
+    cudaFree(buffer->data);
+    buffer->data = nullptr;
+    return cuda_error(e, std::string(op) + " (" + std::to_string(bytes) + " bytes of " + what + ")");
   }
-  *out = staging_;
+  buffer->bytes = bytes;
+  ++scratch_epoch_;  // graphs captured with the old buffer are stale
   return Status::Ok();
+}
+
+Status CudaBackend::staging_buffer(size_t floats, const char* op, float** out) {
+  Status s = grow_scratch(&staging_, floats * sizeof(float), false, "staging", op);
+  *out = static_cast<float*>(staging_.data);
+  return s;
+}
+
+Status CudaBackend::counter_buffer(size_t count, const char* op, unsigned** out) {
+  // At least a page of counters: a few growths at most.
+  Status s = grow_scratch(&counters_, std::max<size_t>(count, 1024) * sizeof(unsigned), true,
+                          "arrival counters", op);
+  *out = static_cast<unsigned*>(counters_.data);
+  return s;
 }
 
 Status CudaBackend::finish(cudaError_t e, const char* op) {

@@ -146,6 +146,10 @@ class CudaBackend final : public Backend {
   // The fp32 staging buffer of upload/download_activation (and the partial sums of split-K
   // in conv2d_nhwc and of group_norm_nhwc's chunks), grown to `floats` on demand.
   Status staging_buffer(size_t floats, const char* op, float** out);
+  // The arrival counters of the NHWC mode's one-launch split-K and fused group norms
+  // (Conv2dNhwcParams::split_counters, GroupNormNhwcParams::counters), at least `count`,
+  // zero at rest: zeroed when allocated, and every kernel counting on them leaves them so.
+  Status counter_buffer(size_t count, const char* op, unsigned** out);
 
   // A launch's status; with CM4J_CUDA_SYNC=1 also waits so a fault names its op.
   Status finish(cudaError_t e, const char* op);
@@ -171,8 +175,15 @@ class CudaBackend final : public Backend {
   // half_ between ops.
   const bool nhwc_;
   const kernels::HalfType half_;
-  float* staging_ = nullptr;
-  size_t staging_floats_ = 0;
+  // A device buffer of the stream's ops, grown on demand (grow_scratch).
+  struct ScratchBuffer {
+    void* data = nullptr;
+    size_t bytes = 0;
+  };
+  // Grows `buffer` to `bytes` (zeroed: zero), after the stream's work on the old one.
+  Status grow_scratch(ScratchBuffer* buffer, size_t bytes, bool zero, const char* what,
+                      const char* op);
+  ScratchBuffer staging_, counters_;
   cudaStream_t stream_;
   const bool sync_each_op_;
   const bool graphs_;  // capture() and replay() offered

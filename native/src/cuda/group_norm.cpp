@@ -53,6 +53,8 @@ Status CudaBackend::group_norm_nhwc(const GroupNormParams& p, const GroupNormArg
   // The chunks' statistics go through the staging buffer, like split-K's partial sums.
   float* workspace = nullptr;
   Status s = staging_buffer(kernels::group_norm_nhwc_workspace_floats(k), "group_norm", &workspace);
+  if (s.ok() && k.coeffs)
+    s = counter_buffer(kernels::group_norm_nhwc_counters(k), "group_norm", &k.counters);
   if (!s.ok()) return s;
   return finish(kernels::group_norm_nhwc_forward(k, workspace, stream_), "group_norm");
 }
