@@ -87,7 +87,8 @@ __device__ __forceinline__ float2 channel_map(const GroupNormNhwcParams& p, int 
 
 // Block (chunk, g, b): the chunk's mean and its sum of squared deviations from it (M2),
 // two passes over its values (the second mostly from L1), as float2 at
-// partial[(b * groups + g) * chunks + chunk].
+// partial[(b * groups + g) * chunks + chunk]; with coeffs, the group's last block to finish
+// also writes the group's maps.
 template <typename T>
 __global__ void __launch_bounds__(kThreads) group_norm_nhwc_stats_kernel(const GroupNormNhwcParams p,
                                                                          float2* partial) {
