@@ -1,4 +1,6 @@
-// A block-wide sum for the group-norm kernels' statistics (group_norm.cu, group_norm_nhwc.cu).
+// A block-wide sum for the group-norm kernels' statistics (group_norm.cu, group_norm_nhwc.cu),
+// and which block of several finishes last, for the reductions across blocks done in the
+// same launch (group_norm_nhwc.cu's maps, split-K in conv2d_nhwc_mma_block.cuh).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -22,6 +24,24 @@ __device__ inline float block_sum(float v, float* scratch) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
+}
+
+// Whether this block is the last of `arrivals` blocks to count themselves on the counter
+// that counter() points to (CUDA's threadfence-reduction pattern): each block fences its
+// threads' writes before it counts itself with atomicInc, which wraps the counter back to
+// zero at the last arrival, so counters stay zero at rest; the last block fences again
+// before it reads what the others wrote, through L2 (__ldcg: another SM's writes may be
+// stale in this one's L1). Every thread of the block calls it (a barrier) and gets the same
+// answer. counter() runs in one thread after the fence: its address is not held across it
+// (4 registers in the mma conv).
+template <class Counter>
+__device__ __forceinline__ bool last_to_arrive(Counter counter, unsigned arrivals) {
+  __threadfence();  // this thread's writes visible on the whole card before the count
+  bool last = false;
+  if (threadIdx.x == 0) last = atomicInc(counter(), arrivals - 1) == arrivals - 1;
+  if (!__syncthreads_or(last)) return false;
+  __threadfence();  // the others' writes, made before their counts, seen after ours
+  return true;
 }
 
 }  // namespace kernels

@@ -9,6 +9,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include "block_reduce.cuh"
 #include "conv2d_nhwc.cuh"
 #include "conv2d_nhwc_mma.cuh"
 #include "indexing.cuh"
@@ -186,19 +187,14 @@ __device__ __forceinline__ void warpgroup_mma_wait(float (&acc)[1][16][4]) {
 }
 
 // Split-K in one launch: called by every split of output tile (blockIdx.x, blockIdx.y) once
-// its partial sums are stored; the split that arrives last (p.split_counters: the threadfence
-// sample's atomicInc, which also leaves the counter at zero) adds the splits' sums in split
-// order and applies the epilogue, as the reduction kernel would (the same bits).
+// its partial sums are stored; the split that arrives last (p.split_counters, one per tile)
+// adds the splits' sums in split order and applies the epilogue, as the reduction kernel
+// would (the same bits).
 template <typename T, class Tile>
 __device__ __forceinline__ void add_splits_if_last(const Conv2dNhwcParams& p, const float* partial,
                                                    int M, int N, int m0, int n0) {
-  __threadfence();  // this thread's partial sums visible on the whole card before the count
-  bool last = false;
-  if (threadIdx.x == 0)
-    last = atomicInc(p.split_counters + blockIdx.y * gridDim.x + blockIdx.x, gridDim.z - 1) ==
-           gridDim.z - 1;
-  if (!__syncthreads_or(last)) return;
-  __threadfence();  // the other splits' sums, stored before their count, seen after ours
+  auto counter = [&] { return p.split_counters + blockIdx.y * gridDim.x + blockIdx.x; };
+  if (!last_to_arrive(counter, gridDim.z)) return;
   // The tile's output pairs row by row (coalesced), kRound per thread at a time so that their
   // loads overlap (L2 loads, cg: other SMs wrote them); each pair's sum in split order.
   constexpr int kPairs = Tile::kBM * Tile::kBN / 2, kRound = 4;

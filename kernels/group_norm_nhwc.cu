@@ -112,16 +112,9 @@ __global__ void __launch_bounds__(kThreads) group_norm_nhwc_stats_kernel(const G
   const int64_t group = static_cast<int64_t>(b) * p.groups + g;
   if (threadIdx.x == 0) partial[group * chunks.count + chunk] = make_float2(mean, m2);
   if (!p.coeffs) return;
-  // The group's last block to finish (the threadfence sample's atomicInc, which leaves the
-  // counter at zero again) writes each of its channels' maps into coeffs [B, 3, C], for the
-  // conv that applies them: the apply kernel's numbers, unwritten.
-  bool last = false;
-  if (threadIdx.x == 0) {
-    __threadfence();  // this chunk's statistics visible on the whole card before the count
-    last = atomicInc(p.counters + group, chunks.count - 1) == static_cast<unsigned>(chunks.count - 1);
-  }
-  if (!__syncthreads_or(last)) return;
-  __threadfence();  // the other chunks' statistics, stored before their count, seen after ours
+  // The group's last block to finish writes each of its channels' maps into coeffs [B, 3, C],
+  // for the conv that applies them: the apply kernel's numbers, unwritten.
+  if (!last_to_arrive([&] { return p.counters + group; }, chunks.count)) return;
   for (int j = threadIdx.x; j < cpg; j += kThreads) {
     const int c = g * cpg + j;
     const float2 st = group_stats(p, partial, b, g);

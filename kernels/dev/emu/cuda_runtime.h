@@ -8,9 +8,10 @@
 // and the host code (errors, streams, copies). What it does not model: timing, the
 // memory model, concurrent blocks, or anything the kernels do not use.
 //
-// How: blocks run one after another, in a shuffled order; the threads of a block are fibers (started on their
-// own stacks with ucontext, then switched with _setjmp/_longjmp) that switch only at
-// __syncthreads and warp-collective calls (shuffles, sm80.h's ldmatrix and mma.sync).
+// How: blocks run one after another, in a shuffled order; the threads of a block are fibers
+// (started on their own stacks with ucontext, then switched with _setjmp/_longjmp) that
+// switch only at __syncthreads and warp-collective calls (shuffles, sm80.h's ldmatrix and
+// mma.sync).
 // `__shared__` becomes `static`, which is per-block storage because only one block is alive
 // at a time.
 // Dynamic shared memory (CM4J_LAUNCH_SHARED, CM4J_DYNAMIC_SHARED) is one buffer per launch,

@@ -131,13 +131,10 @@ Status CudaBackend::conv2d_nhwc(const ConvParams& p, const ConvArgs& a, const De
     return invalid("conv2d: a fused group norm needs the tensor-core conv: channels in multiples "
                    "of 8, 16-byte-aligned sources and weight");
   cudaSetDevice(device_);
-  // Split-K in one launch wherever the tuner may take it (measuring included): counters for
-  // the smallest tile.
-  if (kernels::conv2d_nhwc_mma_supports(k)) {
-    Status s = counter_buffer(kernels::conv2d_nhwc_mma_split_counters(k), "conv2d",
-                              &k.split_counters);
-    if (!s.ok()) return s;
-  }
+  // Split-K in one launch, whatever the tuner takes (measuring included): counters for the
+  // smallest tile (kernels without split-K ignore them).
+  Status s = counter_buffer(kernels::conv2d_nhwc_mma_split_counters(k), "conv2d", &k.split_counters);
+  if (!s.ok()) return s;
   // The pipelined mma.sync kernel's tile and split, the WMMA kernel, cuBLAS (1x1) or the
   // sm_90a wgmma kernel (CM4J_CUDA_WGMMA=on), as the tuner chooses (CM4J_TUNING); WMMA alone
   // where the mma kernel's 16-byte gather does not apply (conv_in, conv_out). Split-K's
@@ -145,7 +142,7 @@ Status CudaBackend::conv2d_nhwc(const ConvParams& p, const ConvArgs& a, const De
   const ConvChoice choice = tuner_->choose(k, stream_, capturing_);
   float* workspace = nullptr;
   if (const size_t floats = conv_choice_workspace_floats(k, choice)) {
-    Status s = staging_buffer(floats, "conv2d", &workspace);
+    s = staging_buffer(floats, "conv2d", &workspace);
     if (!s.ok()) return s;
   }
   return finish(tuner_->run(k, choice, workspace, stream_), "conv2d");
