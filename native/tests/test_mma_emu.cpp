@@ -7,7 +7,9 @@
 // test: conv2d_nhwc_mma.cu in its three tile shapes on small odd shapes, and the flash
 // attention attention_nhwc_mma.cu with query and key tails, each against a loop in double. The layouts
 // are the PTX ISA's; scripts/device-check.sh runs the kernels on a GPU (test_cuda_ops in the
-// candidate set).
+// candidate set). Last, what the emulator itself must catch: a collective call by part of a
+// warp, dynamic shared memory past its limit, a programmatic launch that does not wait, and
+// shared memory passed between warps without a barrier.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -665,6 +667,61 @@ void test_partial_warp() {
   check(cudaGetLastError() == cudaErrorLaunchFailure, "mma.sync by half a warp fails the launch");
 }
 
+// Shared memory passed between warps with a warp-collective call between the write and the
+// read (as block_sum's scratch is between two calls): thread t reads the next warp's thread's
+// slot, shuffles, then overwrites its own (WAR: each warp's read must come before the next
+// warp's write), or writes its own, shuffles, then reads the next warp's (RAW). Without a
+// barrier after the shuffle, the result depends on which warp goes first: the emulator must
+// show it (wrong values in some of 16 blocks). In thread order, with every thread one call
+// per round, every read and every write would be done in the round before the shuffle's, and
+// neither race would show.
+template <bool kRead_first, bool kBarrier>
+__global__ void warp_race_kernel(int* out) {
+  __shared__ int slots[128];
+  const int t = threadIdx.x, other = (t + 32) % 128;
+  slots[t] = t;
+  __syncthreads();
+  int v = 0;
+  if (kRead_first) v = slots[other];
+  else slots[t] = -t;
+  v = __shfl_xor_sync(0xffffffffu, v, 1);
+  if (kBarrier) __syncthreads();
+  if (kRead_first) slots[t] = -1;
+  else v = slots[other];
+  out[blockIdx.x * 128 + t] = v;
+}
+
+// How many of 16 blocks gave some thread a wrong value.
+template <bool kRead_first, bool kBarrier>
+int warp_race_blocks(int* out) {
+  CM4J_LAUNCH((warp_race_kernel<kRead_first, kBarrier>), 16, 128, nullptr, out);
+  std::vector<int> got(16 * 128);
+  cudaMemcpy(got.data(), out, got.size() * sizeof(int), cudaMemcpyDeviceToHost);
+  int wrong = 0;
+  for (int b = 0; b < 16; ++b) {
+    bool ok = true;
+    for (int t = 0; t < 128; ++t) {
+      const int want = kRead_first ? ((t ^ 1) + 32) % 128 : -((t + 32) % 128);
+      ok = ok && got[b * 128 + t] == want;
+    }
+    wrong += ok ? 0 : 1;
+  }
+  return wrong;
+}
+
+void test_warp_races() {
+  int* out;
+  cudaMalloc(&out, 16 * 128 * sizeof(int));
+  const int war = warp_race_blocks<true, false>(out), raw = warp_race_blocks<false, false>(out);
+  const int war_synced = warp_race_blocks<true, true>(out);
+  const int raw_synced = warp_race_blocks<false, true>(out);
+  check(war > 0 && raw > 0 && war_synced == 0 && raw_synced == 0,
+        "shared memory between warps without a barrier gives wrong values (write after read in " +
+            std::to_string(war) + " of 16 blocks, read after write in " + std::to_string(raw) +
+            "), with it none");
+  cudaFree(out);
+}
+
 // Dynamic shared memory as the wgmma conv's stages take it: above 48 KiB a launch fails
 // without the kernel's attribute, as on the device; with it, each block finds the buffer
 // poisoned (0xff) and only 16-byte aligned, 16 bytes past a 1 KiB boundary, which
@@ -864,6 +921,7 @@ int main() {
   test_attention_batch_invariance<__half>("fp16", cm4j::kernels::HalfType::kF16, rng);
   test_attention_batch_invariance<__nv_bfloat16>("bf16", cm4j::kernels::HalfType::kBF16, rng);
   test_attention_launcher();
+  test_warp_races();
   test_partial_warp();
   std::printf("test_mma_emu: %d failure(s)\n", g_failures);
   return g_failures == 0 ? 0 : 1;

@@ -5,13 +5,16 @@
 // What it checks: index arithmetic, bounds (every cudaMalloc buffer ends at an unmapped
 // guard page, so a read or write past its end faults at once), barrier placement (a
 // __syncthreads or shuffle that not every live thread reaches is reported as a deadlock),
-// and the host code (errors, streams, copies). What it does not model: timing, the
+// shared memory passed between threads with no barrier between the write and the read (the
+// warps of a block run to each barrier in a random order, their lanes in a random order, so
+// such a read sees the value not yet written, or already overwritten, about every other
+// time), and the host code (errors, streams, copies). What it does not model: timing, the
 // memory model, concurrent blocks, or anything the kernels do not use.
 //
 // How: blocks run one after another, in a shuffled order; the threads of a block are fibers
 // (started on their own stacks with ucontext, then switched with _setjmp/_longjmp) that
 // switch only at __syncthreads and warp-collective calls (shuffles, sm80.h's ldmatrix and
-// mma.sync).
+// mma.sync), in the random orders above.
 // `__shared__` becomes `static`, which is per-block storage because only one block is alive
 // at a time.
 // Dynamic shared memory (CM4J_LAUNCH_SHARED, CM4J_DYNAMIC_SHARED) is one buffer per launch,
@@ -40,6 +43,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <numeric>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -431,6 +435,9 @@ inline void run_grid(dim3 grid, dim3 threads, size_t shared_bytes, bool programm
     seed = seed * 6364136223846793005ull + 1442695040888963407ull;
     std::swap(order[i - 1], order[static_cast<unsigned>((seed >> 33) % i)]);
   }
+  std::vector<int> warp_strides;  // coprime with the warp count: see the rounds below
+  for (int s = 1; s < warps || s == 1; ++s)
+    if (std::gcd(s, warps) == 1) warp_strides.push_back(s);
   for (const unsigned linear : order) {
     const unsigned bx = linear % grid.x, by = linear / grid.x % grid.y,
                    bz = linear / grid.x / grid.y;
@@ -456,12 +463,31 @@ inline void run_grid(dim3 grid, dim3 threads, size_t shared_bytes, bool programm
       ++b.warp_live[i / 32];
       start_fiber(f, fiber_entry);
     }
-    // Round-robin until every fiber is done; a full round with no arrival, release
-    // or exit means some thread waits at a barrier the others never reach.
+    // Rounds until every fiber is done; a full round with no arrival, release or exit
+    // means some thread waits at a barrier the others never reach. A round takes the warps
+    // in a random order and runs each as far as it goes (to a __syncthreads the others have
+    // not reached, or its end), its lanes in a random order at each warp-collective call:
+    // whichever warp or lane comes first between two barriers, the others read what it
+    // wrote there, or it overwrites what they were still to read. So a read of shared
+    // memory with no barrier after its write, or a write with none after the reads it
+    // clobbers, gives wrong values about every other time; in thread order, with every
+    // thread one step per round, most such races would never show.
     while (b.live > 0) {
       const long before = b.events;
-      for (int i = 0; i < n; ++i) {
-        if (!b.fibers[i].done) resume(b, i);
+      seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+      const int first_warp = static_cast<int>((seed >> 33) % static_cast<unsigned>(warps));
+      const int warp_stride = warp_strides[(seed >> 17) % warp_strides.size()];
+      for (int k = 0, w = first_warp; k < warps; ++k, w = (w + warp_stride) % warps) {
+        for (long progress = -1; progress != b.events;) {
+          progress = b.events;
+          seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+          const int first_lane = static_cast<int>((seed >> 33) % 32);
+          const int lane_stride = static_cast<int>((seed >> 17) % 16) * 2 + 1;  // odd: all 32
+          for (int l = 0, lane = first_lane; l < 32; ++l, lane = (lane + lane_stride) % 32) {
+            const int i = w * 32 + lane;
+            if (i < n && !b.fibers[i].done) resume(b, i);
+          }
+        }
       }
       if (b.live > 0 && b.events == before) {
         if (!b.deadlock) {
