@@ -8,8 +8,8 @@
 // attention attention_nhwc_mma.cu with query and key tails, each against a loop in double. The layouts
 // are the PTX ISA's; scripts/device-check.sh runs the kernels on a GPU (test_cuda_ops in the
 // candidate set). Last, what the emulator itself must catch: a collective call by part of a
-// warp, dynamic shared memory past its limit, a programmatic launch that does not wait, and
-// shared memory passed between warps without a barrier.
+// warp, dynamic shared memory past its limit, a programmatic launch that does not wait, a
+// misaligned __ldcg, and shared memory passed between warps without a barrier.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -783,6 +783,25 @@ void forget_fault() {
   cudaGetLastError();
 }
 
+// An L2 load (__ldcg, as split-K's last split and the fused norm's last block read the
+// others' sums) of a float2 from an address that is not 8-byte aligned faults on the device,
+// though x86 would load it.
+__global__ void ldcg_kernel(const float* in, int offset, float* out) {
+  out[0] = __ldcg(reinterpret_cast<const float2*>(in + offset)).y;
+}
+
+void test_misaligned_ldcg() {
+  float* buf;
+  cudaMalloc(&buf, 8 * sizeof(float));
+  CM4J_LAUNCH(ldcg_kernel, 1, 1, nullptr, buf, 2, buf + 6);
+  const bool aligned_ok = cudaGetLastError() == cudaSuccess;
+  CM4J_LAUNCH(ldcg_kernel, 1, 1, nullptr, buf, 1, buf + 6);
+  check(aligned_ok && cudaGetLastError() == cudaErrorLaunchFailure,
+        "__ldcg of a float2 from a 4-byte-aligned address fails the launch, 8-byte aligned not");
+  forget_fault();
+  cudaFree(buf);
+}
+
 void test_programmatic_launch() {
   int* out;
   cudaMalloc(&out, 32 * sizeof(int));
@@ -866,6 +885,7 @@ int main() {
   std::mt19937 rng(7);
   test_dynamic_shared();  // first: a kernel's fault later on is sticky, as on the device
   test_programmatic_launch();
+  test_misaligned_ldcg();
   test_swizzle<4>();
   test_swizzle<8>();
   test_swizzle<16>();

@@ -612,9 +612,15 @@ inline unsigned atomicInc(unsigned* address, unsigned limit) {
   *address = old >= limit ? 0 : old + 1;
   return old;
 }
-// A load that bypasses L1 (ld.global.cg): a plain load here.
+// A load that bypasses L1 (ld.global.cg): a plain load here, from an address aligned to its
+// size (a float2 or uint4 load from anywhere else is a misaligned-address fault on the
+// device, and works on x86).
 template <typename T>
 T __ldcg(const T* p) {
+  if (reinterpret_cast<uintptr_t>(p) % sizeof(T) != 0) {
+    cm4j_emu::fail(cudaErrorLaunchFailure, "__ldcg: address not aligned to the load's size");
+    return T();
+  }
   return *p;
 }
 
