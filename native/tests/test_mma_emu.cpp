@@ -675,33 +675,33 @@ void test_partial_warp() {
 // show it (wrong values in some of 16 blocks). In thread order, with every thread one call
 // per round, every read and every write would be done in the round before the shuffle's, and
 // neither race would show.
-template <bool kRead_first, bool kBarrier>
+template <bool kReadFirst, bool kBarrier>
 __global__ void warp_race_kernel(int* out) {
   __shared__ int slots[128];
   const int t = threadIdx.x, other = (t + 32) % 128;
   slots[t] = t;
   __syncthreads();
   int v = 0;
-  if (kRead_first) v = slots[other];
+  if (kReadFirst) v = slots[other];
   else slots[t] = -t;
   v = __shfl_xor_sync(0xffffffffu, v, 1);
   if (kBarrier) __syncthreads();
-  if (kRead_first) slots[t] = -1;
+  if (kReadFirst) slots[t] = -1;
   else v = slots[other];
   out[blockIdx.x * 128 + t] = v;
 }
 
 // How many of 16 blocks gave some thread a wrong value.
-template <bool kRead_first, bool kBarrier>
+template <bool kReadFirst, bool kBarrier>
 int warp_race_blocks(int* out) {
-  CM4J_LAUNCH((warp_race_kernel<kRead_first, kBarrier>), 16, 128, nullptr, out);
+  CM4J_LAUNCH((warp_race_kernel<kReadFirst, kBarrier>), 16, 128, nullptr, out);
   std::vector<int> got(16 * 128);
   cudaMemcpy(got.data(), out, got.size() * sizeof(int), cudaMemcpyDeviceToHost);
   int wrong = 0;
   for (int b = 0; b < 16; ++b) {
     bool ok = true;
     for (int t = 0; t < 128; ++t) {
-      const int want = kRead_first ? ((t ^ 1) + 32) % 128 : -((t + 32) % 128);
+      const int want = kReadFirst ? ((t ^ 1) + 32) % 128 : -((t + 32) % 128);
       ok = ok && got[b * 128 + t] == want;
     }
     wrong += ok ? 0 : 1;
