@@ -378,7 +378,7 @@ inline bool valid_config(const dim3& g, const dim3& t) {
          g.y <= 65535 && g.z <= 65535;
 }
 
-// Runs body(arg) as every thread of every block, blocks in order, each with `shared_bytes`
+// Runs body(arg) as every thread of every block, in the orders below, each with `shared_bytes`
 // of dynamic shared memory; `programmatic`: launched with programmatic dependent launch.
 inline void run_grid(dim3 grid, dim3 threads, size_t shared_bytes, bool programmatic,
                      void (*body)(void*), void* arg) {
