@@ -42,7 +42,7 @@ struct GroupNormNhwcParams {
   unsigned* counters = nullptr;
 };
 
-// Two launches (one with coeffs, below) that each fill the card at any batch (one block per (image, group), 32 blocks
+// Two launches that each fill the card at any batch (one block per (image, group), 32 blocks
 // at batch 1, would use a quarter of an H100): a stats kernel over chunks of each group's
 // pixels writes every chunk's (mean, M2), and an apply kernel over chunks of every image
 // merges them in chunk order (Chan et al.'s pairwise update, fp32) and normalizes. Chunks
