@@ -27,20 +27,26 @@ __device__ inline float block_sum(float v, float* scratch) {
 }
 
 // Whether this block is the last of `arrivals` blocks to count themselves on the counter
-// that counter() points to (CUDA's threadfence-reduction pattern): each block fences its
-// threads' writes before it counts itself with atomicInc, which wraps the counter back to
-// zero at the last arrival, so counters stay zero at rest; the last block fences again
-// before it reads what the others wrote, through L2 (__ldcg: another SM's writes may be
-// stale in this one's L1). Every thread of the block calls it (a barrier) and gets the same
-// answer. counter() runs in one thread after the fence: its address is not held across it
+// that counter() points to (the CUDA programming guide's threadfence reduction), with every
+// write the other blocks made before they counted visible to this block's loads through L2
+// (__ldcg: another SM's writes may be stale in this one's L1). Every thread of the block
+// calls it (two barriers) and gets the same answer; counters stay zero at rest (atomicInc
+// wraps at the last arrival). A fence orders its own thread's writes only, so the block's
+// threads first meet at a barrier, and thread 0, which counts, fences after it: its fence
+// then covers what every thread wrote before the barrier. (Each thread fencing for itself
+// before thread 0 counts, with no barrier between, lets the count overtake a slower warp's
+// stores.) counter() runs in thread 0 after the barrier: its address is not held across it
 // (4 registers in the mma conv).
 template <class Counter>
 __device__ __forceinline__ bool last_to_arrive(Counter counter, unsigned arrivals) {
-  __threadfence();  // this thread's writes visible on the whole card before the count
+  __syncthreads();  // every thread's writes, before thread 0's fence
   bool last = false;
-  if (threadIdx.x == 0) last = atomicInc(counter(), arrivals - 1) == arrivals - 1;
+  if (threadIdx.x == 0) {
+    __threadfence();  // the block's writes visible on the whole card before the count
+    last = atomicInc(counter(), arrivals - 1) == arrivals - 1;
+  }
   if (!__syncthreads_or(last)) return false;
-  __threadfence();  // the others' writes, made before their counts, seen after ours
+  __threadfence();  // the others' writes, fenced before their counts, seen after ours
   return true;
 }
 

@@ -9,7 +9,8 @@
 // are the PTX ISA's; scripts/device-check.sh runs the kernels on a GPU (test_cuda_ops in the
 // candidate set). Last, what the emulator itself must catch: a collective call by part of a
 // warp, dynamic shared memory past its limit, a programmatic launch that does not wait, a
-// misaligned __ldcg, and shared memory passed between warps without a barrier.
+// misaligned __ldcg, shared memory passed between warps without a barrier, and a count
+// across blocks that does not cover the block's stores.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -802,6 +803,60 @@ void test_misaligned_ldcg() {
   cudaFree(buf);
 }
 
+// Arrival counting across blocks (block_reduce.cuh's last_to_arrive, as the one-launch
+// split-K and norm coefficients use it): each of 8 blocks stores one value per thread; the
+// last block to count sums them all. kPerThreadFence: every thread fences its own store and
+// thread 0 counts with no barrier between, which lets the count overtake a slower warp's
+// store on a card; the emulator, which runs blocks one at a time and so would still give the
+// right sum, must fail that launch.
+template <bool kPerThreadFence>
+__global__ void arrival_kernel(float* values, unsigned* counter, float* sum) {
+  values[blockIdx.x * 128 + threadIdx.x] = static_cast<float>(blockIdx.x * 128 + threadIdx.x);
+  bool last;
+  if (kPerThreadFence) {
+    __threadfence();
+    bool mine = false;
+    if (threadIdx.x == 0) mine = atomicInc(counter, gridDim.x - 1) == gridDim.x - 1;
+    last = __syncthreads_or(mine);
+  } else {
+    last = cm4j::kernels::last_to_arrive([&] { return counter; }, gridDim.x);
+  }
+  if (!last || threadIdx.x != 0) return;
+  float s = 0.0f;
+  for (unsigned i = 0; i < gridDim.x * 128; ++i) s += __ldcg(values + i);
+  *sum += s;
+}
+
+void test_arrival_counting() {
+  float *values, *sum;
+  unsigned* counter;
+  cudaMalloc(&values, 8 * 128 * sizeof(float));
+  cudaMalloc(&sum, sizeof(float));
+  cudaMalloc(&counter, sizeof(unsigned));
+  const unsigned zero = 0;
+  const float none = 0.0f;
+  cudaMemcpy(counter, &zero, sizeof zero, cudaMemcpyHostToDevice);
+  cudaMemcpy(sum, &none, sizeof none, cudaMemcpyHostToDevice);
+  CM4J_LAUNCH(arrival_kernel<false>, 8, 128, nullptr, values, counter, sum);
+  CM4J_LAUNCH(arrival_kernel<false>, 8, 128, nullptr, values, counter, sum);
+  const bool counted = cudaGetLastError() == cudaSuccess;
+  float got = 0.0f;
+  unsigned rest = 1;
+  cudaMemcpy(&got, sum, sizeof got, cudaMemcpyDeviceToHost);
+  cudaMemcpy(&rest, counter, sizeof rest, cudaMemcpyDeviceToHost);
+  CM4J_LAUNCH(arrival_kernel<true>, 8, 128, nullptr, values, counter, sum);
+  const bool refused = cudaGetLastError() == cudaErrorLaunchFailure;
+  forget_fault();
+  const float want = 2.0f * (1023.0f * 1024.0f / 2.0f);  // 0 + 1 + ... + 1023, twice
+  check(counted && got == want && rest == 0 && refused,
+        "last_to_arrive: one block of 8 sums every block's stores, twice, counter back at "
+        "zero; per-thread fences with thread 0 counting and no barrier between fail the "
+        "launch");
+  cudaFree(values);
+  cudaFree(sum);
+  cudaFree(counter);
+}
+
 void test_programmatic_launch() {
   int* out;
   cudaMalloc(&out, 32 * sizeof(int));
@@ -942,6 +997,7 @@ int main() {
   test_attention_batch_invariance<__nv_bfloat16>("bf16", cm4j::kernels::HalfType::kBF16, rng);
   test_attention_launcher();
   test_warp_races();
+  test_arrival_counting();
   test_partial_warp();
   std::printf("test_mma_emu: %d failure(s)\n", g_failures);
   return g_failures == 0 ? 0 : 1;

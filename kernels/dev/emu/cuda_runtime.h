@@ -230,6 +230,11 @@ struct Block {
   bool programmatic = false;
   std::vector<char> waited;
   bool unwaited = false;
+  // Per thread since the last block barrier: a __threadfence, an atomicInc; `misordered`
+  // once a barrier interval held a fence by one thread and a count by another (see
+  // check_counts).
+  std::vector<char> fenced, counted;
+  bool misordered = false;
   long events = 0;              // progress counter for deadlock detection
   bool deadlock = false;
   void (*body)(void*) = nullptr;
@@ -282,8 +287,27 @@ __attribute__((noinline)) inline void start_fiber(Fiber& f, void (*entry)()) {
   makecontext(&f.ctx, entry, 0);
 }
 
+// A fence orders its own thread's writes, and a barrier the block's, so a count (atomicInc)
+// publishes what its thread fenced after the block's last barrier: a thread that fenced in
+// the same barrier interval without counting itself is not covered, and its writes may
+// reach the card after the count (the device runs the warps of the interval in any order).
+// Blocks run one at a time here, so the other blocks' loads would still see those writes:
+// this rule is what shows the misordering. Called at each block barrier's release and at the
+// block's end.
+inline void check_counts(Block& b) {
+  bool fenced_alone = false, counted = false;
+  for (size_t i = 0; i < b.fenced.size(); ++i) {
+    fenced_alone |= b.fenced[i] && !b.counted[i];
+    counted |= b.counted[i] != 0;
+  }
+  if (fenced_alone && counted) b.misordered = true;
+  std::fill(b.fenced.begin(), b.fenced.end(), 0);
+  std::fill(b.counted.begin(), b.counted.end(), 0);
+}
+
 inline void try_release_block(Block& b) {
   if (b.block_arrived > 0 && b.block_arrived == b.live) {
+    check_counts(b);
     b.block_arrived = 0;
     ++b.block_generation;
     ++b.events;
@@ -453,6 +477,8 @@ inline void run_grid(dim3 grid, dim3 threads, size_t shared_bytes, bool programm
     b.async_copies.assign(n, AsyncCopies());
     b.wgmma.assign(n, WgmmaQueue());
     b.waited.assign(n, 0);
+    b.fenced.assign(n, 0);
+    b.counted.assign(n, 0);
     if (b.dynamic_shared) std::memset(b.dynamic_shared, 0xff, shared_bytes + tail);
     for (int i = 0; i < n; ++i) {
       Fiber& f = b.fibers[i];
@@ -504,6 +530,14 @@ inline void run_grid(dim3 grid, dim3 threads, size_t shared_bytes, bool programm
     }
     if (b.deadlock) {
       fail(cudaErrorLaunchFailure, "kernel deadlocked");
+      block() = nullptr;
+      return;
+    }
+    check_counts(b);
+    if (b.misordered) {
+      fail(cudaErrorLaunchFailure, "a thread counted (atomicInc) in a barrier interval where "
+                                   "another thread fenced without counting: its writes may "
+                                   "reach the card after the count");
       block() = nullptr;
       return;
     }
@@ -603,11 +637,16 @@ inline int __syncthreads_or(int predicate) {
 }
 
 // Memory ordering between blocks: blocks run one at a time here, so every write is visible
-// to the blocks after it and a fence has nothing to do; an atomic is a plain
-// read-modify-write (a thread switches only at barriers).
-inline void __threadfence() {}
+// to the blocks after it; a fence only marks its thread for check_counts' rule, and an
+// atomic is a plain read-modify-write (a thread switches only at barriers).
+inline void __threadfence() {
+  cm4j_emu::Block& b = *cm4j_emu::block();
+  b.fenced[b.current] = 1;
+}
 // atomicInc: old >= limit wraps to 0, else old + 1; returns old.
 inline unsigned atomicInc(unsigned* address, unsigned limit) {
+  cm4j_emu::Block& b = *cm4j_emu::block();
+  b.counted[b.current] = 1;
   const unsigned old = *address;
   *address = old >= limit ? 0 : old + 1;
   return old;
