@@ -205,11 +205,20 @@ int prepare_plan(cm4j_unet* u, int batch) {
   u->graphs.clear();  // they point into the old plan and, maybe, the old arena
   u->op_ms.clear();     // timed the old plan's ops
   if (plan->arena_floats() > u->arena_floats) {
+    // The old arena goes first (both at once may not fit); if the new one cannot be had,
+    // the cached plan goes too, so that the next call, even at the batch size that ran
+    // before, builds its plan and allocates again rather than running with no arena.
     if (u->arena) u->backend->free(u->arena);
     u->arena = nullptr;
     u->arena_floats = 0;
     s = u->backend->alloc(plan->arena_floats() * sizeof(float), &u->arena);
-    if (!s.ok()) return fail(s);
+    if (!s.ok()) {
+      u->arena = nullptr;
+      u->plan.reset();
+      u->plan_batch = 0;
+      u->taps.clear();
+      return fail(s);
+    }
     u->arena_floats = plan->arena_floats();
   }
   u->plan = std::move(plan);
