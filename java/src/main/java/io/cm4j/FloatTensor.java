@@ -47,13 +47,21 @@ public final class FloatTensor {
    * read-only, and valid only while that file is open; anything else (F16, BF16, unaligned data)
    * is converted into a new tensor.
    *
-   * @throws IllegalArgumentException when the dtype is not a float type
+   * @throws IllegalArgumentException when the dtype is not a float type, or the data's size
+   *     is not the shape's (native code would read past it)
    */
   public static FloatTensor of(TensorEntry entry) {
     long[] shape = entry.shape();
     int n = checkedNumel(shape);
-    ByteBuffer bytes = entry.data().duplicate().order(ByteOrder.LITTLE_ENDIAN);
-    switch (entry.dtype()) {
+    ByteBuffer bytes = entry.data().slice().order(ByteOrder.LITTLE_ENDIAN);
+    DType dtype = entry.dtype();
+    if ((dtype == DType.F32 || dtype == DType.F16 || dtype == DType.BF16)
+        && bytes.remaining() != (long) n * dtype.size()) {
+      throw new IllegalArgumentException(entry.name() + ": shape " + Arrays.toString(shape)
+          + " in " + dtype + " needs " + (long) n * dtype.size() + " bytes, found "
+          + bytes.remaining());
+    }
+    switch (dtype) {
       case F32:
         if (bytes.isDirect() && bytes.alignmentOffset(0, 4) == 0
             && ByteOrder.nativeOrder() == ByteOrder.LITTLE_ENDIAN) {
@@ -68,12 +76,12 @@ public final class FloatTensor {
         FloatTensor out = zeros(shape);
         for (int i = 0; i < n; i++) {
           short bits = bytes.getShort(2 * i);
-          out.data.put(i, entry.dtype() == DType.BF16 ? Half.bf16ToFloat(bits) : Half.toFloat(bits));
+          out.data.put(i, dtype == DType.BF16 ? Half.bf16ToFloat(bits) : Half.toFloat(bits));
         }
         return out;
       default:
         throw new IllegalArgumentException(entry.name() + ": expected a float tensor (F32, F16 "
-            + "or BF16), found " + entry.dtype());
+            + "or BF16), found " + dtype);
     }
   }
 

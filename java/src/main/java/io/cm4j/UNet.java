@@ -23,17 +23,16 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
-import java.util.concurrent.locks.ReadWriteLock;
-import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * A diffusers {@code UNet2DModel} on a native engine: built from a {@code config.json} and its
  * weights, it runs forward passes on float32 NCHW tensors.
  *
  * <p><b>Memory.</b> Weights and activations live in native memory, owned by this object until
- * {@link #close()} frees them, deterministically; nothing waits for the garbage collector.
- * Closing twice is harmless; any other call after closing throws
- * {@link IllegalStateException}.
+ * {@link #close()} frees them, deterministically. Closing twice is harmless; any other call
+ * after closing throws {@link IllegalStateException}. A UNet that is never closed is freed once
+ * the garbage collector finds it unreachable, with a warning: a safety net, not a way to
+ * manage it (its native memory is invisible to the Java heap, so that may be much later).
  *
  * <p><b>Threads.</b> A UNet is safe to use from many threads: {@link #forward} and
  * {@link #sample} may be called concurrently (the engine runs them one at a time, so
@@ -49,8 +48,7 @@ public final class UNet implements AutoCloseable {
   /** Taps carry the golden files' names; the engine may report them without the prefix. */
   private static final String TAP_PREFIX = "tap.";
 
-  private final ReadWriteLock lock = new ReentrantReadWriteLock();
-  private Cm4jNative.cm4j_unet handle; // null once closed; guarded by lock
+  private final NativeEngine engine;
   private final Device device;
   private final Precision precision;
   private final int inChannels;
@@ -60,7 +58,7 @@ public final class UNet implements AutoCloseable {
   private final int maxBatch;
 
   private UNet(Cm4jNative.cm4j_unet handle, Device device, Precision precision) {
-    this.handle = handle;
+    this.engine = new NativeEngine(this, handle, "UNet[" + device + ", " + precision + "]");
     this.device = device;
     this.precision = precision;
     this.inChannels = Cm4jNative.cm4j_unet_in_channels(handle);
@@ -248,7 +246,7 @@ public final class UNet implements AutoCloseable {
     } catch (CharacterCodingException e) {
       throw new CheckpointException(config, "not valid UTF-8");
     } catch (IOException e) {
-      throw new CheckpointException(config, "cannot read: " + e.getMessage(), e);
+      throw new CheckpointException(config, "cannot read: " + CheckpointException.reason(e), e);
     }
     try {
       Json.parseObject(json);
@@ -294,12 +292,12 @@ public final class UNet implements AutoCloseable {
     Objects.requireNonNull(timestep, "timestep");
     int batch = validate(sample, timestep, classLabels);
     FloatTensor out = FloatTensor.zeros(batch, outChannels, sampleSize, sampleSize);
-    lock.readLock().lock();
+    engine.lock.readLock().lock();
     try {
       NativeCalls.check(Cm4jNative.cm4j_unet_forward(open(), batch, sample.buffer(), timestep,
           classLabels, out.buffer()), "cm4j_unet_forward", null);
     } finally {
-      lock.readLock().unlock();
+      engine.lock.readLock().unlock();
     }
     return out;
   }
@@ -386,7 +384,7 @@ public final class UNet implements AutoCloseable {
       checkReplacement(replacement, shape);
     }
     FloatTensor out = FloatTensor.zeros(shape);
-    lock.readLock().lock();
+    engine.lock.readLock().lock();
     try {
       if (replacement == null) {
         NativeCalls.check(Cm4jNative.cm4j_unet_sample(open(), batch, count, sample.buffer(),
@@ -403,7 +401,7 @@ public final class UNet implements AutoCloseable {
             out.buffer()), "cm4j_unet_edit", null);
       }
     } finally {
-      lock.readLock().unlock();
+      engine.lock.readLock().unlock();
     }
     return out;
   }
@@ -486,12 +484,12 @@ public final class UNet implements AutoCloseable {
    * memory and a copy per tap; off by default).
    */
   public void setCaptureTaps(boolean capture) throws Cm4jException {
-    lock.writeLock().lock();
+    engine.lock.writeLock().lock();
     try {
       NativeCalls.check(Cm4jNative.cm4j_unet_set_capture_taps(open(), capture ? 1 : 0),
           "cm4j_unet_set_capture_taps", null);
     } finally {
-      lock.writeLock().unlock();
+      engine.lock.writeLock().unlock();
     }
   }
 
@@ -501,7 +499,7 @@ public final class UNet implements AutoCloseable {
    * engine's order; empty when none were captured.
    */
   public Map<String, FloatTensor> taps() throws Cm4jException {
-    lock.writeLock().lock();
+    engine.lock.writeLock().lock();
     try {
       Cm4jNative.cm4j_unet h = open();
       int count = Cm4jNative.cm4j_unet_tap_count(h);
@@ -526,7 +524,7 @@ public final class UNet implements AutoCloseable {
       }
       return Collections.unmodifiableMap(taps);
     } finally {
-      lock.writeLock().unlock();
+      engine.lock.writeLock().unlock();
     }
   }
 
@@ -536,12 +534,12 @@ public final class UNet implements AutoCloseable {
    * one (its output is the same). Off by default; switching clears the profile.
    */
   public void setProfileOps(boolean profile) throws Cm4jException {
-    lock.writeLock().lock();
+    engine.lock.writeLock().lock();
     try {
       NativeCalls.check(Cm4jNative.cm4j_unet_set_profile_ops(open(), profile ? 1 : 0),
           "cm4j_unet_set_profile_ops", null);
     } finally {
-      lock.writeLock().unlock();
+      engine.lock.writeLock().unlock();
     }
   }
 
@@ -550,7 +548,7 @@ public final class UNet implements AutoCloseable {
    * plan in run order, with the milliseconds it took; empty before one.
    */
   public List<OpTime> opProfile() throws Cm4jException {
-    lock.writeLock().lock();
+    engine.lock.writeLock().lock();
     try {
       Cm4jNative.cm4j_unet h = open();
       int count = Cm4jNative.cm4j_unet_op_count(h);
@@ -560,27 +558,27 @@ public final class UNet implements AutoCloseable {
       }
       return List.copyOf(ops);
     } finally {
-      lock.writeLock().unlock();
+      engine.lock.writeLock().unlock();
     }
   }
 
   /** Bytes of the packed weights the engine holds. */
   public long weightBytes() {
-    lock.readLock().lock();
+    engine.lock.readLock().lock();
     try {
       return Cm4jNative.cm4j_unet_weight_bytes(open());
     } finally {
-      lock.readLock().unlock();
+      engine.lock.readLock().unlock();
     }
   }
 
   /** Bytes of the activation arena, sized for the batch of the last pass (0 before any). */
   public long arenaBytes() {
-    lock.readLock().lock();
+    engine.lock.readLock().lock();
     try {
       return Cm4jNative.cm4j_unet_arena_bytes(open());
     } finally {
-      lock.readLock().unlock();
+      engine.lock.readLock().unlock();
     }
   }
 
@@ -654,24 +652,18 @@ public final class UNet implements AutoCloseable {
   }
 
   private Cm4jNative.cm4j_unet open() {
-    if (handle == null) {
-      throw new IllegalStateException("UNet is closed");
-    }
-    return handle;
+    return engine.handle();
+  }
+
+  /** The native engine (for tests of its freeing). */
+  NativeEngine engine() {
+    return engine;
   }
 
   /** Frees the engine's native memory; waits for passes in flight. A second call does nothing. */
   @Override
   public void close() {
-    lock.writeLock().lock();
-    try {
-      if (handle != null) {
-        Cm4jNative.cm4j_unet_destroy(handle);
-        handle = null;
-      }
-    } finally {
-      lock.writeLock().unlock();
-    }
+    engine.close();
   }
 
   @Override

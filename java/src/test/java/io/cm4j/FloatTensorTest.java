@@ -49,4 +49,26 @@ class FloatTensorTest {
     assertThrows(IllegalArgumentException.class, () -> FloatTensor.of(
         new TensorEntry("y", DType.I64, new long[] {1}, ByteBuffer.allocate(8))));
   }
+
+  @Test
+  void refusesEntriesWhoseDataIsNotTheShapesSize() {
+    // A direct, aligned F32 buffer is viewed in place: with 4 bytes under a [2, 3, 8, 8] shape,
+    // native code would read 1532 bytes past it.
+    ByteBuffer four = ByteBuffer.allocateDirect(4).order(ByteOrder.LITTLE_ENDIAN);
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        () -> FloatTensor.of(new TensorEntry("x", DType.F32, new long[] {2, 3, 8, 8}, four)));
+    assertEquals("x: shape [2, 3, 8, 8] in F32 needs 1536 bytes, found 4", e.getMessage());
+    assertThrows(IllegalArgumentException.class, () -> FloatTensor.of(
+        new TensorEntry("h", DType.F16, new long[] {3}, ByteBuffer.allocate(8))));
+  }
+
+  @Test
+  void readsFromTheDataPositionOn() {
+    // An entry whose buffer starts past position 0 (a slice of a larger file) reads from there.
+    ByteBuffer bytes = ByteBuffer.allocate(6).order(ByteOrder.LITTLE_ENDIAN)
+        .putShort((short) 0x7777).putShort((short) 0x3f80).putShort((short) 0xc040);
+    bytes.position(2);
+    FloatTensor t = FloatTensor.of(new TensorEntry("x", DType.BF16, new long[] {2}, bytes));
+    assertArrayEquals(new float[] {1f, -3f}, t.toArray());
+  }
 }

@@ -1,6 +1,7 @@
 package io.cm4j;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
@@ -59,6 +60,32 @@ class UNetTest {
     assertThrows(IllegalStateException.class, unet::taps);
     assertThrows(IllegalStateException.class, () -> unet.setCaptureTaps(true));
     assertThrows(IllegalStateException.class, unet::weightBytes);
+  }
+
+  @Test
+  void closeFreesTheEngineAtOnce() throws Exception {
+    UNet unet = UNet.open(Golden.file("tiny/pipeline"));
+    NativeEngine engine = unet.engine();
+    assertFalse(engine.freed());
+    unet.close();
+    assertTrue(engine.freed());
+  }
+
+  @Test
+  void anUnclosedUNetIsFreedOnceUnreachable() throws Exception {
+    // The engine does not reach the UNet, so holding it keeps nothing alive but itself.
+    NativeEngine engine = forgottenUNet();
+    for (int i = 0; i < 200 && !engine.freed(); i++) {
+      System.gc();
+      Thread.sleep(25);
+    }
+    assertTrue(engine.freed(), "the Cleaner did not free an unreachable UNet's engine in 5 s");
+  }
+
+  private static NativeEngine forgottenUNet() throws Exception {
+    UNet unet = UNet.open(Golden.file("tiny/pipeline"));
+    unet.forward(FloatTensor.zeros(1, 3, 32, 32), new float[] {0f}, new long[] {1});
+    return unet.engine();
   }
 
   @Test

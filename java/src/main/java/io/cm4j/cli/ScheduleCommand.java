@@ -111,7 +111,8 @@ final class ScheduleCommand implements Callable<Integer> {
     } catch (IllegalArgumentException e) { // names the file
       throw new UsageException(option + " " + e.getMessage(), e);
     } catch (IOException e) {
-      throw new UsageException(option + " " + file.get() + ": cannot read: " + e.getMessage(), e);
+      throw new UsageException(
+          option + " " + file.get() + ": cannot read: " + CheckpointException.reason(e), e);
     }
   }
 

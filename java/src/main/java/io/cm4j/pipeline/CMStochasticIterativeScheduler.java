@@ -93,8 +93,8 @@ public final class CMStochasticIterativeScheduler {
    * diffusers' {@code set_timesteps}: exactly one of the two arguments must be non-null.
    *
    * @throws IllegalArgumentException with diffusers' message when both or neither are given,
-   *     custom timesteps are empty, not strictly descending or start at or after
-   *     {@code num_train_timesteps}, or the step count is not in [1, num_train_timesteps]
+   *     custom timesteps are empty, not strictly descending, start at or after
+   *     {@code num_train_timesteps} or end below 0, or the step count is not in [1, num_train_timesteps]
    */
   public void setTimesteps(Integer numInferenceSteps, int[] customTimesteps) {
     if (numInferenceSteps == null && customTimesteps == null) {
@@ -137,6 +137,12 @@ public final class CMStochasticIterativeScheduler {
     if (timesteps[0] >= trainSteps) {
       throw new IllegalArgumentException(
           "`timesteps` must start before `self.config.train_timesteps`: " + trainSteps + ".");
+    }
+    // diffusers takes a negative one, for a sigma past sigma_max (infinite, far enough): a
+    // silently wrong image, where every other entry point refuses it.
+    int last = timesteps[timesteps.length - 1];
+    if (last < 0) {
+      throw new IllegalArgumentException("`timesteps` must not be negative, found " + last + ".");
     }
     return timesteps.clone();
   }

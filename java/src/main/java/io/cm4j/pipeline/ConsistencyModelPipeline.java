@@ -189,7 +189,7 @@ public final class ConsistencyModelPipeline implements AutoCloseable {
       throw new CheckpointException(file.get(),
           m.startsWith(prefix) ? m.substring(prefix.length()) : m, e);
     } catch (IOException e) {
-      throw new CheckpointException(file.get(), "cannot read: " + e.getMessage(), e);
+      throw new CheckpointException(file.get(), "cannot read: " + CheckpointException.reason(e), e);
     }
   }
 
@@ -206,7 +206,7 @@ public final class ConsistencyModelPipeline implements AutoCloseable {
     } catch (IllegalArgumentException e) {
       throw new CheckpointException(index, e.getMessage(), e);
     } catch (IOException e) {
-      throw new CheckpointException(index, "cannot read: " + e.getMessage(), e);
+      throw new CheckpointException(index, "cannot read: " + CheckpointException.reason(e), e);
     }
     if (className != null && !CLASS_NAME.equals(className)) {
       throw new CheckpointException(index, "expected a " + CLASS_NAME + ", found _class_name "

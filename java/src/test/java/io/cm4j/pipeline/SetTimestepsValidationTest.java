@@ -47,6 +47,17 @@ class SetTimestepsValidationTest {
   }
 
   @Test
+  void endingBelowZero() {
+    // diffusers would take them, for sigmas past sigma_max: -2^31 made an infinite one.
+    assertRefused("`timesteps` must not be negative, found -1.",
+        () -> scheduler.setTimesteps(new int[] {22, -1}));
+    assertRefused("`timesteps` must not be negative, found -2147483648.",
+        () -> scheduler.setTimesteps(new int[] {10, Integer.MIN_VALUE}));
+    scheduler.setTimesteps(new int[] {22, 0});
+    assertEquals(2, scheduler.timesteps().length);
+  }
+
+  @Test
   void emptyCustomTimesteps() {
     assertRefused("`timesteps` must not be empty.", () -> scheduler.setTimesteps(new int[0]));
   }

@@ -1,6 +1,7 @@
 package io.cm4j.weights;
 
 import java.io.IOException;
+import java.nio.channels.ClosedByInterruptException;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 
@@ -48,7 +49,19 @@ public class CheckpointException extends IOException {
     } catch (CheckpointException e) {
       throw e;
     } catch (IOException e) {
-      throw new CheckpointException(file, "cannot read: " + e.getMessage(), e);
+      throw new CheckpointException(file, "cannot read: " + reason(e), e);
     }
+  }
+
+  /**
+   * What an I/O failure says, for "cannot read: ...": its message, or where it has none (an
+   * interrupted thread's closed channel, for one) what happened, never "null".
+   */
+  public static String reason(IOException e) {
+    if (e instanceof ClosedByInterruptException) {
+      return "the reading thread was interrupted";
+    }
+    String m = e.getMessage();
+    return m != null && !m.isBlank() ? m : e.getClass().getSimpleName();
   }
 }

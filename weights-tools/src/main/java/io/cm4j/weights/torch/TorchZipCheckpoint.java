@@ -320,7 +320,7 @@ public final class TorchZipCheckpoint implements Checkpoint {
     } catch (CheckpointException ex) {
       throw ex;
     } catch (IOException ex) {
-      throw new CheckpointException(path, "cannot read: " + ex.getMessage(), ex);
+      throw new CheckpointException(path, "cannot read: " + CheckpointException.reason(ex), ex);
     }
   }
 
