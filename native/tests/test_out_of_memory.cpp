@@ -2,12 +2,15 @@
 // and the engine stays usable. A batch size that ran before runs again, with the same bits,
 // through forward and through the sampling loop (the failed call must not leave the cached
 // plan behind without its arena). The address space is capped with RLIMIT_AS in a child
-// process, so the allocation fails on any machine, whatever its memory.
+// process, so the allocation fails on any machine, whatever its memory. And an arena larger
+// than the host has left is refused before it is allocated, with what is available in the
+// message: Linux would grant it and kill the process when its pages were touched.
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -70,6 +73,19 @@ int child() {
   if (run(u, 2, &before) != CM4J_OK) return 12;
   const int64_t per_image = cm4j_unet_arena_bytes(u) / 2;
   if (per_image <= 0) return 13;
+  // A 2 GiB arena on a host said to have 1 GiB left (CM4J_CPU_MEMORY_AVAILABLE): refused
+  // before it is allocated, where Linux would have granted it.
+  const int two_gib = static_cast<int>((int64_t{2} << 30) / per_image);
+  if (two_gib > cm4j_unet_max_batch(u)) return 14;
+  {
+    setenv("CM4J_CPU_MEMORY_AVAILABLE", "1073741824", 1);
+    std::vector<float> x(static_cast<size_t>(two_gib) * kImage, 0.0f), t(two_gib, 3.0f),
+        y(x.size());
+    const int rc = cm4j_unet_forward(u, two_gib, x.data(), t.data(), nullptr, y.data());
+    unsetenv("CM4J_CPU_MEMORY_AVAILABLE");
+    if (rc != CM4J_ERR_OUT_OF_MEMORY) return 20;
+    if (std::strstr(cm4j_last_error(), "(1073741824 bytes available)") == nullptr) return 21;
+  }
   // A batch whose arena alone is 4 GiB, under an address space capped 1 GiB above today's.
   const int big = static_cast<int>((int64_t{4} << 30) / per_image);
   if (big > cm4j_unet_max_batch(u)) return 14;
@@ -104,7 +120,8 @@ int main() {
   if (WIFEXITED(status))
     CHECK(WEXITSTATUS(status) == 0,
           "check %d failed (16: no OUT_OF_MEMORY for the 4 GiB arena; 18-19: batch 2 did not "
-          "run again, or gave other bits)",
+          "run again, or gave other bits; 20-21: an arena past the host's memory was not "
+          "refused, or its message does not say what is available)",
           WEXITSTATUS(status));
   std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "PASSED", failures);
   return failures ? 1 : 0;

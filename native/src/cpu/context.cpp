@@ -5,12 +5,14 @@
 #include <cstdint>
 
 #include "cm4j.h"
+#include "cpu/host_memory.h"
 
 namespace cm4j {
 namespace cpu {
 
 AlignedFloats alloc_floats(size_t count) {
   const size_t bytes = (count * sizeof(float) + 63) / 64 * 64;
+  if (!host_memory_allows(bytes)) return nullptr;
   void* p = nullptr;
   if (posix_memalign(&p, 64, bytes == 0 ? 64 : bytes) != 0) return nullptr;
 #ifdef MADV_HUGEPAGE
@@ -25,8 +27,11 @@ AlignedFloats alloc_floats(size_t count) {
 }
 
 Status out_of_memory(const char* what, size_t bytes) {
+  const size_t available = host_memory_available();
   return {CM4J_ERR_OUT_OF_MEMORY,
-          std::string("cpu: out of memory allocating ") + std::to_string(bytes) + " bytes for " + what};
+          std::string("cpu: out of memory allocating ") + std::to_string(bytes) + " bytes for " +
+              what +
+              (available > 0 ? " (" + std::to_string(available) + " bytes available)" : "")};
 }
 
 Status invalid(const std::string& message) {
@@ -69,7 +74,8 @@ Status CpuContext::reserve_packed_input(size_t floats) {
   const size_t huge = size_t{1} << 21;
   const size_t bytes = (floats * sizeof(float) + huge - 1) / huge * huge;
   void* p = nullptr;
-  if (posix_memalign(&p, huge, bytes) != 0) return out_of_memory("packed conv input", bytes);
+  if (!host_memory_allows(bytes) || posix_memalign(&p, huge, bytes) != 0)
+    return out_of_memory("packed conv input", bytes);
 #ifdef MADV_HUGEPAGE
   madvise(p, bytes, MADV_HUGEPAGE);
 #endif

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cm4j.h"
+#include "cpu/host_memory.h"
 #include "cpu/ops.h"
 
 namespace cm4j {
@@ -27,7 +28,8 @@ class CpuBackend : public Backend {
   Status alloc(size_t bytes, float** out) override {
     if (out == nullptr) return invalid("alloc: null out");
     void* p = nullptr;
-    if (posix_memalign(&p, 64, bytes == 0 ? 64 : (bytes + 63) / 64 * 64) != 0)
+    if (!host_memory_allows(bytes) ||
+        posix_memalign(&p, 64, bytes == 0 ? 64 : (bytes + 63) / 64 * 64) != 0)
       return out_of_memory("activations", bytes);
     *out = static_cast<float*>(p);
     return Status::Ok();

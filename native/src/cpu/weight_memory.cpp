@@ -2,6 +2,8 @@
 
 #include <sys/mman.h>
 
+#include "cpu/host_memory.h"
+
 #include <algorithm>
 #include <cstdint>
 
@@ -18,6 +20,7 @@ size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
 // bytes (a multiple of kHuge) of zeroed memory at a 2 MiB boundary, or null.
 char* map_chunk(size_t bytes) {
+  if (!host_memory_allows(bytes)) return nullptr;
   void* p = mmap(nullptr, bytes + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return nullptr;
   const uintptr_t start = reinterpret_cast<uintptr_t>(p);
