@@ -26,10 +26,17 @@ constexpr BlockName kBlocks[] = {
     {"UpBlock2D", BlockType::UpBlock2D, false},
 };
 
+// A key or value as a message quotes it: cut short past 60 bytes (a hostile config may hold
+// megabytes in one string, which a message should not repeat).
+std::string brief(const std::string& text) {
+  if (text.size() <= 60) return text;
+  return text.substr(0, 48) + "... (" + std::to_string(text.size()) + " bytes)";
+}
+
 Status invalid(const std::string& msg) { return {CM4J_ERR_INVALID_ARGUMENT, "config: " + msg}; }
 Status unsupported(const std::string& key, const JsonValue& v, const std::string& why) {
   return {CM4J_ERR_UNSUPPORTED,
-          "config: unsupported " + key + " = " + v.dump() + (why.empty() ? "" : " (" + why + ")")};
+          "config: unsupported " + brief(key) + " = " + brief(v.dump()) + (why.empty() ? "" : " (" + why + ")")};
 }
 
 // Integer values are checked once, against these ranges, before any is converted to int: a
@@ -46,7 +53,7 @@ Status whole(const std::string& key, const JsonValue& v, int lo, int hi, int* ou
   if (v.type != JsonValue::Type::Number || v.number != std::floor(v.number) || v.number < lo ||
       v.number > hi)
     return invalid(key + " must be an integer in [" + std::to_string(lo) + ", " +
-                   std::to_string(hi) + "], found " + v.dump());
+                   std::to_string(hi) + "], found " + brief(v.dump()));
   *out = static_cast<int>(v.number);
   return Status::Ok();
 }
@@ -68,7 +75,7 @@ class Reader {
     if (!v) return Status::Ok();
     if (v->type != JsonValue::Type::Number || !std::isfinite(v->number) ||
         std::fabs(v->number) > FLT_MAX)
-      return invalid(std::string(key) + " must be a finite float32 number, found " + v->dump());
+      return invalid(std::string(key) + " must be a finite float32 number, found " + brief(v->dump()));
     *out = static_cast<float>(v->number);
     return Status::Ok();
   }
@@ -76,7 +83,7 @@ class Reader {
     const JsonValue* v = root_.find(key);
     if (!v) return Status::Ok();
     if (v->type != JsonValue::Type::Bool)
-      return invalid(std::string(key) + " must be true or false, found " + v->dump());
+      return invalid(std::string(key) + " must be true or false, found " + brief(v->dump()));
     *out = v->boolean;
     return Status::Ok();
   }
@@ -84,7 +91,7 @@ class Reader {
     const JsonValue* v = root_.find(key);
     if (!v || (nullable && v->is_null())) return Status::Ok();
     if (v->type != JsonValue::Type::String)
-      return invalid(std::string(key) + " must be a string, found " + v->dump());
+      return invalid(std::string(key) + " must be a string, found " + brief(v->dump()));
     *out = v->string;
     return Status::Ok();
   }
@@ -103,7 +110,7 @@ class Reader {
     const JsonValue* v = root_.find(key);
     if (!v) return invalid(std::string("missing ") + key);
     if (v->type != JsonValue::Type::Array || v->array.empty())
-      return invalid(std::string(key) + " must be a non-empty list, found " + v->dump());
+      return invalid(std::string(key) + " must be a non-empty list, found " + brief(v->dump()));
     for (size_t i = 0; i < v->array.size(); ++i) {
       const JsonValue& e = v->array[i];
       const BlockName* hit = nullptr;
@@ -236,7 +243,7 @@ Status parse_unet_config(const std::string& json, UNetConfig* out) {
   CM4J_TRY(r.only("mid_block_type", {"UNetMidBlock2D"}, false));
   if (const JsonValue* v = root.find("block_out_channels")) {
     if (v->type != JsonValue::Type::Array)
-      return invalid("block_out_channels must be a list, found " + v->dump());
+      return invalid("block_out_channels must be a list, found " + brief(v->dump()));
     for (size_t i = 0; i < v->array.size(); ++i) {
       int ch = 0;
       CM4J_TRY(whole("block_out_channels[" + std::to_string(i) + "]", v->array[i], 1, kMaxChannels,
@@ -261,6 +268,9 @@ Status parse_unet_config(const std::string& json, UNetConfig* out) {
   CM4J_TRY(r.integer("norm_num_groups", &c.norm_num_groups, 1, kMaxChannels));
   CM4J_TRY(r.integer("attn_norm_num_groups", &c.attn_norm_num_groups, 1, kMaxChannels, true));
   CM4J_TRY(r.real("norm_eps", &c.norm_eps));
+  // Group norm divides by sqrt(variance + eps): a constant group (variance 0) would give NaN.
+  if (!(c.norm_eps > 0))
+    return invalid("norm_eps must be positive, found " + brief(root.find("norm_eps")->dump()));
   CM4J_TRY(r.only("resnet_time_scale_shift", {"default", "scale_shift"}, false));
   std::string shift = "default";
   CM4J_TRY(r.text("resnet_time_scale_shift", &shift));

@@ -96,6 +96,10 @@ int main() {
        "num_class_embeds must be an integer in [0, 16777216]"},
       {"\"norm_eps\": 1e-05", "\"norm_eps\": 1e300", CM4J_ERR_INVALID_ARGUMENT,
        "norm_eps must be a finite float32 number, found 1e+300"},
+      {"\"norm_eps\": 1e-05", "\"norm_eps\": -1", CM4J_ERR_INVALID_ARGUMENT,
+       "norm_eps must be positive, found -1"},
+      {"\"norm_eps\": 1e-05", "\"norm_eps\": 1e-50", CM4J_ERR_INVALID_ARGUMENT,
+       "norm_eps must be positive, found 1e-50"},
       {"\"dropout\": 0.0", "\"dropout\": \"none\"", CM4J_ERR_INVALID_ARGUMENT,
        "dropout must be a finite float32 number"},
       // in range, but one image's activations would pass the backends' 32-bit element counts
@@ -103,6 +107,13 @@ int main() {
        "an activation of one image would hold up to 25769803776 elements"},
   };
   for (const auto& r : ranges) expect_error(edited(r.from, r.to), r.code, r.needle);
+  // A value (or key) of 100 kB is quoted cut short, with its size, not repeated whole.
+  const std::string huge(100000, 'a');
+  expect_error(edited("\"dropout\": 0.0", "\"dropout\": \"" + huge + "\""),
+               CM4J_ERR_INVALID_ARGUMENT,
+               "found \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa... (100002 bytes)");
+  expect_error(edited("\"dropout\": 0.0", "\"" + huge + "\": 1"), CM4J_ERR_UNSUPPORTED,
+               "unsupported aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa... (100000 bytes)");
 
   // Through the C API: the same errors, as status codes plus cm4j_last_error().
   cm4j_unet* u = nullptr;
