@@ -48,6 +48,8 @@ final class BenchCommand implements Callable<Integer> {
       description = "Batch sizes, each timed in turn (default: ${DEFAULT-VALUE}).")
   List<Integer> batches;
 
+  private static final int MAX_PASSES = 100_000;
+
   @Option(names = "--iters", paramLabel = "N", defaultValue = "3",
       description = "Timed passes per batch size (default: ${DEFAULT-VALUE}).")
   int iters;
@@ -104,11 +106,15 @@ final class BenchCommand implements Callable<Integer> {
         throw new UsageException("--batch: expected sizes of at least 1, found " + b);
       }
     }
-    if (iters < 1) {
-      throw new UsageException("--iters: expected at least 1 timed pass, found " + iters);
+    // A timed pass's result is kept until the table: a bound keeps that array (and the run)
+    // finite.
+    if (iters < 1 || iters > MAX_PASSES) {
+      throw new UsageException("--iters: expected 1 to " + MAX_PASSES + " timed passes, found "
+          + iters);
     }
-    if (warmup < 0) {
-      throw new UsageException("--warmup: expected 0 or more passes, found " + warmup);
+    if (warmup < 0 || warmup > MAX_PASSES) {
+      throw new UsageException("--warmup: expected 0 to " + MAX_PASSES + " passes, found "
+          + warmup);
     }
     if (ops < 0) {
       throw new UsageException("--ops: expected 0 or more ops, found " + ops);

@@ -47,6 +47,8 @@ import picocli.CommandLine.Spec;
             + "in [0,1]. Without either, image.png (image-0.png, ...) in the current folder."})
 final class GenerateCommand implements Callable<Integer> {
   static final String DEFAULT_PNG = "image.png";
+  /** More images than one call of any served model takes (imagenet64: 910). */
+  static final int MAX_BATCH = 65536;
 
   @Spec CommandSpec spec;
   @ParentCommand Main main;
@@ -65,7 +67,8 @@ final class GenerateCommand implements Callable<Integer> {
           + "defaults to their number).")
   List<Long> classes;
 
-  @Option(names = "--batch", paramLabel = "B", description = "Number of images (default: 1).")
+  @Option(names = "--batch", paramLabel = "B", description = "Number of images (default: 1; "
+      + "at most what one call of the model takes, e.g. 910 for ImageNet 64x64).")
   Integer batch;
 
   @ArgGroup(exclusive = true, multiplicity = "0..1")
@@ -122,6 +125,15 @@ final class GenerateCommand implements Callable<Integer> {
   private int batchSize() throws UsageException {
     if (batch != null) {
       UsageException.checkAtLeastOne("--batch", batch);
+      // Checked again against the model once it is open; this bound comes first, before a
+      // file name is made for every image.
+      if (batch > MAX_BATCH) {
+        throw new UsageException("--batch " + batch + ": at most " + MAX_BATCH
+            + " images in one run");
+      }
+    }
+    if (classes != null && classes.isEmpty()) {
+      throw new UsageException("--class: expected at least one label");
     }
     if (classes == null) {
       return batch == null ? 1 : batch;
@@ -147,6 +159,10 @@ final class GenerateCommand implements Callable<Integer> {
   /** The request, with --class checked against the model's classes. */
   private GenerationRequest request(UNet unet, int images, PrintWriter err)
       throws UsageException {
+    if (images > unet.maxBatch()) {
+      throw new UsageException((batch != null ? "--batch " : "--class: ") + images
+          + " images: at most " + unet.maxBatch() + " in one call of this model");
+    }
     GenerationRequest.Builder b = GenerationRequest.builder().batchSize(images).seed(seed);
     if (steps != null && steps.timesteps != null) {
       b.timesteps(steps.timesteps);

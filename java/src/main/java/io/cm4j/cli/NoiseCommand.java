@@ -4,6 +4,7 @@ import io.cm4j.pipeline.TorchGenerator;
 import io.cm4j.weights.SafetensorsWriter;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
 import picocli.CommandLine.Command;
@@ -51,13 +52,22 @@ final class NoiseCommand implements Callable<Integer> {
       if (d < 0) {
         throw new UsageException("--shape " + shapeText + ": negative dimension " + d);
       }
-      numel = Math.multiplyExact(numel, d);
+      // Saturated, not overflowed (a zero dimension after it still makes the product 0).
+      numel = d != 0 && numel > Long.MAX_VALUE / d ? Long.MAX_VALUE : numel * d;
     }
     if (numel > Integer.MAX_VALUE - 8) {
-      throw new UsageException("--shape " + shapeText + ": " + numel + " elements, more than one "
-          + "draw can hold");
+      throw new UsageException("--shape " + shapeText + ": " + (numel == Long.MAX_VALUE
+          ? "over 2^63" : Long.toString(numel)) + " elements, more than one draw can hold");
     }
     UsageException.checkAtLeastOne("--count", count);
+    // Every draw is held until the file is written: refused up front where they cannot be.
+    long bytes = 4L * numel * count;
+    long heap = Runtime.getRuntime().maxMemory();
+    if (bytes > heap / 2) {
+      throw new UsageException(String.format(Locale.ROOT, "--count %d --shape %s: %d draws of "
+          + "%d floats are %.1f MB, more than half the JVM's heap (%.0f MB; java -Xmx)", count,
+          shapeText, count, numel, bytes / 1e6, heap / 1e6));
+    }
     OutputFiles.checkWritableFile("--output", output);
 
     TorchGenerator generator = new TorchGenerator(seed);

@@ -15,8 +15,8 @@ final class StepOptions {
   Integer steps;
 
   @Option(names = "--timesteps", paramLabel = "T", split = ",", required = true,
-      description = "Custom training timesteps, strictly descending, each below "
-          + "num_train_timesteps (e.g. 22,0).")
+      description = "Custom training timesteps, strictly descending, each "
+          + "in [0, num_train_timesteps) (e.g. 22,0).")
   int[] timesteps;
 
   /**

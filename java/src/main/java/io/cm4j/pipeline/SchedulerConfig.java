@@ -36,24 +36,36 @@ public record SchedulerConfig(
   public static final SchedulerConfig DEFAULT =
       new SchedulerConfig(40, 0.002, 80.0, 0.5, 1.0, 7.0, true);
 
+  /** Most training timesteps: the schedule keeps a sigma per step (CT checkpoints: 201). */
+  static final int MAX_TRAIN_TIMESTEPS = 1_000_000;
+  /**
+   * Bounds on the sigmas, sigma_data and s_noise: the sampling loop runs in float32, where
+   * sigma^2 + sigma_data^2 must stay finite (1e15 squared is 1e30, under float32's 3.4e38)
+   * and sigma_min must stay a normal number once rounded (the checkpoints use 0.002 to 80).
+   */
+  static final double MAX_SIGMA = 1e15;
+  static final double MIN_SIGMA = 1e-15;
+
   /**
    * Rejects values for which diffusers would silently produce NaN or infinite sigmas (a one-entry
-   * ramp divides by zero; non-positive sigmas or rho have no real power).
+   * ramp divides by zero; non-positive sigmas or rho have no real power), and values past what
+   * float32 sampling holds (see {@link #MAX_SIGMA}).
    */
   public SchedulerConfig {
-    if (numTrainTimesteps < 2) {
-      throw new IllegalArgumentException(
-          "`num_train_timesteps` must be at least 2, found " + numTrainTimesteps);
+    if (numTrainTimesteps < 2 || numTrainTimesteps > MAX_TRAIN_TIMESTEPS) {
+      throw new IllegalArgumentException("`num_train_timesteps` must be in [2, "
+          + MAX_TRAIN_TIMESTEPS + "], found " + numTrainTimesteps);
     }
-    if (!(sigmaMin > 0) || !(sigmaMax > sigmaMin) || Double.isInfinite(sigmaMax)) {
-      throw new IllegalArgumentException(
-          "expected 0 < `sigma_min` < `sigma_max` < infinity, found sigma_min="
-              + sigmaMin + ", sigma_max=" + sigmaMax);
+    if (!(sigmaMin >= MIN_SIGMA) || !(sigmaMax > sigmaMin) || !(sigmaMax <= MAX_SIGMA)) {
+      throw new IllegalArgumentException("expected " + MIN_SIGMA + " <= `sigma_min` < "
+          + "`sigma_max` <= " + MAX_SIGMA + ", found sigma_min=" + sigmaMin + ", sigma_max="
+          + sigmaMax);
     }
-    if (!(sigmaData > 0) || !(rho > 0) || !(sNoise >= 0)) {
-      throw new IllegalArgumentException(
-          "expected `sigma_data` > 0, `rho` > 0 and `s_noise` >= 0, found sigma_data="
-              + sigmaData + ", rho=" + rho + ", s_noise=" + sNoise);
+    if (!(sigmaData > 0 && sigmaData <= MAX_SIGMA) || !(rho > 0 && Double.isFinite(rho))
+        || !(sNoise >= 0 && sNoise <= MAX_SIGMA)) {
+      throw new IllegalArgumentException("expected 0 < `sigma_data` <= " + MAX_SIGMA
+          + ", `rho` > 0 (finite) and 0 <= `s_noise` <= " + MAX_SIGMA + ", found sigma_data="
+          + sigmaData + ", rho=" + rho + ", s_noise=" + sNoise);
     }
   }
 

@@ -132,6 +132,9 @@ class BenchCommandTest {
     assertBadInput(run("--model", TINY, "--iters", "0"), "--iters", "found 0");
     assertBadInput(run("--model", TINY, "--iters", "many"), "--iters", "'many'");
     assertBadInput(run("--model", TINY, "--warmup", "-1"), "--warmup", "found -1");
+    assertBadInput(run("--model", TINY, "--iters", "2147483647"), "--iters",
+        "1 to 100000 timed passes", "found 2147483647");
+    assertBadInput(run("--model", TINY, "--warmup", "2147483647"), "--warmup", "0 to 100000");
     assertBadInput(run("--model", TINY, "--ops", "-2"), "--ops", "found -2");
     assertBadInput(run("--model", TINY, "--threads", "0"), "--threads 0", "found 0");
     assertBadInput(run("--model", TINY, "--threads", "2", "--device", "cpu:4"),

@@ -190,6 +190,24 @@ class GenerateCommandTest {
   }
 
   @Test
+  void negativeTimesteps() throws Exception {
+    assertBadInput(generate("--timesteps", "5,-100", "--out", png()), "--timesteps 5,-100",
+        "negative");
+    assertNothingWritten();
+  }
+
+  @Test
+  void batchesPastWhatTheModelTakes() throws Exception {
+    // Refused before a file name is made or a label drawn for every image.
+    assertBadInput(generate("--batch", "100000000", "--out", png()), "--batch 100000000",
+        "at most 65536");
+    assertBadInput(generate("--batch", "21846", "--out", png()), "--batch 21846",
+        "at most 21845 in one call of this model");
+    assertBadInput(generate("--class", ",,", "--out", png()), "--class", "at least one label");
+    assertNothingWritten();
+  }
+
+  @Test
   void bothStepsAndTimesteps() throws Exception {
     assertBadInput(generate("--steps", "2", "--timesteps", "22,0", "--out", png()),
         "--steps", "--timesteps", "mutually exclusive");

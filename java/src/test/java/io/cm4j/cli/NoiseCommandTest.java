@@ -61,6 +61,11 @@ class NoiseCommandTest {
     assertBadInput(runOffline(tmp, "noise", "--seed", "1", "--shape", "4", "--output",
         tmp.resolve("no/n.safetensors").toString()), "--output", "does not exist");
     assertBadInput(runOffline(tmp, "noise", "--shape", "4", "--output", out), "--seed");
+    // A product past 2^63 (it used to overflow), and more draws than the heap holds.
+    assertBadInput(runOffline(tmp, "noise", "--seed", "1", "--shape", "4294967296,4294967296",
+        "--output", out), "--shape 4294967296,4294967296", "over 2^63 elements");
+    assertBadInput(runOffline(tmp, "noise", "--seed", "1", "--shape", "1", "--count",
+        "2147483647", "--output", out), "--count 2147483647", "more than half the JVM's heap");
     assertEquals(List.of(), list(tmp));
   }
 }
