@@ -107,6 +107,7 @@ final class GenerateCommand implements Callable<Integer> {
       err.flush();
       // Every step in one call on the device: the images come back to the host only at the end.
       result = pipeline.generate(request);
+      checkFinite(result, modelPath);
       int steps = result.timesteps().length;
       err.printf(Locale.ROOT, "generate: %d step%s done at %.2f s%n", steps,
           steps == 1 ? "" : "s", (System.nanoTime() - start) / 1e9);
@@ -119,6 +120,23 @@ final class GenerateCommand implements Callable<Integer> {
     }
     stdout.flush();
     return 0;
+  }
+
+  /**
+   * Refuses images with NaN or infinite values (weights that hold them, or a config that gives
+   * them) before a PNG encoder reports a pixel, or a tensor file keeps them silently.
+   */
+  private static void checkFinite(GenerationResult result, Path modelPath)
+      throws UsageException {
+    float[] image = result.imageArray();
+    int perImage = image.length / result.batchSize();
+    for (int i = 0; i < image.length; i++) {
+      if (!Float.isFinite(image[i])) {
+        throw new UsageException("--model " + modelPath + ": image " + i / perImage
+            + " holds NaN or infinite values: the weights or configs hold values the model "
+            + "cannot run with");
+      }
+    }
   }
 
   /** --batch, else one image per --class label, else 1; checked against --class. */

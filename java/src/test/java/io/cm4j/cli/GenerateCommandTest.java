@@ -14,6 +14,7 @@ import io.cm4j.pipeline.ConsistencyModelPipeline;
 import io.cm4j.pipeline.ImageOutput;
 import io.cm4j.weights.Json;
 import io.cm4j.weights.SafetensorsFile;
+import io.cm4j.weights.SafetensorsWriter;
 import java.awt.image.BufferedImage;
 import java.awt.image.Raster;
 import java.io.IOException;
@@ -205,6 +206,36 @@ class GenerateCommandTest {
         "at most 21845 in one call of this model");
     assertBadInput(generate("--class", ",,", "--out", png()), "--class", "at least one label");
     assertNothingWritten();
+  }
+
+  @Test
+  void weightsHoldingNanAreNamedNotEncoded() throws Exception {
+    // The tiny pipeline with conv_out's bias NaN: every image is NaN, which used to end as a
+    // PNG encoder's exception (exit 1), or silently in a tensor file (exit 0).
+    Path model = tmp.resolve("nan");
+    Path unet = Files.createDirectories(model.resolve("unet"));
+    Path tiny = Golden.file("tiny/pipeline");
+    Files.copy(tiny.resolve("model_index.json"), model.resolve("model_index.json"));
+    Files.createDirectories(model.resolve("scheduler"));
+    Files.copy(tiny.resolve("scheduler/scheduler_config.json"),
+        model.resolve("scheduler/scheduler_config.json"));
+    Files.copy(tiny.resolve("unet/config.json"), unet.resolve("config.json"));
+    SafetensorsWriter w = new SafetensorsWriter();
+    try (SafetensorsFile f =
+        SafetensorsFile.open(tiny.resolve("unet/diffusion_pytorch_model.safetensors"))) {
+      for (String name : f.names()) {
+        float[] values = f.floats(name);
+        if (name.equals("conv_out.bias")) {
+          values[0] = Float.NaN;
+        }
+        w.addFloats(name, f.get(name).shape(), values);
+      }
+    }
+    w.write(unet.resolve("diffusion_pytorch_model.safetensors"));
+    Path tensor = tmp.resolve("t.safetensors");
+    assertBadInput(generateWith("--model", model.toString(), "--class", "1", "--out", png(),
+        "--out-tensor", tensor.toString()), "--model " + model, "image 0 holds NaN");
+    assertTrue(Files.notExists(tensor) && Files.notExists(Path.of(png())));
   }
 
   @Test
