@@ -1,13 +1,13 @@
 package io.cm4j.cli;
 
 import io.cm4j.pipeline.ImageOutput;
+import io.cm4j.weights.AtomicFile;
 import io.cm4j.weights.SafetensorsWriter;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
-import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -18,23 +18,41 @@ import java.util.Map;
  * A command's output files, written all or nothing: each is first written to a hidden
  * temporary file beside its target ({@link #stage}), and only when every one is complete are
  * they renamed into place ({@link #commit}), in turn (a rename within one folder, which only a
- * vanished folder or disk fails). {@link #close()} removes whatever was staged but
- * not committed, and a folder {@link #createFolder} made, if it is still empty. Not
- * thread-safe.
+ * vanished folder or disk fails). A target that is a symbolic link is written through, as
+ * {@link AtomicFile} does. {@link #close()} removes whatever was staged but not committed, and
+ * a folder {@link #createFolder} made, if it is still empty. Not thread-safe.
  */
 final class OutputFiles implements AutoCloseable {
-  private final Map<Path, Path> staged = new LinkedHashMap<>(); // target -> temporary file
+  private final Map<Path, Staged> staged = new LinkedHashMap<>(); // by target
   private final List<Path> createdFolders = new ArrayList<>();
 
+  /** A staged file: the temporary file and the file it replaces (see AtomicFile#destination). */
+  private record Staged(Path tmp, Path destination) {}
+
   /**
-   * Checks that {@code file} can be written: not a folder, in a folder that exists and is
-   * writable. The message names {@code option}.
+   * Checks that {@code file} can be written: not a folder, nor a FIFO, device or socket (a
+   * rename would replace it with a regular file), nor a symbolic link to nothing; in a folder
+   * that exists and is writable (for a link, the folder of the file it points at). The message
+   * names {@code option}.
    */
   static void checkWritableFile(String option, Path file) throws UsageException {
     if (Files.isDirectory(file)) {
       throw new UsageException(option + " " + file + ": is a folder, expected a file name");
     }
-    checkWritableFolder(option + " " + file, file.toAbsolutePath().getParent());
+    Path dest = destination(option + " " + file, file);
+    checkWritableFolder(option + " " + file, dest.getParent());
+  }
+
+  /** The file that writing {@code file} replaces ({@link AtomicFile#destination}); as usage. */
+  private static Path destination(String what, Path file) throws UsageException {
+    try {
+      return AtomicFile.destination(file);
+    } catch (FileSystemException e) {
+      throw new UsageException(what + ": "
+          + (e.getReason() != null ? e.getReason() : Failures.describe(e)), e);
+    } catch (IOException e) {
+      throw new UsageException(what + ": " + Failures.describe(e), e);
+    }
   }
 
   /** Checks that {@code dir} is an existing writable folder; {@code what} starts the message. */
@@ -61,12 +79,24 @@ final class OutputFiles implements AutoCloseable {
       throws UsageException {
     Pngs pngs = pngTargets(out, outTensor != null, defaultPng, images);
     for (Path png : pngs.files()) {
-      if (outTensor != null
-          && png.toAbsolutePath().normalize().equals(outTensor.toAbsolutePath().normalize())) {
+      if (outTensor != null && sameFile(png, outTensor)) {
         throw new UsageException("--out-tensor " + outTensor + ": is also a PNG of --out");
       }
     }
     return pngs;
+  }
+
+  /** Whether writing {@code a} and {@code b} would replace one file (a link may name it). */
+  private static boolean sameFile(Path a, Path b) {
+    return real(a).equals(real(b));
+  }
+
+  private static Path real(Path p) {
+    try {
+      return AtomicFile.destination(p).normalize();
+    } catch (IOException e) {
+      return p.toAbsolutePath().normalize(); // refused by the checks of the file itself
+    }
   }
 
   private static Pngs pngTargets(Path out, boolean tensorOnly, String defaultPng, int images)
@@ -75,29 +105,33 @@ final class OutputFiles implements AutoCloseable {
       if (tensorOnly) {
         return new Pngs(List.of(), null);
       }
-      checkWritableFile("--out (default)", Path.of(defaultPng));
-      return new Pngs(pngFiles(Path.of(defaultPng), images), null);
+      return checkedFiles("--out (default)", pngFiles(Path.of(defaultPng), images));
     }
     String name = out.getFileName() == null ? "" : out.getFileName().toString();
     if (Files.isDirectory(out) || (!name.contains(".") && !Files.exists(out))) {
-      Path newFolder = null;
-      if (Files.isDirectory(out)) {
-        checkWritableFolder("--out " + out, out);
-      } else {
-        checkWritableFolder("--out " + out, out.toAbsolutePath().getParent());
-        newFolder = out;
-      }
       List<Path> files = new ArrayList<>();
       for (int i = 0; i < images; i++) {
         files.add(out.resolve(String.format(Locale.ROOT, "%04d.png", i)));
       }
-      return new Pngs(files, newFolder);
+      if (Files.isDirectory(out)) {
+        checkWritableFolder("--out " + out, out);
+        return checkedFiles("--out", files); // 0000.png... may be there already
+      }
+      checkWritableFolder("--out " + out, out.toAbsolutePath().getParent());
+      return new Pngs(files, out);
     }
     if (!name.toLowerCase(Locale.ROOT).endsWith(".png")) {
       throw new UsageException("--out " + out + ": expected a .png file name or a folder");
     }
-    checkWritableFile("--out", out);
-    return new Pngs(pngFiles(out, images), null);
+    return checkedFiles("--out", pngFiles(out, images));
+  }
+
+  /** {@code files}, each checked by {@link #checkWritableFile}, in an existing folder. */
+  private static Pngs checkedFiles(String option, List<Path> files) throws UsageException {
+    for (Path file : files) {
+      checkWritableFile(option, file);
+    }
+    return new Pngs(files, null);
   }
 
   /** FILE.png for one image; FILE-0.png, FILE-1.png, ... for a batch. */
@@ -150,28 +184,34 @@ final class OutputFiles implements AutoCloseable {
     }
   }
 
-  /** A temporary path beside {@code target} to write the file to; nothing is created yet. */
-  Path stage(Path target) {
+  /**
+   * A temporary path to write the file to, beside the file {@code target} replaces (for a
+   * symbolic link, the file it points at, so that the rename stays in one folder); nothing is
+   * created yet.
+   */
+  Path stage(Path target) throws IOException {
     if (staged.containsKey(target)) {
       throw new IllegalStateException(target + " is staged twice");
     }
-    Path abs = target.toAbsolutePath();
-    Path tmp = abs.resolveSibling("." + abs.getFileName() + "." + ProcessHandle.current().pid()
+    Path dest = AtomicFile.destination(target);
+    Path tmp = dest.resolveSibling("." + dest.getFileName() + "." + ProcessHandle.current().pid()
         + "." + staged.size() + ".partial");
-    staged.put(target, tmp);
+    staged.put(target, new Staged(tmp, dest));
     return tmp;
   }
 
-  /** Renames every staged file over its target, in staging order; returns the targets. */
+  /**
+   * Renames every staged file over the file its target names, in staging order, once every
+   * target is checked again (so that a FIFO put in a target's place since stops them all, not
+   * half of them); returns the targets.
+   */
   List<Path> commit() throws IOException {
+    for (Staged s : staged.values()) {
+      AtomicFile.destination(s.destination());
+    }
     List<Path> done = new ArrayList<>();
-    for (Map.Entry<Path, Path> e : staged.entrySet()) {
-      try {
-        Files.move(e.getValue(), e.getKey(), StandardCopyOption.ATOMIC_MOVE,
-            StandardCopyOption.REPLACE_EXISTING);
-      } catch (AtomicMoveNotSupportedException notAtomic) {
-        Files.move(e.getValue(), e.getKey(), StandardCopyOption.REPLACE_EXISTING);
-      }
+    for (Map.Entry<Path, Staged> e : staged.entrySet()) {
+      AtomicFile.moveIntoPlace(e.getValue().tmp(), e.getValue().destination());
       done.add(e.getKey());
     }
     staged.clear();
@@ -182,9 +222,9 @@ final class OutputFiles implements AutoCloseable {
   /** Removes staged files not committed, then folders this made that are still empty. */
   @Override
   public void close() {
-    for (Path tmp : staged.values()) {
+    for (Staged s : staged.values()) {
       try {
-        Files.deleteIfExists(tmp);
+        Files.deleteIfExists(s.tmp());
       } catch (IOException ignored) {
         // best effort: the original failure is what the user needs to see
       }

@@ -1,13 +1,12 @@
 package io.cm4j.pipeline;
 
+import io.cm4j.weights.AtomicFile;
 import java.awt.image.BufferedImage;
 import java.awt.image.WritableRaster;
 import java.io.IOException;
 import java.io.OutputStream;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
@@ -94,27 +93,20 @@ public final class ImageOutput {
 
   /**
    * Writes a PNG so that {@code file} either does not change or holds the complete image: the
-   * bytes go to a hidden temporary file in the same directory, which is then renamed over it.
-   * The temporary file is removed if anything fails.
+   * bytes go to a hidden temporary file in the same directory, which is then renamed over it
+   * (see {@link AtomicFile}: through a symbolic link; a FIFO, device or folder is refused). The
+   * temporary file is removed if anything fails.
    */
   public static void writePng(BufferedImage image, Path file) throws IOException {
-    Path target = file.toAbsolutePath();
-    Path dir = target.getParent();
-    Path tmp = dir.resolve("." + target.getFileName() + "." + ProcessHandle.current().pid()
-        + "." + System.nanoTime() + ".tmp");
+    Path dest = AtomicFile.destination(file);
+    Path tmp = AtomicFile.createTemporary(dest, ".tmp");
     try {
-      try (OutputStream out = Files.newOutputStream(tmp, StandardOpenOption.CREATE_NEW,
-          StandardOpenOption.WRITE)) {
+      try (OutputStream out = Files.newOutputStream(tmp, StandardOpenOption.WRITE)) {
         if (!ImageIO.write(image, "png", out)) {
           throw new IOException("no PNG writer for image type " + image.getType());
         }
       }
-      try {
-        Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE,
-            StandardCopyOption.REPLACE_EXISTING);
-      } catch (AtomicMoveNotSupportedException e) {
-        Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
-      }
+      AtomicFile.moveIntoPlace(tmp, dest);
     } finally {
       Files.deleteIfExists(tmp);
     }

@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.cm4j.Golden;
+import io.cm4j.TestFiles;
 import io.cm4j.cli.CliRun.Result;
 import io.cm4j.pipeline.ConsistencyModelPipeline;
 import io.cm4j.pipeline.ImageOutput;
@@ -20,9 +21,12 @@ import java.awt.image.Raster;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import javax.imageio.ImageIO;
@@ -266,6 +270,45 @@ class GenerateCommandTest {
         "is also a PNG of --out");
     Files.delete(tmp.resolve("file"));
     assertNothingWritten();
+  }
+
+  @Test
+  void outputsThatAreNotRegularFilesAreRefusedBeforeAnythingRuns() throws Exception {
+    Path fifo = TestFiles.mkfifo(tmp.resolve("f.safetensors"));
+    assertBadInput(generate("--out", png(), "--out-tensor", fifo.toString()),
+        "--out-tensor " + fifo + ": not a regular file");
+    Path dir = Files.createDirectory(tmp.resolve("dir"));
+    TestFiles.mkfifo(dir.resolve("0001.png"));
+    assertBadInput(generate("--class", "1,2", "--out", dir.toString()),
+        "--out " + dir.resolve("0001.png") + ": not a regular file");
+    Path dangling = Files.createSymbolicLink(tmp.resolve("link.png"), Path.of("missing.png"));
+    assertBadInput(generate("--out", dangling.toString()),
+        "--out " + dangling + ": is a symbolic link to missing.png, which does not exist");
+    assertTrue(TestFiles.isOther(fifo), "the FIFO stays a FIFO");
+    assertEquals(List.of("0001.png"), list(dir));
+    assertEquals(List.of("dir", "f.safetensors", "link.png"), written());
+  }
+
+  @Test
+  void aLinkGivenAsOutIsWrittenThroughAndFilesGetUsualPermissions() throws Exception {
+    Path sub = Files.createDirectory(tmp.resolve("sub"));
+    Path real = Files.writeString(sub.resolve("real.png"), "old");
+    Set<PosixFilePermission> groupRead = PosixFilePermissions.fromString("rw-r-----");
+    Set<PosixFilePermission> plain = TestFiles.plainCreatePermissions(tmp);
+    Files.setPosixFilePermissions(real, groupRead);
+    Path png = Files.createSymbolicLink(tmp.resolve("x.png"), Path.of("sub/real.png"));
+    Path tensor = tmp.resolve("x.safetensors");
+    Result r = generate("--class", "1", "--out", png.toString(), "--out-tensor",
+        tensor.toString());
+    assertEquals(0, r.exit(), r.err());
+    assertEquals("wrote " + png + "\nwrote " + tensor, r.out().strip());
+    assertTrue(Files.isSymbolicLink(png), "the link stays a link");
+    assertEquals(32, ImageIO.read(real.toFile()).getWidth());
+    assertEquals(groupRead, Files.getPosixFilePermissions(real), "the replaced file's");
+    assertEquals(plain, Files.getPosixFilePermissions(tensor),
+        "a new file gets a plain create's (0666 less the umask), not owner-only");
+    assertEquals(List.of("real.png"), list(sub));
+    assertEquals(List.of("sub", "x.png", "x.safetensors"), written());
   }
 
   @Test

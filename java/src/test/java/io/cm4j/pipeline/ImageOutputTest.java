@@ -4,15 +4,20 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.cm4j.TestFiles;
 import io.cm4j.weights.SafetensorsFile;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 import java.util.stream.Stream;
 import javax.imageio.ImageIO;
 import org.junit.jupiter.api.DynamicTest;
@@ -104,6 +109,29 @@ class ImageOutputTest {
     assertThrows(IOException.class, () -> ImageOutput.writePng(image, blocker));
     try (Stream<Path> left = Files.list(dir)) {
       assertEquals(List.of(blocker), left.toList());
+    }
+  }
+
+  @Test
+  void pngsAreWrittenThroughLinksWithAPlainCreatesPermissions() throws Exception {
+    BufferedImage image = ImageOutput.toBufferedImages(new byte[3], 1, 1, 1, 3).get(0);
+    Set<PosixFilePermission> plain = TestFiles.plainCreatePermissions(dir);
+    Path fresh = dir.resolve("fresh.png");
+    ImageOutput.writePng(image, fresh);
+    assertEquals(plain, Files.getPosixFilePermissions(fresh));
+    Path link = Files.createSymbolicLink(dir.resolve("link.png"), Path.of("fresh.png"));
+    Set<PosixFilePermission> groupRead = PosixFilePermissions.fromString("rw-r-----");
+    Files.setPosixFilePermissions(fresh, groupRead);
+    ImageOutput.writePng(image, link);
+    assertTrue(Files.isSymbolicLink(link), "the link stays a link");
+    assertEquals(groupRead, Files.getPosixFilePermissions(fresh), "the replaced file's");
+    Path fifo = TestFiles.mkfifo(dir.resolve("fifo.png"));
+    IOException e = assertThrows(IOException.class, () -> ImageOutput.writePng(image, fifo));
+    assertTrue(e.getMessage().endsWith(fifo + ": not a regular file"), e.getMessage());
+    assertTrue(TestFiles.isOther(fifo), "the FIFO stays a FIFO");
+    try (Stream<Path> left = Files.list(dir)) {
+      assertEquals(List.of("fifo.png", "fresh.png", "link.png"),
+          left.map(p -> p.getFileName().toString()).sorted().toList());
     }
   }
 }

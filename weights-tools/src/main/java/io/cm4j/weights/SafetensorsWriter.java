@@ -6,10 +6,8 @@ import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -142,12 +140,13 @@ public final class SafetensorsWriter {
     return nbytes;
   }
 
-  /** Writes the file: to a temporary file beside {@code target}, then renamed over it. */
+  /**
+   * Writes the file: to a temporary file beside {@code target}, then renamed over it (see
+   * {@link AtomicFile}: through a symbolic link; a FIFO, device or folder is refused).
+   */
   public void write(Path target) throws IOException {
-    Path abs = target.toAbsolutePath();
-    Path dir = abs.getParent();
-    String stem = abs.getFileName().toString().replaceFirst("\\.safetensors$", "");
-    Path tmp = Files.createTempFile(dir, "." + stem + "-", ".safetensors.tmp");
+    Path dest = AtomicFile.destination(target);
+    Path tmp = AtomicFile.createTemporary(dest, ".tmp");
     boolean done = false;
     try {
       try (FileChannel out = FileChannel.open(tmp, StandardOpenOption.WRITE,
@@ -169,11 +168,7 @@ public final class SafetensorsWriter {
         }
         out.force(true);
       }
-      try {
-        Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-      } catch (AtomicMoveNotSupportedException e) {
-        Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING);
-      }
+      AtomicFile.moveIntoPlace(tmp, dest);
       done = true;
     } finally {
       if (!done) {
