@@ -8,8 +8,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.nio.file.StandardCopyOption;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * The Hugging Face cache folder, in the layout of Python's {@code huggingface_hub} so both share
@@ -165,8 +167,11 @@ public final class HubCache {
       return;
     }
     Files.createDirectories(ref.getParent());
-    // huggingface_hub writes the bare hash, no newline; a rename keeps readers from a torn file
-    Path tmp = Files.createTempFile(ref.getParent(), ".ref", ".tmp");
+    // huggingface_hub writes the bare hash, no newline; a rename keeps readers from a torn file.
+    // Files.createFile, not createTempFile: the ref gets a plain create's permissions (0666 less
+    // the umask) as huggingface_hub's do, not owner-only ones in a cache others may share
+    String random = String.format(Locale.ROOT, "%016x", ThreadLocalRandom.current().nextLong());
+    Path tmp = Files.createFile(ref.resolveSibling(".ref" + random + ".tmp"));
     try {
       Files.writeString(tmp, commit, StandardCharsets.UTF_8);
       Files.move(tmp, ref, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);

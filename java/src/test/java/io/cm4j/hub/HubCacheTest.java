@@ -3,11 +3,15 @@ package io.cm4j.hub;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.cm4j.TestFiles;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -60,6 +64,10 @@ class HubCacheTest {
     assertEquals(Optional.empty(), cache.commitFor("o/n", "main"));
     cache.writeRef("o/n", "main", commit);
     assertEquals(commit, Files.readString(cache.refFile("o/n", "main")));
+    // readable as a plain create makes it (0666 less the umask), as huggingface_hub's refs are
+    assertEquals(TestFiles.plainCreatePermissions(tmp),
+        Files.getPosixFilePermissions(cache.refFile("o/n", "main")));
+    assertEquals(List.of("main"), names(cache.refFile("o/n", "main").getParent()));
     Files.writeString(cache.refFile("o/n", "v1"), commit + "\n"); // as written by hand
     assertEquals(Optional.of(commit), cache.commitFor("o/n", "v1"));
     assertEquals(Optional.of(commit), cache.commitFor("o/n", commit));
@@ -82,5 +90,11 @@ class HubCacheTest {
     cache.linkSnapshot("o/n", "c", "top.json", "e1");
     assertEquals(Path.of("../../blobs/e1"), Files.readSymbolicLink(dangling));
     assertEquals(Optional.of(dangling), cache.cachedFile("o/n", "c", "top.json"));
+  }
+
+  private static List<String> names(Path dir) throws IOException {
+    try (Stream<Path> s = Files.list(dir)) {
+      return s.map(p -> p.getFileName().toString()).sorted().toList();
+    }
   }
 }
