@@ -3,6 +3,7 @@ package io.cm4j.cli;
 import io.cm4j.Cm4jException;
 import io.cm4j.hub.HubException;
 import io.cm4j.weights.CheckpointException;
+import io.cm4j.weights.OutputException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import picocli.CommandLine;
@@ -12,7 +13,8 @@ import picocli.CommandLine.ParseResult;
 /**
  * The exit-code policy of every subcommand: 2 for bad usage or bad input (usage errors,
  * unusable files, inputs or configs the engine refuses, Hub failures that are the user's to fix:
- * a wrong model ID, revision or token, offline mode without a cached copy), 1 for anything else.
+ * a wrong model ID, revision or token, offline mode without a cached copy), 1 for anything else
+ * (an {@link OutputException}, a disk full, among them: its message is told as it is).
  * The message is one line; the stack trace is printed only with {@code -Dcm4j.debug=true}.
  */
 final class Failures {
@@ -43,7 +45,8 @@ final class Failures {
   static String describe(Throwable t) {
     String m = t.getMessage();
     boolean ours = t instanceof UsageException || t instanceof CheckpointException
-        || t instanceof Cm4jException || t instanceof HubException;
+        || t instanceof OutputException || t instanceof Cm4jException
+        || t instanceof HubException;
     if (m == null || m.isBlank()) {
       return t.getClass().getSimpleName();
     }

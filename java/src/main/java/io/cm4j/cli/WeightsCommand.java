@@ -180,7 +180,8 @@ final class WeightsCommand implements Runnable {
         description = "Write synth-v1 weights for this seed and --config instead of reading IN.")
     Long seed;
 
-    @Option(names = "--overwrite", description = "Replace OUT if it exists.")
+    @Option(names = "--overwrite", description = "Replace OUT if it exists and holds only a "
+        + "model convert wrote.")
     boolean overwrite;
 
     @Override
@@ -208,6 +209,9 @@ final class WeightsCommand implements Runnable {
       if (config != null && !Files.isRegularFile(config)) {
         throw new UsageException("--config " + config + ": no such file");
       }
+      // OUT refused before IN is read: not the input, a writable place, nothing of the user's
+      // replaced (the converter checks again before it writes)
+      WeightsConverter.checkOutput(in != null ? in : config, out, overwrite);
       PrintWriter err = spec.commandLine().getErr();
       long start = System.nanoTime();
       WeightsConverter.Result r;

@@ -202,8 +202,13 @@ class WeightsCommandTest {
     assertBadInput(run("weights", "convert", in, out.toString()), out.toString(),
         "already exists");
     assertEquals("mine", Files.readString(out.resolve("keep.txt")));
+    // --overwrite replaces only a model convert wrote: not the user's file
+    assertBadInput(run("weights", "convert", "--overwrite", in, out.toString()),
+        out + ": not replaced: it holds what convert does not write (keep.txt)");
+    assertEquals("mine", Files.readString(out.resolve("keep.txt")));
+    Files.delete(out.resolve("keep.txt"));
+    assertEquals(0, run("weights", "convert", in, out.toString()).exit());
     assertEquals(0, run("weights", "convert", "--overwrite", in, out.toString()).exit());
-    assertFalse(Files.exists(out.resolve("keep.txt")));
     assertTrue(Files.isRegularFile(out.resolve("scheduler/scheduler_config.json")));
 
     assertBadInput(run("weights", "convert", in), "expected IN and OUT");
@@ -216,6 +221,44 @@ class WeightsCommandTest {
     assertBadInput(run("weights", "inspect", tmp.resolve("absent.bin").toString()),
         "absent.bin", "file not found");
     assertBadInput(run("weights"), "missing a command");
+  }
+
+  /** convert into the folder of its input, or one above it: refused, nothing deleted. */
+  @Test
+  void convertNeverReplacesItsInput() throws Exception {
+    Path folder = Files.createDirectories(tmp.resolve("work/weights"));
+    for (String name : List.of("config.json", "diffusion_pytorch_model.safetensors")) {
+      Files.copy(Golden.file("tiny/pipeline/unet/" + name), folder.resolve(name));
+    }
+    Files.writeString(folder.resolve("notes.txt"), "precious");
+    List<String> before = CliRun.list(folder);
+    String weights = folder.resolve("diffusion_pytorch_model.safetensors").toString();
+    assertBadInput(run("weights", "convert", weights, folder.toString(), "--overwrite"),
+        folder + ": holds the input " + weights);
+    assertBadInput(run("weights", "convert", folder.toString(),
+        folder.getParent().toString(), "--overwrite"), folder.getParent() + ": holds the input");
+    assertBadInput(run("weights", "convert", folder.toString(),
+        folder.resolve("out").toString()), folder.resolve("out") + ": is inside the input");
+    Path file = folder.resolve("notes.txt");
+    assertBadInput(run("weights", "convert", weights, file.toString(), "--overwrite"),
+        file + ": is a file, not a folder");
+    assertEquals(before, CliRun.list(folder));
+    assertEquals("precious", Files.readString(folder.resolve("notes.txt")));
+    assertEquals(List.of("weights"), CliRun.list(folder.getParent()));
+  }
+
+  /** A write that fails is exit code 1 with OUT and the reason, no exception class name. */
+  @Test
+  void convertThatCannotWriteNamesTheOutput() throws Exception {
+    // a name the file system takes, but not with the staging folder's suffix
+    Path out = tmp.resolve("m".repeat(250));
+    Result r = run("weights", "convert", Golden.file("tiny/pipeline").toString(), out.toString());
+    assertEquals(1, r.exit(), r.err());
+    assertEquals("cm4j weights convert: " + out + ": cannot write: File name too long\n",
+        r.err());
+    Path file = Files.writeString(tmp.resolve("file"), "");
+    assertBadInput(run("weights", "convert", Golden.file("tiny/pipeline").toString(),
+        file.resolve("model").toString()), file + " is not a folder");
   }
 
   /** A pickle whose global is os.system: refused by every command, nothing runs. */
