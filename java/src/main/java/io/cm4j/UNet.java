@@ -235,7 +235,14 @@ public final class UNet implements AutoCloseable {
     return handle;
   }
 
-  private static String readConfig(Path config) throws CheckpointException {
+  /**
+   * The text of a diffusers UNet config file, checked to be UTF-8 holding one JSON object and
+   * nothing after it (the engine's parser stops at the end of the first object, so this is what
+   * refuses trailing bytes).
+   *
+   * @throws CheckpointException naming the file and what is wrong with it
+   */
+  public static String readConfig(Path config) throws CheckpointException {
     Objects.requireNonNull(config, "config");
     String json;
     try {

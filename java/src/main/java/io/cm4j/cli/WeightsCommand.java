@@ -13,7 +13,6 @@ import io.cm4j.weights.WeightsConverter;
 import io.cm4j.weights.openai.OpenAIConfigs;
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -53,14 +52,21 @@ final class WeightsCommand implements Runnable {
   /** The config a checkpoint is checked against: its JSON text and how to name it. */
   record ConfigChoice(String json, String source) {}
 
-  /** The given config file, else the checkpoint's own (shipped or beside it), if any. */
-  static Optional<ConfigChoice> config(Checkpoint c, Path override) throws IOException {
+  /**
+   * The given config file, else the checkpoint's own (shipped or beside it), if any. The given
+   * file is read as generate reads --config: UTF-8, one JSON object and nothing after it.
+   */
+  static Optional<ConfigChoice> config(Checkpoint c, Path override)
+      throws IOException, UsageException {
     if (override != null) {
       if (!Files.isRegularFile(override)) {
         throw new CheckpointException(override, "no such file");
       }
-      return Optional.of(new ConfigChoice(Files.readString(override, StandardCharsets.UTF_8),
-          override.toString()));
+      try {
+        return Optional.of(new ConfigChoice(UNet.readConfig(override), override.toString()));
+      } catch (CheckpointException e) {
+        throw new UsageException("--config " + e.getMessage(), e);
+      }
     }
     Optional<String> json = c.matchingConfig();
     if (json.isEmpty()) {
@@ -110,6 +116,7 @@ final class WeightsCommand implements Runnable {
       PrintWriter out = spec.commandLine().getOut();
       try (Checkpoint c = Checkpoints.open(path, config)) {
         CheckpointSummary s = c.inspect();
+        Optional<ConfigChoice> choice = config(c, config); // a bad --config: before any output
         out.println(c.path());
         out.println("  format:     " + s.format());
         out.println("  tensors:    " + s.tensors());
@@ -118,7 +125,6 @@ final class WeightsCommand implements Runnable {
         out.println("  parameters: " + s.parameters());
         out.printf(Locale.ROOT, "  bytes:      %d (%.1f MiB)%n", s.bytes(),
             s.bytes() / (1024.0 * 1024.0));
-        Optional<ConfigChoice> choice = config(c, config);
         if (choice.isEmpty()) {
           out.println("  config:     none found (no config.json beside the file); --config "
               + "FILE checks the keys");
@@ -245,7 +251,7 @@ final class WeightsCommand implements Runnable {
     }
 
     /** Says on stderr when the written model would not load: its keys or config do not fit. */
-    private void warnIfUnfit(Checkpoint c, PrintWriter err) throws IOException {
+    private void warnIfUnfit(Checkpoint c, PrintWriter err) throws IOException, UsageException {
       Optional<ConfigChoice> choice = config(c, config);
       if (choice.isEmpty()) {
         return; // the converter refuses it, with its message

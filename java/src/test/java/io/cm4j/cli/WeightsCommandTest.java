@@ -261,6 +261,41 @@ class WeightsCommandTest {
         file.resolve("model").toString()), file + " is not a folder");
   }
 
+  /** inspect and convert read --config as generate does: strict JSON, UTF-8, errors exit 2. */
+  @Test
+  void configIsReadStrictly() throws Exception {
+    byte[] json = Files.readAllBytes(tinyConfig());
+    String weights = Golden.file("tiny/pipeline/unet/diffusion_pytorch_model.safetensors")
+        .toString();
+    List<byte[]> bad = List.of(concat(json, " garbage".getBytes(StandardCharsets.UTF_8)),
+        concat(json, "{}".getBytes(StandardCharsets.UTF_8)), concat(json, new byte[] {0}));
+    for (int i = 0; i < bad.size(); i++) {
+      Path config = Files.write(tmp.resolve("bad" + i + ".json"), bad.get(i));
+      Result r = run("weights", "inspect", "--config", config.toString(), weights);
+      assertBadInput(r, "--config " + config + ": invalid JSON at offset ",
+          "after the JSON value");
+      assertEquals("", r.out());
+      assertBadInput(run("weights", "convert", "--config", config.toString(), weights,
+          tmp.resolve("out").toString()), "--config " + config + ": invalid JSON");
+    }
+    Path latin1 = Files.write(tmp.resolve("latin1.json"),
+        concat(new byte[] {(byte) 0xff}, json));
+    assertBadInput(run("weights", "inspect", "--config", latin1.toString(), weights),
+        "--config " + latin1 + ": not valid UTF-8");
+    assertBadInput(run("weights", "convert", "--config", latin1.toString(), weights,
+        tmp.resolve("out").toString()), latin1 + ": not valid UTF-8");
+    // an OpenAI file is mapped with the config before it is inspected: same message
+    assertBadInput(run("weights", "inspect", "--config", latin1.toString(),
+        Golden.file("tiny/openai/tiny_cd_test.pt").toString()), latin1 + ": not valid UTF-8");
+    assertFalse(Files.exists(tmp.resolve("out")));
+  }
+
+  private static byte[] concat(byte[] a, byte[] b) {
+    byte[] all = Arrays.copyOf(a, a.length + b.length);
+    System.arraycopy(b, 0, all, a.length, b.length);
+    return all;
+  }
+
   /** A pickle whose global is os.system: refused by every command, nothing runs. */
   @Test
   void hostilePickleIsRefusedAndNothingRuns() throws Exception {

@@ -5,6 +5,7 @@ import io.cm4j.weights.openai.OpenAIConfigs;
 import io.cm4j.weights.paddle.PaddleCheckpoint;
 import io.cm4j.weights.torch.TorchZipCheckpoint;
 import java.io.InputStream;
+import java.nio.charset.CharacterCodingException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -179,7 +180,11 @@ public final class Checkpoints {
       if (Files.size(config) > MAX_CONFIG_BYTES) {
         throw new CheckpointException(config, "config file over " + MAX_CONFIG_BYTES + " bytes");
       }
-      return Files.readString(config, StandardCharsets.UTF_8);
+      try {
+        return Files.readString(config, StandardCharsets.UTF_8);
+      } catch (CharacterCodingException e) { // its own message is only "Input length = 1"
+        throw new CheckpointException(config, "not valid UTF-8");
+      }
     });
   }
 }
