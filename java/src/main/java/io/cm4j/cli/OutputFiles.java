@@ -2,6 +2,8 @@ package io.cm4j.cli;
 
 import io.cm4j.pipeline.ImageOutput;
 import io.cm4j.weights.AtomicFile;
+import io.cm4j.weights.CheckpointException;
+import io.cm4j.weights.OutputException;
 import io.cm4j.weights.SafetensorsWriter;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
@@ -158,7 +160,7 @@ final class OutputFiles implements AutoCloseable {
       try {
         ImageOutput.writePng(images.get(i), stage(target));
       } catch (IOException e) {
-        throw new IOException(target + ": cannot write: " + e.getMessage(), e);
+        throw new OutputException(target, "cannot write: " + CheckpointException.reason(e), e);
       }
     }
   }
@@ -172,7 +174,8 @@ final class OutputFiles implements AutoCloseable {
     try {
       tensors.write(file);
     } catch (IOException e) {
-      throw new IOException(what + ": cannot write: " + e.getMessage(), e);
+      throw new OutputException(Path.of(what), "cannot write: " + CheckpointException.reason(e),
+          e);
     }
   }
 
