@@ -9,13 +9,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.cm4j.Golden;
-import io.cm4j.TestFiles;
 import io.cm4j.cli.CliRun.Result;
 import io.cm4j.pipeline.ConsistencyModelPipeline;
 import io.cm4j.pipeline.ImageOutput;
 import io.cm4j.weights.Json;
 import io.cm4j.weights.SafetensorsFile;
 import io.cm4j.weights.SafetensorsWriter;
+import io.cm4j.weights.TestData;
 import java.awt.image.BufferedImage;
 import java.awt.image.Raster;
 import java.io.IOException;
@@ -274,17 +274,17 @@ class GenerateCommandTest {
 
   @Test
   void outputsThatAreNotRegularFilesAreRefusedBeforeAnythingRuns() throws Exception {
-    Path fifo = TestFiles.mkfifo(tmp.resolve("f.safetensors"));
+    Path fifo = TestData.mkfifo(tmp.resolve("f.safetensors"));
     assertBadInput(generate("--out", png(), "--out-tensor", fifo.toString()),
         "--out-tensor " + fifo + ": not a regular file");
     Path dir = Files.createDirectory(tmp.resolve("dir"));
-    TestFiles.mkfifo(dir.resolve("0001.png"));
+    TestData.mkfifo(dir.resolve("0001.png"));
     assertBadInput(generate("--class", "1,2", "--out", dir.toString()),
         "--out " + dir.resolve("0001.png") + ": not a regular file");
     Path dangling = Files.createSymbolicLink(tmp.resolve("link.png"), Path.of("missing.png"));
     assertBadInput(generate("--out", dangling.toString()),
         "--out " + dangling + ": is a symbolic link to missing.png, which does not exist");
-    assertTrue(TestFiles.isOther(fifo), "the FIFO stays a FIFO");
+    assertTrue(TestData.isOther(fifo), "the FIFO stays a FIFO");
     assertEquals(List.of("0001.png"), list(dir));
     assertEquals(List.of("dir", "f.safetensors", "link.png"), written());
   }
@@ -294,7 +294,7 @@ class GenerateCommandTest {
     Path sub = Files.createDirectory(tmp.resolve("sub"));
     Path real = Files.writeString(sub.resolve("real.png"), "old");
     Set<PosixFilePermission> groupRead = PosixFilePermissions.fromString("rw-r-----");
-    Set<PosixFilePermission> plain = TestFiles.plainCreatePermissions(tmp);
+    Set<PosixFilePermission> plain = TestData.plainCreatePermissions(tmp);
     Files.setPosixFilePermissions(real, groupRead);
     Path png = Files.createSymbolicLink(tmp.resolve("x.png"), Path.of("sub/real.png"));
     Path tensor = tmp.resolve("x.safetensors");

@@ -9,10 +9,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.cm4j.Golden;
-import io.cm4j.TestFiles;
 import io.cm4j.cli.CliRun.Result;
 import io.cm4j.weights.Json;
 import io.cm4j.weights.SafetensorsFile;
+import io.cm4j.weights.TestData;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -68,10 +68,10 @@ class NoiseCommandTest {
     assertBadInput(runOffline(tmp, "noise", "--seed", "1", "--shape", "1", "--count",
         "2147483647", "--output", out), "--count 2147483647", "more than half the JVM's heap");
     assertEquals(List.of(), list(tmp));
-    Path fifo = TestFiles.mkfifo(tmp.resolve("f.safetensors"));
+    Path fifo = TestData.mkfifo(tmp.resolve("f.safetensors"));
     assertBadInput(runOffline(tmp, "noise", "--seed", "1", "--shape", "4", "--output",
         fifo.toString()), "--output " + fifo + ": not a regular file");
-    assertTrue(TestFiles.isOther(fifo), "the FIFO stays a FIFO");
+    assertTrue(TestData.isOther(fifo), "the FIFO stays a FIFO");
     assertEquals(List.of("f.safetensors"), list(tmp));
   }
 }

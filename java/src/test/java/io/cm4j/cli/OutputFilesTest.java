@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.cm4j.TestFiles;
+import io.cm4j.weights.TestData;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -54,7 +54,7 @@ class OutputFilesTest {
     Path sub = Files.createDirectory(tmp.resolve("sub"));
     Path real = Files.writeString(sub.resolve("real.png"), "old");
     Set<PosixFilePermission> groupRead = PosixFilePermissions.fromString("rw-r-----");
-    Set<PosixFilePermission> plain = TestFiles.plainCreatePermissions(tmp);
+    Set<PosixFilePermission> plain = TestData.plainCreatePermissions(tmp);
     Files.setPosixFilePermissions(real, groupRead);
     Path link = Files.createSymbolicLink(tmp.resolve("link.png"), Path.of("sub/real.png"));
     try (OutputFiles files = new OutputFiles()) {
@@ -74,7 +74,7 @@ class OutputFilesTest {
 
   @Test
   void aFifoOrALinkToNothingIsRefused() throws Exception {
-    Path fifo = TestFiles.mkfifo(tmp.resolve("f.safetensors"));
+    Path fifo = TestData.mkfifo(tmp.resolve("f.safetensors"));
     UsageException e = assertThrows(UsageException.class,
         () -> OutputFiles.checkWritableFile("--out-tensor", fifo));
     assertEquals("--out-tensor " + fifo + ": not a regular file", e.getMessage());
@@ -85,7 +85,7 @@ class OutputFilesTest {
     e = assertThrows(UsageException.class, () -> OutputFiles.checkWritableFile("--out", link));
     assertEquals("--out " + link + ": is a symbolic link to gone/x.png, which does not exist",
         e.getMessage());
-    assertTrue(TestFiles.isOther(fifo), "still a FIFO");
+    assertTrue(TestData.isOther(fifo), "still a FIFO");
     assertEquals(List.of("f.safetensors", "x.png"), list(tmp));
   }
 

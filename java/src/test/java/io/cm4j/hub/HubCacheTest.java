@@ -3,7 +3,7 @@ package io.cm4j.hub;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.cm4j.TestFiles;
+import io.cm4j.weights.TestData;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -65,7 +65,7 @@ class HubCacheTest {
     cache.writeRef("o/n", "main", commit);
     assertEquals(commit, Files.readString(cache.refFile("o/n", "main")));
     // readable as a plain create makes it (0666 less the umask), as huggingface_hub's refs are
-    assertEquals(TestFiles.plainCreatePermissions(tmp),
+    assertEquals(TestData.plainCreatePermissions(tmp),
         Files.getPosixFilePermissions(cache.refFile("o/n", "main")));
     assertEquals(List.of("main"), names(cache.refFile("o/n", "main").getParent()));
     Files.writeString(cache.refFile("o/n", "v1"), commit + "\n"); // as written by hand

@@ -6,8 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.cm4j.TestFiles;
 import io.cm4j.weights.SafetensorsFile;
+import io.cm4j.weights.TestData;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.nio.file.DirectoryStream;
@@ -115,7 +115,7 @@ class ImageOutputTest {
   @Test
   void pngsAreWrittenThroughLinksWithAPlainCreatesPermissions() throws Exception {
     BufferedImage image = ImageOutput.toBufferedImages(new byte[3], 1, 1, 1, 3).get(0);
-    Set<PosixFilePermission> plain = TestFiles.plainCreatePermissions(dir);
+    Set<PosixFilePermission> plain = TestData.plainCreatePermissions(dir);
     Path fresh = dir.resolve("fresh.png");
     ImageOutput.writePng(image, fresh);
     assertEquals(plain, Files.getPosixFilePermissions(fresh));
@@ -125,10 +125,10 @@ class ImageOutputTest {
     ImageOutput.writePng(image, link);
     assertTrue(Files.isSymbolicLink(link), "the link stays a link");
     assertEquals(groupRead, Files.getPosixFilePermissions(fresh), "the replaced file's");
-    Path fifo = TestFiles.mkfifo(dir.resolve("fifo.png"));
+    Path fifo = TestData.mkfifo(dir.resolve("fifo.png"));
     IOException e = assertThrows(IOException.class, () -> ImageOutput.writePng(image, fifo));
     assertTrue(e.getMessage().endsWith(fifo + ": not a regular file"), e.getMessage());
-    assertTrue(TestFiles.isOther(fifo), "the FIFO stays a FIFO");
+    assertTrue(TestData.isOther(fifo), "the FIFO stays a FIFO");
     try (Stream<Path> left = Files.list(dir)) {
       assertEquals(List.of("fifo.png", "fresh.png", "link.png"),
           left.map(p -> p.getFileName().toString()).sorted().toList());
