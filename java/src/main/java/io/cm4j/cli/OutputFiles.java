@@ -7,7 +7,6 @@ import io.cm4j.weights.OutputException;
 import io.cm4j.weights.SafetensorsWriter;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
-import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -49,11 +48,8 @@ final class OutputFiles implements AutoCloseable {
   private static Path destination(String what, Path file) throws UsageException {
     try {
       return AtomicFile.destination(file);
-    } catch (FileSystemException e) {
-      throw new UsageException(what + ": "
-          + (e.getReason() != null ? e.getReason() : Failures.describe(e)), e);
     } catch (IOException e) {
-      throw new UsageException(what + ": " + Failures.describe(e), e);
+      throw new UsageException(what + ": " + CheckpointException.reason(e), e);
     }
   }
 

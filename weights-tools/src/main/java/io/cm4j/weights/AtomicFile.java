@@ -63,12 +63,21 @@ public final class AtomicFile {
    * rename would carry to the result), it gets the permissions of a plain create.
    */
   public static Path createTemporary(Path destination, String suffix) throws IOException {
+    return createBeside(destination, suffix, false);
+  }
+
+  /**
+   * A new empty file, or folder, beside {@code destination} under a hidden, unused name
+   * (".NAME.RANDOM" + {@code suffix}), with the permissions of a plain create.
+   */
+  static Path createBeside(Path destination, String suffix, boolean folder) throws IOException {
     Path dir = destination.toAbsolutePath().getParent();
     String prefix = "." + destination.getFileName() + ".";
     for (int attempt = 0; ; attempt++) {
       String random = String.format(Locale.ROOT, "%016x", ThreadLocalRandom.current().nextLong());
+      Path p = dir.resolve(prefix + random + suffix);
       try {
-        return Files.createFile(dir.resolve(prefix + random + suffix));
+        return folder ? Files.createDirectory(p) : Files.createFile(p);
       } catch (FileAlreadyExistsException e) {
         if (attempt == 100) { // 64 random bits: something else is wrong
           throw e;

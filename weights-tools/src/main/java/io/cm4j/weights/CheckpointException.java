@@ -2,6 +2,7 @@ package io.cm4j.weights;
 
 import java.io.IOException;
 import java.nio.channels.ClosedByInterruptException;
+import java.nio.file.FileSystemException;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 
@@ -54,12 +55,17 @@ public class CheckpointException extends IOException {
   }
 
   /**
-   * What an I/O failure says, for "cannot read: ...": its message, or where it has none (an
-   * interrupted thread's closed channel, for one) what happened, never "null".
+   * What an I/O failure says, for "cannot read: ..." or "cannot write: ..." after the file's
+   * name: the system's reason alone for a file system error (its message would name the file,
+   * maybe a staging one, again), else its message, or where it has none (an interrupted
+   * thread's closed channel, for one) what happened, never "null".
    */
   public static String reason(IOException e) {
     if (e instanceof ClosedByInterruptException) {
       return "the reading thread was interrupted";
+    }
+    if (e instanceof FileSystemException f && f.getReason() != null) {
+      return f.getReason();
     }
     String m = e.getMessage();
     return m != null && !m.isBlank() ? m : e.getClass().getSimpleName();

@@ -3,8 +3,6 @@ package io.cm4j.weights;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
-import java.nio.file.FileAlreadyExistsException;
-import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
@@ -14,7 +12,6 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.stream.Stream;
 
 /**
@@ -105,7 +102,7 @@ public final class WeightsConverter {
     Path tmp = null;
     try {
       Files.createDirectories(parent);
-      tmp = createBeside(out, ".tmp-");
+      tmp = AtomicFile.createBeside(out, ".tmp", true); // default permissions, not 0700
       Path unet = Files.createDirectories(tmp.resolve(UNET));
       Files.writeString(unet.resolve(UNET_CONFIG), unetConfig, StandardCharsets.UTF_8);
       SafetensorsWriter w = new SafetensorsWriter().metadata("format", "pt");
@@ -136,7 +133,7 @@ public final class WeightsConverter {
       throw e; // the input's fault, or OUT changed while writing: already says so
     } catch (IOException e) {
       // a disk full, a folder gone: said of OUT, not of the staging file it happened to
-      throw new OutputException(out, "cannot write: " + reason(e), e);
+      throw new OutputException(out, "cannot write: " + CheckpointException.reason(e), e);
     } finally {
       if (tmp != null && Files.exists(tmp)) {
         deleteTree(tmp);
@@ -255,10 +252,7 @@ public final class WeightsConverter {
 
   /** {@code abs} with every link in its longest existing prefix resolved. */
   private static Path realPath(Path abs) {
-    Path p = abs;
-    while (p.getParent() != null && !Files.exists(p)) {
-      p = p.getParent();
-    }
+    Path p = existingAncestor(abs);
     try {
       return p.toRealPath().resolve(p.relativize(abs));
     } catch (IOException e) {
@@ -266,7 +260,7 @@ public final class WeightsConverter {
     }
   }
 
-  /** {@code dir}, or its nearest ancestor that exists. */
+  /** {@code path}, or its nearest ancestor that exists. */
   private static Path existingAncestor(Path dir) {
     Path p = dir;
     while (p.getParent() != null && !Files.exists(p)) {
@@ -286,37 +280,13 @@ public final class WeightsConverter {
     }
   }
 
-  /**
-   * A new folder beside {@code out} under a hidden, unused name, made with the default
-   * permissions: {@link Files#createTempDirectory}'s are the owner's only, and the finished model
-   * would keep them.
-   */
-  private static Path createBeside(Path out, String tag) throws IOException {
-    while (true) {
-      Path p = out.resolveSibling("." + out.getFileName() + tag
-          + Long.toUnsignedString(ThreadLocalRandom.current().nextLong(), 36));
-      try {
-        return Files.createDirectory(p);
-      } catch (FileAlreadyExistsException e) {
-        // taken: try another name
-      }
-    }
-  }
-
-  /** Why a write failed: the system's reason, not the staging file it happened to. */
-  private static String reason(IOException e) {
-    if (e instanceof FileSystemException f && f.getReason() != null) {
-      return f.getReason();
-    }
-    return CheckpointException.reason(e);
-  }
 
   /** Renames the finished directory into place, replacing (then deleting) any old one. */
   private static void publish(Path tmp, Path out, boolean overwrite) throws IOException {
     checkExisting(out, overwrite); // again: OUT may have changed while the model was written
     Path old = null;
     if (Files.exists(out)) {
-      old = createBeside(out, ".old-");
+      old = AtomicFile.createBeside(out, ".old", true);
       Files.delete(old);
       move(out, old);
     }
